@@ -1,0 +1,446 @@
+/**
+ * The merge engine: the writer logs, membership, and the fold that turns them into the view.
+ *
+ * State per user key in the view is the set of slots (each member's latest entry for the key at
+ * its cut); the rendered value is a pure function of the slots. A fold replaces the slots of the
+ * keys each writer changed between its checkpoint and its target length (a Hyperbee diff), so its
+ * cost follows the changed keys, not history, and the view stays a pure function of the cuts even
+ * when a cut moves back (a removal): the diff from the old checkpoint down to the cut names exactly
+ * the keys to re-merge.
+ */
+import { EventEmitter } from 'node:events'
+import { join } from 'node:path'
+import Corestore from 'corestore'
+import Hyperbee from 'hyperbee'
+import type Hypercore from 'hypercore'
+import { type Logger, pino } from 'pino'
+import { HLC, type Stamp } from '../crdt/hlc.js'
+import { EMPTY, mergeAll, normalize, render, type KeyState } from '../crdt/keystate.js'
+import { encodeState } from '../crdt/codec.js'
+import { tagId, tagsOf } from '../crdt/orset.js'
+import type { Json } from '../crdt/json.js'
+import {
+  ADD_WRITER, DATA_RANGE, DEL, MAX_KEY_BYTES, MAX_VALUE_BYTES, MEMBERSHIP_RANGE, PUT, REMOVE_WRITER, STATE,
+  dataKey, decodeData, decodeEntry, decodeMembership, encodeEntry, membershipKey, slotState, type DataEntry
+} from './entry.js'
+import { resolveMembers, type Member, type MembershipRecord } from './membership.js'
+import { ViewStore, setSlot, type BatchOp, type Slot } from './view.js'
+import { MeshError, closed, invalidArgument, keyMismatch, notWritable, tooLarge, writerRemoved } from './errors.js'
+
+export type WriteOp =
+  | { type: 'put', key: Uint8Array, value: Uint8Array }
+  | { type: 'del', key: Uint8Array }
+  | { type: 'patch', key: Uint8Array, fields: ReadonlyArray<readonly [string, Json | undefined]> }
+  | { type: 'sadd', key: Uint8Array, member: Json }
+  | { type: 'srem', key: Uint8Array, member: Json }
+
+export interface EngineOptions {
+  key?: Uint8Array
+  /** Where the view lives when `storage` is a Corestore. */
+  viewPath?: string
+  logger?: Logger
+  maxDrift?: number
+}
+
+/** Counters a test or an operator can read; they only grow. */
+export interface EngineStats {
+  folds: number
+  /** Changed (writer, key) pairs read from Hyperbee diffs. */
+  diffEntries: number
+  /** Keys re-merged and written to the view. */
+  keysMerged: number
+  /** Entries skipped because they failed to decode or validate. */
+  badEntries: number
+  /** Remote stamps that ran more than maxDrift ahead of the local clock. */
+  clampedStamps: number
+}
+
+export interface WriterState {
+  readonly key: Uint8Array
+  readonly core: Hypercore
+  readonly bee: Hyperbee
+  /** Membership records of this log, by bee key (hex), read up to `mlen`. */
+  readonly records: Map<string, MembershipRecord>
+  mlen: number
+  /** Largest amount (ms) by which this writer's stamps ran ahead of the local wall clock. */
+  maxSkew: number
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+
+export class Engine extends EventEmitter {
+  readonly store: Corestore
+  readonly view: ViewStore
+  readonly log: Logger
+  readonly stats: EngineStats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0 }
+  readonly writers = new Map<string, WriterState>()
+  members = new Map<string, Member>()
+  checkpoints = new Map<string, number>()
+  hlc: HLC
+  key!: Buffer
+  own!: WriterState
+  creator!: WriterState
+
+  private readonly ownsStore: boolean
+  private readonly givenKey: Buffer | null
+  private queue: Promise<unknown> = Promise.resolve()
+  private pending: Promise<boolean> | null = null
+  private closing = false
+
+  constructor (storage: string | Corestore, opts: EngineOptions = {}) {
+    super()
+    if (typeof storage === 'string') {
+      this.store = new Corestore(join(storage, 'cores'))
+      this.view = new ViewStore(join(storage, 'view'))
+      this.ownsStore = true
+    } else {
+      if (typeof opts.viewPath !== 'string') throw invalidArgument('A Corestore as storage needs opts.viewPath, a directory for the view')
+      this.store = storage.session()
+      this.view = new ViewStore(opts.viewPath)
+      this.ownsStore = false
+    }
+    this.log = opts.logger ?? pino({ level: 'silent' })
+    this.hlc = new HLC({ maxDrift: opts.maxDrift })
+    this.givenKey = opts.key === undefined ? null : buf(opts.key)
+  }
+
+  get writable (): boolean {
+    const m = this.members.get(hex(this.own.key))
+    return m !== undefined && !m.removed
+  }
+
+  async open (): Promise<void> {
+    await this.store.ready()
+    await this.view.open()
+    const stored = await this.view.getMeta('key')
+    if (stored !== undefined && this.givenKey !== null && !stored.equals(this.givenKey)) {
+      throw keyMismatch(stored.toString('hex'), this.givenKey.toString('hex'))
+    }
+    this.own = await this.openWriter(this.store.get({ name: 'meshbee-writer' }))
+    this.key = this.givenKey ?? stored ?? this.own.key as Buffer
+    this.creator = this.writers.get(hex(this.key)) ?? await this.openWriter(this.store.get({ key: this.key }))
+    this.checkpoints = await this.view.readCheckpoints()
+
+    const saved = await this.view.readStamp()
+    if (saved !== null) this.hlc.restore(saved)
+    const last = await this.lastOwnStamp()
+    if (last !== null) this.hlc.restore(last)
+    if (stored === undefined) await this.view.write([this.view.putMeta('key', this.key)])
+    await this.update()
+  }
+
+  async close (): Promise<void> {
+    this.closing = true
+    await this.queue.catch(() => {})
+    for (const w of this.writers.values()) await w.bee.close().catch(() => {})
+    await this.store.close()
+    await this.view.close()
+  }
+
+  private async lastOwnStamp (): Promise<Stamp | null> {
+    const core = this.own.core
+    for (let i = core.length - 1; i >= 1; i--) {
+      const node = await this.own.bee.getBySeq(i).catch(() => null)
+      if (node === null) continue
+      try {
+        return decodeEntry(node.value).stamp
+      } catch {
+        continue
+      }
+    }
+    return null
+  }
+
+  private async openWriter (core: Hypercore): Promise<WriterState> {
+    await core.ready()
+    const id = hex(core.key)
+    const existing = this.writers.get(id)
+    if (existing !== undefined) {
+      if (existing.core !== core) await core.close()
+      return existing
+    }
+    const bee = new Hyperbee(core, { keyEncoding: 'binary', valueEncoding: 'binary', extension: false })
+    await bee.ready()
+    const w: WriterState = { key: core.key, core, bee, records: new Map(), mlen: 0, maxSkew: 0 }
+    this.writers.set(id, w)
+    if (!core.writable) {
+      core.download({ start: 0, end: -1 })
+      const wake = (): void => { this.schedule() }
+      core.on('append', wake)
+      core.on('download', wake)
+    }
+    return w
+  }
+
+  /** Runs `fn` after every earlier locked task: folds and own writes never interleave. */
+  private locked<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(async () => {
+      if (this.closing) throw closed()
+      return await fn()
+    })
+    this.queue = run.catch(() => {})
+    return run
+  }
+
+  /** Coalesces bursts of remote appends into one fold. */
+  schedule (): void {
+    if (this.closing || this.pending !== null) return
+    this.update().catch((err: unknown) => {
+      if (!this.closing) this.log.error({ err }, 'fold failed')
+    })
+  }
+
+  /** Folds everything available locally now. Resolves true if the view changed. */
+  update (): Promise<boolean> {
+    if (this.pending !== null) return this.pending
+    const p = this.locked(async () => {
+      this.pending = null
+      return await this.fold()
+    })
+    this.pending = p
+    p.catch(() => {}).finally(() => { if (this.pending === p) this.pending = null })
+    return p
+  }
+
+  private target (w: WriterState): number {
+    const m = this.members.get(hex(w.key))
+    if (m === undefined) return 0
+    return Math.min(w.core.contiguousLength, m.cut)
+  }
+
+  private async refreshMembership (): Promise<void> {
+    let grew = true
+    while (grew) {
+      grew = false
+      for (const w of [...this.writers.values()]) {
+        const len = w.core.contiguousLength
+        if (len !== w.mlen) await this.readMembership(w, len)
+        for (const r of w.records.values()) {
+          if (r.entry.type === ADD_WRITER && !this.writers.has(hex(r.entry.writer))) {
+            await this.openWriter(this.store.get({ key: r.entry.writer }))
+            grew = true
+          }
+        }
+      }
+    }
+    const before = this.members
+    const records = [...this.writers.values()].flatMap((w) => [...w.records.values()])
+    this.members = resolveMembers(this.key, records)
+    for (const [id, m] of this.members) {
+      const was = before.get(id)
+      if (was === undefined) this.emit('writer-add', Buffer.from(id, 'hex'))
+      if (m.removed && (was === undefined || !was.removed)) this.emit('writer-remove', Buffer.from(id, 'hex'), m.cut)
+    }
+  }
+
+  private async readMembership (w: WriterState, len: number): Promise<void> {
+    const snap = w.bee.checkout(Math.max(1, len))
+    try {
+      for await (const { left, right } of snap.createDiffStream(w.mlen, MEMBERSHIP_RANGE)) {
+        const id = hex((left ?? right as NonNullable<typeof right>).key)
+        if (left === null) {
+          w.records.delete(id)
+          continue
+        }
+        try {
+          w.records.set(id, { author: w.key, seq: left.seq, entry: decodeMembership(left.key, left.value) })
+        } catch (err) {
+          w.records.delete(id)
+          this.skip(w, left.seq, err)
+        }
+      }
+    } finally {
+      await snap.close()
+    }
+    w.mlen = len
+  }
+
+  private skip (w: WriterState, seq: number, err: unknown): void {
+    this.stats.badEntries++
+    this.log.warn({ writer: hex(w.key), seq, err: (err as Error).message }, 'skipped a bad entry')
+  }
+
+  private async fold (): Promise<boolean> {
+    this.stats.folds++
+    await this.refreshMembership()
+    const changed = new Map<string, { key: Buffer, slots: Map<string, Uint8Array | null> }>()
+    const moved = new Map<string, number>()
+    const ids = [...this.writers.keys()].sort()
+    for (const id of ids) {
+      const w = this.writers.get(id) as WriterState
+      const from = this.checkpoints.get(id) ?? 0
+      const to = this.target(w)
+      if (to === from) continue
+      const snap = w.bee.checkout(Math.max(1, to))
+      try {
+        for await (const { left, right } of snap.createDiffStream(from, DATA_RANGE)) {
+          const node = left ?? right as NonNullable<typeof right>
+          const key = node.key.subarray(1)
+          const kid = key.toString('hex')
+          let entry = changed.get(kid)
+          if (entry === undefined) changed.set(kid, entry = { key, slots: new Map() })
+          entry.slots.set(id, left === null ? null : this.validate(w, left.seq, left.key, left.value))
+          this.stats.diffEntries++
+        }
+      } finally {
+        await snap.close()
+      }
+      moved.set(id, to)
+    }
+    if (moved.size === 0) return false
+
+    const ops: BatchOp[] = []
+    for (const { key, slots: updates } of changed.values()) {
+      let slots = await this.view.getSlots(key)
+      for (const [id, entry] of updates) slots = setSlot(slots, Buffer.from(id, 'hex'), entry)
+      ops.push(this.view.putValue(key, render(this.merged(slots))), this.view.putSlots(key, slots))
+      this.stats.keysMerged++
+    }
+    for (const [id, len] of moved) {
+      ops.push(this.view.putCheckpoint(Buffer.from(id, 'hex'), len))
+    }
+    ops.push(this.view.putStamp(this.hlc.last))
+    await this.view.write(ops)
+    for (const [id, len] of moved) this.checkpoints.set(id, len)
+    if (changed.size > 0) this.emit('update')
+    return changed.size > 0
+  }
+
+  /** The entry if it is valid, else null (and counted). Observes remote stamps into the clock. */
+  private validate (w: WriterState, seq: number, beeKey: Uint8Array, value: Uint8Array): Uint8Array | null {
+    let e: DataEntry
+    try {
+      e = decodeData(beeKey, value)
+      slotState(e, w.key)
+    } catch (err) {
+      this.skip(w, seq, err)
+      return null
+    }
+    if (w !== this.own) {
+      const skew = e.stamp.wall - Date.now()
+      if (skew > w.maxSkew) w.maxSkew = skew
+      if (this.hlc.observe(e.stamp).clamped) {
+        this.stats.clampedStamps++
+        this.log.warn({ writer: hex(w.key), skew }, 'remote clock runs ahead beyond maxDrift')
+      }
+    }
+    return value
+  }
+
+  /** The merged key state of a list of slots. Slots hold only entries that validated. */
+  merged (slots: Slot[]): KeyState {
+    return mergeAll(slots.map((s) => this.slotOf(s)))
+  }
+
+  private slotOf (s: Slot): KeyState {
+    return slotState(decodeEntry(s.entry) as DataEntry, s.writer)
+  }
+
+  /** Appends own writes as one atomic batch and folds them into the view before resolving. */
+  write (ops: WriteOp[]): Promise<void> {
+    return this.locked(async () => {
+      if (!this.writable) throw notWritable()
+      const ownId = hex(this.own.key)
+      if ((this.checkpoints.get(ownId) ?? 0) !== this.own.core.length) await this.fold()
+
+      const keys = new Map<string, { key: Buffer, slots: Slot[] }>()
+      const appends: Array<[Buffer, Buffer]> = []
+      for (const op of ops) {
+        if (op.key.byteLength > MAX_KEY_BYTES) throw tooLarge('A key', op.key.byteLength, MAX_KEY_BYTES)
+        const kid = hex(op.key)
+        let k = keys.get(kid)
+        if (k === undefined) keys.set(kid, k = { key: buf(op.key), slots: await this.view.getSlots(op.key) })
+        const entry = encodeEntry(this.entryFor(op, k.slots))
+        if (entry.byteLength > MAX_VALUE_BYTES + 64) throw tooLarge('An entry', entry.byteLength, MAX_VALUE_BYTES)
+        appends.push([dataKey(op.key), entry])
+        k.slots = setSlot(k.slots, this.own.key, entry)
+      }
+      if (appends.length === 0) return
+
+      const batch = this.own.bee.batch()
+      for (const [k, v] of appends) await batch.put(k, v)
+      await batch.flush()
+
+      const viewOps: BatchOp[] = []
+      for (const { key, slots } of keys.values()) {
+        viewOps.push(this.view.putValue(key, render(this.merged(slots))), this.view.putSlots(key, slots))
+      }
+      const len = this.own.core.length
+      viewOps.push(this.view.putCheckpoint(this.own.key, len), this.view.putStamp(this.hlc.last))
+      await this.view.write(viewOps)
+      this.checkpoints.set(ownId, len)
+      this.emit('update')
+    })
+  }
+
+  private entryFor (op: WriteOp, slots: Slot[]): DataEntry {
+    const stamp = this.hlc.now()
+    const writer = this.own.key
+    const mine = slots.find((s) => buf(s.writer).equals(writer))
+    const own = mine === undefined ? EMPTY : this.slotOf(mine)
+    let next: KeyState
+    switch (op.type) {
+      case 'put':
+        if (op.value.byteLength > MAX_VALUE_BYTES) throw tooLarge('A value', op.value.byteLength, MAX_VALUE_BYTES)
+        next = { ...own, reg: { stamp, writer, value: op.value } }
+        break
+      case 'del':
+        next = { ...own, reg: { stamp, writer, value: null } }
+        break
+      case 'patch': {
+        const fields = new Map(own.fields)
+        for (const [name, value] of op.fields) fields.set(name, { stamp, writer, value: value === undefined ? null : [value] })
+        next = { ...own, fields }
+        break
+      }
+      case 'sadd': {
+        const adds = new Map(own.adds)
+        const tag = { stamp, writer }
+        adds.set(tagId(tag), { tag, member: op.member })
+        next = { ...own, adds }
+        break
+      }
+      case 'srem': {
+        const all = this.merged(slots)
+        const adds = new Map(own.adds)
+        const removed = new Map(own.removed)
+        for (const tag of tagsOf(all.adds, all.removed, op.member)) {
+          const id = tagId(tag)
+          adds.delete(id)
+          removed.set(id, tag)
+        }
+        next = { ...own, adds, removed }
+        break
+      }
+    }
+    next = normalize(next)
+    const reg = next.reg
+    const plain = next.fields.size === 0 && next.adds.size === 0 && next.removed.size === 0 &&
+      reg !== null && reg.stamp === stamp && buf(reg.writer).equals(writer)
+    if (plain) return reg.value === null ? { type: DEL, stamp } : { type: PUT, stamp, value: reg.value }
+    return { type: STATE, stamp, state: encodeState(next) }
+  }
+
+  /** Appends a membership entry to the own log and folds it. */
+  changeMembership (type: typeof ADD_WRITER | typeof REMOVE_WRITER, target: Uint8Array): Promise<void> {
+    return this.locked(async () => {
+      if (!this.writable) throw notWritable()
+      await this.fold()
+      const id = hex(target)
+      const m = this.members.get(id)
+      if (type === ADD_WRITER) {
+        if (m !== undefined && m.removed) throw writerRemoved(id)
+        if (this.own.records.has(hex(membershipKey(ADD_WRITER, target)))) return
+        if (m !== undefined) return
+        await this.own.bee.put(membershipKey(ADD_WRITER, target), encodeEntry({ type, stamp: this.hlc.now(), writer: target }))
+      } else {
+        if (m === undefined) throw new MeshError('MESHBEE_INVALID_KEY', `Writer ${id} is not a member`)
+        if (m.removed) return
+        const length = this.checkpoints.get(id) ?? 0
+        await this.own.bee.put(membershipKey(REMOVE_WRITER, target), encodeEntry({ type, stamp: this.hlc.now(), writer: target, length }))
+      }
+      await this.fold()
+    })
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Every error meshbee raises on purpose carries a stable `code`. The codes are part of the public
+ * API (listed in the README) and do not change between versions. Plain TypeErrors are kept for
+ * programmer mistakes such as a wrong argument type; they carry a code too.
+ */
+
+export type ErrorCode =
+  | 'MESHBEE_NOT_WRITABLE'
+  | 'MESHBEE_KEY_MISMATCH'
+  | 'MESHBEE_INVALID_KEY'
+  | 'MESHBEE_INVALID_ARGUMENT'
+  | 'MESHBEE_TOO_LARGE'
+  | 'MESHBEE_WRITER_REMOVED'
+  | 'MESHBEE_INVALID_CUTS'
+  | 'MESHBEE_CLOSED'
+  | 'MESHBEE_STORAGE'
+
+export class MeshError extends Error {
+  readonly code: ErrorCode
+
+  constructor (code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = 'MeshError'
+  }
+}
+
+export class MeshTypeError extends TypeError {
+  readonly code: ErrorCode
+
+  constructor (code: ErrorCode, message: string) {
+    super(message)
+    this.code = code
+    this.name = 'MeshTypeError'
+  }
+}
+
+export const notWritable = (): MeshError =>
+  new MeshError('MESHBEE_NOT_WRITABLE', 'This peer is not a member of the database: ask a member to addWriter(db.writerKey)')
+
+export const keyMismatch = (stored: string, given: string): MeshError =>
+  new MeshError('MESHBEE_KEY_MISMATCH', `The storage holds database ${stored}, not ${given}`)
+
+export const invalidKey = (what: string): MeshTypeError =>
+  new MeshTypeError('MESHBEE_INVALID_KEY', what)
+
+export const invalidArgument = (what: string): MeshTypeError =>
+  new MeshTypeError('MESHBEE_INVALID_ARGUMENT', what)
+
+export const tooLarge = (what: string, size: number, max: number): MeshError =>
+  new MeshError('MESHBEE_TOO_LARGE', `${what} is ${size} bytes, the limit is ${max}`)
+
+export const writerRemoved = (key: string): MeshError =>
+  new MeshError('MESHBEE_WRITER_REMOVED', `Writer ${key} was removed and cannot be added again: the device needs a new writer key`)
+
+export const closed = (): MeshError =>
+  new MeshError('MESHBEE_CLOSED', 'The database is closed')

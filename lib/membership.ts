@@ -1,0 +1,54 @@
+/**
+ * Membership resolution: one deterministic replay, no I/O.
+ *
+ * Input: the membership entries of every log reached from the creator through add-writer entries,
+ * each with its author and its index in the author's log. They are ordered by (HLC stamp, author
+ * key, index) and replayed. An entry counts iff, at that point, its author is a member and the
+ * entry's index is below the author's cut. A counted add makes its target a member (unless it was
+ * ever removed); a counted removal lowers the target's cut to the length it recorded, and the
+ * target stays removed for good (a removal of a writer not yet added only bars it). Counted decisions are never revisited.
+ *
+ * Same records in, same members out — whatever order the logs arrived in.
+ */
+import { compareKeys, compareStamps } from '../crdt/hlc.js'
+import { ADD_WRITER, type MembershipEntry } from './entry.js'
+
+export interface MembershipRecord {
+  readonly author: Uint8Array
+  readonly seq: number
+  readonly entry: MembershipEntry
+}
+
+export interface Member {
+  /** Entries of this writer at indexes below the cut count; Infinity while not removed. */
+  cut: number
+  removed: boolean
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+
+export function compareRecords (a: MembershipRecord, b: MembershipRecord): number {
+  return compareStamps(a.entry.stamp, b.entry.stamp) || compareKeys(a.author, b.author) || a.seq - b.seq
+}
+
+/** Replays the records and returns every member (by hex key) with its cut. */
+export function resolveMembers (creator: Uint8Array, records: Iterable<MembershipRecord>): Map<string, Member> {
+  const members = new Map<string, Member>([[hex(creator), { cut: Infinity, removed: false }]])
+  const removed = new Set<string>()
+  for (const r of [...records].sort(compareRecords)) {
+    const author = members.get(hex(r.author))
+    if (author === undefined || r.seq >= author.cut) continue
+    const target = hex(r.entry.writer)
+    if (r.entry.type === ADD_WRITER) {
+      if (!removed.has(target) && !members.has(target)) members.set(target, { cut: Infinity, removed: false })
+      continue
+    }
+    removed.add(target)
+    const m = members.get(target)
+    if (m !== undefined) {
+      m.cut = Math.min(m.cut, r.entry.length)
+      m.removed = true
+    }
+  }
+  return members
+}

@@ -1,0 +1,290 @@
+/**
+ * MeshDB: the abstract-level face of the engine. abstract-level owns the policy (argument checks,
+ * encodings, deferred open, sublevels, hooks, events); this class only adapts storage: writes go
+ * to the own writer log through the engine, reads come from the view store.
+ */
+import { AbstractIterator, AbstractLevel, AbstractSnapshot } from 'abstract-level'
+import type { AbstractDatabaseOptions } from 'abstract-level'
+import type Corestore from 'corestore'
+import type { Duplex } from 'node:stream'
+import type { Logger } from 'pino'
+import { isJson, isPlainObject, type Json } from '../crdt/json.js'
+import { Engine, type EngineStats, type WriteOp } from './engine.js'
+import { ADD_WRITER, REMOVE_WRITER } from './entry.js'
+import { invalidArgument } from './errors.js'
+import type { ClassicLevel } from 'classic-level'
+
+type Bytes = Buffer
+
+export interface MeshDBOptions<K = string, V = string> extends AbstractDatabaseOptions<K, V> {
+  /** The database key; without it a new database is created with this peer as its first writer. */
+  key?: Uint8Array | string
+  /** A directory for the view, required when `storage` is a Corestore. */
+  viewPath?: string
+  /** A pino logger; the library is silent by default. */
+  logger?: Logger
+  /** How far (ms) a remote stamp may pull the local clock ahead of the wall clock. Default 60 000. */
+  maxDrift?: number
+}
+
+type KeyInput = unknown
+
+function toKey (key: Uint8Array | string, name: string): Buffer {
+  if (typeof key === 'string') {
+    if (!/^[0-9a-f]{64}$/i.test(key)) throw invalidArgument(`${name} must be 32 bytes or 64 hex characters`)
+    return Buffer.from(key, 'hex')
+  }
+  if (!(key instanceof Uint8Array) || key.byteLength !== 32) throw invalidArgument(`${name} must be 32 bytes or 64 hex characters`)
+  return Buffer.from(key)
+}
+
+class MeshSnapshot extends AbstractSnapshot {
+  readonly inner: ReturnType<ClassicLevel<Bytes, Bytes>['snapshot']>
+
+  constructor (db: MeshDB<unknown, unknown>, inner: MeshSnapshot['inner']) {
+    super(...([db] as unknown as []))
+    this.inner = inner
+  }
+
+  async _close (): Promise<void> {
+    await this.inner.close()
+  }
+}
+
+interface ReadOptions { snapshot?: MeshSnapshot | null }
+
+function inner (options: ReadOptions): { snapshot?: MeshSnapshot['inner'] } {
+  return options.snapshot != null ? { snapshot: options.snapshot.inner } : {}
+}
+
+interface InnerIterator {
+  next: () => Promise<[Bytes, Bytes] | undefined>
+  nextv: (size: number) => Promise<Array<[Bytes, Bytes]>>
+  all: () => Promise<Array<[Bytes, Bytes]>>
+  seek: (target: Bytes) => void
+  close: () => Promise<void>
+}
+
+class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Bytes> {
+  private readonly it: InnerIterator
+
+  constructor (db: MeshDB<unknown, unknown>, options: Record<string, unknown>, it: InnerIterator) {
+    super(db, options as never)
+    this.it = it
+  }
+
+  async _next (): Promise<[Bytes, Bytes] | undefined> {
+    return await this.it.next()
+  }
+
+  async _nextv (size: number): Promise<Array<[Bytes, Bytes]>> {
+    return await this.it.nextv(size)
+  }
+
+  async _all (): Promise<Array<[Bytes, Bytes]>> {
+    return await this.it.all()
+  }
+
+  _seek (target: Bytes): void {
+    this.it.seek(target)
+  }
+
+  async _close (): Promise<void> {
+    await this.it.close()
+  }
+}
+
+const RANGE = ['gt', 'gte', 'lt', 'lte'] as const
+
+/**
+ * A leaderless multi-writer database. Every peer writes to its own signed log; the fold merges all
+ * members' logs into a local view that reads through the full abstract-level API.
+ *
+ * @example
+ * const db = new MeshDB('./data', { valueEncoding: 'json' })
+ * await db.put('greeting', { hello: 'world' })
+ * await db.get('greeting') // { hello: 'world' }
+ */
+export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
+  readonly engine: Engine
+
+  constructor (storage: string | Corestore, options: MeshDBOptions<K, V> = {}) {
+    const { key, viewPath, logger, maxDrift, ...rest } = options
+    const manifest = {
+      encodings: { buffer: true },
+      implicitSnapshots: true,
+      explicitSnapshots: true,
+      has: false,
+      getSync: true,
+      seek: true,
+      permanence: true,
+      createIfMissing: false,
+      errorIfExists: false,
+      additionalMethods: {
+        patch: true, sadd: true, srem: true, smembers: true, addWriter: true, removeWriter: true, update: true
+      }
+    }
+    super(manifest as ConstructorParameters<typeof AbstractLevel>[0], rest as AbstractDatabaseOptions<K, V>)
+    if (typeof storage !== 'string' && (storage === null || typeof storage !== 'object')) {
+      throw invalidArgument('storage must be a directory path or a Corestore')
+    }
+    this.engine = new Engine(storage, {
+      key: key === undefined ? undefined : toKey(key, 'key'),
+      viewPath,
+      logger,
+      maxDrift
+    })
+    this.engine.on('update', () => this.emit('update'))
+    this.engine.on('writer-add', (k: Buffer) => this.emit('writer-add', k))
+    this.engine.on('writer-remove', (k: Buffer, cut: number) => this.emit('writer-remove', k, cut))
+  }
+
+  /** The database key: the creator's writer key. Shared to let others read and replicate. */
+  get key (): Buffer { return this.engine.key }
+  /** The topic peers meet on; reveals nothing about the key. */
+  get discoveryKey (): Buffer { return this.engine.creator.core.discoveryKey }
+  /** This peer's writer key: what a member passes to `addWriter` to let this peer write. */
+  get writerKey (): Buffer { return this.engine.own.key as Buffer }
+  /** Whether this peer is a member (and not removed), so that writes are accepted. */
+  get writable (): boolean { return this.status === 'open' && this.engine.writable }
+  /** Counters of the fold; they only grow. */
+  stats (): EngineStats { return { ...this.engine.stats } }
+
+  async _open (): Promise<void> {
+    await this.engine.open()
+  }
+
+  async _close (): Promise<void> {
+    await this.engine.close()
+  }
+
+  async _get (key: Bytes, options: ReadOptions): Promise<Bytes | undefined> {
+    return await this.engine.view.values.get(key, inner(options))
+  }
+
+  _getSync (key: Bytes, options: ReadOptions): Bytes | undefined {
+    return this.engine.view.values.getSync(key, inner(options))
+  }
+
+  async _getMany (keys: Bytes[], options: ReadOptions): Promise<Array<Bytes | undefined>> {
+    return await this.engine.view.values.getMany(keys, inner(options))
+  }
+
+  async _put (key: Bytes, value: Bytes): Promise<void> {
+    await this.engine.write([{ type: 'put', key, value }])
+  }
+
+  async _del (key: Bytes): Promise<void> {
+    await this.engine.write([{ type: 'del', key }])
+  }
+
+  async _batch (operations: Array<{ type: 'put' | 'del', key: Bytes, value?: Bytes }>): Promise<void> {
+    await this.engine.write(operations.map((op): WriteOp =>
+      op.type === 'put' ? { type: 'put', key: op.key, value: op.value as Bytes } : { type: 'del', key: op.key }))
+  }
+
+  _snapshot (): MeshSnapshot {
+    return new MeshSnapshot(this as MeshDB<unknown, unknown>, this.engine.view.db.snapshot())
+  }
+
+  _iterator (options: Record<string, unknown>): MeshIterator {
+    const opts: Record<string, unknown> = {
+      keys: options.keys, values: options.values, reverse: options.reverse, limit: options.limit, ...inner(options as ReadOptions)
+    }
+    for (const r of RANGE) if (options[r] !== undefined) opts[r] = options[r]
+    return new MeshIterator(this as MeshDB<unknown, unknown>, options, this.engine.view.values.iterator(opts) as unknown as InnerIterator)
+  }
+
+  async _clear (options: Record<string, unknown>): Promise<void> {
+    const opts: Record<string, unknown> = { reverse: options.reverse, limit: options.limit, ...inner(options as ReadOptions) }
+    for (const r of RANGE) if (options[r] !== undefined) opts[r] = options[r]
+    const keys = await this.engine.view.values.keys(opts).all()
+    if (keys.length > 0) await this.engine.write(keys.map((key): WriteOp => ({ type: 'del', key })))
+  }
+
+  private encodeKey (key: KeyInput): Bytes {
+    if (key === null || key === undefined) throw invalidArgument('Key cannot be null or undefined')
+    const enc = this.keyEncoding() as unknown as { encode: (k: unknown) => Bytes }
+    return this.prefixKey(enc.encode(key), 'buffer', true) as Bytes
+  }
+
+  private async ready (): Promise<void> {
+    if (this.status === 'opening') await this.open()
+    if (this.status !== 'open') {
+      const err = new Error('Database is not open') as Error & { code: string }
+      err.code = 'LEVEL_DATABASE_NOT_OPEN'
+      throw err
+    }
+  }
+
+  /**
+   * Sets fields of the document at `key` (LWW map: each field merges on its own). A field set to
+   * `undefined` is deleted. A later whole-value `put` replaces the document.
+   */
+  async patch (key: K, fields: Record<string, Json | undefined>): Promise<void> {
+    if (!isPlainObject(fields)) throw invalidArgument('fields must be a plain object')
+    const list: Array<[string, Json | undefined]> = []
+    for (const [name, value] of Object.entries(fields)) {
+      if (value !== undefined && !isJson(value)) throw invalidArgument(`field ${name} is not JSON`)
+      list.push([name, value])
+    }
+    const k = this.encodeKey(key)
+    await this.ready()
+    if (list.length > 0) await this.engine.write([{ type: 'patch', key: k, fields: list }])
+  }
+
+  /** Adds a member to the set at `key` (add-wins observed-remove set). */
+  async sadd (key: K, member: Json): Promise<void> {
+    if (!isJson(member)) throw invalidArgument('member must be JSON')
+    const k = this.encodeKey(key)
+    await this.ready()
+    await this.engine.write([{ type: 'sadd', key: k, member }])
+  }
+
+  /** Removes every occurrence of `member` this peer has seen from the set at `key`. */
+  async srem (key: K, member: Json): Promise<void> {
+    if (!isJson(member)) throw invalidArgument('member must be JSON')
+    const k = this.encodeKey(key)
+    await this.ready()
+    await this.engine.write([{ type: 'srem', key: k, member }])
+  }
+
+  /** The sorted members of the set at `key` ([] when the key does not hold a set). */
+  async smembers (key: K): Promise<Json[]> {
+    const k = this.encodeKey(key)
+    await this.ready()
+    const raw = await this.engine.view.values.get(k)
+    if (raw === undefined) return []
+    try {
+      const v: unknown = JSON.parse(raw.toString('utf8'))
+      return Array.isArray(v) ? v as Json[] : []
+    } catch {
+      return []
+    }
+  }
+
+  /** Makes another peer a member, by its writer key. */
+  async addWriter (key: Uint8Array | string): Promise<void> {
+    const k = toKey(key, 'writer key')
+    await this.ready()
+    await this.engine.changeMembership(ADD_WRITER, k)
+  }
+
+  /** Removes a member: its entries past the length this peer has folded never count. */
+  async removeWriter (key: Uint8Array | string): Promise<void> {
+    const k = toKey(key, 'writer key')
+    await this.ready()
+    await this.engine.changeMembership(REMOVE_WRITER, k)
+  }
+
+  /** Folds everything available locally now; resolves true if the view changed. */
+  async update (): Promise<boolean> {
+    await this.ready()
+    return await this.engine.update()
+  }
+
+  /** A replication stream carrying every log in this database's store (corestore replication). */
+  replicate (isInitiatorOrStream: boolean | Duplex): Duplex {
+    return this.engine.store.replicate(isInitiatorOrStream)
+  }
+}

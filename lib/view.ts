@@ -1,0 +1,117 @@
+/**
+ * The view store: one LevelDB (classic-level) holding everything the fold derives, so that the
+ * view, the per-key slots and the checkpoints always change together in one atomic batch.
+ *
+ *   values      user key → the key's rendered value (what get and iterators read)
+ *   slots       user key → msgpack [[writer key, entry bytes], …] sorted by writer: each member's
+ *               latest entry for the key at its cut (the inputs of the merge)
+ *   checkpoints writer key → the length of its log the view reflects
+ *   meta        'key' → database key, 'hlc' → the last HLC stamp
+ */
+import { decode as unpack, encode as pack } from '@msgpack/msgpack'
+import c from 'compact-encoding'
+import { ClassicLevel } from 'classic-level'
+import type { AbstractSublevel } from 'abstract-level'
+import { compareKeys, stampEncoding, type Stamp } from '../crdt/hlc.js'
+
+type Bytes = Buffer
+export type Sub = AbstractSublevel<ClassicLevel<Bytes, Bytes>, string | Buffer | Uint8Array, Bytes, Bytes>
+
+const BUF = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const
+
+/** One writer's latest entry for a key. */
+export interface Slot { readonly writer: Uint8Array, readonly entry: Uint8Array }
+
+export type BatchOp =
+  | { type: 'put', sublevel: Sub, key: Bytes, value: Bytes }
+  | { type: 'del', sublevel: Sub, key: Bytes }
+
+export class ViewStore {
+  readonly db: ClassicLevel<Bytes, Bytes>
+  readonly values: Sub
+  readonly slots: Sub
+  readonly checkpoints: Sub
+  readonly meta: Sub
+
+  constructor (location: string) {
+    this.db = new ClassicLevel<Bytes, Bytes>(location, BUF)
+    this.values = this.db.sublevel<Bytes, Bytes>('v', BUF)
+    this.slots = this.db.sublevel<Bytes, Bytes>('s', BUF)
+    this.checkpoints = this.db.sublevel<Bytes, Bytes>('c', BUF)
+    this.meta = this.db.sublevel<Bytes, Bytes>('m', BUF)
+  }
+
+  async open (): Promise<void> {
+    await this.db.open()
+  }
+
+  async close (): Promise<void> {
+    await this.db.close()
+  }
+
+  async getSlots (key: Uint8Array): Promise<Slot[]> {
+    const raw = await this.slots.get(Buffer.from(key))
+    return raw === undefined ? [] : decodeSlots(raw)
+  }
+
+  async readCheckpoints (): Promise<Map<string, number>> {
+    const out = new Map<string, number>()
+    for await (const [k, v] of this.checkpoints.iterator()) out.set(k.toString('hex'), c.decode(c.uint, v))
+    return out
+  }
+
+  async getMeta (name: string): Promise<Bytes | undefined> {
+    return await this.meta.get(Buffer.from(name))
+  }
+
+  async readStamp (): Promise<Stamp | null> {
+    const raw = await this.getMeta('hlc')
+    return raw === undefined ? null : c.decode(stampEncoding, raw)
+  }
+
+  putValue (key: Uint8Array, value: Uint8Array | null): BatchOp {
+    return value === null
+      ? { type: 'del', sublevel: this.values, key: Buffer.from(key) }
+      : { type: 'put', sublevel: this.values, key: Buffer.from(key), value: Buffer.from(value) }
+  }
+
+  putSlots (key: Uint8Array, slots: Slot[]): BatchOp {
+    return slots.length === 0
+      ? { type: 'del', sublevel: this.slots, key: Buffer.from(key) }
+      : { type: 'put', sublevel: this.slots, key: Buffer.from(key), value: encodeSlots(slots) }
+  }
+
+  putCheckpoint (writer: Uint8Array, length: number): BatchOp {
+    return { type: 'put', sublevel: this.checkpoints, key: Buffer.from(writer), value: Buffer.from(c.encode(c.uint, length)) }
+  }
+
+  putMeta (name: string, value: Uint8Array): BatchOp {
+    return { type: 'put', sublevel: this.meta, key: Buffer.from(name), value: Buffer.from(value) }
+  }
+
+  putStamp (s: Stamp): BatchOp {
+    return this.putMeta('hlc', c.encode(stampEncoding, s) as Uint8Array)
+  }
+
+  async write (ops: BatchOp[]): Promise<void> {
+    if (ops.length > 0) await this.db.batch(ops as any) // eslint-disable-line @typescript-eslint/no-explicit-any
+  }
+}
+
+export function encodeSlots (slots: Slot[]): Bytes {
+  const sorted = [...slots].sort((a, b) => compareKeys(a.writer, b.writer))
+  const packed = pack(sorted.map((s) => [s.writer, s.entry]))
+  return Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength)
+}
+
+export function decodeSlots (raw: Uint8Array): Slot[] {
+  const arr = unpack(raw) as Array<[Uint8Array, Uint8Array]>
+  return arr.map(([writer, entry]) => ({ writer, entry }))
+}
+
+/** Replaces (or, with `entry` null, removes) one writer's slot. */
+export function setSlot (slots: Slot[], writer: Uint8Array, entry: Uint8Array | null): Slot[] {
+  const out = slots.filter((s) => compareKeys(s.writer, writer) !== 0)
+  if (entry !== null) out.push({ writer, entry })
+  return out.sort((a, b) => compareKeys(a.writer, b.writer))
+}

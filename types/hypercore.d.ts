@@ -1,0 +1,25 @@
+declare module 'hypercore' {
+  import { EventEmitter } from 'node:events'
+  interface Download { done (): Promise<void>, destroy (): void }
+  class Hypercore extends EventEmitter {
+    key: Buffer
+    discoveryKey: Buffer
+    length: number
+    contiguousLength: number
+    writable: boolean
+    opened: boolean
+    closed: boolean
+    closing: Promise<void> | null
+    ready (): Promise<void>
+    close (): Promise<void>
+    append (blocks: Uint8Array | Uint8Array[]): Promise<{ length: number }>
+    get (index: number, opts?: { wait?: boolean, timeout?: number }): Promise<Buffer | null>
+    has (start: number, end?: number): Promise<boolean>
+    update (opts?: { wait?: boolean }): Promise<boolean>
+    download (range?: { start?: number, end?: number, linear?: boolean }): Download
+    session (opts?: object): Hypercore
+    snapshot (opts?: object): Hypercore
+    truncate (length: number): Promise<void>
+  }
+  export default Hypercore
+}

@@ -40,6 +40,8 @@ export interface EngineOptions {
   viewPath?: string
   logger?: Logger
   maxDrift?: number
+  /** The wall clock (ms) the HLC reads; Date.now by default. Tests pass a controlled one. */
+  wallClock?: () => number
 }
 
 /** Counters a test or an operator can read; they only grow. */
@@ -82,7 +84,7 @@ export class Engine extends EventEmitter {
   own!: WriterState
   creator!: WriterState
 
-  private readonly ownsStore: boolean
+  private readonly wallClock: () => number
   private readonly givenKey: Buffer | null
   private queue: Promise<unknown> = Promise.resolve()
   private pending: Promise<boolean> | null = null
@@ -93,15 +95,14 @@ export class Engine extends EventEmitter {
     if (typeof storage === 'string') {
       this.store = new Corestore(join(storage, 'cores'))
       this.view = new ViewStore(join(storage, 'view'))
-      this.ownsStore = true
     } else {
       if (typeof opts.viewPath !== 'string') throw invalidArgument('A Corestore as storage needs opts.viewPath, a directory for the view')
       this.store = storage.session()
       this.view = new ViewStore(opts.viewPath)
-      this.ownsStore = false
     }
     this.log = opts.logger ?? pino({ level: 'silent' })
-    this.hlc = new HLC({ maxDrift: opts.maxDrift })
+    this.wallClock = opts.wallClock ?? Date.now
+    this.hlc = new HLC({ maxDrift: opts.maxDrift, wallClock: this.wallClock })
     this.givenKey = opts.key === undefined ? null : buf(opts.key)
   }
 
@@ -318,7 +319,7 @@ export class Engine extends EventEmitter {
       return null
     }
     if (w !== this.own) {
-      const skew = e.stamp.wall - Date.now()
+      const skew = e.stamp.wall - this.wallClock()
       if (skew > w.maxSkew) w.maxSkew = skew
       if (this.hlc.observe(e.stamp).clamped) {
         this.stats.clampedStamps++

@@ -6,12 +6,14 @@
 import { AbstractIterator, AbstractLevel, AbstractSnapshot } from 'abstract-level'
 import type { AbstractDatabaseOptions } from 'abstract-level'
 import type Corestore from 'corestore'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { isJson, isPlainObject, type Json } from '../crdt/json.js'
-import { Engine, type EngineStats, type WriteOp } from './engine.js'
+import { Engine, type EngineOptions, type EngineStats, type WriteOp } from './engine.js'
 import { ADD_WRITER, REMOVE_WRITER } from './entry.js'
-import { invalidArgument } from './errors.js'
+import { MeshError, invalidArgument } from './errors.js'
 import type { ClassicLevel } from 'classic-level'
 
 type Bytes = Buffer
@@ -25,6 +27,8 @@ export interface MeshDBOptions<K = string, V = string> extends AbstractDatabaseO
   logger?: Logger
   /** How far (ms) a remote stamp may pull the local clock ahead of the wall clock. Default 60 000. */
   maxDrift?: number
+  /** The wall clock (ms) the hybrid logical clock reads; Date.now by default. */
+  wallClock?: () => number
 }
 
 type KeyInput = unknown
@@ -41,8 +45,9 @@ function toKey (key: Uint8Array | string, name: string): Buffer {
 class MeshSnapshot extends AbstractSnapshot {
   readonly inner: ReturnType<ClassicLevel<Bytes, Bytes>['snapshot']>
 
-  constructor (db: MeshDB<unknown, unknown>, inner: MeshSnapshot['inner']) {
-    super(...([db] as unknown as []))
+  /** `options.owner` is the database (or sublevel) that closes the snapshot on its own close. */
+  constructor (options: { owner: unknown }, inner: MeshSnapshot['inner']) {
+    super(...([options] as unknown as []))
     this.inner = inner
   }
 
@@ -52,6 +57,8 @@ class MeshSnapshot extends AbstractSnapshot {
 }
 
 interface ReadOptions { snapshot?: MeshSnapshot | null }
+
+interface OpenOptions { createIfMissing: boolean, errorIfExists: boolean }
 
 function inner (options: ReadOptions): { snapshot?: MeshSnapshot['inner'] } {
   return options.snapshot != null ? { snapshot: options.snapshot.inner } : {}
@@ -106,41 +113,72 @@ const RANGE = ['gt', 'gte', 'lt', 'lte'] as const
  * await db.get('greeting') // { hello: 'world' }
  */
 export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
-  readonly engine: Engine
+  private readonly storage: string | Corestore
+  private readonly engineOptions: EngineOptions
+  #engine: Engine | null = null
 
   constructor (storage: string | Corestore, options: MeshDBOptions<K, V> = {}) {
-    const { key, viewPath, logger, maxDrift, ...rest } = options
+    const { key, viewPath, logger, maxDrift, wallClock, ...rest } = options
     const manifest = {
       encodings: { buffer: true },
       implicitSnapshots: true,
       explicitSnapshots: true,
-      has: false,
+      has: true,
       getSync: true,
       seek: true,
       permanence: true,
-      createIfMissing: false,
-      errorIfExists: false,
+      createIfMissing: true,
+      errorIfExists: true,
+      signals: { iterators: true },
+      events: { update: true, 'writer-add': true, 'writer-remove': true },
       additionalMethods: {
-        patch: true, sadd: true, srem: true, smembers: true, addWriter: true, removeWriter: true, update: true
+        patch: true,
+        sadd: true,
+        srem: true,
+        smembers: true,
+        addWriter: true,
+        removeWriter: true,
+        update: true,
+        stats: true,
+        replicate: true
       }
     }
     super(manifest as ConstructorParameters<typeof AbstractLevel>[0], rest as AbstractDatabaseOptions<K, V>)
     if (typeof storage !== 'string' && (storage === null || typeof storage !== 'object')) {
       throw invalidArgument('storage must be a directory path or a Corestore')
     }
-    this.engine = new Engine(storage, {
-      key: key === undefined ? undefined : toKey(key, 'key'),
-      viewPath,
-      logger,
-      maxDrift
-    })
-    this.engine.on('update', () => this.emit('update'))
-    this.engine.on('writer-add', (k: Buffer) => this.emit('writer-add', k))
-    this.engine.on('writer-remove', (k: Buffer, cut: number) => this.emit('writer-remove', k, cut))
+    this.storage = storage
+    if (typeof storage !== 'string' && typeof viewPath !== 'string') {
+      throw invalidArgument('A Corestore as storage needs opts.viewPath, a directory for the view')
+    }
+    this.storage = storage
+    this.engineOptions = { key: key === undefined ? undefined : toKey(key, 'key'), viewPath, logger, maxDrift, wallClock }
+  }
+
+  /**
+   * The engine of the current (or last) open. Each open creates one over the same storage, since a
+   * closed Corestore or view cannot be reopened; nothing touches the disk before the first open.
+   */
+  get engine (): Engine {
+    if (this.#engine === null) throw new MeshError('MESHBEE_CLOSED', 'The database has not been opened yet')
+    return this.#engine
+  }
+
+  /** Where the view lives (the Engine's layout); a database exists here iff its LevelDB does. */
+  private viewLocation (): string {
+    return typeof this.storage === 'string' ? join(this.storage, 'view') : this.engineOptions.viewPath as string
+  }
+
+  private createEngine (): Engine {
+    const engine = new Engine(this.storage, this.engineOptions)
+    engine.on('update', () => this.emit('update'))
+    engine.on('writer-add', (k: Buffer) => this.emit('writer-add', k))
+    engine.on('writer-remove', (k: Buffer, cut: number) => this.emit('writer-remove', k, cut))
+    return engine
   }
 
   /** The database key: the creator's writer key. Shared to let others read and replicate. */
-  get key (): Buffer { return this.engine.key }
+  get key (): Buffer { return this.#engine?.key as Buffer }
   /** The topic peers meet on; reveals nothing about the key. */
   get discoveryKey (): Buffer { return this.engine.creator.core.discoveryKey }
   /** This peer's writer key: what a member passes to `addWriter` to let this peer write. */
@@ -150,8 +188,23 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   /** Counters of the fold; they only grow. */
   stats (): EngineStats { return { ...this.engine.stats } }
 
-  async _open (): Promise<void> {
-    await this.engine.open()
+  async _open (options: OpenOptions): Promise<void> {
+    const location = this.viewLocation()
+    const exists = existsSync(join(location, 'CURRENT'))
+    if (!exists && !options.createIfMissing) {
+      throw new MeshError('MESHBEE_STORAGE', `${location} does not exist (createIfMissing is false)`)
+    }
+    if (exists && options.errorIfExists) {
+      throw new MeshError('MESHBEE_STORAGE', `${location} exists (errorIfExists is true)`)
+    }
+    const engine = this.#engine = this.createEngine()
+    try {
+      await engine.open()
+    } catch (err) {
+      // abstract-level does not call _close() after a failed _open(): release the storage here.
+      await engine.close().catch(() => {})
+      throw err
+    }
   }
 
   async _close (): Promise<void> {
@@ -160,6 +213,14 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
 
   async _get (key: Bytes, options: ReadOptions): Promise<Bytes | undefined> {
     return await this.engine.view.values.get(key, inner(options))
+  }
+
+  async _has (key: Bytes, options: ReadOptions): Promise<boolean> {
+    return await this.engine.view.values.has(key, inner(options))
+  }
+
+  async _hasMany (keys: Bytes[], options: ReadOptions): Promise<boolean[]> {
+    return await this.engine.view.values.hasMany(keys, inner(options))
   }
 
   _getSync (key: Bytes, options: ReadOptions): Bytes | undefined {
@@ -183,13 +244,18 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
       op.type === 'put' ? { type: 'put', key: op.key, value: op.value as Bytes } : { type: 'del', key: op.key }))
   }
 
-  _snapshot (): MeshSnapshot {
-    return new MeshSnapshot(this as MeshDB<unknown, unknown>, this.engine.view.db.snapshot())
+  _snapshot (options: { owner: unknown }): MeshSnapshot {
+    return new MeshSnapshot(options, this.engine.view.db.snapshot())
   }
 
   _iterator (options: Record<string, unknown>): MeshIterator {
     const opts: Record<string, unknown> = {
-      keys: options.keys, values: options.values, reverse: options.reverse, limit: options.limit, ...inner(options as ReadOptions)
+      keys: options.keys,
+      values: options.values,
+      reverse: options.reverse,
+      limit: options.limit,
+      signal: options.signal,
+      ...inner(options as ReadOptions)
     }
     for (const r of RANGE) if (options[r] !== undefined) opts[r] = options[r]
     return new MeshIterator(this as MeshDB<unknown, unknown>, options, this.engine.view.values.iterator(opts) as unknown as InnerIterator)

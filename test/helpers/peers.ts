@@ -1,0 +1,88 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Duplex } from 'node:stream'
+import { MeshDB, type MeshDBOptions } from '../../index.js'
+
+const dirs: string[] = []
+
+/** A fresh temporary directory, removed by {@link cleanup}. */
+export async function tempDir (name = 'db'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `meshbee-${name}-`))
+  dirs.push(dir)
+  return dir
+}
+
+export async function cleanup (...dbs: Array<MeshDB<any, any>>): Promise<void> {
+  for (const db of dbs) if (db.status !== 'closed') await db.close()
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true })
+}
+
+/** Pipes two peers' replication streams together. Returns a function that cuts the link. */
+export function connect (a: MeshDB<any, any>, b: MeshDB<any, any>): () => void {
+  const s1: Duplex = a.replicate(true)
+  const s2: Duplex = b.replicate(false)
+  s1.pipe(s2).pipe(s1)
+  const noop = (): void => {}
+  s1.on('error', noop)
+  s2.on('error', noop)
+  return () => {
+    s1.destroy()
+    s2.destroy()
+  }
+}
+
+/**
+ * Resolves once `check` holds, re-checking after every 'update' of the given peers (and once at
+ * the start). Rejects with `describe()` after `timeout` ms: a condition, never a fixed sleep.
+ */
+export async function until (dbs: Array<MeshDB<any, any>>, check: () => Promise<boolean> | boolean, describe: () => Promise<string> | string = () => 'condition not met', timeout = 20_000): Promise<void> {
+  let wake: () => void = () => {}
+  const onUpdate = (): void => wake()
+  for (const db of dbs) db.on('update', onUpdate)
+  const deadline = Date.now() + timeout
+  try {
+    while (true) {
+      const woke = new Promise<void>((resolve) => { wake = resolve })
+      if (await check()) return
+      if (Date.now() > deadline) throw new Error('timed out: ' + await describe())
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([woke, new Promise<void>((resolve) => { timer = setTimeout(resolve, Math.max(1, Math.min(250, deadline - Date.now()))) })])
+      clearTimeout(timer)
+    }
+  } finally {
+    for (const db of dbs) db.off('update', onUpdate)
+  }
+}
+
+/** Every entry of a peer's view, as raw bytes, in iteration order. */
+export async function dump (db: MeshDB<any, any>): Promise<Array<[Buffer, Buffer]>> {
+  return await db.iterator({ keyEncoding: 'buffer', valueEncoding: 'buffer' }).all() as Array<[Buffer, Buffer]>
+}
+
+export function sameDump (a: Array<[Buffer, Buffer]>, b: Array<[Buffer, Buffer]>): boolean {
+  return a.length === b.length && a.every(([k, v], i) => k.equals(b[i][0]) && v.equals(b[i][1]))
+}
+
+/**
+ * A database created by the first peer, with every other peer added as a writer and replicated
+ * until all of them are writable. Peers are named by their index: a, b, c…
+ */
+export async function createPeers (n: number, opts: (i: number) => MeshDBOptions<any, any> = () => ({})): Promise<Array<MeshDB<any, any>>> {
+  const first = new MeshDB<any, any>(await tempDir('a'), opts(0))
+  await first.open()
+  const peers = [first]
+  for (let i = 1; i < n; i++) {
+    const p = new MeshDB<any, any>(await tempDir(String.fromCharCode(97 + i)), { ...opts(i), key: first.key })
+    await p.open()
+    await first.addWriter(p.writerKey)
+    peers.push(p)
+  }
+  const links = peers.slice(1).map((p) => connect(first, p))
+  await until(peers, async () => {
+    for (const p of peers) await p.update()
+    return peers.every((p) => p.writable)
+  }, () => 'peers never became writable')
+  for (const cut of links) cut()
+  return peers
+}

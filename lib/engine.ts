@@ -165,8 +165,9 @@ export class Engine extends EventEmitter {
     await bee.ready()
     const w: WriterState = { key: core.key, core, bee, records: new Map(), mlen: 0, maxSkew: 0 }
     this.writers.set(id, w)
-    if (!core.writable) {
-      core.download({ start: 0, end: -1 })
+    if (this.own !== undefined) {
+      // another peer's log: keep all of it, fold as it grows (it may share our Corestore)
+      if (!core.writable) core.download({ start: 0, end: -1 })
       const wake = (): void => { this.schedule() }
       core.on('append', wake)
       core.on('download', wake)

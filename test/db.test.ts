@@ -1,0 +1,186 @@
+import { expect } from 'chai'
+import { join } from 'node:path'
+import Corestore from 'corestore'
+import { MeshDB } from '../index.js'
+import { cleanup, connect, createPeers, tempDir, until } from './helpers/peers.js'
+
+async function rejects (p: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await p
+  } catch (err) {
+    return err as Error & { code?: string }
+  }
+  throw new Error('expected a rejection')
+}
+
+describe('MeshDB', function () {
+  this.timeout(60_000)
+  let dbs: Array<MeshDB<any, any>> = []
+  afterEach(async () => { await cleanup(...dbs); dbs = [] })
+
+  it('creates a database whose creator is the first writer, and reads its own writes', async () => {
+    const db = new MeshDB<string, any>(await tempDir(), { valueEncoding: 'json' })
+    dbs.push(db)
+    await db.open()
+    expect(db.key.equals(db.writerKey)).to.equal(true)
+    expect(db.discoveryKey).to.have.length(32)
+    expect(db.writable).to.equal(true)
+    await db.put('a', { n: 1 })
+    expect(await db.get('a')).to.deep.equal({ n: 1 })
+    await db.batch([{ type: 'put', key: 'b', value: 2 }, { type: 'del', key: 'a' }])
+    expect(await db.get('a')).to.equal(undefined)
+    expect(await db.get('b')).to.equal(2)
+  })
+
+  it('reopens the same database from its directory, with the view at once and the clock restored', async () => {
+    const dir = await tempDir()
+    let wall = 10_000
+    const a = new MeshDB<string, string>(dir, { wallClock: () => wall })
+    await a.put('k', 'first')
+    const key = a.key
+    const writer = a.writerKey
+    await a.close()
+
+    wall = 5_000 // the wall clock went back across the restart
+    const b = new MeshDB<string, string>(dir, { wallClock: () => wall })
+    dbs.push(b)
+    await b.open()
+    expect(b.key.equals(key)).to.equal(true)
+    expect(b.writerKey.equals(writer)).to.equal(true)
+    expect(b.stats().diffEntries).to.equal(0) // nothing refolded
+    expect(await b.get('k')).to.equal('first')
+    await b.put('k', 'second') // must still win: its stamp is after the restored one
+    expect(await b.get('k')).to.equal('second')
+  })
+
+  it('refuses a key that differs from the stored one, leaving the data intact', async () => {
+    const dir = await tempDir()
+    const a = new MeshDB<string, string>(dir)
+    await a.put('k', 'v')
+    await a.close()
+    const other = new MeshDB<string, string>(dir, { key: Buffer.alloc(32, 7) })
+    const err = await rejects(other.open())
+    expect((err.cause as { code?: string } | undefined)?.code ?? err.code).to.equal('MESHBEE_KEY_MISMATCH')
+    const again = new MeshDB<string, string>(dir)
+    dbs.push(again)
+    expect(await again.get('k')).to.equal('v')
+  })
+
+  it('rejects writes from a peer that is not a member, with MESHBEE_NOT_WRITABLE', async () => {
+    const a = new MeshDB<string, string>(await tempDir('a'))
+    await a.open()
+    const b = new MeshDB<string, string>(await tempDir('b'), { key: a.key })
+    dbs.push(a, b)
+    await b.open()
+    expect(b.writable).to.equal(false)
+    for (const write of [b.put('x', '1'), b.del('x'), b.batch([{ type: 'put', key: 'x', value: '1' }]), b.patch('x', { f: 1 }), b.sadd('x', 1), b.addWriter(b.writerKey)]) {
+      expect((await rejects(write)).code).to.equal('MESHBEE_NOT_WRITABLE')
+    }
+    expect(await b.iterator().all()).to.deep.equal([])
+  })
+
+  it('documents: patch merges fields, undefined deletes one, put replaces the whole', async () => {
+    const db = new MeshDB<string, any>(await tempDir(), { valueEncoding: 'json' })
+    dbs.push(db)
+    await db.put('doc', { a: 1, b: 1 })
+    await db.patch('doc', { b: 2, c: 3 })
+    expect(await db.get('doc')).to.deep.equal({ a: 1, b: 2, c: 3 })
+    await db.patch('doc', { a: undefined })
+    expect(await db.get('doc')).to.deep.equal({ b: 2, c: 3 })
+    await db.put('doc', { z: 0 })
+    expect(await db.get('doc')).to.deep.equal({ z: 0 })
+    expect((await rejects(db.patch('doc', 5 as never))).code).to.equal('MESHBEE_INVALID_ARGUMENT')
+    expect((await rejects(db.patch('doc', { f: () => 1 } as never))).code).to.equal('MESHBEE_INVALID_ARGUMENT')
+    expect(await db.get('doc')).to.deep.equal({ z: 0 })
+  })
+
+  it('sets: sadd, srem and smembers, read as sorted members', async () => {
+    const db = new MeshDB<string, any>(await tempDir(), { valueEncoding: 'json' })
+    dbs.push(db)
+    await db.sadd('s', 'b')
+    await db.sadd('s', 'a')
+    await db.sadd('s', { x: 1 })
+    await db.sadd('s', 'a')
+    expect(await db.smembers('s')).to.deep.equal(['"a"', '"b"', '{"x":1}'].map((m) => JSON.parse(m)))
+    await db.srem('s', 'a')
+    expect(await db.smembers('s')).to.deep.equal(['b', { x: 1 }])
+    expect(await db.get('s')).to.deep.equal(['b', { x: 1 }])
+    expect(await db.smembers('missing')).to.deep.equal([])
+  })
+
+  it('add-wins: a remove does not delete an add it had not seen', async () => {
+    const [a, b] = dbs = await createPeers(2, () => ({ valueEncoding: 'json' }))
+    await a.sadd('s', 'x')
+    await b.sadd('s', 'x') // concurrent add under another tag
+    await a.srem('s', 'x') // removes only a's tag
+    const cut = connect(a, b)
+    await until([a, b], async () => JSON.stringify(await a.smembers('s')) === '["x"]' && JSON.stringify(await b.smembers('s')) === '["x"]')
+    await b.srem('s', 'x') // b has now seen both tags
+    await until([a, b], async () => (await a.get('s')) === undefined || JSON.stringify(await a.get('s')) === '[]')
+    expect(await a.smembers('s')).to.deep.equal([])
+    cut()
+  })
+
+  it('emits update when a remote write is folded, and addWriter makes a peer writable', async () => {
+    const [a, b] = dbs = await createPeers(2)
+    expect(b.writable).to.equal(true)
+    let updates = 0
+    b.on('update', () => { updates++ })
+    const cut = connect(a, b)
+    await a.put('hello', 'world')
+    await until([b], async () => (await b.get('hello')) === 'world')
+    expect(updates).to.be.greaterThan(0)
+    cut()
+  })
+
+  it('rejects oversize keys and values with MESHBEE_TOO_LARGE and changes nothing', async () => {
+    const db = new MeshDB<string, Buffer>(await tempDir(), { valueEncoding: 'buffer' })
+    dbs.push(db)
+    await db.put('k', Buffer.from('ok'))
+    const before = db.engine.own.core.length
+    expect((await rejects(db.put('k', Buffer.alloc(4 * 1024 * 1024 + 1)))).code).to.equal('MESHBEE_TOO_LARGE')
+    expect((await rejects(db.put('x'.repeat(5000), Buffer.from('v')))).code).to.equal('MESHBEE_TOO_LARGE')
+    expect(db.engine.own.core.length).to.equal(before)
+    expect((await db.get('k'))?.toString()).to.equal('ok')
+  })
+
+  it('rejects bad writer keys with a stable code', async () => {
+    const db = new MeshDB<string, string>(await tempDir())
+    dbs.push(db)
+    await db.open()
+    for (const bad of ['nope', Buffer.alloc(5), 42 as never]) {
+      expect((await rejects(db.addWriter(bad))).code).to.equal('MESHBEE_INVALID_ARGUMENT')
+    }
+  })
+
+  it('folds incrementally: a catch-up over 100,000 overwrites of 10 keys reads 10 keys, not 100,000 entries', async () => {
+    // Both peers share one Corestore (as namespaces), so a's log is local to b without a network:
+    // what is measured is the fold alone.
+    const dir = await tempDir()
+    const store = new Corestore(join(dir, 'cores'))
+    const a = new MeshDB<string, string>(store.namespace('a'), { viewPath: join(dir, 'a') })
+    await a.open()
+    let b = new MeshDB<string, string>(store.namespace('b'), { key: a.key, viewPath: join(dir, 'b') })
+    await b.open()
+    await a.addWriter(b.writerKey)
+    await b.update()
+    expect(b.writable).to.equal(true)
+    await b.close() // b goes offline
+
+    for (let round = 0; round < 100; round++) {
+      const ops = []
+      for (let i = 0; i < 1000; i++) ops.push({ type: 'put' as const, key: 'key' + (i % 10), value: `r${round}-${i}` })
+      await a.batch(ops)
+    }
+    expect(a.engine.own.core.length).to.be.greaterThan(100_000)
+
+    b = new MeshDB<string, string>(store.namespace('b'), { key: a.key, viewPath: join(dir, 'b') })
+    dbs.push(a, b)
+    await b.open() // the catch-up fold runs on open
+    expect(await b.get('key9')).to.equal('r99-999')
+    expect(b.stats().diffEntries).to.equal(10)
+    expect(b.stats().keysMerged).to.equal(10)
+    await cleanup(a, b)
+    await store.close()
+  })
+})

@@ -90,7 +90,10 @@ export function stampFromString (str: string): Stamp {
 export interface ObserveResult {
   /** How far the remote stamp's wall time ran ahead of the local wall clock, in ms (0 if behind). */
   readonly drift: number
-  /** True when the remote stamp was beyond `maxDrift` and the clock did not follow it all the way. */
+  /**
+   * True when the clock did not follow the remote stamp all the way: the stamp was more than
+   * `maxDrift` ahead, or exactly `maxDrift` ahead with a counter above 0.
+   */
   readonly clamped: boolean
 }
 
@@ -140,14 +143,17 @@ export class HLC {
   }
 
   /**
-   * Merges a remote stamp. The clock follows it unless it is more than `maxDrift` ahead of the
-   * wall clock, in which case the clock advances only to `wall + maxDrift` and `clamped` is set.
+   * Merges a remote stamp. The clock follows it up to `(wall + maxDrift, 0)`; beyond that it
+   * advances only to that bound and `clamped` is set.
    */
   observe (remote: Stamp): ObserveResult {
     const wall = this.wallClock()
     const drift = Math.max(0, remote.wall - wall)
-    const clamped = drift > this.maxDrift
-    const target = clamped ? { wall: wall + this.maxDrift, counter: 0 } : remote
+    // Counter 0, not any counter: a followed counter near its maximum would make the next now()
+    // overflow into the following millisecond, past the bound.
+    const bound = { wall: wall + this.maxDrift, counter: 0 }
+    const clamped = compareStamps(remote, bound) > 0
+    const target = clamped ? bound : remote
     if (compareStamps(target, this._last) > 0) this._last = target
     return { drift, clamped }
   }

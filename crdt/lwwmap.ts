@@ -48,12 +48,15 @@ export function mergeMaps (a: MapState, b: MapState): MapState {
   return { reset, fields: mergeFields(a.fields, b.fields, reset) }
 }
 
-/** The document: `base` (the whole object of the last reset, if any) with the live fields applied. */
+/**
+ * The document: `base` (the whole object of the last reset, if any) with the live fields applied.
+ * Fields are defined, not assigned, so that a field named `__proto__` is a field like any other.
+ */
 export function renderMap (fields: Fields, base: { [field: string]: Json } = {}): { [field: string]: Json } {
   const doc: { [field: string]: Json } = { ...base }
   for (const [name, reg] of fields) {
     if (reg.value === null) delete doc[name]
-    else doc[name] = reg.value[0]
+    else Object.defineProperty(doc, name, { value: reg.value[0], enumerable: true, writable: true, configurable: true })
   }
   return doc
 }

@@ -1,40 +1,87 @@
 /**
- * msgpack encoding of key states. The encoding is canonical (fields, tags and removals in sorted
- * order), so equal states encode to equal bytes. Decoding validates every part and throws a
- * RangeError on anything malformed: these bytes may come from the network.
+ * msgpack encodings of the CRDT states: key states ({@link encodeState}) and, on their own, LWW
+ * registers, LWW maps and OR-sets.
+ *
+ * Every encoding is canonical (fields, tags and removals in sorted order, object keys sorted), so
+ * equal states encode to equal bytes. Each starts with the format version `1` and has its own
+ * array length, so one kind of state never decodes as another. Decoding validates every part and
+ * throws a RangeError on anything malformed: these bytes may come from the network.
+ *
+ * Wire shapes (a version is `wall, counter, writer`):
+ *
+ * ```
+ * key state  [1, register | null, fields, adds, removed]
+ * register   [1, [wall, counter, writer, bytes | null] | null]
+ * map        [1, [wall, counter, writer] | null (reset), fields]
+ * set        [1, [wall, counter, writer] | null (reset), adds, removed]
+ * fields     [[name, wall, counter, writer, [json] | null], ...]   sorted by name
+ * adds       [[wall, counter, writer, member], ...]               sorted by tag id
+ * removed    [[wall, counter, writer], ...]                       sorted by tag id
+ * ```
  */
 import { decode as unpack, encode as pack } from '@msgpack/msgpack'
-import { isStamp, stamp, stampToString, type Stamp } from './hlc.js'
-import { isJson, type Json } from './json.js'
+import { isStamp, stamp, stampToString, type Stamp, type Version } from './hlc.js'
+import { isJson, isWellFormed, type Json } from './json.js'
 import { type Register } from './lww.js'
-import { type FieldValue } from './lwwmap.js'
-import { tagId, type Tag } from './orset.js'
+import { type FieldValue, type Fields, type MapState } from './lwwmap.js'
+import { tagId, type Adds, type Removed, type SetState, type Tag } from './orset.js'
 import { type KeyState } from './keystate.js'
 
 type WireVersion = [number, number, Uint8Array]
 
-function wv (v: { stamp: Stamp, writer: Uint8Array }): WireVersion {
+const FORMAT = 1
+const PACK_OPTIONS = { sortKeys: true }
+
+function wv (v: Version): WireVersion {
   return [v.stamp.wall, v.stamp.counter, v.writer]
 }
 
-export function encodeState (s: KeyState): Uint8Array {
-  const r = s.reg === null ? null : [...wv(s.reg), s.reg.value]
-  const f = [...s.fields.entries()].sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
-    .map(([name, reg]) => [name, ...wv(reg), reg.value === null ? null : [reg.value[0]]])
-  const a = [...s.adds.entries()].sort(byId).map(([, add]) => [...wv(add.tag), add.member])
-  const x = [...s.removed.entries()].sort(byId).map(([, tag]) => wv(tag))
-  return pack([1, r, f, a, x])
-}
-
-function byId (a: [string, unknown], b: [string, unknown]): number {
+function byKey (a: [string, unknown], b: [string, unknown]): number {
   return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0
 }
 
-function fail (what: string): never {
-  throw new RangeError('invalid key state: ' + what)
+function wireRegister (r: Register<Uint8Array> | null): unknown {
+  return r === null ? null : [...wv(r), r.value]
 }
 
-function version (arr: unknown, at: number, writerLength: number | null): { stamp: Stamp, writer: Uint8Array } {
+function wireFields (fields: Fields): unknown[] {
+  return [...fields.entries()].sort(byKey)
+    .map(([name, reg]) => [name, ...wv(reg), reg.value === null ? null : [reg.value[0]]])
+}
+
+function wireAdds (adds: Adds): unknown[] {
+  return [...adds.entries()].sort(byKey).map(([, add]) => [...wv(add.tag), add.member])
+}
+
+function wireRemoved (removed: Removed): unknown[] {
+  return [...removed.entries()].sort(byKey).map(([, tag]) => wv(tag))
+}
+
+/** Encodes a key state. */
+export function encodeState (s: KeyState): Uint8Array {
+  return pack([FORMAT, wireRegister(s.reg), wireFields(s.fields), wireAdds(s.adds), wireRemoved(s.removed)], PACK_OPTIONS)
+}
+
+/** Encodes an LWW register, or the empty register (`null`). */
+export function encodeRegister (r: Register<Uint8Array> | null): Uint8Array {
+  return pack([FORMAT, wireRegister(r)], PACK_OPTIONS)
+}
+
+/** Encodes an LWW map. */
+export function encodeMap (m: MapState): Uint8Array {
+  return pack([FORMAT, m.reset === null ? null : wv(m.reset), wireFields(m.fields)], PACK_OPTIONS)
+}
+
+/** Encodes an OR-set. */
+export function encodeSet (s: SetState): Uint8Array {
+  return pack([FORMAT, s.reset === null ? null : wv(s.reset), wireAdds(s.adds), wireRemoved(s.removed)], PACK_OPTIONS)
+}
+
+function fail (what: string): never {
+  throw new RangeError('invalid CRDT state: ' + what)
+}
+
+function version (arr: unknown, at: number, writerLength: number | null): Version {
   const a = arr as unknown[]
   const st = { wall: a[at], counter: a[at + 1] }
   if (!isStamp(st)) fail('stamp')
@@ -43,49 +90,92 @@ function version (arr: unknown, at: number, writerLength: number | null): { stam
   return { stamp: stamp(st.wall, st.counter), writer }
 }
 
-/** Decodes a key state. `writerLength` (32 for ed25519 keys) is enforced when given. */
-export function decodeState (bytes: Uint8Array, writerLength: number | null = 32): KeyState {
+function top (bytes: Uint8Array, length: number): unknown[] {
   let raw: unknown
   try {
     raw = unpack(bytes)
   } catch {
     fail('msgpack')
   }
-  if (!Array.isArray(raw) || raw.length !== 5 || raw[0] !== 1) fail('shape')
-  const [, r, f, a, x] = raw as unknown[]
+  if (!Array.isArray(raw) || raw.length !== length || raw[0] !== FORMAT) fail('shape')
+  return raw
+}
 
-  let reg: Register<Uint8Array> | null = null
-  if (r !== null) {
-    if (!Array.isArray(r) || r.length !== 4) fail('register')
-    const value = r[3]
-    if (value !== null && !(value instanceof Uint8Array)) fail('register value')
-    reg = { ...version(r, 0, writerLength), value }
-  }
+function readVersion (v: unknown, writerLength: number | null): Version | null {
+  if (v === null) return null
+  if (!Array.isArray(v) || v.length !== 3) fail('version')
+  return version(v, 0, writerLength)
+}
 
-  if (!Array.isArray(f) || !Array.isArray(a) || !Array.isArray(x)) fail('lists')
+function readRegister (r: unknown, writerLength: number | null): Register<Uint8Array> | null {
+  if (r === null) return null
+  if (!Array.isArray(r) || r.length !== 4) fail('register')
+  const value = r[3]
+  if (value !== null && !(value instanceof Uint8Array)) fail('register value')
+  return { ...version(r, 0, writerLength), value }
+}
+
+function readFields (f: unknown, writerLength: number | null): Map<string, Register<FieldValue>> {
+  if (!Array.isArray(f)) fail('fields')
   const fields = new Map<string, Register<FieldValue>>()
   for (const e of f) {
-    if (!Array.isArray(e) || e.length !== 5 || typeof e[0] !== 'string') fail('field')
+    if (!Array.isArray(e) || e.length !== 5 || typeof e[0] !== 'string' || !isWellFormed(e[0])) fail('field')
     const v = e[4]
     if (v !== null && (!Array.isArray(v) || v.length !== 1 || !isJson(v[0]))) fail('field value')
     if (fields.has(e[0])) fail('duplicate field')
     fields.set(e[0], { ...version(e, 1, writerLength), value: v === null ? null : [v[0] as Json] })
   }
+  return fields
+}
 
+function readAdds (a: unknown, writerLength: number | null): Map<string, { tag: Tag, member: Json }> {
+  if (!Array.isArray(a)) fail('adds')
   const adds = new Map<string, { tag: Tag, member: Json }>()
   for (const e of a) {
     if (!Array.isArray(e) || e.length !== 4 || !isJson(e[3])) fail('add')
     const tag = version(e, 0, writerLength)
-    adds.set(tagId(tag), { tag, member: e[3] })
+    const id = tagId(tag)
+    if (adds.has(id)) fail('duplicate add')
+    adds.set(id, { tag, member: e[3] })
   }
+  return adds
+}
 
+function readRemoved (x: unknown, writerLength: number | null): Map<string, Tag> {
+  if (!Array.isArray(x)) fail('removals')
   const removed = new Map<string, Tag>()
   for (const e of x) {
     if (!Array.isArray(e) || e.length !== 3) fail('removal')
     const tag = version(e, 0, writerLength)
-    removed.set(tagId(tag), tag)
+    const id = tagId(tag)
+    if (removed.has(id)) fail('duplicate removal')
+    removed.set(id, tag)
   }
-  return { reg, fields, adds, removed }
+  return removed
+}
+
+/** Decodes a key state. `writerLength` (32 for ed25519 keys) is enforced when given. */
+export function decodeState (bytes: Uint8Array, writerLength: number | null = 32): KeyState {
+  const [, r, f, a, x] = top(bytes, 5)
+  const reg = readRegister(r, writerLength)
+  return { reg, fields: readFields(f, writerLength), adds: readAdds(a, writerLength), removed: readRemoved(x, writerLength) }
+}
+
+/** Decodes an LWW register (`null` is the empty register). */
+export function decodeRegister (bytes: Uint8Array, writerLength: number | null = 32): Register<Uint8Array> | null {
+  return readRegister(top(bytes, 2)[1], writerLength)
+}
+
+/** Decodes an LWW map. */
+export function decodeMap (bytes: Uint8Array, writerLength: number | null = 32): MapState {
+  const [, reset, f] = top(bytes, 3)
+  return { reset: readVersion(reset, writerLength), fields: readFields(f, writerLength) }
+}
+
+/** Decodes an OR-set. */
+export function decodeSet (bytes: Uint8Array, writerLength: number | null = 32): SetState {
+  const [, reset, a, x] = top(bytes, 4)
+  return { reset: readVersion(reset, writerLength), adds: readAdds(a, writerLength), removed: readRemoved(x, writerLength) }
 }
 
 export { stampToString }

@@ -9,12 +9,13 @@
  * the keys to re-merge.
  */
 import { EventEmitter } from 'node:events'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import Corestore from 'corestore'
 import Hyperbee from 'hyperbee'
 import type Hypercore from 'hypercore'
 import { type Logger, pino } from 'pino'
-import { HLC, type Stamp } from '../crdt/hlc.js'
+import { HLC, compareStamps, compareVersions, type Stamp } from '../crdt/hlc.js'
 import { EMPTY, mergeAll, normalize, render, type KeyState } from '../crdt/keystate.js'
 import { encodeState } from '../crdt/codec.js'
 import { tagId, tagsOf } from '../crdt/orset.js'
@@ -25,6 +26,7 @@ import {
 } from './entry.js'
 import { resolveMembers, type Member, type MembershipRecord } from './membership.js'
 import { ViewStore, setSlot, type BatchOp, type Slot } from './view.js'
+import { digestFromBuffer, digestToBuffer, replaceEntry } from './digest.js'
 import { MeshError, closed, invalidArgument, keyMismatch, notWritable, tooLarge, writerRemoved } from './errors.js'
 
 export type WriteOp =
@@ -66,10 +68,58 @@ export interface WriterState {
   mlen: number
   /** Largest amount (ms) by which this writer's stamps ran ahead of the local wall clock. */
   maxSkew: number
+  /** Index of the first block that is not a well-formed Hyperbee block: the log counts up to it. */
+  poison: number
 }
+
+interface BeeMessages {
+  Header: { decode: (b: Uint8Array) => { protocol: string } }
+  Node: { decode: (b: Uint8Array) => { index: Uint8Array, key: Uint8Array } }
+  YoloIndex: { decode: (b: Uint8Array) => { levels: Array<{ keys: number[], children: number[] }> } }
+}
+const messages = createRequire(import.meta.url)('hyperbee/lib/messages.js') as BeeMessages
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+
+class Staged {
+  readonly ops: BatchOp[] = []
+  constructor (public digest: bigint) {}
+}
+
+export interface WriterInfo {
+  key: Buffer
+  /** Length of its log known locally. */
+  length: number
+  /** Its effective length: its length, or less if it was removed (0 for a log that is not a member). */
+  cut: number
+  /** The length of its log the view reflects. */
+  folded: number
+  member: boolean
+  removed: boolean
+  /** Largest lead (ms) of its stamps over the local wall clock when folded; 0 if never ahead. */
+  maxSkew: number
+  /** Whether this is this peer's own log. */
+  local: boolean
+}
+
+/** One writer's latest entry for a key. `value` is what that writer alone says the key holds. */
+export interface EntryVersion {
+  writer: Buffer
+  stamp: Stamp
+  type: 'put' | 'del' | 'state'
+  value: Buffer | null
+}
+
+export interface Change {
+  key: Buffer
+  /** 'put'/'del'/'state': the writer's new entry; 'gone': it has no entry for the key at `to`. */
+  type: 'put' | 'del' | 'state' | 'gone'
+  value: Buffer | null
+  previous: Buffer | null
+  stamp: Stamp | null
+  seq: number | null
+}
 
 export class Engine extends EventEmitter {
   readonly store: Corestore
@@ -80,6 +130,8 @@ export class Engine extends EventEmitter {
   members = new Map<string, Member>()
   checkpoints = new Map<string, number>()
   hlc: HLC
+  /** The view digest (see digest.ts), current with the committed view. */
+  digest = 0n
   key!: Buffer
   own!: WriterState
   creator!: WriterState
@@ -87,6 +139,7 @@ export class Engine extends EventEmitter {
   private readonly wallClock: () => number
   private readonly givenKey: Buffer | null
   private queue: Promise<unknown> = Promise.resolve()
+  private poisonings = 0
   private pending: Promise<boolean> | null = null
   private closing = false
 
@@ -122,6 +175,8 @@ export class Engine extends EventEmitter {
     this.key = this.givenKey ?? stored ?? this.own.key as Buffer
     this.creator = this.writers.get(hex(this.key)) ?? await this.openWriter(this.store.get({ key: this.key }))
     this.checkpoints = await this.view.readCheckpoints()
+    const digest = await this.view.getMeta('hash')
+    if (digest !== undefined) this.digest = digestFromBuffer(digest)
 
     const saved = await this.view.readStamp()
     if (saved !== null) this.hlc.restore(saved)
@@ -163,7 +218,7 @@ export class Engine extends EventEmitter {
     }
     const bee = new Hyperbee(core, { keyEncoding: 'binary', valueEncoding: 'binary', extension: false })
     await bee.ready()
-    const w: WriterState = { key: core.key, core, bee, records: new Map(), mlen: 0, maxSkew: 0 }
+    const w: WriterState = { key: core.key, core, bee, records: new Map(), mlen: 0, maxSkew: 0, poison: Infinity }
     this.writers.set(id, w)
     if (this.own !== undefined) {
       // another peer's log: keep all of it, fold as it grows (it may share our Corestore)
@@ -208,7 +263,7 @@ export class Engine extends EventEmitter {
   private target (w: WriterState): number {
     const m = this.members.get(hex(w.key))
     if (m === undefined) return 0
-    return Math.min(w.core.contiguousLength, m.cut)
+    return Math.min(w.core.contiguousLength, m.cut, w.poison)
   }
 
   private async refreshMembership (): Promise<void> {
@@ -216,8 +271,8 @@ export class Engine extends EventEmitter {
     while (grew) {
       grew = false
       for (const w of [...this.writers.values()]) {
-        const len = w.core.contiguousLength
-        if (len !== w.mlen) await this.readMembership(w, len)
+        const len = Math.min(w.core.contiguousLength, w.poison)
+        if (len !== w.mlen) await this.guarded(w, w.mlen, len, async () => { await this.readMembership(w, len) })
         for (const r of w.records.values()) {
           if (r.entry.type === ADD_WRITER && !this.writers.has(hex(r.entry.writer))) {
             await this.openWriter(this.store.get({ key: r.entry.writer }))
@@ -264,6 +319,50 @@ export class Engine extends EventEmitter {
   }
 
   private async fold (): Promise<boolean> {
+    let changed = false
+    for (let pass = 0; pass < 4; pass++) {
+      const poisoned = this.poisonings
+      if (await this.foldOnce()) changed = true
+      if (this.poisonings === poisoned) break
+    }
+    return changed
+  }
+
+  /**
+   * Runs a read of writer `w`'s log between two lengths. If the log is not a readable Hyperbee
+   * there, finds its first malformed block: from then on the log counts only up to that block.
+   * That rule depends only on the log's bytes, so every peer caps the log at the same place.
+   * Returns false if the read failed (the caller retries on the next pass).
+   */
+  private async guarded (w: WriterState, from: number, to: number, read: () => Promise<void>): Promise<boolean> {
+    try {
+      await read()
+      return true
+    } catch (err) {
+      if (this.closing) throw err
+      const bad = await this.firstMalformed(w, Math.min(from, w.mlen), to)
+      if (bad === null) {
+        this.log.error({ writer: hex(w.key), from, to, err }, 'cannot read a writer log; it is skipped in this fold')
+        return false
+      }
+      w.poison = bad
+      this.poisonings++
+      this.stats.badEntries++
+      this.log.warn({ writer: hex(w.key), block: bad }, 'malformed block in a writer log: the log counts up to it')
+      return false
+    }
+  }
+
+  private async firstMalformed (w: WriterState, from: number, to: number): Promise<number | null> {
+    for (let i = Math.max(0, from - 1); i < to; i++) {
+      const block = await w.core.get(i, { wait: false })
+      if (block === null) return null
+      if (!wellFormed(block, i)) return i
+    }
+    return null
+  }
+
+  private async foldOnce (): Promise<boolean> {
     this.stats.folds++
     await this.refreshMembership()
     const changed = new Map<string, { key: Buffer, slots: Map<string, Uint8Array | null> }>()
@@ -274,39 +373,61 @@ export class Engine extends EventEmitter {
       const from = this.checkpoints.get(id) ?? 0
       const to = this.target(w)
       if (to === from) continue
-      const snap = w.bee.checkout(Math.max(1, to))
-      try {
-        for await (const { left, right } of snap.createDiffStream(from, DATA_RANGE)) {
-          const node = left ?? right as NonNullable<typeof right>
-          const key = node.key.subarray(1)
-          const kid = key.toString('hex')
-          let entry = changed.get(kid)
-          if (entry === undefined) changed.set(kid, entry = { key, slots: new Map() })
-          entry.slots.set(id, left === null ? null : this.validate(w, left.seq, left.key, left.value))
-          this.stats.diffEntries++
+      const found: Array<{ key: Buffer, entry: Uint8Array | null }> = []
+      const ok = await this.guarded(w, from, to, async () => {
+        const snap = w.bee.checkout(Math.max(1, to))
+        try {
+          for await (const { left, right } of snap.createDiffStream(from, DATA_RANGE)) {
+            const node = left ?? right as NonNullable<typeof right>
+            found.push({ key: node.key.subarray(1), entry: left === null ? null : this.validate(w, left.seq, left.key, left.value) })
+          }
+        } finally {
+          await snap.close()
         }
-      } finally {
-        await snap.close()
+      })
+      if (!ok) continue
+      for (const { key, entry } of found) {
+        const kid = key.toString('hex')
+        let c = changed.get(kid)
+        if (c === undefined) changed.set(kid, c = { key, slots: new Map() })
+        c.slots.set(id, entry)
+        this.stats.diffEntries++
       }
       moved.set(id, to)
     }
     if (moved.size === 0) return false
 
-    const ops: BatchOp[] = []
+    const staged = new Staged(this.digest)
+    let viewChanged = false
     for (const { key, slots: updates } of changed.values()) {
       let slots = await this.view.getSlots(key)
       for (const [id, entry] of updates) slots = setSlot(slots, Buffer.from(id, 'hex'), entry)
-      ops.push(this.view.putValue(key, render(this.merged(slots))), this.view.putSlots(key, slots))
+      if (await this.stage(staged, key, slots)) viewChanged = true
       this.stats.keysMerged++
     }
-    for (const [id, len] of moved) {
-      ops.push(this.view.putCheckpoint(Buffer.from(id, 'hex'), len))
-    }
-    ops.push(this.view.putStamp(this.hlc.last))
-    await this.view.write(ops)
+    for (const [id, len] of moved) staged.ops.push(this.view.putCheckpoint(Buffer.from(id, 'hex'), len))
+    await this.commit(staged)
     for (const [id, len] of moved) this.checkpoints.set(id, len)
-    if (changed.size > 0) this.emit('update')
-    return changed.size > 0
+    if (viewChanged) this.emit('update')
+    return viewChanged
+  }
+
+  /** Stages one key's new slots and rendered value; true if the rendered value changed. */
+  private async stage (staged: Staged, key: Buffer, slots: Slot[]): Promise<boolean> {
+    const before = await this.view.values.get(key)
+    const after = render(this.merged(slots))
+    staged.ops.push(this.view.putSlots(key, slots))
+    if (before === undefined ? after === null : after !== null && before.equals(after)) return false
+    staged.ops.push(this.view.putValue(key, after))
+    staged.digest = replaceEntry(staged.digest, key, before, after)
+    return true
+  }
+
+  /** Commits a staged batch with the clock and the digest: one atomic write. */
+  private async commit (staged: Staged): Promise<void> {
+    staged.ops.push(this.view.putStamp(this.hlc.last), this.view.putMeta('hash', digestToBuffer(staged.digest)))
+    await this.view.write(staged.ops)
+    this.digest = staged.digest
   }
 
   /** The entry if it is valid, else null (and counted). Observes remote stamps into the clock. */
@@ -339,6 +460,119 @@ export class Engine extends EventEmitter {
     return slotState(decodeEntry(s.entry) as DataEntry, s.writer)
   }
 
+  writerInfo (): WriterInfo[] {
+    return [...this.writers.entries()].sort((a, b) => a[0] < b[0] ? -1 : 1).map(([id, w]) => {
+      const m = this.members.get(id)
+      return {
+        key: buf(w.key),
+        length: w.core.length,
+        cut: m === undefined ? 0 : Math.min(m.removed ? m.cut : w.core.length, w.poison),
+        folded: this.checkpoints.get(id) ?? 0,
+        member: m !== undefined,
+        removed: m?.removed ?? false,
+        maxSkew: w.maxSkew,
+        local: w === this.own
+      }
+    })
+  }
+
+  /** Every member's latest entry for `key` at its cut, the winner (greatest version) first. */
+  async versions (key: Uint8Array): Promise<EntryVersion[]> {
+    const slots = await this.view.getSlots(key)
+    return slots.map((s) => describeEntry(decodeEntry(s.entry) as DataEntry, s.writer))
+      .sort((a, b) => compareVersions({ stamp: b.stamp, writer: b.writer }, { stamp: a.stamp, writer: a.writer }))
+  }
+
+  /** The data entries of a writer's log that differ between two lengths, one per key. */
+  async * diff (writer: Uint8Array, from: number, to: number | undefined, since: Stamp | undefined): AsyncGenerator<Change> {
+    const w = this.writers.get(hex(writer))
+    if (w === undefined) throw new MeshError('MESHBEE_INVALID_KEY', `Unknown writer ${hex(writer)}`)
+    const end = Math.min(to ?? w.core.contiguousLength, w.core.contiguousLength, w.poison)
+    let start = Math.min(Math.max(0, from), end)
+    if (since !== undefined) start = Math.max(start, await this.firstSince(w, since, end))
+    const snap = w.bee.checkout(Math.max(1, end))
+    try {
+      for await (const { left, right } of snap.createDiffStream(start, DATA_RANGE)) {
+        const node = left ?? right as NonNullable<typeof right>
+        const now = left === null ? null : safeDescribe(left.key, left.value, w.key)
+        const before = right === null ? null : safeDescribe(right.key, right.value, w.key)
+        yield {
+          key: node.key.subarray(1),
+          type: now === null ? 'gone' : now.type,
+          value: now?.value ?? null,
+          previous: before?.value ?? null,
+          stamp: now?.stamp ?? null,
+          seq: left?.seq ?? null
+        }
+      }
+    } finally {
+      await snap.close()
+    }
+  }
+
+  /** The first index of `w`'s log whose entry is stamped at or after `since` (stamps grow along a log). */
+  private async firstSince (w: WriterState, since: Stamp, end: number): Promise<number> {
+    let lo = 1
+    let hi = end
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      const node = await w.bee.getBySeq(mid, { wait: false }).catch(() => null)
+      let st: Stamp | null = null
+      try {
+        if (node !== null) st = decodeEntry(node.value).stamp
+      } catch {}
+      if (st !== null && compareStamps(st, since) >= 0) hi = mid
+      else lo = mid + 1
+    }
+    return lo
+  }
+
+  /**
+   * The view as it was at the given cuts (writer hex key → length): membership and data both
+   * replayed from the logs truncated there. Returns the rendered entries, sorted by key.
+   */
+  async materialize (cuts: Map<string, number>): Promise<Array<[Buffer, Buffer]>> {
+    const lengthOf = (w: WriterState): number => Math.min(cuts.get(hex(w.key)) ?? 0, w.core.contiguousLength, w.poison)
+    const records: MembershipRecord[] = []
+    for (const w of this.writers.values()) {
+      const len = lengthOf(w)
+      for (const r of w.records.values()) if (r.seq < len) records.push(r)
+    }
+    const members = resolveMembers(this.key, records)
+    const slots = new Map<string, { key: Buffer, slots: Slot[] }>()
+    for (const [id, m] of members) {
+      const w = this.writers.get(id)
+      if (w === undefined) continue
+      const len = Math.min(lengthOf(w), m.cut)
+      if (len <= 1) continue
+      const snap = w.bee.checkout(len)
+      try {
+        for await (const node of snap.createReadStream(DATA_RANGE)) {
+          let ok = true
+          try {
+            slotState(decodeData(node.key, node.value), w.key)
+          } catch {
+            ok = false
+          }
+          if (!ok) continue
+          const key = node.key.subarray(1)
+          const kid = key.toString('hex')
+          let e = slots.get(kid)
+          if (e === undefined) slots.set(kid, e = { key, slots: [] })
+          e.slots.push({ writer: w.key, entry: node.value })
+        }
+      } finally {
+        await snap.close()
+      }
+    }
+    const out: Array<[Buffer, Buffer]> = []
+    for (const { key, slots: list } of slots.values()) {
+      const v = render(this.merged(list))
+      if (v !== null) out.push([key, buf(v)])
+    }
+    return out.sort((a, b) => Buffer.compare(a[0], b[0]))
+  }
+
   /** Appends own writes as one atomic batch and folds them into the view before resolving. */
   write (ops: WriteOp[]): Promise<void> {
     return this.locked(async () => {
@@ -364,15 +598,14 @@ export class Engine extends EventEmitter {
       for (const [k, v] of appends) await batch.put(k, v)
       await batch.flush()
 
-      const viewOps: BatchOp[] = []
-      for (const { key, slots } of keys.values()) {
-        viewOps.push(this.view.putValue(key, render(this.merged(slots))), this.view.putSlots(key, slots))
-      }
+      const staged = new Staged(this.digest)
+      let viewChanged = false
+      for (const { key, slots } of keys.values()) if (await this.stage(staged, key, slots)) viewChanged = true
       const len = this.own.core.length
-      viewOps.push(this.view.putCheckpoint(this.own.key, len), this.view.putStamp(this.hlc.last))
-      await this.view.write(viewOps)
+      staged.ops.push(this.view.putCheckpoint(this.own.key, len))
+      await this.commit(staged)
       this.checkpoints.set(ownId, len)
-      this.emit('update')
+      if (viewChanged) this.emit('update')
     })
   }
 
@@ -444,5 +677,44 @@ export class Engine extends EventEmitter {
       }
       await this.fold()
     })
+  }
+}
+
+/** Whether block `i` of a log decodes as a Hyperbee block whose pointers all point backwards. */
+export function wellFormed (block: Uint8Array, i: number): boolean {
+  try {
+    if (i === 0) return messages.Header.decode(block).protocol === 'hyperbee'
+    const node = messages.Node.decode(block)
+    if (!(node.key instanceof Uint8Array) || !(node.index instanceof Uint8Array)) return false
+    const { levels } = messages.YoloIndex.decode(node.index)
+    if (levels.length === 0) return false
+    for (const l of levels) {
+      if (l.children.length % 2 !== 0) return false
+      for (const seq of l.keys) if (!(seq <= i && seq >= 1)) return false
+      for (let j = 0; j < l.children.length; j += 2) if (!(l.children[j] <= i && l.children[j] >= 1)) return false
+    }
+    return true
+  } catch {
+    return false
+  }
+}
+
+function describeEntry (e: DataEntry, writer: Uint8Array): EntryVersion {
+  const w = buf(writer)
+  switch (e.type) {
+    case PUT: return { writer: w, stamp: e.stamp, type: 'put', value: buf(e.value) }
+    case DEL: return { writer: w, stamp: e.stamp, type: 'del', value: null }
+    default: {
+      const v = render(slotState(e, writer))
+      return { writer: w, stamp: e.stamp, type: 'state', value: v === null ? null : buf(v) }
+    }
+  }
+}
+
+function safeDescribe (beeKey: Uint8Array, value: Uint8Array, writer: Uint8Array): EntryVersion | null {
+  try {
+    return describeEntry(decodeData(beeKey, value), writer)
+  } catch {
+    return null
   }
 }

@@ -11,9 +11,12 @@ import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { isJson, isPlainObject, type Json } from '../crdt/json.js'
-import { Engine, type EngineOptions, type EngineStats, type WriteOp } from './engine.js'
+import { MemoryLevel } from 'memory-level'
+import { Engine, type Change, type EngineOptions, type EngineStats, type EntryVersion, type WriterInfo, type WriteOp } from './engine.js'
+import { digestToBuffer } from './digest.js'
+import { isStamp, type Stamp } from '../crdt/hlc.js'
 import { ADD_WRITER, REMOVE_WRITER } from './entry.js'
-import { MeshError, invalidArgument } from './errors.js'
+import { MeshError, MeshTypeError, invalidArgument } from './errors.js'
 import type { ClassicLevel } from 'classic-level'
 
 type Bytes = Buffer
@@ -102,6 +105,78 @@ class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Byt
 }
 
 const RANGE = ['gt', 'gte', 'lt', 'lte'] as const
+const NO_STATS: EngineStats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0 }
+
+/** Writer lengths: a cut per writer key (hex string or bytes); unlisted writers count as empty. */
+export type Cuts = Map<string | Uint8Array, number> | Record<string, number> | Iterable<readonly [string | Uint8Array, number]>
+
+function normalizeCuts (cuts: Cuts): Map<string, number> {
+  if (cuts === null || typeof cuts !== 'object') throw new MeshTypeError('MESHBEE_INVALID_CUTS', 'cuts must be a Map, an object or pairs of writer key and length')
+  const pairs: Iterable<readonly [string | Uint8Array, number]> = Symbol.iterator in cuts
+    ? cuts as Iterable<readonly [string | Uint8Array, number]>
+    : Object.entries(cuts)
+  const out = new Map<string, number>()
+  for (const pair of pairs) {
+    if (!Array.isArray(pair) || pair.length !== 2) throw new MeshTypeError('MESHBEE_INVALID_CUTS', 'each cut is a [writer key, length] pair')
+    const [k, len] = pair as [unknown, unknown]
+    let id: string
+    try {
+      id = toKey(k as string, 'writer key').toString('hex')
+    } catch {
+      throw new MeshTypeError('MESHBEE_INVALID_CUTS', 'a writer key in cuts is not 32 bytes or 64 hex characters')
+    }
+    if (!Number.isSafeInteger(len) || (len as number) < 0) throw new MeshTypeError('MESHBEE_INVALID_CUTS', `the cut of ${id} is not a length`)
+    out.set(id, len as number)
+  }
+  return out
+}
+
+function readOnly (): Error {
+  const err = new Error('A checkout is read-only') as Error & { code: string }
+  err.code = 'LEVEL_READONLY'
+  return err
+}
+
+/** A read-only abstract-level database holding the view at a set of cuts, built when it opens. */
+class Checkout<K, V> extends MemoryLevel<K, V> {
+  private readonly load: () => Promise<Array<[Buffer, Buffer]>>
+
+  constructor (load: () => Promise<Array<[Buffer, Buffer]>>, options: AbstractDatabaseOptions<K, V>) {
+    super({ ...options, storeEncoding: 'buffer' } as never)
+    this.load = load
+  }
+
+  async _open (options: object): Promise<void> {
+    await (MemoryLevel.prototype as unknown as { _open: (o: object) => Promise<void> })._open.call(this, options)
+    const entries = await this.load()
+    const batch = (MemoryLevel.prototype as unknown as { _batch: (ops: object[], o: object) => Promise<void> })._batch
+    await batch.call(this, entries.map(([key, value]) => ({ type: 'put', key, value })), {})
+  }
+
+  async _put (): Promise<void> { throw readOnly() }
+  async _del (): Promise<void> { throw readOnly() }
+  async _batch (): Promise<void> { throw readOnly() }
+  async _clear (): Promise<void> { throw readOnly() }
+}
+
+export interface Version<K, V> {
+  writer: Buffer
+  stamp: Stamp
+  /** 'put' and 'del' are whole-value writes; 'state' holds that writer's document fields or set tags. */
+  type: EntryVersion['type']
+  /** What this writer alone says the key holds (decoded with the value encoding), or undefined. */
+  value: V | undefined
+  key: K
+}
+
+export interface DiffChange<K, V> {
+  key: K
+  type: Change['type']
+  value: V | undefined
+  previous: V | undefined
+  stamp: Stamp | null
+  seq: number | null
+}
 
 /**
  * A leaderless multi-writer database. Every peer writes to its own signed log; the fold merges all
@@ -147,7 +222,6 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     if (typeof storage !== 'string' && (storage === null || typeof storage !== 'object')) {
       throw invalidArgument('storage must be a directory path or a Corestore')
     }
-    this.storage = storage
     if (typeof storage !== 'string' && typeof viewPath !== 'string') {
       throw invalidArgument('A Corestore as storage needs opts.viewPath, a directory for the view')
     }
@@ -186,7 +260,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   /** Whether this peer is a member (and not removed), so that writes are accepted. */
   get writable (): boolean { return this.status === 'open' && this.engine.writable }
   /** Counters of the fold; they only grow. */
-  stats (): EngineStats { return { ...this.engine.stats } }
+  stats (): EngineStats { return { ...(this.#engine?.stats ?? NO_STATS) } }
 
   async _open (options: OpenOptions): Promise<void> {
     const location = this.viewLocation()
@@ -197,7 +271,10 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     if (exists && options.errorIfExists) {
       throw new MeshError('MESHBEE_STORAGE', `${location} exists (errorIfExists is true)`)
     }
-    const engine = this.#engine = this.createEngine()
+    const engine = this.createEngine()
+    // The counters only grow, across reopens too.
+    if (this.#engine !== null) Object.assign(engine.stats, this.#engine.stats)
+    this.#engine = engine
     try {
       await engine.open()
     } catch (err) {
@@ -347,6 +424,72 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   async update (): Promise<boolean> {
     await this.ready()
     return await this.engine.update()
+  }
+
+  private decodeKey (key: Buffer): K {
+    return (this.keyEncoding() as unknown as { decode: (b: Buffer) => K }).decode(key)
+  }
+
+  private decodeValue (value: Buffer | null): V | undefined {
+    if (value === null) return undefined
+    return (this.valueEncoding() as unknown as { decode: (b: Buffer) => V }).decode(value)
+  }
+
+  /** Every writer reached from the creator: log length, cut, folded length, removal, clock skew. */
+  writers (): WriterInfo[] {
+    if (this.status !== 'open') return []
+    return this.engine.writerInfo()
+  }
+
+  /** The lengths of each writer's log that the view reflects: pass them to `checkout` later. */
+  cuts (): Map<string, number> {
+    return new Map(this.writers().map((w) => [w.key.toString('hex'), w.folded]))
+  }
+
+  /** Every member's latest entry for `key`, the winner first: the conflicts behind its value. */
+  async versions (key: K): Promise<Array<Version<K, V>>> {
+    const k = this.encodeKey(key)
+    await this.ready()
+    return (await this.engine.versions(k)).map((v) => ({ ...v, key, value: this.decodeValue(v.value) }))
+  }
+
+  /**
+   * A writer's changes between two lengths of its log (one per key: its entry at `to` and its
+   * entry at `from`), or since an HLC stamp or wall time (ms).
+   */
+  async * diff (writerKey: Uint8Array | string, opts: { from?: number, to?: number, since?: Stamp | number } = {}): AsyncGenerator<DiffChange<K, V>> {
+    const w = toKey(writerKey, 'writer key')
+    const { from = 0, to, since } = opts
+    if (!Number.isSafeInteger(from) || from < 0 || (to !== undefined && (!Number.isSafeInteger(to) || to < 0))) {
+      throw invalidArgument('from and to must be log lengths (non-negative integers)')
+    }
+    let st: Stamp | undefined
+    if (typeof since === 'number') st = { wall: since, counter: 0 }
+    else if (since !== undefined) {
+      if (!isStamp(since)) throw invalidArgument('since must be a stamp { wall, counter } or a time in ms')
+      st = since
+    }
+    await this.ready()
+    for await (const c of this.engine.diff(w, from, to, st)) {
+      yield { ...c, key: this.decodeKey(c.key), value: this.decodeValue(c.value), previous: this.decodeValue(c.previous) }
+    }
+  }
+
+  /** A digest of the whole view, equal on peers with equal views; kept current by every fold. */
+  hash (): Buffer {
+    return digestToBuffer(this.engine.digest)
+  }
+
+  /**
+   * A read-only database holding the view as it was at the given cuts (time travel to a causal
+   * cut). It opens like any abstract-level database; writers missing from `cuts` count as empty.
+   */
+  checkout (cuts: Cuts): AbstractLevel<Buffer, K, V> {
+    const c = normalizeCuts(cuts)
+    return new Checkout<K, V>(async () => {
+      await this.ready()
+      return await this.engine.materialize(c)
+    }, { keyEncoding: this.keyEncoding().commonName, valueEncoding: this.valueEncoding().commonName } as AbstractDatabaseOptions<K, V>) as unknown as AbstractLevel<Buffer, K, V>
   }
 
   /** A replication stream carrying every log in this database's store (corestore replication). */

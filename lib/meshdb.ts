@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { isJson, isPlainObject, type Json } from '../crdt/json.js'
 import { MemoryLevel } from 'memory-level'
+import { Sync, type JoinRequest, type SwarmOptions } from '../sync/swarm.js'
 import { Engine, type Change, type EngineOptions, type EngineStats, type EntryVersion, type WriterInfo, type WriteOp } from './engine.js'
 import { digestToBuffer } from './digest.js'
 import { isStamp, type Stamp } from '../crdt/hlc.js'
@@ -32,6 +33,8 @@ export interface MeshDBOptions<K = string, V = string> extends AbstractDatabaseO
   maxDrift?: number
   /** The wall clock (ms) the hybrid logical clock reads; Date.now by default. */
   wallClock?: () => number
+  /** For `join()`: an existing Hyperswarm, or options for a new one. */
+  swarm?: SwarmOptions['swarm']
 }
 
 type KeyInput = unknown
@@ -190,10 +193,12 @@ export interface DiffChange<K, V> {
 export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   private readonly storage: string | Corestore
   private readonly engineOptions: EngineOptions
+  private readonly swarmOption: SwarmOptions['swarm']
   #engine: Engine | null = null
+  #sync: Sync | null = null
 
   constructor (storage: string | Corestore, options: MeshDBOptions<K, V> = {}) {
-    const { key, viewPath, logger, maxDrift, wallClock, ...rest } = options
+    const { key, viewPath, logger, maxDrift, wallClock, swarm, ...rest } = options
     const manifest = {
       encodings: { buffer: true },
       implicitSnapshots: true,
@@ -205,7 +210,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
       createIfMissing: true,
       errorIfExists: true,
       signals: { iterators: true },
-      events: { update: true, 'writer-add': true, 'writer-remove': true },
+      events: { update: true, 'writer-add': true, 'writer-remove': true, 'peer-add': true, 'peer-remove': true, 'join-request': true },
       additionalMethods: {
         patch: true,
         sadd: true,
@@ -215,7 +220,15 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
         removeWriter: true,
         update: true,
         stats: true,
-        replicate: true
+        replicate: true,
+        join: true,
+        leave: true,
+        requestJoin: true,
+        writers: true,
+        versions: true,
+        diff: true,
+        hash: true,
+        checkout: true
       }
     }
     super(manifest as ConstructorParameters<typeof AbstractLevel>[0], rest as AbstractDatabaseOptions<K, V>)
@@ -226,6 +239,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
       throw invalidArgument('A Corestore as storage needs opts.viewPath, a directory for the view')
     }
     this.storage = storage
+    this.swarmOption = swarm
     this.engineOptions = { key: key === undefined ? undefined : toKey(key, 'key'), viewPath, logger, maxDrift, wallClock }
   }
 
@@ -248,6 +262,12 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     engine.on('update', () => this.emit('update'))
     engine.on('writer-add', (k: Buffer) => this.emit('writer-add', k))
     engine.on('writer-remove', (k: Buffer, cut: number) => this.emit('writer-remove', k, cut))
+    const sync = new Sync(engine)
+    sync.on('peer-add', (k: Buffer | null) => this.emit('peer-add', k))
+    sync.on('peer-remove', (k: Buffer | null) => this.emit('peer-remove', k))
+    sync.on('join-request', (r: JoinRequest) => this.emit('join-request', r))
+    engine.on('writer-add', () => sync.membershipChanged())
+    this.#sync = sync
     return engine
   }
 
@@ -285,6 +305,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   }
 
   async _close (): Promise<void> {
+    await this.#sync?.leave()
     await this.engine.close()
   }
 
@@ -492,8 +513,45 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     }, { keyEncoding: this.keyEncoding().commonName, valueEncoding: this.valueEncoding().commonName } as AbstractDatabaseOptions<K, V>) as unknown as AbstractLevel<Buffer, K, V>
   }
 
-  /** A replication stream carrying every log in this database's store (corestore replication). */
+  /**
+   * A replication stream carrying every log in this database's store (corestore replication),
+   * with the join-request channel beside it. Pipe it to the other peer's `replicate(!initiator)`,
+   * or pass an existing framed stream (e.g. a Hyperswarm connection).
+   */
   replicate (isInitiatorOrStream: boolean | Duplex): Duplex {
-    return this.engine.store.replicate(isInitiatorOrStream)
+    return this.syncer.add(isInitiatorOrStream)
+  }
+
+  private get syncer (): Sync {
+    if (this.#sync === null) throw new MeshError('MESHBEE_CLOSED', 'The database has not been opened yet')
+    return this.#sync
+  }
+
+  /**
+   * Joins Hyperswarm on the discovery key (as client and server) and replicates every connection.
+   * `opts.swarm` (or the constructor's `swarm`): an existing Hyperswarm, left running on leave,
+   * or options for a new one (e.g. `{ bootstrap }` for a private DHT).
+   */
+  async join (opts: SwarmOptions = {}): Promise<void> {
+    await this.ready()
+    await this.syncer.join({ swarm: opts.swarm ?? this.swarmOption })
+  }
+
+  /** Leaves the swarm; a swarm meshbee created is destroyed, a given one keeps running. */
+  async leave (): Promise<void> {
+    await this.#sync?.leave()
+  }
+
+  /** Number of live replication connections (swarm or in-process). */
+  get peers (): number {
+    return this.#sync?.connections ?? 0
+  }
+
+  /**
+   * Asks connected peers (and peers met later) to add this peer as a writer: members see a
+   * 'join-request' event with this peer's writer key. Returns how many peers were asked now.
+   */
+  requestJoin (): number {
+    return this.syncer.requestJoin()
   }
 }

@@ -2,6 +2,7 @@ declare module 'hypercore' {
   import { EventEmitter } from 'node:events'
   interface Download { done (): Promise<void>, destroy (): void }
   class Hypercore extends EventEmitter {
+    static getProtocolMuxer (stream: unknown): any
     key: Buffer
     discoveryKey: Buffer
     length: number

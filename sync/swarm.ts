@@ -1,0 +1,133 @@
+/**
+ * Hyperswarm sync: peers meet on the database's discovery key and replicate every log through the
+ * Corestore on each connection. A small protomux channel on the same connection carries join
+ * requests: a peer that is not a member sends its writer key; members surface it as an event and
+ * the app decides. Nothing is added by itself.
+ *
+ * Every peer keeps every reached log fully downloaded (the engine asks for all of it), so any
+ * peer — member or not — serves the logs to others: a peer that opens the database by key and
+ * joins is a seeder.
+ */
+import { EventEmitter } from 'node:events'
+import c from 'compact-encoding'
+import Hypercore from 'hypercore'
+import Hyperswarm from 'hyperswarm'
+import Protomux, { type Channel, type Message } from 'protomux'
+import type { Duplex } from 'node:stream'
+import type { Engine } from '../lib/engine.js'
+
+export interface SwarmOptions {
+  /** An existing Hyperswarm (it is left running on leave), or options for a new one. */
+  swarm?: Hyperswarm | Record<string, unknown>
+}
+
+export interface JoinRequest {
+  /** The writer key the requester asks to be added with. */
+  key: Buffer
+  /** The requester's connection key (its swarm identity). */
+  remotePublicKey: Buffer | null
+}
+
+interface Peer { conn: Duplex & { remotePublicKey?: Buffer }, channel: Channel | null, request: Message | null }
+
+const PROTOCOL = 'meshbee/join/v1'
+
+export class Sync extends EventEmitter {
+  swarm: Hyperswarm | null = null
+  private owned = false
+  private discovery: { destroy: () => Promise<void>, flushed: () => Promise<void> } | null = null
+  private readonly peers = new Set<Peer>()
+  private asking = false
+  private readonly onconnection = (conn: Duplex & { remotePublicKey?: Buffer }): void => { this.add(conn) }
+
+  constructor (private readonly engine: Engine) {
+    super()
+  }
+
+  get connections (): number {
+    return this.peers.size
+  }
+
+  async join (opts: SwarmOptions = {}): Promise<void> {
+    if (this.swarm !== null) return
+    const given = opts.swarm
+    this.owned = !(given instanceof Hyperswarm)
+    this.swarm = given instanceof Hyperswarm ? given : new Hyperswarm(given ?? {})
+    this.swarm.on('connection', this.onconnection)
+    this.discovery = this.swarm.join(this.engine.creator.core.discoveryKey, { client: true, server: true })
+    await this.discovery.flushed()
+  }
+
+  async leave (): Promise<void> {
+    const swarm = this.swarm
+    if (swarm === null) return
+    this.swarm = null
+    swarm.off('connection', this.onconnection)
+    if (this.discovery !== null) await this.discovery.destroy()
+    this.discovery = null
+    if (this.owned) await swarm.destroy()
+    else for (const p of this.peers) p.conn.destroy()
+    this.peers.clear()
+  }
+
+  /**
+   * Replicates every log over a connection (a swarm connection, or `true`/`false` for an
+   * in-process stream as in `db.replicate`), with the join channel beside the logs.
+   */
+  add (conn: boolean | (Duplex & { remotePublicKey?: Buffer })): Duplex {
+    const stream = this.engine.store.replicate(conn) as Duplex & { remotePublicKey?: Buffer }
+    stream.on('error', () => {})
+    const peer: Peer = { conn: typeof conn === 'boolean' ? stream : conn, channel: null, request: null }
+    conn = peer.conn
+    this.attach(peer, Hypercore.getProtocolMuxer(stream))
+    this.peers.add(peer)
+    const key = conn.remotePublicKey ?? null
+    this.emit('peer-add', key)
+    conn.once('close', () => {
+      if (this.peers.delete(peer)) this.emit('peer-remove', key)
+    })
+    return stream
+  }
+
+  private attach (peer: Peer, mux: Protomux): void {
+    const channel = mux.createChannel({
+      protocol: PROTOCOL,
+      id: this.engine.creator.core.discoveryKey,
+      onopen: () => { if (this.asking) this.send(peer) }
+    })
+    if (channel === null) return
+    peer.channel = channel
+    peer.request = channel.addMessage({
+      encoding: c.fixed32,
+      onmessage: (key: Buffer) => {
+        if (!this.engine.writable || this.engine.members.has(key.toString('hex'))) return
+        const request: JoinRequest = { key: Buffer.from(key), remotePublicKey: peer.conn.remotePublicKey ?? null }
+        this.emit('join-request', request)
+      }
+    })
+    channel.open()
+  }
+
+  private send (peer: Peer): void {
+    if (peer.channel?.opened === true && peer.request !== null) peer.request.send(this.engine.own.key)
+  }
+
+  /** Asks every connected peer, and every peer met later, to add this peer; until it is a member. */
+  requestJoin (): number {
+    this.asking = !this.engine.writable
+    if (!this.asking) return 0
+    let asked = 0
+    for (const p of this.peers) {
+      if (p.channel?.opened === true) {
+        this.send(p)
+        asked++
+      }
+    }
+    return asked
+  }
+
+  /** Stops asking once this peer has become a member. */
+  membershipChanged (): void {
+    if (this.engine.writable) this.asking = false
+  }
+}

@@ -93,7 +93,8 @@ export class Sync extends EventEmitter {
     const channel = mux.createChannel({
       protocol: PROTOCOL,
       id: this.engine.creator.core.discoveryKey,
-      onopen: () => { if (this.asking) this.send(peer) }
+      // protomux sets `opened` only after onopen returns, so send here without that check.
+      onopen: () => { if (this.asking && peer.request !== null) peer.request.send(this.engine.own.key) }
     })
     if (channel === null) return
     peer.channel = channel

@@ -22,9 +22,10 @@ const BUF = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const
 /** One writer's latest entry for a key. */
 export interface Slot { readonly writer: Uint8Array, readonly entry: Uint8Array }
 
+/** A write to the root LevelDB, its key already carrying the sublevel's prefix. */
 export type BatchOp =
-  | { type: 'put', sublevel: Sub, key: Bytes, value: Bytes }
-  | { type: 'del', sublevel: Sub, key: Bytes }
+  | { type: 'put', key: Bytes, value: Bytes }
+  | { type: 'del', key: Bytes }
 
 export class ViewStore {
   readonly db: ClassicLevel<Bytes, Bytes>
@@ -39,10 +40,37 @@ export class ViewStore {
     this.slots = this.db.sublevel<Bytes, Bytes>('s', BUF)
     this.checkpoints = this.db.sublevel<Bytes, Bytes>('c', BUF)
     this.meta = this.db.sublevel<Bytes, Bytes>('m', BUF)
+    this.pv = Buffer.from(this.values.prefix)
+    this.ps = Buffer.from(this.slots.prefix)
+    this.pc = Buffer.from(this.checkpoints.prefix)
+    this.pm = Buffer.from(this.meta.prefix)
   }
+
+  private readonly pv: Bytes
+  private readonly ps: Bytes
+  private readonly pc: Bytes
+  private readonly pm: Bytes
 
   async open (): Promise<void> {
     await this.db.open()
+  }
+
+  /** The root-level key of `key` in sublevel `sub` (sublevels are plain key prefixes). */
+  private static at (prefix: Bytes, key: Uint8Array): Bytes {
+    const out = Buffer.allocUnsafe(prefix.byteLength + key.byteLength)
+    prefix.copy(out, 0)
+    out.set(key, prefix.byteLength)
+    return out
+  }
+
+  /** The rendered value of a key, read synchronously (LevelDB's cache makes this the fast path). */
+  getValueSync (key: Uint8Array): Bytes | undefined {
+    return this.db.getSync(ViewStore.at(this.pv, key))
+  }
+
+  getSlotsSync (key: Uint8Array): Slot[] {
+    const raw = this.db.getSync(ViewStore.at(this.ps, key))
+    return raw === undefined ? [] : decodeSlots(raw)
   }
 
   async close (): Promise<void> {
@@ -70,23 +98,21 @@ export class ViewStore {
   }
 
   putValue (key: Uint8Array, value: Uint8Array | null): BatchOp {
-    return value === null
-      ? { type: 'del', sublevel: this.values, key: Buffer.from(key) }
-      : { type: 'put', sublevel: this.values, key: Buffer.from(key), value: Buffer.from(value) }
+    const k = ViewStore.at(this.pv, key)
+    return value === null ? { type: 'del', key: k } : { type: 'put', key: k, value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) }
   }
 
   putSlots (key: Uint8Array, slots: Slot[]): BatchOp {
-    return slots.length === 0
-      ? { type: 'del', sublevel: this.slots, key: Buffer.from(key) }
-      : { type: 'put', sublevel: this.slots, key: Buffer.from(key), value: encodeSlots(slots) }
+    const k = ViewStore.at(this.ps, key)
+    return slots.length === 0 ? { type: 'del', key: k } : { type: 'put', key: k, value: encodeSlots(slots) }
   }
 
   putCheckpoint (writer: Uint8Array, length: number): BatchOp {
-    return { type: 'put', sublevel: this.checkpoints, key: Buffer.from(writer), value: Buffer.from(c.encode(c.uint, length)) }
+    return { type: 'put', key: ViewStore.at(this.pc, writer), value: Buffer.from(c.encode(c.uint, length)) }
   }
 
   putMeta (name: string, value: Uint8Array): BatchOp {
-    return { type: 'put', sublevel: this.meta, key: Buffer.from(name), value: Buffer.from(value) }
+    return { type: 'put', key: ViewStore.at(this.pm, Buffer.from(name)), value: Buffer.from(value) }
   }
 
   putStamp (s: Stamp): BatchOp {
@@ -94,7 +120,7 @@ export class ViewStore {
   }
 
   async write (ops: BatchOp[]): Promise<void> {
-    if (ops.length > 0) await this.db.batch(ops as any) // eslint-disable-line @typescript-eslint/no-explicit-any
+    if (ops.length > 0) await this.db.batch(ops)
   }
 }
 

@@ -2,6 +2,7 @@ declare module 'hyperdht' {
   import { EventEmitter } from 'node:events'
   class HyperDHT extends EventEmitter {
     constructor (opts?: { bootstrap?: Array<string | { host: string, port: number }>, firewalled?: boolean, ephemeral?: boolean, host?: string, port?: number })
+    destroyed: boolean
     ready (): Promise<void>
     fullyBootstrapped (): Promise<void>
     destroy (): Promise<void>

@@ -175,7 +175,8 @@ export class Views {
     return this.procs.map((p, i) => {
       const d = this.last[i]
       if (d === undefined) return `${p.name}: no dump`
-      return `${p.name}: ${d.entries.length} entries, hash ${d.hash.slice(0, 12)}, peers ${d.peers}, writable ${String(d.writable)}, writers ${d.writers.map((w) => `${w.key.slice(0, 6)}:${w.folded}/${w.length}`).join(' ')}`
+      const err = p.stderr === '' ? '' : ` stderr: ${p.stderr.slice(-500)}`
+      return `${p.name}: ${d.entries.length} entries, hash ${d.hash.slice(0, 12)}, peers ${d.peers}, writable ${String(d.writable)}, writers ${d.writers.map((w) => `${w.key.slice(0, 6)}:${w.folded}/${w.length}`).join(' ')}${err}`
     }).join('; ')
   }
 }

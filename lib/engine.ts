@@ -260,10 +260,28 @@ export class Engine extends EventEmitter {
     return p
   }
 
-  private target (w: WriterState): number {
+  private async target (w: WriterState): Promise<number> {
     const m = this.members.get(hex(w.key))
     if (m === undefined) return 0
-    return Math.min(w.core.contiguousLength, m.cut, w.poison)
+    return await this.readable(w, Math.min(w.core.contiguousLength, m.cut, w.poison))
+  }
+
+  /**
+   * The largest length up to `len` at which `w`'s Hyperbee can be read. A Hyperbee batch appends
+   * its nodes together and only the last one carries the B-tree index: a peer that has downloaded
+   * part of a batch holds a length that ends inside it, where there is no tree to read. Such a log
+   * counts up to its last whole batch (so a batch also arrives whole). Depends only on the bytes.
+   * A block that is no Hyperbee node at all stops the search: reading there fails and `guarded`
+   * caps the log.
+   */
+  private async readable (w: WriterState, len: number): Promise<number> {
+    let end = len
+    while (end > 1) {
+      const block = await w.core.get(end - 1, { wait: false })
+      if (block === null || !innerBatchNode(block)) break
+      end--
+    }
+    return end
   }
 
   private async refreshMembership (): Promise<void> {
@@ -271,7 +289,7 @@ export class Engine extends EventEmitter {
     while (grew) {
       grew = false
       for (const w of [...this.writers.values()]) {
-        const len = Math.min(w.core.contiguousLength, w.poison)
+        const len = await this.readable(w, Math.min(w.core.contiguousLength, w.poison))
         if (len !== w.mlen) await this.guarded(w, w.mlen, len, async () => { await this.readMembership(w, len) })
         for (const r of w.records.values()) {
           if (r.entry.type === ADD_WRITER && !this.writers.has(hex(r.entry.writer))) {
@@ -371,7 +389,7 @@ export class Engine extends EventEmitter {
     for (const id of ids) {
       const w = this.writers.get(id) as WriterState
       const from = this.checkpoints.get(id) ?? 0
-      const to = this.target(w)
+      const to = await this.target(w)
       if (to === from) continue
       const found: Array<{ key: Buffer, entry: Uint8Array | null }> = []
       const ok = await this.guarded(w, from, to, async () => {
@@ -487,7 +505,7 @@ export class Engine extends EventEmitter {
   async * diff (writer: Uint8Array, from: number, to: number | undefined, since: Stamp | undefined): AsyncGenerator<Change> {
     const w = this.writers.get(hex(writer))
     if (w === undefined) throw new MeshError('MESHBEE_INVALID_KEY', `Unknown writer ${hex(writer)}`)
-    const end = Math.min(to ?? w.core.contiguousLength, w.core.contiguousLength, w.poison)
+    const end = await this.readable(w, Math.min(to ?? w.core.contiguousLength, w.core.contiguousLength, w.poison))
     let start = Math.min(Math.max(0, from), end)
     if (since !== undefined) start = Math.max(start, await this.firstSince(w, since, end))
     const snap = w.bee.checkout(Math.max(1, end))
@@ -543,7 +561,7 @@ export class Engine extends EventEmitter {
     for (const [id, m] of members) {
       const w = this.writers.get(id)
       if (w === undefined) continue
-      const len = Math.min(lengthOf(w), m.cut)
+      const len = await this.readable(w, Math.min(lengthOf(w), m.cut))
       if (len <= 1) continue
       const snap = w.bee.checkout(len)
       try {
@@ -680,14 +698,25 @@ export class Engine extends EventEmitter {
   }
 }
 
-/** Whether block `i` of a log decodes as a Hyperbee block whose pointers all point backwards. */
+/** Whether a block is a Hyperbee node without an index: any node of a batch but its last. */
+function innerBatchNode (block: Uint8Array): boolean {
+  try {
+    return messages.YoloIndex.decode(messages.Node.decode(block).index).levels.length === 0
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Whether block `i` of a log decodes as a Hyperbee block whose pointers all point backwards. A
+ * node with an empty index is well-formed: it is a node of a batch other than the last.
+ */
 export function wellFormed (block: Uint8Array, i: number): boolean {
   try {
     if (i === 0) return messages.Header.decode(block).protocol === 'hyperbee'
     const node = messages.Node.decode(block)
     if (!(node.key instanceof Uint8Array) || !(node.index instanceof Uint8Array)) return false
     const { levels } = messages.YoloIndex.decode(node.index)
-    if (levels.length === 0) return false
     for (const l of levels) {
       if (l.children.length % 2 !== 0) return false
       for (const seq of l.keys) if (!(seq <= i && seq >= 1)) return false

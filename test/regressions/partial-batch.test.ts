@@ -1,0 +1,70 @@
+/**
+ * Regression (found by the chaos test, seed 3: `npm run chaos -- --seed 3`): a peer that folds a
+ * remote log while it holds only part of a batch.
+ *
+ * A Hyperbee batch appends all its nodes at once, but only the last node carries the B-tree
+ * index; the nodes before it have an empty index. A remote peer downloads blocks one by one, so
+ * its contiguous length can end inside a batch. The fold used to check the log out at exactly
+ * that length: Hyperbee cannot read a tree whose root block has no index, the read threw, and the
+ * malformed-block rule (`wellFormed` refused a node with an empty index) capped the whole log at
+ * the batch's first block — on that peer only, until it restarted: its view lost the batch and
+ * every later write of that writer, and differed from every other peer's.
+ *
+ * Here a peer is left holding exactly half a batch (no timing involved: it downloads a fixed
+ * range with Corestore before MeshDB opens the directory).
+ */
+import { expect } from 'chai'
+import { join } from 'node:path'
+import Corestore from 'corestore'
+import { MeshDB } from '../../index.js'
+import { wellFormed } from '../../lib/engine.js'
+import { cleanup, connect, dump, sameDump, tempDir, until } from '../helpers/peers.js'
+
+describe('regression: a remote log held up to the middle of a batch', function () {
+  this.timeout(60_000)
+  let dbs: MeshDB[] = []
+  afterEach(async () => { await cleanup(...dbs); dbs = [] })
+
+  it('is folded up to the last whole batch, then the rest once it arrives; nothing is capped', async () => {
+    const a = new MeshDB(await tempDir('a'))
+    await a.open()
+    dbs.push(a)
+    await a.put('x', '1')
+    await a.batch([{ type: 'put', key: 'k1', value: 'a' }, { type: 'put', key: 'k0', value: 'b' }, { type: 'put', key: 'k1', value: 'c' }])
+    const log = a.engine.own.core
+    expect(log.length).to.equal(5) // header, x, and the batch at 2, 3, 4
+
+    // the nodes of a batch before its last carry no index, and are well-formed all the same
+    for (let i = 0; i < log.length; i++) expect(wellFormed(await log.get(i) as Buffer, i), `block ${i}`).to.equal(true)
+
+    // b downloads blocks 0..3 only: half of the batch
+    const dir = await tempDir('b')
+    const store = new Corestore(join(dir, 'cores'))
+    const core = store.get({ key: a.key })
+    await core.ready()
+    const s1 = a.replicate(true)
+    const s2 = store.replicate(false)
+    s1.pipe(s2).pipe(s1)
+    await core.update({ wait: true })
+    await core.download({ start: 0, end: 4 }).done()
+    s1.destroy()
+    s2.destroy()
+    expect(core.contiguousLength).to.equal(4)
+    await store.close()
+
+    const b = new MeshDB(dir, { key: a.key })
+    await b.open()
+    dbs.push(b)
+    expect(b.stats().badEntries, 'bad entries').to.equal(0)
+    expect(await b.iterator().all()).to.deep.equal([['x', '1']])
+    const w = b.writers().find((x) => x.key.equals(a.key))
+    expect(w?.folded, 'folded up to the last whole batch').to.equal(2)
+    expect(w?.cut).to.equal(5)
+
+    const cut = connect(a, b)
+    await until([a, b], async () => sameDump(await dump(a), await dump(b)), async () => JSON.stringify(await b.iterator().all()))
+    cut()
+    expect(await b.iterator().all()).to.deep.equal([['k0', 'b'], ['k1', 'c'], ['x', '1']])
+    expect(b.stats().badEntries).to.equal(0)
+  })
+})

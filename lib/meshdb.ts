@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
-import { isJson, isPlainObject, type Json } from '../crdt/json.js'
+import { isJson, isPlainObject, isWellFormed, type Json } from '../crdt/json.js'
 import { MemoryLevel } from 'memory-level'
 import { Sync, type JoinRequest, type SwarmOptions } from '../sync/swarm.js'
 import { Engine, type Change, type EngineOptions, type EngineStats, type EntryVersion, type WriterInfo, type WriteOp } from './engine.js'
@@ -393,6 +393,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     if (!isPlainObject(fields)) throw invalidArgument('fields must be a plain object')
     const list: Array<[string, Json | undefined]> = []
     for (const [name, value] of Object.entries(fields)) {
+      if (!isWellFormed(name)) throw invalidArgument('a field name is not well-formed Unicode')
       if (value !== undefined && !isJson(value)) throw invalidArgument(`field ${name} is not JSON`)
       list.push([name, value])
     }

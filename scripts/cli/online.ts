@@ -1,0 +1,188 @@
+/**
+ * `meshbee join` and `meshbee seed`: stay online on the database's discovery key, replicate, and
+ * report what happens (changes as they fold, peers, membership, join requests) until SIGINT or
+ * SIGTERM. A catch-up of a large backlog shows a progress bar on a terminal.
+ */
+import { SingleBar, Presets } from 'cli-progress'
+import HyperDHT from 'hyperdht'
+import type { Logger } from 'pino'
+import type { JoinRequest } from '../../sync/swarm.js'
+import { decodeStored, hex, show, type DB, type Json, type Output } from './context.js'
+
+export interface OnlineOptions {
+  bootstrap?: Array<{ host: string, port: number }>
+  /** Add every peer that asks to join (members only). */
+  acceptAll?: boolean
+  /** Ask connected peers to add this peer when it is not a member. */
+  request?: boolean
+  /** 'join' or 'seed', for the messages. */
+  mode: 'join' | 'seed'
+}
+
+/** Entries to fold before a progress bar is worth showing. */
+const LARGE_BACKLOG = 1000
+
+/** How many entries of members' logs are known here but not yet folded into the view. */
+function backlog (db: DB): { pending: number, folded: number } {
+  let pending = 0
+  let folded = 0
+  for (const w of db.writers()) {
+    if (!w.member) continue
+    pending += Math.max(0, w.cut - w.folded)
+    folded += w.folded
+  }
+  return { pending, folded }
+}
+
+async function readValue (db: DB, key: string): Promise<Json | undefined> {
+  const raw = await db.get(key, { valueEncoding: 'utf8' }) as unknown as string | undefined
+  return raw === undefined ? undefined : decodeStored(raw)
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function signalled (): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals): void => {
+      process.off('SIGINT', on)
+      process.off('SIGTERM', on)
+      resolve(sig)
+    }
+    process.on('SIGINT', on)
+    process.on('SIGTERM', on)
+  })
+}
+
+export async function online (db: DB, out: Output, log: Logger, opts: OnlineOptions): Promise<void> {
+  const stop = signalled()
+  const dht = opts.bootstrap !== undefined && opts.bootstrap.length > 0
+    ? new HyperDHT({ bootstrap: opts.bootstrap, firewalled: false })
+    : null
+  const tty = !out.json && process.stderr.isTTY === true
+  let bar: SingleBar | null = null
+  let barBase = 0
+  /** Changes folded while the bar ran on a terminal are counted, not listed (the bar owns the screen). */
+  let quietChanges = 0
+  let failure: unknown = null
+
+  // What changed in a fold: each writer's diff between the lengths folded before and after it.
+  let seen = db.cuts()
+  let reporting: Promise<void> = Promise.resolve()
+  const report = async (): Promise<void> => {
+    const now = db.cuts()
+    const keys = new Set<string>()
+    for (const [writer, to] of now) {
+      const from = seen.get(writer) ?? 0
+      if (from === to) continue
+      for await (const c of db.diff(writer, { from: Math.min(from, to), to: Math.max(from, to) })) keys.add(c.key)
+    }
+    seen = now
+    for (const key of [...keys].sort()) {
+      const value = await readValue(db, key)
+      if (bar !== null && process.stdout.isTTY === true) {
+        quietChanges++
+        continue
+      }
+      await out.write(out.json
+        ? JSON.stringify({ event: 'change', key, value: value ?? null, deleted: value === undefined })
+        : `change ${key} ${show(value)}`)
+    }
+  }
+  const onUpdate = (): void => {
+    reporting = reporting.then(report).catch((err: { code?: string, message?: string }) => {
+      log.error({ err }, 'could not report changes')
+      event('error', { code: err.code ?? 'MESHBEE_UNEXPECTED', message: err.message }, `could not report changes: ${err.code ?? ''} ${err.message ?? ''}`)
+    })
+    tick()
+  }
+
+  const event = (name: string, fields: Record<string, unknown>, text: string): void => {
+    out.item({ event: name, ...fields }, () => text)
+  }
+  const onPeerAdd = (k: Buffer | null): void => event('peer-add', { peer: k === null ? null : hex(k), peers: db.peers }, `peer-add ${k === null ? '?' : hex(k)} (${db.peers} connected)`)
+  const onPeerRemove = (k: Buffer | null): void => event('peer-remove', { peer: k === null ? null : hex(k), peers: db.peers }, `peer-remove ${k === null ? '?' : hex(k)} (${db.peers} connected)`)
+  const onWriterAdd = (k: Buffer): void => {
+    const self = k.equals(db.writerKey)
+    event('writer-add', { writer: hex(k), self }, `writer-add ${hex(k)}${self ? ' (this peer: now writable)' : ''}`)
+  }
+  const onWriterRemove = (k: Buffer, cut: number): void => {
+    event('writer-remove', { writer: hex(k), cut, self: k.equals(db.writerKey) }, `writer-remove ${hex(k)} at ${cut}`)
+  }
+  const onJoinRequest = (r: JoinRequest): void => {
+    const peer = r.remotePublicKey === null ? null : hex(r.remotePublicKey)
+    event('join-request', { writer: hex(r.key), peer }, `join-request ${hex(r.key)}${opts.acceptAll === true ? '' : ` (run: meshbee add-writer ${hex(r.key)})`}`)
+    if (opts.acceptAll !== true) return
+    db.addWriter(r.key).then(() => {
+      event('writer-accepted', { writer: hex(r.key) }, `accepted ${hex(r.key)}`)
+    }, (err: { code?: string, message?: string }) => {
+      event('error', { code: err.code ?? 'MESHBEE_UNEXPECTED', message: err.message, writer: hex(r.key) }, `could not add ${hex(r.key)}: ${err.code ?? ''} ${err.message ?? ''}`)
+    })
+  }
+
+  // Progress of a large catch-up, on a terminal only.
+  const tick = (): void => {
+    if (!tty) return
+    const { pending, folded } = backlog(db)
+    if (bar === null) {
+      if (pending < LARGE_BACKLOG) return
+      barBase = folded
+      bar = new SingleBar({
+        format: 'catching up [{bar}] {percentage}% | {value}/{total} entries | {eta_formatted} left',
+        hideCursor: true,
+        stream: process.stderr
+      }, Presets.shades_classic)
+      bar.start(pending, 0)
+      return
+    }
+    bar.setTotal(folded - barBase + pending)
+    bar.update(folded - barBase)
+    if (pending === 0) {
+      bar.stop()
+      bar = null
+      if (quietChanges > 0) out.write(`caught up: ${quietChanges} keys changed`)
+      quietChanges = 0
+    }
+  }
+  const ticker = tty ? setInterval(tick, 250) : null
+
+  db.on('update', onUpdate)
+  db.on('peer-add', onPeerAdd)
+  db.on('peer-remove', onPeerRemove)
+  db.on('writer-add', onWriterAdd)
+  db.on('writer-remove', onWriterRemove)
+  db.on('join-request', onJoinRequest)
+  try {
+    const info = { key: hex(db.key), discoveryKey: hex(db.discoveryKey), writerKey: hex(db.writerKey), writable: db.writable, mode: opts.mode }
+    event('joining', info, [
+      `${opts.mode === 'seed' ? 'seeding' : 'joining'} ${info.key}`,
+      `  discovery key ${info.discoveryKey}`,
+      `  writer key    ${info.writerKey}${db.writable ? ' (writable)' : ' (not a member)'}`,
+      '  Ctrl-C to leave'
+    ].join('\n'))
+    await db.join(dht === null ? {} : { swarm: { dht } })
+    event('joined', { peers: db.peers }, `announced on the DHT (${db.peers} connected)`)
+    if (opts.request === true && !db.writable) {
+      const asked = db.requestJoin()
+      event('join-requested', { writer: info.writerKey, asked }, `asking members to add ${info.writerKey} (${asked} peers now, and every peer met later)`)
+    }
+    tick()
+    const sig = await stop
+    log.debug({ signal: sig }, 'leaving')
+  } catch (err) {
+    failure = err
+  } finally {
+    if (ticker !== null) clearInterval(ticker)
+    const b = bar as SingleBar | null
+    b?.stop()
+    db.off('update', onUpdate)
+    db.off('peer-add', onPeerAdd)
+    db.off('peer-remove', onPeerRemove)
+    db.off('writer-add', onWriterAdd)
+    db.off('writer-remove', onWriterRemove)
+    db.off('join-request', onJoinRequest)
+    await reporting
+    await db.leave().catch(() => {})
+    if (dht !== null) await dht.destroy().catch(() => {})
+  }
+  if (failure !== null) throw failure
+  event('left', { key: hex(db.key) }, 'left')
+}

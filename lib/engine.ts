@@ -9,6 +9,7 @@
  * the keys to re-merge.
  */
 import { EventEmitter } from 'node:events'
+import { statSync, unlinkSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import Corestore from 'corestore'
@@ -79,6 +80,20 @@ interface BeeMessages {
 }
 const messages = createRequire(import.meta.url)('hyperbee/lib/messages.js') as BeeMessages
 
+/**
+ * Corestore writes its device file (`CORESTORE`) once, when it creates a store: it opens the file
+ * (empty), then writes it in one go. A process killed in between leaves it empty, and Corestore
+ * then refuses the store forever ("Invalid device file, was modified"). An empty device file
+ * carries nothing (the store's database only opens after the file is written, so nothing else was
+ * stored yet): removing it lets Corestore write it anew.
+ */
+function removeTornDeviceFile (cores: string): void {
+  const file = join(cores, 'CORESTORE')
+  try {
+    if (statSync(file).size === 0) unlinkSync(file)
+  } catch {}
+}
+
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 
@@ -146,6 +161,7 @@ export class Engine extends EventEmitter {
   constructor (storage: string | Corestore, opts: EngineOptions = {}) {
     super()
     if (typeof storage === 'string') {
+      removeTornDeviceFile(join(storage, 'cores'))
       this.store = new Corestore(join(storage, 'cores'))
       this.view = new ViewStore(join(storage, 'view'))
     } else {

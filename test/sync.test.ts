@@ -52,17 +52,20 @@ describe('sync over Hyperswarm, one process per peer', function () {
   }
 
   /**
-   * A creator and `others` opened by its key, all joined; the others ask to join and the creator
-   * adds each one on 'join-request'. Resolves once every peer is writable.
+   * A creator and the others opened by its key, all joined; the others ask to join and the creator
+   * adds each one on 'join-request'. Resolves once every peer is writable. With `askFirst` they ask
+   * before they join (no peer yet: the request goes out when a connection's channel opens),
+   * otherwise once joined (to the peers already connected, and to any met later).
    */
-  async function mesh (names: string[]): Promise<PeerProcess[]> {
+  async function mesh (names: string[], askFirst = false): Promise<PeerProcess[]> {
     const peers = names.map(spawn)
     const [first, ...rest] = peers
     await first.open(await tempDir(first.name))
     await first.autoAdd()
     await Promise.all(rest.map(async (p) => await p.open(await tempDir(p.name), first.key)))
+    if (askFirst) for (const p of rest) expect(await p.requestJoin(), 'peers asked before joining').to.equal(0)
     await joinInTurn(peers)
-    await Promise.all(rest.map(async (p) => await p.requestJoin()))
+    if (!askFirst) await Promise.all(rest.map(async (p) => await p.requestJoin()))
     await allWritable(peers)
     return peers
   }
@@ -82,7 +85,7 @@ describe('sync over Hyperswarm, one process per peer', function () {
   }
 
   it('three processes write concurrently and converge to byte-identical views', async () => {
-    const peers = await mesh(['a', 'b', 'c'])
+    const peers = await mesh(['a', 'b', 'c'], true)
     const ops = (name: string): WriteOp[] => {
       const out: WriteOp[] = []
       for (let i = 0; i < 20; i++) {

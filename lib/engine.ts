@@ -29,6 +29,7 @@ import { resolveMembers, type Member, type MembershipRecord } from './membership
 import { ViewStore, setSlot, type BatchOp, type Slot } from './view.js'
 import { digestFromBuffer, digestToBuffer, replaceEntry } from './digest.js'
 import { MeshError, closed, invalidArgument, keyMismatch, notWritable, tooLarge, writerRemoved } from './errors.js'
+import './hypercore-patch.js' // a lost length announcement in Hypercore's replicator: see the file
 
 export type WriteOp =
   | { type: 'put', key: Uint8Array, value: Uint8Array }
@@ -71,6 +72,12 @@ export interface WriterState {
   maxSkew: number
   /** Index of the first block that is not a well-formed Hyperbee block: the log counts up to it. */
   poison: number
+  /**
+   * Lengths of this log seen as its signed length (`core.length` on open and on every append).
+   * The writer signs at the end of each append, so these never end inside a Hyperbee batch: the
+   * fold only stops at them.
+   */
+  signed: number[]
 }
 
 interface BeeMessages {
@@ -234,13 +241,16 @@ export class Engine extends EventEmitter {
     }
     const bee = new Hyperbee(core, { keyEncoding: 'binary', valueEncoding: 'binary', extension: false })
     await bee.ready()
-    const w: WriterState = { key: core.key, core, bee, records: new Map(), mlen: 0, maxSkew: 0, poison: Infinity }
+    const w: WriterState = { key: core.key, core, bee, records: new Map(), mlen: 0, maxSkew: 0, poison: Infinity, signed: [core.length] }
     this.writers.set(id, w)
     if (this.own !== undefined) {
       // another peer's log: keep all of it, fold as it grows (it may share our Corestore)
       if (!core.writable) core.download({ start: 0, end: -1 })
       const wake = (): void => { this.schedule() }
-      core.on('append', wake)
+      core.on('append', () => {
+        w.signed.push(core.length)
+        wake()
+      })
       core.on('download', wake)
     }
     return w
@@ -279,7 +289,24 @@ export class Engine extends EventEmitter {
   private async target (w: WriterState): Promise<number> {
     const m = this.members.get(hex(w.key))
     if (m === undefined) return 0
-    return await this.readable(w, Math.min(w.core.contiguousLength, m.cut, w.poison))
+    // A removal's cut and a malformed block's index come from the logs' bytes, the same on every
+    // peer (an honest remover records a length it folded: a signed one); `readable` keeps a
+    // forged cut deterministic too. Otherwise the fold stops only at signed lengths.
+    const fixed = Math.min(m.cut, w.poison)
+    if (fixed <= w.core.contiguousLength) return await this.readable(w, fixed)
+    return this.signedAtMost(w, w.core.contiguousLength, this.checkpoints.get(hex(w.key)) ?? 0)
+  }
+
+  /**
+   * The largest signed length of `w` up to `len`, or `floor` (a length already read) if none is
+   * known. A peer that holds part of an append (part of a batch) waits for the rest.
+   */
+  private signedAtMost (w: WriterState, len: number, floor: number): number {
+    if (w === this.own) return Math.min(len, w.core.length)
+    let best = floor
+    for (const n of w.signed) if (n <= len && n > best) best = n
+    if (w.signed.length > 64) w.signed = w.signed.filter((n) => n > best)
+    return best
   }
 
   /**
@@ -305,7 +332,9 @@ export class Engine extends EventEmitter {
     while (grew) {
       grew = false
       for (const w of [...this.writers.values()]) {
-        const len = await this.readable(w, Math.min(w.core.contiguousLength, w.poison))
+        const len = w.poison <= w.core.contiguousLength
+          ? await this.readable(w, w.poison)
+          : this.signedAtMost(w, w.core.contiguousLength, w.mlen)
         if (len !== w.mlen) await this.guarded(w, w.mlen, len, async () => { await this.readMembership(w, len) })
         for (const r of w.records.values()) {
           if (r.entry.type === ADD_WRITER && !this.writers.has(hex(r.entry.writer))) {
@@ -434,7 +463,7 @@ export class Engine extends EventEmitter {
     const staged = new Staged(this.digest)
     let viewChanged = false
     for (const { key, slots: updates } of changed.values()) {
-      let slots = await this.view.getSlots(key)
+      let slots = this.view.getSlotsSync(key)
       for (const [id, entry] of updates) slots = setSlot(slots, Buffer.from(id, 'hex'), entry)
       if (await this.stage(staged, key, slots)) viewChanged = true
       this.stats.keysMerged++
@@ -448,7 +477,7 @@ export class Engine extends EventEmitter {
 
   /** Stages one key's new slots and rendered value; true if the rendered value changed. */
   private async stage (staged: Staged, key: Buffer, slots: Slot[]): Promise<boolean> {
-    const before = await this.view.values.get(key)
+    const before = this.view.getValueSync(key)
     const after = render(this.merged(slots))
     staged.ops.push(this.view.putSlots(key, slots))
     if (before === undefined ? after === null : after !== null && before.equals(after)) return false
@@ -521,7 +550,10 @@ export class Engine extends EventEmitter {
   async * diff (writer: Uint8Array, from: number, to: number | undefined, since: Stamp | undefined): AsyncGenerator<Change> {
     const w = this.writers.get(hex(writer))
     if (w === undefined) throw new MeshError('MESHBEE_INVALID_KEY', `Unknown writer ${hex(writer)}`)
-    const end = await this.readable(w, Math.min(to ?? w.core.contiguousLength, w.core.contiguousLength, w.poison))
+    const avail = Math.min(w.core.contiguousLength, w.poison)
+    const end = to === undefined && w.poison > avail
+      ? this.signedAtMost(w, avail, this.checkpoints.get(hex(w.key)) ?? 0)
+      : await this.readable(w, Math.min(to ?? avail, avail))
     let start = Math.min(Math.max(0, from), end)
     if (since !== undefined) start = Math.max(start, await this.firstSince(w, since, end))
     const snap = w.bee.checkout(Math.max(1, end))
@@ -620,7 +652,7 @@ export class Engine extends EventEmitter {
         if (op.key.byteLength > MAX_KEY_BYTES) throw tooLarge('A key', op.key.byteLength, MAX_KEY_BYTES)
         const kid = hex(op.key)
         let k = keys.get(kid)
-        if (k === undefined) keys.set(kid, k = { key: buf(op.key), slots: await this.view.getSlots(op.key) })
+        if (k === undefined) keys.set(kid, k = { key: buf(op.key), slots: this.view.getSlotsSync(op.key) })
         const entry = encodeEntry(this.entryFor(op, k.slots))
         if (entry.byteLength > MAX_VALUE_BYTES + 64) throw tooLarge('An entry', entry.byteLength, MAX_VALUE_BYTES)
         appends.push([dataKey(op.key), entry])

@@ -328,25 +328,24 @@ export class Engine extends EventEmitter {
   }
 
   private async refreshMembership (): Promise<void> {
-    let grew = true
-    while (grew) {
-      grew = false
+    // Open a log only once an add of it counts: a stranger's or an ex-member's add entries never
+    // make this peer fetch anything. Records of a log that is not a member never count, so the
+    // members found are the same whichever extra logs a peer happens to have open.
+    let members: Map<string, Member>
+    while (true) {
       for (const w of [...this.writers.values()]) {
         const len = w.poison <= w.core.contiguousLength
           ? await this.readable(w, w.poison)
           : this.signedAtMost(w, w.core.contiguousLength, w.mlen)
         if (len !== w.mlen) await this.guarded(w, w.mlen, len, async () => { await this.readMembership(w, len) })
-        for (const r of w.records.values()) {
-          if (r.entry.type === ADD_WRITER && !this.writers.has(hex(r.entry.writer))) {
-            await this.openWriter(this.store.get({ key: r.entry.writer }))
-            grew = true
-          }
-        }
       }
+      members = resolveMembers(this.key, [...this.writers.values()].flatMap((w) => [...w.records.values()]))
+      const missing = [...members.keys()].filter((id) => !this.writers.has(id))
+      if (missing.length === 0) break
+      for (const id of missing) await this.openWriter(this.store.get({ key: Buffer.from(id, 'hex') }))
     }
     const before = this.members
-    const records = [...this.writers.values()].flatMap((w) => [...w.records.values()])
-    this.members = resolveMembers(this.key, records)
+    this.members = members
     for (const [id, m] of this.members) {
       const was = before.get(id)
       if (was === undefined) this.emit('writer-add', Buffer.from(id, 'hex'))

@@ -14,14 +14,27 @@
  * longer length the other peer offers is ignored. A meshbee peer that reaches a writer only
  * through such a relay stops receiving that writer's new entries until the connection is re-made.
  *
- * The workaround: after handling a sync message, if the remote acknowledged a length of ours
- * other than our length (same fork), announce ours again. That costs one sync message in exactly
- * that case and changes nothing else; it converges (the remote's next sync acknowledges it).
+ * A second gap of the same kind (`npm run chaos -- --seed 107`): `_updateCanUpgradeAndSync`
+ * announces only when the peer becomes upgradable, and it re-checks that only when that same peer
+ * sends us data. A peer that grew by downloading from others (typically a whole upgrade at once,
+ * before the tree nodes that prove the other peer's shorter length have arrived) finds it cannot
+ * upgrade a lagging peer yet, says nothing, and never looks again once those nodes arrive from a
+ * third peer: the lagging peer never hears of the new length from it.
+ *
+ * The workaround, both parts adding sync messages only:
+ * 1. after handling a sync message, if the remote acknowledged a length of ours other than our
+ *    length (same fork), announce ours again (it converges: the remote's next sync acknowledges it);
+ * 2. after data from one peer, re-check every other peer that may have become upgradable (the
+ *    check Hypercore already runs for the peer that sent the data).
  */
 import { createRequire } from 'node:module'
 
 interface PeerLike {
   onsync: (msg: unknown) => Promise<void>
+  ondata: (msg: unknown) => Promise<void>
+  _shouldUpdateCanUpgrade: () => boolean
+  _updateCanUpgradeAndSync: () => Promise<void>
+  replicator: { peers: PeerLike[] }
   sendSync: () => void
   lengthAcked: number
   remoteFork: number
@@ -35,12 +48,21 @@ const PATCHED = Symbol.for('meshbee.hypercore-sync-patch')
 const replicator = createRequire(import.meta.url)('hypercore/lib/replicator.js') as { Peer?: { prototype: PeerLike & { [PATCHED]?: true } } }
 const proto = replicator.Peer?.prototype
 
-if (proto !== undefined && typeof proto.onsync === 'function' && typeof proto.sendSync === 'function' && proto[PATCHED] !== true) {
+const methods = ['onsync', 'ondata', 'sendSync', '_shouldUpdateCanUpgrade', '_updateCanUpgradeAndSync'] as const
+
+if (proto !== undefined && methods.every((m) => typeof proto[m] === 'function') && proto[PATCHED] !== true) {
   const onsync = proto.onsync
   proto.onsync = async function (this: PeerLike, msg: unknown): Promise<void> {
     await onsync.call(this, msg)
     if (this.removed || this.syncsProcessing !== 0 || this.remoteFork !== this.core.state.fork) return
     if (this.lengthAcked !== this.core.state.length) this.sendSync()
+  }
+  const ondata = proto.ondata
+  proto.ondata = async function (this: PeerLike, msg: unknown): Promise<void> {
+    await ondata.call(this, msg)
+    for (const peer of this.replicator.peers) {
+      if (peer !== this && !peer.removed && peer._shouldUpdateCanUpgrade()) void peer._updateCanUpgradeAndSync()
+    }
   }
   proto[PATCHED] = true
 }

@@ -1,0 +1,305 @@
+/**
+ * What the chaos runners (in-process and multi-process) wait for and check.
+ *
+ * - {@link waitFor}: a condition re-checked whenever a peer's view updates or one of its logs
+ *   grows (append/download), with a slow re-check as a safety net — never a fixed sleep.
+ * - {@link inSync}: a group of linked peers has nothing left to exchange or fold.
+ * - {@link finalChecks}: after the final full sync, every view is byte-identical, equals the
+ *   reference model computed from the logs (chaos-model.ts), every peer's writers() agree, and
+ *   every acknowledged write is in its writer's log.
+ */
+import { decode as unpack } from '@msgpack/msgpack'
+import type { EventEmitter } from 'node:events'
+import type { MeshDB } from '../../index.js'
+import { ADD_WRITER, DEL, PUT, REMOVE_WRITER, STATE, dataKey, decodeEntry, membershipKey } from '../../lib/entry.js'
+import type { ChaosOp } from './chaos-schedule.js'
+import { canonical, logsOf, reference, type Reference } from './chaos-model.js'
+
+type DB = MeshDB<any, any>
+type Bytes = Buffer
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+
+export class ChaosFailure extends Error {}
+
+export function fail (msg: string): never {
+  throw new ChaosFailure(msg)
+}
+
+/**
+ * Resolves once `check` holds. Re-checks after every 'update' of the given peers and every
+ * 'append'/'download' of any log they hold (listeners are attached as logs appear), and at least
+ * every 100 ms; rejects after `timeout` ms with `describe()`.
+ */
+export async function waitFor (dbs: () => DB[], check: () => Promise<boolean>, describe: () => Promise<string> | string, timeout = 30_000): Promise<void> {
+  let wake: () => void = () => {}
+  const onEvent = (): void => wake()
+  const attached = new Set<EventEmitter>()
+  const attach = (): void => {
+    for (const db of dbs()) {
+      if (!attached.has(db)) {
+        db.on('update', onEvent)
+        attached.add(db)
+      }
+      if (db.status !== 'open') continue
+      for (const w of db.engine.writers.values()) {
+        const core = w.core as unknown as EventEmitter
+        if (attached.has(core)) continue
+        core.on('append', onEvent)
+        core.on('download', onEvent)
+        attached.add(core)
+      }
+    }
+  }
+  const deadline = Date.now() + timeout
+  try {
+    while (true) {
+      const woke = new Promise<void>((resolve) => { wake = resolve })
+      attach()
+      if (await check()) return
+      if (Date.now() > deadline) throw new ChaosFailure(`timed out after ${timeout} ms: ${await describe()}`)
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([woke, new Promise<void>((resolve) => { timer = setTimeout(resolve, 100) })])
+      clearTimeout(timer)
+    }
+  } finally {
+    for (const e of attached) {
+      e.off('update', onEvent)
+      e.off('append', onEvent)
+      e.off('download', onEvent)
+    }
+  }
+}
+
+/**
+ * A peer's state as the sync check compares it: its members (cut, removal) and how much of each
+ * member's log it holds. Other logs it may hold (logs that were members in a partial view) do
+ * not count: they cannot change its view.
+ */
+function holdings (db: DB): string {
+  return JSON.stringify([...db.engine.members].sort((a, b) => a[0] < b[0] ? -1 : 1).map(([id, m]) =>
+    [id, m.cut, m.removed, db.engine.writers.get(id)?.core.contiguousLength ?? -1]))
+}
+
+/** What a fold can move: membership read, checkpoints, cuts, and the logs held. */
+function progress (db: DB): string {
+  return JSON.stringify([
+    [...db.engine.writers].map(([id, w]) => [id, w.mlen, w.core.contiguousLength]),
+    db.writers().map((w) => [w.folded, w.cut, w.member, w.removed])
+  ])
+}
+
+/**
+ * Whether one peer has folded everything it holds: a fold changes nothing more. (A log it knows
+ * to be longer than what it holds is fine: when no linked peer holds more, nothing can come.)
+ */
+export async function settled (db: DB): Promise<boolean> {
+  return await settledHoldings(db) !== null
+}
+
+/** As {@link settled}; if it is, what it holds, taken in the same tick as the check. */
+async function settledHoldings (db: DB): Promise<string | null> {
+  await db.update()
+  const before = progress(db)
+  await db.update()
+  return progress(db) === before ? holdings(db) : null
+}
+
+/**
+ * Whether a group of linked peers has nothing left to exchange or fold. Each peer's holdings are
+ * taken in the same tick as its settled check: data arriving after it was found settled (and
+ * not yet folded) then shows up as a difference with the peer that sent it.
+ */
+export async function inSync (group: DB[]): Promise<boolean> {
+  const seen: string[] = []
+  for (const db of group) {
+    const h = await settledHoldings(db)
+    if (h === null) return false
+    seen.push(h)
+  }
+  return seen.every((h) => h === seen[0])
+}
+
+export function describeGroup (group: DB[], names: string[]): string {
+  return group.map((db, i) => {
+    if (db.status !== 'open') return `${names[i] ?? i}: ${db.status}`
+    const ws = db.writers().map((w) => `${w.key.toString('hex').slice(0, 6)}${w.local ? '*' : ''} len ${w.length}/${db.engine.writers.get(w.key.toString('hex'))?.core.contiguousLength ?? '?'} cut ${w.cut} folded ${w.folded}${w.member ? '' : ' nonmember'}${w.removed ? ' removed' : ''}`)
+    return `${names[i] ?? i}: ${ws.join('; ')}`
+  }).join('\n  ')
+}
+
+/** Every entry of a peer's view, raw, in iteration order. */
+export async function dump (db: DB): Promise<Array<[Bytes, Bytes]>> {
+  return await db.iterator({ keyEncoding: 'buffer', valueEncoding: 'buffer' }).all() as Array<[Bytes, Bytes]>
+}
+
+export function showDump (d: Array<[Bytes, Bytes]>): string {
+  return d.map(([k, v]) => `${k.toString()}=${v.toString().slice(0, 100)}`).join(' ')
+}
+
+function firstDifference (a: Array<[Bytes, Bytes]>, b: Array<[Bytes, Bytes]>): string | null {
+  const n = Math.max(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a[i]
+    const y = b[i]
+    if (x === undefined || y === undefined || !x[0].equals(y[0]) || !x[1].equals(y[1])) {
+      const show = (e: [Bytes, Bytes] | undefined): string => e === undefined ? '(none)' : `${e[0].toString()} = ${e[1].toString().slice(0, 160)}`
+      return `entry ${i}: ${show(x)} vs ${show(y)}`
+    }
+  }
+  return null
+}
+
+/** An acknowledged write: the op, its writer, and the writer's log length before and after it. */
+export interface Ack {
+  peer: number
+  writer: string
+  before: number
+  after: number
+  op: ChaosOp
+  /** For membership ops: the target's writer key (hex). */
+  target?: string
+}
+
+/** The number of entries a write appends (membership writes: 0 when they were no-ops). */
+export function entriesOf (op: ChaosOp): number | [number, number] {
+  switch (op.kind) {
+    case 'batch': return op.items.length
+    case 'add-writer':
+    case 'remove-writer': return [0, 1]
+    default: return 1
+  }
+}
+
+/** Every acknowledged write is in its writer's log, at the indexes it reported, as that op. */
+export async function checkAcks (db: DB, acks: Ack[]): Promise<void> {
+  for (const a of acks) {
+    const where = `ack of peer ${a.peer}'s ${JSON.stringify(a.op).slice(0, 200)} (log ${a.writer.slice(0, 8)} [${a.before}, ${a.after}))`
+    const w = db.engine.writers.get(a.writer)
+    if (w === undefined) fail(`${where}: the writer's log is not held after the final sync`)
+    if (w.core.contiguousLength < a.after) fail(`${where}: the log is only ${w.core.contiguousLength} long`)
+    // a log's first write also appends the Hyperbee header (block 0)
+    const start = a.before === 0 && a.after > 0 ? 1 : a.before
+    const n = a.after - start
+    const want = entriesOf(a.op)
+    if (typeof want === 'number' ? n !== want : (n < want[0] || n > want[1])) fail(`${where}: ${n} entries appended, expected ${String(want)}`)
+    const items = a.op.kind === 'batch' ? a.op.items.map((i) => ({ ...i, kind: i.type })) : [a.op]
+    for (let i = 0; i < n; i++) {
+      const node = await w.bee.getBySeq(start + i)
+      if (node === null) fail(`${where}: entry ${start + i} is missing`)
+      const op = items[i] as ChaosOp | (ChaosOp & { kind: 'put' | 'del' })
+      const e = decodeEntry(node.value)
+      const bad: (why: string) => never = (why) => fail(`${where}: entry ${start + i} does not hold the write: ${why}`)
+      switch (op.kind) {
+        case 'put':
+        case 'del':
+        case 'patch':
+        case 'sadd':
+        case 'srem':
+          if (!node.key.equals(dataKey(Buffer.from(op.key)))) bad(`key ${node.key.toString()}`)
+          break
+        case 'add-writer':
+        case 'remove-writer':
+          if (a.target === undefined) bad('no target')
+          if (!node.key.equals(membershipKey(op.kind === 'add-writer' ? ADD_WRITER : REMOVE_WRITER, Buffer.from(a.target, 'hex')))) bad(`key ${node.key.toString('hex')}`)
+          break
+      }
+      switch (op.kind) {
+        case 'put':
+        case 'del': {
+          const value = op.kind === 'put' ? Buffer.from(op.value) : null
+          if (e.type === PUT || e.type === DEL) {
+            if (value === null ? e.type !== DEL : e.type !== PUT || !Buffer.from(e.value).equals(value)) bad(`type ${e.type}`)
+            break
+          }
+          // a whole-value write keeps the writer's entries newer than it: set tags it removed that
+          // another writer stamped ahead of its clock. Then the register travels in a STATE entry.
+          if (e.type !== STATE) bad(`type ${e.type}`)
+          const reg = (unpack(e.state) as unknown[])[1] as unknown[] | null
+          const ok = reg !== null && reg[0] === e.stamp.wall && reg[1] === e.stamp.counter &&
+            Buffer.from(reg[2] as Uint8Array).toString('hex') === a.writer &&
+            (value === null ? reg[3] === null : reg[3] !== null && Buffer.from(reg[3] as Uint8Array).equals(value))
+          if (!ok) bad('the STATE entry does not hold this register')
+          break
+        }
+        case 'patch': {
+          if (e.type !== STATE) bad(`type ${e.type}`)
+          const fields = (unpack(e.state) as unknown[][])[2] as unknown[][]
+          for (const f of op.fields) {
+            const got = fields.find((x) => x[0] === f[0])
+            if (got === undefined || got[1] !== e.stamp.wall || got[2] !== e.stamp.counter) bad(`field ${f[0]} not set by this entry`)
+            const value = got[4] as unknown[] | null
+            if (f.length === 1 ? value !== null : (value === null || canonical(value[0] as never) !== canonical(f[1] as never))) bad(`field ${f[0]} = ${JSON.stringify(value)}`)
+          }
+          break
+        }
+        case 'sadd': {
+          if (e.type !== STATE) bad(`type ${e.type}`)
+          const adds = (unpack(e.state) as unknown[][])[3] as unknown[][]
+          if (!adds.some((x) => x[0] === e.stamp.wall && x[1] === e.stamp.counter && canonical(x[3] as never) === canonical(op.member as never))) bad('no add tag of this entry')
+          break
+        }
+        case 'srem':
+          // which tags it removes depends on what the writer had observed; the model judges those
+          if (e.type !== STATE) bad(`type ${e.type}`)
+          break
+        case 'add-writer':
+        case 'remove-writer':
+          if (e.type !== (op.kind === 'add-writer' ? ADD_WRITER : REMOVE_WRITER) || hex(e.writer) !== a.target) bad(`type ${e.type}`)
+          break
+      }
+    }
+  }
+}
+
+/** The part of writers() every peer must agree on. */
+function writersOf (db: DB, members: Set<string>): string {
+  return JSON.stringify(db.writers()
+    .filter((w) => members.has(w.key.toString('hex')))
+    .map((w) => [w.key.toString('hex').slice(0, 12), w.length, w.cut, w.folded, w.member, w.removed]))
+}
+
+/**
+ * The checks after the final full sync. `dbs` are open peers holding the same logs; `names`
+ * label them in messages. Returns the reference (for logs and digests).
+ */
+export async function finalChecks (dbs: DB[], names: string[], acks: Ack[]): Promise<Reference> {
+  const ref = await reference(logsOf(dbs[0] as DB))
+  const expected = ref.view
+  const dumps = await Promise.all(dbs.map(dump))
+  for (let i = 0; i < dbs.length; i++) {
+    const db = dbs[i] as DB
+    const name = names[i] as string
+    const diff = firstDifference(dumps[i] as Array<[Bytes, Bytes]>, expected)
+    if (diff !== null) {
+      const keys = [...ref.why].map(([k, w]) => `${k}: ${w}`).join('; ')
+      fail(`${name}'s view differs from the reference model at ${diff}\n  view:  ${showDump(dumps[i] as Array<[Bytes, Bytes]>)}\n  model: ${showDump(expected)}\n  rules: ${keys}`)
+    }
+    if (!db.hash().equals((dbs[0] as DB).hash())) fail(`${name}'s view digest differs from ${names[0] as string}'s`)
+    const stats = db.stats()
+    if (stats.badEntries !== 0) fail(`${name} skipped ${stats.badEntries} bad entries; honest writers wrote none`)
+  }
+  // writers(): the same logs, lengths, cuts, folded lengths and removals everywhere, as the model says
+  const ids = new Set(ref.members.keys())
+  const agreed = writersOf(dbs[0] as DB, ids)
+  for (let i = 1; i < dbs.length; i++) {
+    const mine = writersOf(dbs[i] as DB, ids)
+    if (mine !== agreed) fail(`writers() differ: ${names[0] as string} ${agreed} vs ${names[i] as string} ${mine}`)
+  }
+  for (let i = 0; i < dbs.length; i++) {
+    const db = dbs[i] as DB
+    const name = names[i] as string
+    for (const w of db.writers()) {
+      const id = w.key.toString('hex')
+      const m = ref.members.get(id)
+      const cut = m === undefined ? 0 : m.removed ? m.cut : w.length
+      if (w.member !== (m !== undefined) || w.removed !== (m?.removed ?? false) || w.cut !== cut) {
+        fail(`${name}: writer ${id.slice(0, 8)} is ${JSON.stringify({ member: w.member, removed: w.removed, cut: w.cut })}, the model says ${JSON.stringify({ member: m !== undefined, removed: m?.removed ?? false, cut })}`)
+      }
+    }
+    for (const id of ids) if (!db.writers().some((w) => w.key.toString('hex') === id)) fail(`${name} does not hold member log ${id.slice(0, 8)}`)
+    const own = ref.members.get(hex(db.writerKey))
+    if (db.writable !== (own !== undefined && !own.removed)) fail(`${name}: writable is ${String(db.writable)}, the model says ${String(!db.writable)}`)
+  }
+  await checkAcks(dbs[0] as DB, acks)
+  return ref
+}

@@ -1,0 +1,437 @@
+/**
+ * The in-process chaos runner: every peer is a MeshDB in this process, replicating over in-process
+ * streams. A run is exactly reproducible from its seed:
+ *
+ * - clocks are virtual: each peer reads `now + skew`, and `now` moves only by the steps' `dt`;
+ * - writer keys are fixed by the seed (each peer's Corestore is created with a primary key derived
+ *   from it before the MeshDB first opens it);
+ * - after every step the runner waits until every group of linked peers has exchanged and folded
+ *   everything (a condition, see chaos-checks.ts `inSync`), so what each peer holds before a step
+ *   depends only on the steps before it.
+ *
+ * One-way catch-up ("B gets what A has, A learns nothing") is exact: it replicates, one log at a
+ * time, only the logs A holds at least as long as B does (a Hypercore session's own replication
+ * stream), then tears those streams down.
+ *
+ * Each run records a trace (every step, its outcome, and every open peer's view digest after it);
+ * its hash is the run's digest, equal across replays of the seed.
+ */
+import { createHash } from 'node:crypto'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Duplex } from 'node:stream'
+import Corestore from 'corestore'
+import { pino } from 'pino'
+import { MeshDB } from '../../index.js'
+import { connect } from './peers.js'
+import { ChaosFailure, describeGroup, dump, fail, showDump, finalChecks, inSync, settled, waitFor, type Ack } from './chaos-checks.js'
+import { EPOCH, describeSchedule, replayCommand, type ChaosOp, type Schedule, type Step } from './chaos-schedule.js'
+
+export { replayCommand }
+
+type DB = MeshDB<string, string>
+
+export interface RunResult {
+  seed: number
+  digest: string
+  ms: number
+  acked: number
+  rejected: number
+  skipped: number
+  summary: string
+}
+
+export interface RunOptions {
+  /** Called with every trace line as it happens. */
+  onTrace?: (line: string) => void
+  /** How long one wait for a group to sync may take. */
+  timeout?: number
+  /** Keep the directories of a failed run (the path is in the message). */
+  keep?: boolean
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+
+/** The primary key of peer `i`'s Corestore in the run of `seed`: writer keys follow from it. */
+export function primaryKey (seed: number, i: number): Buffer {
+  return createHash('sha256').update(`meshbee-chaos/${seed}/${i}`).digest()
+}
+
+/** Creates peer `i`'s store with its seeded primary key, so its writer key is the same every run. */
+export async function seedStore (dir: string, seed: number, i: number): Promise<void> {
+  await mkdir(join(dir, 'cores'), { recursive: true })
+  const store = new Corestore(join(dir, 'cores'), { primaryKey: primaryKey(seed, i), unsafe: true } as never)
+  await store.ready()
+  await store.close()
+}
+
+/** Applies a write to a database; membership targets are given as writer keys. */
+export async function applyOp (db: MeshDB<string, string>, op: ChaosOp, writerKeys: string[]): Promise<void> {
+  switch (op.kind) {
+    case 'put': return await db.put(op.key, op.value)
+    case 'del': return await db.del(op.key)
+    case 'batch':
+      if (op.chained) {
+        const b = db.batch()
+        for (const i of op.items) {
+          if (i.type === 'put') b.put(i.key, i.value)
+          else b.del(i.key)
+        }
+        return await b.write()
+      }
+      return await db.batch(op.items.map((i) => i.type === 'put' ? { type: 'put' as const, key: i.key, value: i.value } : { type: 'del' as const, key: i.key }))
+    case 'patch':
+      return await db.patch(op.key, Object.fromEntries(op.fields.map((f) => [f[0], f.length === 1 ? undefined : f[1]])))
+    case 'sadd': return await db.sadd(op.key, op.member)
+    case 'srem': return await db.srem(op.key, op.member)
+    case 'add-writer': return await db.addWriter(writerKeys[op.target] as string)
+    case 'remove-writer': return await db.removeWriter(writerKeys[op.target] as string)
+  }
+}
+
+/** The error codes a write may be refused with in a chaos run (everything else is a failure). */
+export function expectedRefusal (op: ChaosOp, code: string | undefined): boolean {
+  if (code === 'MESHBEE_NOT_WRITABLE') return true
+  if (op.kind === 'add-writer') return code === 'MESHBEE_WRITER_REMOVED'
+  if (op.kind === 'remove-writer') return code === 'MESHBEE_INVALID_KEY'
+  return false
+}
+
+export function describeStep (s: Step): string {
+  switch (s.t) {
+    case 'op': return `p${s.peer} ${opText(s.op)}`
+    case 'link': return `link p${s.a}-p${s.b}`
+    case 'unlink': return `unlink p${s.a}-p${s.b}`
+    case 'oneway': return `one-way p${s.from}->p${s.to}`
+    case 'restart': return `restart p${s.peer}${s.relink ? ' relinked' : ''} skew ${s.skew}`
+    case 'down': return `down p${s.peer}`
+    case 'up': return `up p${s.peer}${s.relink ? ' relinked' : ''}`
+    case 'kill': return `kill p${s.peer} ${s.when} +${s.delay}ms`
+    case 'burst': return `burst p${s.peer} [${s.ops.map(opText).join(', ')}]`
+  }
+}
+
+export function opText (op: ChaosOp): string {
+  switch (op.kind) {
+    case 'put': return `put ${op.key}=${op.value.slice(0, 40)}`
+    case 'del': return `del ${op.key}`
+    case 'batch': return `batch${op.chained ? '(chained)' : ''} ${op.items.map((i) => i.type === 'put' ? `+${i.key}` : `-${i.key}`).join(' ')}`
+    case 'patch': return `patch ${op.key} ${JSON.stringify(op.fields)}`
+    case 'sadd': return `sadd ${op.key} ${JSON.stringify(op.member)}`
+    case 'srem': return `srem ${op.key} ${JSON.stringify(op.member)}`
+    case 'add-writer': return `add-writer p${op.target}`
+    case 'remove-writer': return `remove-writer p${op.target}`
+  }
+}
+
+/** A replication stream of one Hypercore session alone (types/hypercore.d.ts leaves it out). */
+function replicateCore (core: unknown, initiator: boolean): Duplex {
+  return (core as { replicate: (initiator: boolean) => Duplex }).replicate(initiator)
+}
+
+/** Which remote peers each log is replicating with, for failure messages. */
+function peerInfo (dbs: DB[], names: string[]): string {
+  return dbs.map((db, i) => `\n  ${names[i] as string} replicating: ` + [...db.engine.writers].map(([id, w]) => {
+    const peers = (w.core as unknown as { peers?: Array<Record<string, unknown>> }).peers ?? []
+    return `${id.slice(0, 6)} with ${peers.length} [${peers.map((p) => ['remoteLength', 'remoteContiguousLength', 'lengthAcked', 'canUpgrade', 'remoteCanUpgrade', 'syncsProcessing', 'needsSync', 'remoteOpened', 'remoteSynced'].map((k) => `${k}=${String(p[k])}`).join(',') + `,sync tx/rx=${JSON.stringify((p.stats as { wireSync?: unknown } | undefined)?.wireSync)},closed=${String((p.channel as { closed?: boolean } | undefined)?.closed)}`).join(' | ')}]`
+  }).join('; ')).join('')
+}
+
+/** Each log's lengths as a peer's engine sees them, for failure messages. */
+function logState (db: DB): string {
+  return [...db.engine.writers].map(([id, w]) => `${id.slice(0, 6)} len ${w.core.length} contig ${w.core.contiguousLength} mlen ${w.mlen} checkpoint ${String(db.engine.checkpoints.get(id))} signed ${JSON.stringify((w as { signed?: unknown }).signed)}`).join('; ')
+}
+
+interface Peer {
+  index: number
+  dir: string
+  db: DB | null
+  skew: number
+  writerKey: string
+}
+
+export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): Promise<RunResult> {
+  const started = Date.now()
+  const seed = schedule.seed
+  const timeout = opts.timeout ?? 30_000
+  const trace: string[] = []
+  const problems: string[] = []
+  const acks: Ack[] = []
+  const counts = { acked: 0, rejected: 0, skipped: 0 }
+  const root = await mkdtemp(join(tmpdir(), `meshbee-chaos-${seed}-`))
+  const peers: Peer[] = []
+  const links = new Map<string, () => void>()
+  let now = EPOCH
+  let key: Buffer | undefined
+  let failed = false
+
+  const note = (line: string): void => {
+    trace.push(line)
+    opts.onTrace?.(line)
+  }
+  const onUnhandled = (err: unknown): void => { problems.push(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`) }
+  process.on('unhandledRejection', onUnhandled)
+
+  const logger = (i: number) => pino({ level: 'warn' }, {
+    write (line: string) {
+      const o = JSON.parse(line) as { level: number, msg: string, err?: { message?: string } }
+      // clamped remote clocks are expected (skews of minutes); anything else is not
+      if (o.level >= 50 || !/maxDrift/.test(o.msg)) problems.push(`p${i} logged: ${line.slice(0, 1500)}`)
+    }
+  })
+
+  const open = async (p: Peer): Promise<void> => {
+    const db = new MeshDB<string, string>(p.dir, { key, wallClock: () => now + p.skew, logger: logger(p.index) })
+    await db.open()
+    p.db = db
+  }
+  const live = (): DB[] => peers.flatMap((p) => p.db === null ? [] : [p.db])
+  const linkId = (a: number, b: number): string => `${Math.min(a, b)},${Math.max(a, b)}`
+  const link = (a: number, b: number): boolean => {
+    const id = linkId(a, b)
+    const x = peers[a]?.db
+    const y = peers[b]?.db
+    if (links.has(id) || x == null || y == null || a === b) return false
+    links.set(id, connect(x, y))
+    return true
+  }
+  const unlink = (a: number, b: number): boolean => {
+    const id = linkId(a, b)
+    const cut = links.get(id)
+    if (cut === undefined) return false
+    cut()
+    links.delete(id)
+    return true
+  }
+  const isolate = (i: number): void => {
+    for (const id of [...links.keys()]) {
+      const [a, b] = id.split(',').map(Number) as [number, number]
+      if (a === i || b === i) unlink(a, b)
+    }
+  }
+  const relink = (i: number): void => {
+    for (const [a, b] of schedule.allowed) if (a === i || b === i) link(a, b)
+  }
+  /** Groups of open peers connected through links. */
+  const components = (): Peer[][] => {
+    const seen = new Set<number>()
+    const out: Peer[][] = []
+    for (const p of peers) {
+      if (p.db === null || seen.has(p.index)) continue
+      const group: Peer[] = []
+      const stack = [p.index]
+      seen.add(p.index)
+      while (stack.length > 0) {
+        const i = stack.pop() as number
+        group.push(peers[i] as Peer)
+        for (const id of links.keys()) {
+          const [a, b] = id.split(',').map(Number) as [number, number]
+          const other = a === i ? b : b === i ? a : -1
+          if (other >= 0 && !seen.has(other) && peers[other]?.db != null) {
+            seen.add(other)
+            stack.push(other)
+          }
+        }
+      }
+      out.push(group)
+    }
+    return out
+  }
+  const componentOf = (i: number): Peer[] => components().find((g) => g.some((p) => p.index === i)) ?? []
+  const settle = async (what: string): Promise<void> => {
+    for (const group of components()) {
+      const dbs = group.map((p) => p.db as DB)
+      await waitFor(() => dbs, async () => await inSync(dbs), () => `${what}: group ${group.map((p) => 'p' + p.index).join(',')} (links ${[...links.keys()].join(' ')}) never synced\n  ${describeGroup(dbs, group.map((p) => 'p' + p.index))}${peerInfo(dbs, group.map((p) => 'p' + p.index))}`, timeout)
+    }
+    if (problems.length > 0) fail(problems.join('\n'))
+  }
+
+  /** `to` catches up on every log `from` holds at least as far; `from` receives nothing. */
+  const oneway = async (from: Peer, to: Peer): Promise<string> => {
+    const a = from.db as DB
+    const b = to.db as DB
+    const streams = new Map<string, () => void>()
+    let sent = 0
+    const group = componentOf(to.index).map((p) => p.db as DB)
+    const before = JSON.stringify([...a.engine.writers].map(([id, w]) => [id, w.core.contiguousLength]))
+    try {
+      await waitFor(() => [a, b], async () => {
+        await b.update()
+        let done = true
+        for (const id of a.engine.members.keys()) {
+          const wa = a.engine.writers.get(id)
+          if (wa === undefined) fail(`p${from.index} does not hold member log ${id.slice(0, 8)}`)
+          const wb = b.engine.writers.get(id)
+          if (wb === undefined) {
+            // b opens it once it holds the add record that made it a member for a — unless b,
+            // holding more records, finds it is no member (checked settled with the group below)
+            if (b.engine.members.has(id) || !await settled(b)) done = false
+            continue
+          }
+          if (wa.core.contiguousLength > wb.core.contiguousLength) {
+            done = false
+            if (!streams.has(id)) {
+              const s1 = replicateCore(wa.core, true)
+              const s2 = replicateCore(wb.core, false)
+              s1.on('error', () => {})
+              s2.on('error', () => {})
+              s1.pipe(s2).pipe(s1)
+              streams.set(id, () => { s1.destroy(); s2.destroy() })
+              sent++
+            }
+          }
+        }
+        return done && await inSync(group)
+      }, () => `one-way p${from.index}->p${to.index} never completed\n  ${describeGroup([a, b], ['p' + from.index, 'p' + to.index])}`, timeout)
+    } finally {
+      for (const cut of streams.values()) cut()
+    }
+    const after = JSON.stringify([...a.engine.writers].map(([id, w]) => [id, w.core.contiguousLength]))
+    if (after !== before) fail(`one-way p${from.index}->p${to.index}: the source's logs changed`)
+    return `${sent} logs`
+  }
+
+  const runStep = async (s: Step): Promise<string> => {
+    switch (s.t) {
+      case 'op': {
+        const p = peers[s.peer] as Peer
+        if (p.db === null) {
+          counts.skipped++
+          return 'peer down'
+        }
+        const db = p.db
+        const own = db.engine.own.core
+        const before = own.length
+        try {
+          await applyOp(db, s.op, peers.map((x) => x.writerKey))
+        } catch (err) {
+          const code = (err as { code?: string }).code
+          if (!expectedRefusal(s.op, code)) throw err
+          if (own.length !== before) fail(`refused write (${code ?? '?'}) appended ${own.length - before} entries`)
+          counts.rejected++
+          return `refused ${code ?? '?'}`
+        }
+        const after = own.length
+        // read your writes: the own log is folded to its end (to its cut, if the writer removed itself)
+        const mine = db.writers().find((w) => w.local)
+        if (mine === undefined || mine.folded !== Math.min(mine.cut, after)) fail(`read your writes: p${p.index}'s own log is folded to ${String(mine?.folded)} of ${after} (cut ${String(mine?.cut)}) after the write resolved`)
+        const target = s.op.kind === 'add-writer' || s.op.kind === 'remove-writer' ? peers[s.op.target]?.writerKey : undefined
+        acks.push({ peer: p.index, writer: p.writerKey, before, after, op: s.op, target })
+        counts.acked++
+        return `ok [${before},${after})`
+      }
+      case 'link': return link(s.a, s.b) ? 'linked' : 'no-op'
+      case 'unlink': return unlink(s.a, s.b) ? 'cut' : 'no-op'
+      case 'oneway': {
+        const from = peers[s.from] as Peer
+        const to = peers[s.to] as Peer
+        if (from.db === null || to.db === null) return 'peer down'
+        if (componentOf(s.from).includes(to)) return 'already linked'
+        return await oneway(from, to)
+      }
+      case 'restart': {
+        const p = peers[s.peer] as Peer
+        if (p.db === null) return 'peer down'
+        isolate(p.index)
+        const view = await dump(p.db)
+        const state = logState(p.db)
+        await p.db.close()
+        p.skew = s.skew
+        await open(p)
+        const again = await dump(p.db as unknown as DB)
+        if (JSON.stringify(again) !== JSON.stringify(view)) fail(`p${p.index}'s view changed across a restart: ${showDump(view)} -> ${showDump(again)}; before: ${state}`)
+        if (s.relink) relink(p.index)
+        return 'restarted'
+      }
+      case 'down': {
+        const p = peers[s.peer] as Peer
+        if (p.db === null) return 'no-op'
+        isolate(p.index)
+        await p.db.close()
+        p.db = null
+        return 'down'
+      }
+      case 'up': {
+        const p = peers[s.peer] as Peer
+        if (p.db !== null) return 'no-op'
+        await open(p)
+        if (s.relink) relink(p.index)
+        return 'up'
+      }
+      case 'kill':
+      case 'burst':
+        return 'multi-process only'
+    }
+  }
+
+  try {
+    for (let i = 0; i < schedule.peers; i++) {
+      const dir = join(root, `p${i}`)
+      await seedStore(dir, seed, i)
+      const p: Peer = { index: i, dir, db: null, skew: schedule.skews[i] as number, writerKey: '' }
+      peers.push(p)
+      await open(p)
+      const db = p.db as unknown as DB
+      p.writerKey = hex(db.writerKey)
+      if (i === 0) key = db.key
+    }
+    const first = peers[0]?.db as DB
+    for (const m of schedule.initialMembers) await first.addWriter(peers[m]?.writerKey as string)
+    for (let i = 1; i < peers.length; i++) link(0, i)
+    await settle('setup')
+    for (let i = 1; i < peers.length; i++) unlink(0, i)
+    note(`setup: ${describeSchedule(schedule)}; writers ${peers.map((p) => `p${p.index}=${p.writerKey.slice(0, 8)}`).join(' ')}`)
+
+    for (let n = 0; n < schedule.steps.length; n++) {
+      const s = schedule.steps[n] as Step
+      now += s.dt
+      let outcome: string
+      try {
+        outcome = await runStep(s)
+        await settle(`step ${n}`)
+      } catch (err) {
+        note(`#${n} t+${now - EPOCH} ${describeStep(s)} -> FAILED`)
+        throw err
+      }
+      note(`#${n} t+${now - EPOCH} ${describeStep(s)} -> ${outcome} | ${live().map((db) => db.hash().toString('hex').slice(0, 8)).join(' ')}`)
+    }
+
+    // the final full sync: everyone up, the final links, until every peer holds and folded everything
+    for (const p of peers) if (p.db === null) await open(p)
+    for (const [a, b] of schedule.final) link(a, b)
+    if (components().length !== 1) fail(`the final links ${JSON.stringify(schedule.final)} do not connect every peer`)
+    await settle('final sync')
+    const dbs = peers.map((p) => p.db as DB)
+    const ref = await finalChecks(dbs, peers.map((p) => 'p' + p.index), acks)
+    const final = await dump(dbs[0] as DB)
+    note(`final: ${final.length} keys, ${ref.members.size} members, ${counts.acked} acked, ${counts.rejected} refused, ${counts.skipped} skipped`)
+
+    // a reopened peer reads the same view without refolding
+    const p = peers[seed % peers.length] as Peer
+    isolate(p.index)
+    await (p.db as DB).close()
+    await open(p)
+    if (JSON.stringify(await dump(p.db as unknown as DB)) !== JSON.stringify(final)) fail(`p${p.index}'s view changed when it reopened after the final sync`)
+    if (problems.length > 0) fail(problems.join('\n'))
+
+    const h = createHash('sha256')
+    for (const line of trace) h.update(line + '\n')
+    for (const [k, v] of final) h.update(k).update(v)
+    return { seed, digest: h.digest('hex').slice(0, 16), ms: Date.now() - started, ...counts, summary: describeSchedule(schedule) }
+  } catch (err) {
+    failed = true
+    const e = err instanceof Error ? err : new Error(String(err))
+    const msg = `chaos schedule failed — replay with: ${replayCommand(schedule)}\n` +
+      `${describeSchedule(schedule)}\n${e.message}\nlast steps:\n  ${trace.slice(-25).join('\n  ')}` +
+      (opts.keep === true ? `\ndirectories kept in ${root}` : '')
+    const out = e instanceof ChaosFailure ? new ChaosFailure(msg) : new Error(msg)
+    out.stack = msg + '\n' + (e.stack ?? '')
+    throw out
+  } finally {
+    process.off('unhandledRejection', onUnhandled)
+    for (const cut of links.values()) cut()
+    for (const p of peers) if (p.db !== null && p.db.status === 'open') await p.db.close().catch(() => {})
+    if (!(failed && opts.keep === true)) await rm(root, { recursive: true, force: true })
+  }
+}

@@ -1,0 +1,344 @@
+/**
+ * Chaos schedules: a seed determines everything a run does — how many peers, their clock skews,
+ * which of them start as members, the topology style, and a list of steps (writes of every kind,
+ * membership changes, links that come and go, one-way catch-ups, restarts, peers going down and
+ * coming back, and in the multi-process variant SIGKILLs). The same seed gives the same schedule,
+ * byte for byte: `npm run chaos -- --seed S` replays it.
+ *
+ * The key space is small (2 to 5 keys shared by every kind of write), so conflicts between
+ * registers, documents and sets on the same key are the common case, not the exception.
+ */
+import type { Json } from '../../crdt/json.js'
+
+/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
+export function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+export type Rng = () => number
+export const int = (rng: Rng, n: number): number => Math.floor(rng() * n)
+export const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[int(rng, xs.length)] as T
+const chance = (rng: Rng, p: number): boolean => rng() < p
+
+export type BatchItem = { type: 'put', key: string, value: string } | { type: 'del', key: string }
+
+/** One write a peer attempts. Targets of membership changes are peer indexes. */
+export type ChaosOp =
+  | { kind: 'put', key: string, value: string }
+  | { kind: 'del', key: string }
+  | { kind: 'batch', items: BatchItem[], chained: boolean }
+  /** A field given as `[name]` alone is deleted (patched to undefined). */
+  | { kind: 'patch', key: string, fields: Array<[string] | [string, Json]> }
+  | { kind: 'sadd', key: string, member: Json }
+  | { kind: 'srem', key: string, member: Json }
+  | { kind: 'add-writer', target: number }
+  | { kind: 'remove-writer', target: number }
+
+/**
+ * One step. `dt` is how far (ms) the shared virtual clock moves before the step; each peer reads
+ * it plus its own skew.
+ */
+export type Step = { dt: number } & (
+  | { t: 'op', peer: number, op: ChaosOp }
+  | { t: 'link', a: number, b: number }
+  | { t: 'unlink', a: number, b: number }
+  /** `to` catches up on every log `from` holds at least as long as it does; `from` learns nothing. */
+  | { t: 'oneway', from: number, to: number }
+  /** Close and reopen on the same directory; `skew` is the clock after the restart (a jump). */
+  | { t: 'restart', peer: number, relink: boolean, skew: number }
+  | { t: 'down', peer: number }
+  | { t: 'up', peer: number, relink: boolean }
+  /** Multi-process only: SIGKILL the peer's process `delay` after the step starts (see chaos-procs.ts). */
+  | { t: 'kill', peer: number, when: KillPoint, delay: number }
+  /** Multi-process only: several ops of one peer sent without waiting, so a kill can land among them. */
+  | { t: 'burst', peer: number, ops: ChaosOp[] }
+)
+
+/** Where a kill lands in the multi-process variant. */
+export type KillPoint = 'mid-write' | 'mid-fold' | 'mid-open' | 'idle'
+
+export type Style = 'random' | 'chain' | 'partition' | 'star' | 'ring'
+
+export interface Schedule {
+  seed: number
+  variant: 'inproc' | 'procs'
+  peers: number
+  keys: string[]
+  /** Per-peer clock skew in ms at the start. */
+  skews: number[]
+  /** Peers the creator (peer 0) adds before the schedule starts. */
+  initialMembers: number[]
+  style: Style
+  /** Links the style allows; the final sync uses `final`, a connected subset of them. */
+  allowed: Array<[number, number]>
+  steps: Step[]
+  final: Array<[number, number]>
+  /** The generator's bounds this schedule was drawn with (part of its replay command). */
+  gen: Required<Omit<GenOptions, 'variant'>>
+}
+
+/** The virtual epoch; the clock only moves by the steps' `dt`. */
+export const EPOCH = 1_700_000_000_000
+
+const FIELDS = ['a', 'b', 'c', 'd']
+const MEMBERS: Json[] = ['m0', 'm1', 'm2', 3, { x: 1, y: 2 }]
+
+function skew (rng: Rng): number {
+  const r = rng()
+  if (r < 0.3) return 0
+  if (r < 0.55) return int(rng, 4000) - 2000 // a few seconds either way
+  if (r < 0.8) return (int(rng, 10) + 1) * 60_000 * (chance(rng, 0.5) ? 1 : -1) // minutes ahead or behind
+  return int(rng, 120_000) - 60_000 // around maxDrift
+}
+
+function value (rng: Rng, tag: string): string {
+  const r = rng()
+  if (r < 0.45) {
+    const o: Record<string, Json> = { t: tag }
+    for (const f of FIELDS) if (chance(rng, 0.4)) o[f] = int(rng, 10)
+    // object keys in a random order: documents must render canonically whatever order they came in
+    const keys = Object.keys(o).sort(() => rng() - 0.5)
+    return JSON.stringify(Object.fromEntries(keys.map((k) => [k, o[k] as Json])))
+  }
+  if (r < 0.55) return JSON.stringify([tag, int(rng, 5)])
+  if (r < 0.6) return ''
+  return tag
+}
+
+function fieldValue (rng: Rng, tag: string): Json {
+  switch (int(rng, 5)) {
+    case 0: return int(rng, 100)
+    case 1: return tag
+    case 2: return null
+    case 3: return { at: tag, n: [int(rng, 9), 'y'] }
+    default: return chance(rng, 0.5)
+  }
+}
+
+function member (rng: Rng): Json {
+  const m = pick(rng, MEMBERS)
+  // the same object member, its keys in either order: a set holds it once
+  if (typeof m === 'object' && m !== null && chance(rng, 0.5)) return { y: 2, x: 1 }
+  return m
+}
+
+export function genOp (rng: Rng, keys: string[], peers: number, self: number, tag: string): ChaosOp {
+  const key = pick(rng, keys)
+  const r = rng()
+  if (r < 0.2) return { kind: 'put', key, value: value(rng, tag) }
+  if (r < 0.28) return { kind: 'del', key }
+  if (r < 0.38) {
+    const items: BatchItem[] = []
+    const n = 2 + int(rng, 4)
+    for (let i = 0; i < n; i++) {
+      const k = pick(rng, keys)
+      items.push(chance(rng, 0.75) ? { type: 'put', key: k, value: value(rng, `${tag}.${i}`) } : { type: 'del', key: k })
+    }
+    return { kind: 'batch', items, chained: chance(rng, 0.5) }
+  }
+  if (r < 0.6) {
+    const fields: Array<[string] | [string, Json]> = []
+    for (const f of FIELDS) if (chance(rng, 0.35)) fields.push(chance(rng, 0.2) ? [f] : [f, fieldValue(rng, tag)])
+    if (fields.length === 0) fields.push([pick(rng, FIELDS), tag])
+    return { kind: 'patch', key, fields }
+  }
+  if (r < 0.78) return { kind: 'sadd', key, member: member(rng) }
+  if (r < 0.9) return { kind: 'srem', key, member: member(rng) }
+  if (r < 0.97 || peers < 3) return { kind: 'add-writer', target: int(rng, peers) }
+  // rare: removals are final, and a removed peer never writes again
+  const others = [...Array(peers).keys()].filter((p) => p !== self)
+  return { kind: 'remove-writer', target: chance(rng, 0.1) ? self : pick(rng, others) }
+}
+
+function allowedLinks (rng: Rng, style: Style, n: number): Array<[number, number]> {
+  const out: Array<[number, number]> = []
+  switch (style) {
+    case 'random':
+      for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) out.push([a, b])
+      break
+    case 'chain': // A–B–C…: neighbours only, so the ends never meet directly
+      for (let a = 0; a + 1 < n; a++) out.push([a, a + 1])
+      break
+    case 'ring':
+      for (let a = 0; a < n; a++) out.push([Math.min(a, (a + 1) % n), Math.max(a, (a + 1) % n)])
+      break
+    case 'star': {
+      const hub = int(rng, n)
+      for (let a = 0; a < n; a++) if (a !== hub) out.push([Math.min(a, hub), Math.max(a, hub)])
+      break
+    }
+    case 'partition': { // two groups that only meet through one bridge, and only at the end
+      for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) if ((a % 2) === (b % 2)) out.push([a, b])
+      break
+    }
+  }
+  return dedupe(out)
+}
+
+function dedupe (links: Array<[number, number]>): Array<[number, number]> {
+  const seen = new Set<string>()
+  return links.filter(([a, b]) => a !== b && !seen.has(`${a},${b}`) && seen.add(`${a},${b}`) !== undefined)
+}
+
+/** A connected set of links over all peers, made of allowed links (plus a bridge for partitions). */
+function finalLinks (rng: Rng, style: Style, n: number, allowed: Array<[number, number]>): Array<[number, number]> {
+  if (n === 1) return []
+  if (style === 'partition') {
+    const bridge: [number, number] = [0, 1]
+    return dedupe([...allowed, bridge])
+  }
+  if (style === 'random') {
+    // a random spanning tree, plus some extra edges
+    const order = [...Array(n).keys()].sort(() => rng() - 0.5)
+    const out: Array<[number, number]> = []
+    for (let i = 1; i < n; i++) {
+      const a = order[i] as number
+      const b = order[int(rng, i)] as number
+      out.push([Math.min(a, b), Math.max(a, b)])
+    }
+    for (const l of allowed) if (chance(rng, 0.2)) out.push(l)
+    return dedupe(out)
+  }
+  return allowed
+}
+
+export interface GenOptions {
+  variant?: 'inproc' | 'procs'
+  /** Bounds on the number of writes attempted (ops plus bursts). */
+  minOps?: number
+  maxOps?: number
+  /** Bounds on the number of peers. */
+  minPeers?: number
+  maxPeers?: number
+}
+
+/** The generator's bounds when none are given: small schedules; fewer, smaller ones with processes. */
+export const DEFAULTS = {
+  inproc: { minOps: 20, maxOps: 40, minPeers: 2, maxPeers: 7 },
+  procs: { minOps: 10, maxOps: 18, minPeers: 2, maxPeers: 4 }
+} as const
+
+/** The command that replays a schedule: its seed, variant and any bounds other than the defaults. */
+export function replayCommand (s: Schedule): string {
+  const d = DEFAULTS[s.variant]
+  const flags = [s.variant === 'procs' ? '--procs' : '', `--seed ${s.seed}`]
+  if (s.gen.minOps !== d.minOps || s.gen.maxOps !== d.maxOps) flags.push(`--ops ${s.gen.minOps}-${s.gen.maxOps}`)
+  if (s.gen.minPeers !== d.minPeers || s.gen.maxPeers !== d.maxPeers) flags.push(`--peers ${s.gen.minPeers}-${s.gen.maxPeers}`)
+  return `npm run chaos -- ${flags.filter((f) => f !== '').join(' ')}`
+}
+
+/** The schedule of a seed. Everything random comes from the seed. */
+export function generate (seed: number, opts: GenOptions = {}): Schedule {
+  const variant = opts.variant ?? 'inproc'
+  const rng = prng(seed)
+  const defaults = DEFAULTS[variant]
+  const minPeers = opts.minPeers ?? defaults.minPeers
+  const maxPeers = opts.maxPeers ?? defaults.maxPeers
+  // small schedules are the common case: most bugs need few peers, and they run fast
+  const sizes = [2, 2, 3, 3, 3, 4, 4, 5, 6, 7].filter((s) => s >= minPeers && s <= maxPeers)
+  const peers = sizes.length > 0 ? pick(rng, sizes) : minPeers
+  const nkeys = 2 + int(rng, 4)
+  const keys = ['k0', 'k1', 'k2', 'k3', 'k4'].slice(0, nkeys)
+  const skews0 = [...Array(peers)].map(() => skew(rng))
+  const skews = [...skews0]
+  const initialMembers = [...Array(peers).keys()].slice(1).filter(() => chance(rng, 0.75))
+  const style = pick(rng, ['random', 'random', 'chain', 'partition', 'star', 'ring'] as const)
+  const allowed = allowedLinks(rng, style, peers)
+  const minOps = opts.minOps ?? defaults.minOps
+  const maxOps = opts.maxOps ?? defaults.maxOps
+  const nops = minOps + int(rng, maxOps - minOps + 1)
+
+  const steps: Step[] = []
+  const links = new Set<string>()
+  const down = new Set<number>()
+  let ops = 0
+  let n = 0
+  const dt = (): number => chance(rng, 0.3) ? 0 : int(rng, 3000)
+  while (ops < nops) {
+    n++
+    const r = rng()
+    const peer = int(rng, peers)
+    if (r < 0.62) {
+      if (down.has(peer)) continue
+      steps.push({ dt: dt(), t: 'op', peer, op: genOp(rng, keys, peers, peer, `p${peer}.${n}`) })
+      ops++
+    } else if (r < 0.74) {
+      if (allowed.length === 0) continue
+      const [a, b] = pick(rng, allowed)
+      const id = `${a},${b}`
+      if (down.has(a) || down.has(b)) continue
+      if (links.has(id)) {
+        links.delete(id)
+        steps.push({ dt: dt(), t: 'unlink', a, b })
+      } else {
+        links.add(id)
+        steps.push({ dt: dt(), t: 'link', a, b })
+      }
+    } else if (r < 0.82) {
+      if (allowed.length === 0) continue
+      const [a, b] = pick(rng, allowed)
+      if (down.has(a) || down.has(b)) continue
+      const [from, to] = chance(rng, 0.5) ? [a, b] : [b, a]
+      steps.push({ dt: dt(), t: 'oneway', from, to })
+    } else if (r < 0.87) {
+      // a link to a peer that goes down is gone; a relinked peer gets its allowed links back
+      for (const id of [...links]) if (id.split(',').map(Number).includes(peer)) links.delete(id)
+      if (down.has(peer)) {
+        down.delete(peer)
+        const relink = chance(rng, 0.5)
+        if (relink) for (const [a, b] of allowed) if ((a === peer || b === peer) && !down.has(a) && !down.has(b)) links.add(`${a},${b}`)
+        steps.push({ dt: dt(), t: 'up', peer, relink })
+      } else if (chance(rng, 0.4) && down.size + 1 < peers) {
+        down.add(peer)
+        steps.push({ dt: dt(), t: 'down', peer })
+      } else {
+        const relink = chance(rng, 0.5)
+        if (relink) for (const [a, b] of allowed) if ((a === peer || b === peer) && !down.has(a) && !down.has(b)) links.add(`${a},${b}`)
+        const jump = chance(rng, 0.3) ? skew(rng) : (skews[peer] as number)
+        skews[peer] = jump
+        steps.push({ dt: dt(), t: 'restart', peer, relink, skew: jump })
+      }
+    } else if (variant === 'procs' && r < 0.95) {
+      if (down.has(peer)) continue
+      for (const id of [...links]) if (id.split(',').map(Number).includes(peer)) links.delete(id)
+      const when = pick(rng, ['mid-write', 'mid-write', 'mid-fold', 'mid-fold', 'mid-open', 'idle'] as const)
+      if (when === 'mid-write') {
+        const burst: ChaosOp[] = []
+        const k = 1 + int(rng, 4)
+        for (let i = 0; i < k; i++) burst.push(genOp(rng, keys, peers, peer, `p${peer}.${n}.${i}`))
+        steps.push({ dt: dt(), t: 'burst', peer, ops: burst })
+        ops += k
+      }
+      steps.push({ dt: 0, t: 'kill', peer, when, delay: int(rng, 12) })
+    } else {
+      // time passes: a write after a long pause (up to two minutes of virtual time)
+      if (down.has(peer)) continue
+      steps.push({ dt: int(rng, 120_000), t: 'op', peer, op: genOp(rng, keys, peers, peer, `p${peer}.${n}`) })
+      ops++
+    }
+  }
+  return { seed, variant, peers, keys, skews: skews0, initialMembers, style, allowed, steps, final: finalLinks(rng, style, peers, allowed), gen: { minOps, maxOps, minPeers, maxPeers } }
+}
+
+/** A one-line summary of a schedule, for logs. */
+export function describeSchedule (s: Schedule): string {
+  const count = (t: Step['t']): number => s.steps.filter((x) => x.t === t).length
+  return `seed ${s.seed} (${s.variant}): ${s.peers} peers, ${s.keys.length} keys, style ${s.style}, ` +
+    `skews [${s.skews.map((x) => Math.round(x / 1000) + 's').join(' ')}], members at start [0${s.initialMembers.map((m) => ',' + m).join('')}], ` +
+    `${count('op')} ops, ${count('link')}/${count('unlink')} link/unlink, ${count('oneway')} one-way, ${count('restart')} restarts, ` +
+    `${count('down')} down, ${count('kill')} kills`
+}
+
+/** A schedule as JSON, one step a line (the form test/regressions/chaos/ keeps them in). */
+export function scheduleToJson (s: Schedule): string {
+  const { steps, ...rest } = s
+  const head = Object.entries(rest).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)}`)
+  return `{\n${head.join(',\n')},\n  "steps": [\n${steps.map((x) => '    ' + JSON.stringify(x)).join(',\n')}\n  ]\n}\n`
+}

@@ -1,0 +1,34 @@
+/**
+ * Chaos schedules that once failed, kept as they were generated (test/regressions/chaos/*.json:
+ * the whole schedule, so a later change to the generator cannot change what they run). Each one
+ * replays exactly — `npm run chaos -- --file test/regressions/chaos/<file>` — and must pass.
+ *
+ * - inproc-seed-3: a peer folded a remote log while holding part of a Hyperbee batch; the fold
+ *   could not read the tree there and capped the writer's log on that peer only (fixed in
+ *   lib/engine.ts: the fold stops only where the log can be read; see partial-batch.test.ts).
+ * - inproc-seed-17: two peers reached the same length of a log at once from a third; Hypercore's
+ *   replicator lost the length announcement between them and a peer behind that relay never got
+ *   the writer's next entry (worked around in lib/hypercore-patch.ts, part 1).
+ * - inproc-seed-107: a peer that grew by a whole upgrade from others could not yet prove a lagging
+ *   peer's length and never re-checked: the lagging peer stayed 4 entries behind in the final
+ *   sync (lib/hypercore-patch.ts, part 2).
+ */
+import { readFileSync, readdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { runInProcess } from '../helpers/chaos-inproc.js'
+import { runProcs } from '../helpers/chaos-procs.js'
+import type { Schedule } from '../helpers/chaos-schedule.js'
+
+const DIR = fileURLToPath(new URL('./chaos/', import.meta.url))
+
+describe('regression: chaos schedules that once failed', function () {
+  this.timeout(180_000)
+  for (const file of readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()) {
+    const schedule = JSON.parse(readFileSync(join(DIR, file), 'utf8')) as Schedule
+    it(`${file} (npm run chaos -- --file test/regressions/chaos/${file})`, async () => {
+      if (schedule.variant === 'procs') await runProcs(schedule)
+      else await runInProcess(schedule)
+    })
+  }
+})

@@ -305,7 +305,13 @@ export class Engine extends EventEmitter {
     if (w === this.own) return Math.min(len, w.core.length)
     let best = floor
     for (const n of w.signed) if (n <= len && n > best) best = n
-    if (w.signed.length > 64) w.signed = w.signed.filter((n) => n > best)
+    // The list serves two readers with their own floors: the membership read (mlen) and the data
+    // fold (the checkpoint). Drop only lengths neither can still need; pruning by this caller's
+    // `best` lost the length the other one was waiting for, and its fold stalled until the next append.
+    if (w.signed.length > 64) {
+      const done = Math.min(w.mlen, this.checkpoints.get(hex(w.key)) ?? 0)
+      w.signed = w.signed.filter((n) => n > done)
+    }
     return best
   }
 

@@ -125,6 +125,13 @@ describe('sync over Hyperswarm, one process per peer', function () {
     await c.write([{ type: 'put', key: 'live/c', value: 'from c' }])
     await untilProcs([a, b], async () => (await a.get('live/c')) === 'from c' && (await b.get('live/c')) === 'from c',
       () => 'live/c not visible on a and b')
+    // a steady stream, each write visible on b before the next: every single append is folded
+    // (more than 64 of them, past the engine's pruning of the signed lengths it has seen)
+    for (let i = 0; i < 100; i++) {
+      const key = `stream/${String(i).padStart(3, '0')}`
+      await a.write([{ type: 'put', key, value: String(i) }])
+      await untilProcs([b], async () => (await b.get(key)) === String(i), () => `${key} never visible on b`, 10_000)
+    }
   })
 
   it('A and C, never online together, converge through a seeder S', async () => {

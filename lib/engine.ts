@@ -82,7 +82,7 @@ export interface WriterState {
 
 interface BeeMessages {
   Header: { decode: (b: Uint8Array) => { protocol: string } }
-  Node: { decode: (b: Uint8Array) => { index: Uint8Array, key: Uint8Array } }
+  Node: { decode: (b: Uint8Array) => { index: Uint8Array, key: Uint8Array, value?: Uint8Array | null } }
   YoloIndex: { decode: (b: Uint8Array) => { levels: Array<{ keys: number[], children: number[] }> } }
 }
 const messages = createRequire(import.meta.url)('hyperbee/lib/messages.js') as BeeMessages
@@ -100,6 +100,9 @@ function removeTornDeviceFile (cores: string): void {
     if (statSync(file).size === 0) unlinkSync(file)
   } catch {}
 }
+
+/** Steps forward of at most this many blocks are read block by block instead of diffed. */
+const SCAN_LIMIT = 32
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
@@ -360,25 +363,66 @@ export class Engine extends EventEmitter {
   }
 
   private async readMembership (w: WriterState, len: number): Promise<void> {
-    const snap = w.bee.checkout(Math.max(1, len))
+    for (const c of await this.changes(w, w.mlen, len, MEMBERSHIP_RANGE)) {
+      const id = hex(c.key)
+      if (c.value === null) {
+        w.records.delete(id)
+        continue
+      }
+      try {
+        w.records.set(id, { author: w.key, seq: c.seq, entry: decodeMembership(c.key, c.value) })
+      } catch (err) {
+        w.records.delete(id)
+        this.skip(w, c.seq, err)
+      }
+    }
+    w.mlen = len
+  }
+
+  /**
+   * The bee keys in `range` whose latest entry differs between lengths `from` and `to` of `w`'s
+   * log, each with its entry at `to` (value null: none). A Hyperbee diff between the two
+   * versions, which costs the changed keys however long the history between them. For a short
+   * step forward — the live case, a few appends — reading the appended blocks themselves is
+   * cheaper than opening two tree snapshots: a key changed iff a block in between wrote it, and
+   * its last such block is its entry at `to`.
+   */
+  private async changes (w: WriterState, from: number, to: number, range: { gte: Buffer, lt: Buffer }): Promise<Array<{ key: Buffer, seq: number, value: Buffer | null }>> {
+    if (to > from && to - from <= SCAN_LIMIT) {
+      const scanned = await this.scan(w, from, to, range)
+      if (scanned !== null) return scanned
+    }
+    const out: Array<{ key: Buffer, seq: number, value: Buffer | null }> = []
+    const snap = w.bee.checkout(Math.max(1, to))
     try {
-      for await (const { left, right } of snap.createDiffStream(w.mlen, MEMBERSHIP_RANGE)) {
-        const id = hex((left ?? right as NonNullable<typeof right>).key)
-        if (left === null) {
-          w.records.delete(id)
-          continue
-        }
-        try {
-          w.records.set(id, { author: w.key, seq: left.seq, entry: decodeMembership(left.key, left.value) })
-        } catch (err) {
-          w.records.delete(id)
-          this.skip(w, left.seq, err)
-        }
+      for await (const { left, right } of snap.createDiffStream(from, range)) {
+        const node = left ?? right as NonNullable<typeof right>
+        out.push({ key: node.key, seq: left?.seq ?? node.seq, value: left === null ? null : left.value })
       }
     } finally {
       await snap.close()
     }
-    w.mlen = len
+    return out
+  }
+
+  /** The blocks [from, to) read as Hyperbee nodes, last write per key; null if one is not a node. */
+  private async scan (w: WriterState, from: number, to: number, range: { gte: Buffer, lt: Buffer }): Promise<Array<{ key: Buffer, seq: number, value: Buffer | null }> | null> {
+    const latest = new Map<string, { key: Buffer, seq: number, value: Buffer | null }>()
+    for (let seq = Math.max(1, from); seq < to; seq++) {
+      const block = await w.core.get(seq, { wait: false })
+      if (block === null) return null
+      let node: { key: Uint8Array, value?: Uint8Array | null }
+      try {
+        node = messages.Node.decode(block)
+      } catch {
+        return null
+      }
+      if (!(node.key instanceof Uint8Array)) return null
+      const key = buf(node.key)
+      if (Buffer.compare(key, range.gte) < 0 || Buffer.compare(key, range.lt) >= 0) continue
+      latest.set(key.toString('hex'), { key, seq, value: node.value instanceof Uint8Array ? buf(node.value) : null })
+    }
+    return [...latest.values()]
   }
 
   private skip (w: WriterState, seq: number, err: unknown): void {
@@ -443,14 +487,8 @@ export class Engine extends EventEmitter {
       if (to === from) continue
       const found: Array<{ key: Buffer, entry: Uint8Array | null }> = []
       const ok = await this.guarded(w, from, to, async () => {
-        const snap = w.bee.checkout(Math.max(1, to))
-        try {
-          for await (const { left, right } of snap.createDiffStream(from, DATA_RANGE)) {
-            const node = left ?? right as NonNullable<typeof right>
-            found.push({ key: node.key.subarray(1), entry: left === null ? null : this.validate(w, left.seq, left.key, left.value) })
-          }
-        } finally {
-          await snap.close()
+        for (const c of await this.changes(w, from, to, DATA_RANGE)) {
+          found.push({ key: c.key.subarray(1), entry: c.value === null ? null : this.validate(w, c.seq, c.key, c.value) })
         }
       })
       if (!ok) continue

@@ -1,0 +1,246 @@
+/**
+ * npm run bench [-- --quick | --medium | --full] [--only local,converge,catchup,scale,sync]
+ *
+ * Runs every workload for meshbee and for its anchors (raw Hyperbee, classic-level, autobase),
+ * alternating systems within each round, each trial in its own child process (fresh heap, its own
+ * peak RSS, nothing warm from the previous trial). Prints a markdown report on stdout: medians,
+ * ratios meshbee / anchor, the issue's targets, the machine, versions and the exact command. A
+ * progress bar runs on stderr.
+ *
+ * Workloads (sizes per preset in plan.ts):
+ *   local     put one at a time, put in batches of 1,000, get random keys, full iteration (local.ts)
+ *   converge  W writers write offline, then connect in a star; time to identical views (converge.ts)
+ *   catchup   a peer away while 3 writers overwrite K keys many times; its catch-up (catchup.ts)
+ *   scale     one fresh peer folds 16 and 64 writers' logs: time, peak RSS, disk (scale.ts)
+ *   sync      write-to-visible latency over a hyperdht testnet: scripts/bench-sync.ts, if present
+ */
+import { spawn } from 'node:child_process'
+import { existsSync, rmSync } from 'node:fs'
+import { mkdtemp } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import cliProgress from 'cli-progress'
+import { ROOT, machine, now, versions } from './common.js'
+import { caseName, plan, type Plan, type Preset } from './plan.js'
+import { report, type Trial } from './report.js'
+import { RESULT_TAG, type Result, type Spec } from './types.js'
+
+const HERE = path.dirname(fileURLToPath(import.meta.url))
+const CHILD = path.join(HERE, 'child.ts')
+const SYNC = path.join(ROOT, 'scripts', 'bench-sync.ts')
+const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync'] as const
+type Workload = (typeof WORKLOADS)[number]
+
+interface Args { preset: Preset, only: Set<Workload>, argv: string[] }
+
+function parseArgs (argv: string[]): Args {
+  let preset: Preset = 'full'
+  let only = new Set<Workload>(WORKLOADS)
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--quick' || a === '--medium' || a === '--full') preset = a.slice(2) as Preset
+    else if (a === '--only') {
+      const list = (argv[++i] ?? '').split(',').filter(Boolean)
+      for (const w of list) if (!(WORKLOADS as readonly string[]).includes(w)) throw new Error(`unknown workload ${w}; one of ${WORKLOADS.join(', ')}`)
+      only = new Set(list as Workload[])
+    } else if (a === '--help' || a === '-h') {
+      process.stdout.write('npm run bench [-- --quick | --medium | --full] [--only ' + WORKLOADS.join(',') + ']\n')
+      process.exit(0)
+    } else throw new Error(`unknown argument ${a}`)
+  }
+  return { preset, only, argv }
+}
+
+function label (spec: Spec): string {
+  const p = spec.params as unknown as Record<string, number>
+  switch (spec.workload) {
+    case 'local': return `local ${spec.system}`
+    case 'converge': return `converge ${caseName(spec.params)} ${spec.system}`
+    case 'catchup': return `catch-up ${p.keys}x${p.overwrites} ${spec.system}`
+    case 'scale-setup': return `scale setup ${p.writers}x${p.perWriter}`
+    case 'scale-fold': return `scale fold ${p.writers} writers`
+  }
+}
+
+/** Every trial's files live under this directory, removed at the end (even after a killed trial). */
+let runDir = os.tmpdir()
+/** The running trial's process group (children are detached so a timeout can end their group). */
+let current: number | null = null
+
+/** Runs one trial in a child process; resolves with its result, or a timeout/failure marker. */
+async function runChild (spec: Spec, timeoutMs: number): Promise<Trial['result']> {
+  return await new Promise((resolve) => {
+    const child = spawn(process.execPath, [...process.execArgv, '--expose-gc', CHILD, JSON.stringify(spec)], {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_TMP: runDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true // its own process group, so a timeout can end it and anything it started
+    })
+    current = child.pid ?? null
+    let out = ''
+    let err = ''
+    let timedOut = false
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d })
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { err = (err + d).slice(-4000) })
+    const timer = setTimeout(() => {
+      timedOut = true
+      try { process.kill(-(child.pid as number), 'SIGKILL') } catch {}
+    }, timeoutMs)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      current = null
+      const line = out.split('\n').find((l) => l.startsWith(RESULT_TAG))
+      if (timedOut) resolve({ metrics: {}, timedOut: true, error: `over the ${timeoutMs / 1000} s limit` })
+      else if (code !== 0 || line === undefined) resolve({ metrics: {}, error: `exit ${code}: ${err.trim().split('\n').slice(0, 3).join(' / ')}` })
+      else resolve(JSON.parse(line.slice(RESULT_TAG.length)) as Result)
+    })
+  })
+}
+
+/** Every trial of the run, in order: within a round each case runs every system, the order rotating. */
+function schedule (p: Plan, only: Set<Workload>): Spec[] {
+  const specs: Spec[] = []
+  const rounds = Math.max(p.local.rounds, p.catchup.rounds, p.scaleRounds, ...p.converge.map((c) => c.rounds))
+  const rotate = <T>(xs: T[], r: number): T[] => xs.map((_, i) => xs[(i + r) % xs.length])
+  for (let round = 0; round < rounds; round++) {
+    if (only.has('local') && round < p.local.rounds) {
+      const { rounds: _, ...params } = p.local
+      for (const system of rotate(['meshbee', 'hyperbee', 'classic-level'] as const, round)) specs.push({ workload: 'local', system, params, round })
+    }
+    if (only.has('converge')) {
+      for (const c of p.converge) {
+        if (round >= c.rounds) continue
+        const params = { writers: c.writers, perWriter: c.perWriter }
+        const systems = c.autobase ? rotate(['meshbee', 'autobase'] as const, round) : ['meshbee' as const]
+        for (const system of systems) specs.push({ workload: 'converge', system, params, round })
+      }
+    }
+    if (only.has('catchup') && round < p.catchup.rounds) {
+      const { rounds: _, ...params } = p.catchup
+      for (const system of rotate(['meshbee', 'autobase'] as const, round)) specs.push({ workload: 'catchup', system, params, round })
+    }
+    if (only.has('scale') && round < p.scaleRounds) {
+      for (const s of p.scale) {
+        // the logs are built once per size (round 0); each round folds them in a fresh process
+        if (round === 0) specs.push({ workload: 'scale-setup', system: 'meshbee', params: { ...s, batch: 1000 }, round })
+        specs.push({ workload: 'scale-fold', system: 'meshbee', params: { dir: '', key: '', writers: s.writers, ops: s.writers * s.perWriter, round }, round })
+      }
+    }
+  }
+  return specs
+}
+
+/** bench-sync's N (measured writes per pipeline) per preset; its own default (300) in full. */
+const SYNC_N: Record<Preset, string | null> = { quick: '30', medium: '100', full: null }
+
+async function runSync (preset: Preset, bar: cliProgress.SingleBar, timeoutMs: number): Promise<string> {
+  if (!existsSync(SYNC)) {
+    return 'TODO: write-to-visible latency between two peers over a hyperdht testnet — scripts/bench-sync.ts ' +
+      'does not exist yet; once it does, `npm run bench` runs it as a child process and includes its table here.'
+  }
+  bar.update({ trial: 'sync (scripts/bench-sync.ts)' })
+  const n = SYNC_N[preset]
+  const args = [...process.execArgv, SYNC, ...(n !== null ? [n] : [])]
+  const cmd = `\`npx tsx scripts/bench-sync.ts${n !== null ? ' ' + n : ''}\``
+  return await new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    current = child.pid ?? null
+    let out = ''
+    let err = ''
+    let timedOut = false
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d })
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { err = (err + d).slice(-2000) })
+    const timer = setTimeout(() => {
+      timedOut = true
+      try { process.kill(-(child.pid as number), 'SIGKILL') } catch {}
+    }, timeoutMs)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      current = null
+      if (code === 0) resolve(`Output of ${cmd} (run by the runner as a child process, after the other workloads):\n\n${out.trim()}`)
+      else if (timedOut) resolve(`${cmd} did not finish within ${timeoutMs / 1000} s (killed).`)
+      else {
+        const why = err.trim().split('\n').filter((l) => /Error|error|at when/.test(l)).slice(0, 3).join(' / ')
+        resolve(`${cmd} failed (exit ${code}): ${why !== '' ? why : err.trim().split('\n').slice(-3).join(' / ')}`)
+      }
+    })
+  })
+}
+
+async function main (): Promise<void> {
+  const args = parseArgs(process.argv.slice(2))
+  const p = plan(args.preset)
+  const specs = schedule(p, args.only)
+  const command = process.env.npm_lifecycle_event === 'bench'
+    ? `npm run bench${args.argv.length > 0 ? ' -- ' + args.argv.join(' ') : ''}`
+    : `npx tsx scripts/bench/index.ts ${args.argv.join(' ')}`.trim()
+  runDir = await mkdtemp(path.join(os.tmpdir(), 'meshbee-bench-run-'))
+  const removeRunDir = (): void => { rmSync(runDir, { recursive: true, force: true }) }
+  process.on('SIGINT', () => {
+    if (current !== null) try { process.kill(-current, 'SIGKILL') } catch {}
+    removeRunDir()
+    process.exit(130)
+  })
+  const started = new Date()
+  const loads = [os.loadavg()[0]]
+  const t0 = now()
+
+  const bar = new cliProgress.SingleBar({
+    stream: process.stderr,
+    format: ' {bar} {value}/{total} trials | {duration_formatted} | {trial}',
+    hideCursor: true,
+    clearOnComplete: false,
+    // without a terminal (a log file, CI), print the bar as a line every 10 s
+    noTTYOutput: true,
+    notTTYSchedule: 10_000
+  }, cliProgress.Presets.shades_classic)
+  bar.start(specs.length + (args.only.has('sync') ? 1 : 0), 0, { trial: 'starting' })
+
+  const trials: Trial[] = []
+  const scaleDirs = new Map<number, { dir: string, key: string }>()
+  for (const spec of specs) {
+    if (spec.workload === 'scale-fold') {
+      const setup = scaleDirs.get(spec.params.writers)
+      if (setup === undefined) {
+        trials.push({ spec, result: { metrics: {}, error: 'its setup failed' } })
+        bar.increment()
+        continue
+      }
+      spec.params.dir = setup.dir
+      spec.params.key = setup.key
+    }
+    bar.update({ trial: label(spec) })
+    loads.push(os.loadavg()[0])
+    const t = now()
+    const result = await runChild(spec, p.trialTimeoutMs)
+    result.wallMs = now() - t
+    if (spec.workload === 'scale-setup' && result.info?.dir !== undefined) {
+      scaleDirs.set(spec.params.writers, { dir: result.info.dir, key: result.info.key })
+    }
+    trials.push({ spec, result })
+    bar.increment()
+  }
+  removeRunDir()
+
+  const sync = args.only.has('sync') ? await runSync(args.preset, bar, p.trialTimeoutMs) : null
+  if (args.only.has('sync')) bar.increment()
+  bar.stop()
+
+  process.stdout.write(report({
+    plan: p,
+    trials,
+    sync,
+    command,
+    started,
+    minutes: (now() - t0) / 60_000,
+    machine: machine(),
+    versions: versions(),
+    load: [...loads, os.loadavg()[0]]
+  }) + '\n')
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})

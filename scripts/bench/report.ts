@@ -1,0 +1,249 @@
+/**
+ * The markdown report: one summary table (medians, ratio meshbee / anchor, the issue's target and
+ * whether it is met), detail tables per workload, and every round's figure.
+ */
+import { caseName, type Plan } from './plan.js'
+import type { Result, Spec, System } from './types.js'
+
+export interface Trial { spec: Spec, result: Result & { error?: string, timedOut?: boolean, wallMs?: number } }
+
+export interface ReportInput {
+  plan: Plan
+  trials: Trial[]
+  sync: string | null
+  command: string
+  started: Date
+  minutes: number
+  machine: string
+  versions: string
+  /** 1-minute load averages: before the run, before each trial, at the end. */
+  load: number[]
+}
+
+/** A median over rounds; `lower` marks a median that is only a lower bound (a timeout counted). */
+interface Cell { median: number, values: number[], timeouts: number, failures: string[], lower: boolean }
+
+const NONE: Cell = { median: NaN, values: [], timeouts: 0, failures: [], lower: false }
+
+function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+const int = (x: number): string => Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '—'
+const ms = (x: number): string => !Number.isFinite(x) ? '—' : x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : `${Math.round(x).toLocaleString('en-US')} ms`
+const ratio = (x: number): string => !Number.isFinite(x) ? '—' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2)
+const mb = (x: number): string => Number.isFinite(x) ? x.toFixed(0) : '—'
+
+export function report (r: ReportInput): string {
+  const { plan: p, trials } = r
+
+  /** The cell of one metric over rounds, for trials matching `pick`. Timeouts count as +limit (lower bound). */
+  const cell = (pick: (s: Spec) => boolean, metric: string): Cell => {
+    const ts = trials.filter((t) => pick(t.spec))
+    if (ts.length === 0) return NONE
+    const values: number[] = []
+    const failures: string[] = []
+    let timeouts = 0
+    for (const t of ts) {
+      if (t.result.timedOut === true) {
+        timeouts++
+        if (metric === 'ms') values.push(p.trialTimeoutMs)
+      } else if (t.result.error !== undefined) failures.push(t.result.error)
+      else if (t.result.metrics[metric] !== undefined) values.push(t.result.metrics[metric])
+    }
+    const m = median(values)
+    return { median: m, values, timeouts, failures, lower: timeouts > 0 && m >= p.trialTimeoutMs }
+  }
+  const of = (workload: Spec['workload'], system: System, key?: string) => (s: Spec): boolean =>
+    s.workload === workload && s.system === system && (key === undefined || keyOf(s) === key)
+  const fmtCell = (c: Cell, f: (x: number) => string): string => {
+    if (c.values.length === 0) return c.timeouts > 0 ? `> ${ms(p.trialTimeoutMs)} (timeout)` : c.failures.length > 0 ? 'failed' : '—'
+    return (c.lower ? '> ' : '') + f(c.median) + (c.timeouts > 0 && !c.lower ? ` (${c.timeouts} timeout)` : '')
+  }
+
+  const lines: string[] = []
+  const out = (s = ''): void => { lines.push(s) }
+  const rows: string[][] = []
+  const failures: string[] = []
+
+  type Dir = 'higher' | 'lower'
+  /** A summary row: meshbee vs an anchor on one metric; `target` is on meshbee / anchor. */
+  const row = (name: string, m: Cell, anchorName: string, a: Cell, f: (x: number) => string, dir: Dir, target?: number): void => {
+    const q = m.median / a.median
+    let rq = ratio(q)
+    // a timed-out anchor makes the ratio of times an upper bound
+    if (a.lower && dir === 'lower') rq = '< ' + rq
+    if (m.lower && dir === 'lower') rq = '> ' + rq
+    let t = '—'
+    let met = '—'
+    if (target !== undefined) {
+      t = dir === 'higher' ? `≥ ${target}` : `≤ ${target} (${Math.round(1 / target)}× faster)`
+      if (Number.isFinite(q) && !m.lower) met = (dir === 'higher' ? q >= target : q <= target) ? 'yes' : '**no**'
+    }
+    if (dir === 'lower' && Number.isFinite(q) && q > 0) rq += ` (${ratio(1 / q)}× ${q < 1 ? 'faster' : 'slower'})`
+    rows.push([name, fmtCell(m, f), anchorName, fmtCell(a, f), rq, t, met])
+  }
+
+  // ---- local
+  if (trials.some((t) => t.spec.workload === 'local')) {
+    const l = (s: System, m: string): Cell => cell(of('local', s), m)
+    const L = p.local
+    row(`put, one at a time, awaited (ops/s; ${int(L.puts)} keys)`, l('meshbee', 'put'), 'Hyperbee', l('hyperbee', 'put'), int, 'higher', 0.8)
+    row('〃', l('meshbee', 'put'), 'classic-level', l('classic-level', 'put'), int, 'higher')
+    row(`put, batches of ${int(L.batch)} (ops/s; ${int(L.batched)} keys)`, l('meshbee', 'batch'), 'Hyperbee', l('hyperbee', 'batch'), int, 'higher', 0.8)
+    row('〃', l('meshbee', 'batch'), 'classic-level', l('classic-level', 'batch'), int, 'higher')
+    row(`get random existing key, awaited (ops/s; ${int(L.gets)} gets)`, l('meshbee', 'get'), 'classic-level', l('classic-level', 'get'), int, 'higher', 0.7)
+    row('〃', l('meshbee', 'get'), 'Hyperbee', l('hyperbee', 'get'), int, 'higher')
+    row('get random existing key, getSync (ops/s; same keys)', l('meshbee', 'getSync'), 'classic-level', l('classic-level', 'getSync'), int, 'higher')
+    row(`full iteration (entries/s; ${int(L.puts + L.batched)} entries)`, l('meshbee', 'scan'), 'classic-level', l('classic-level', 'scan'), int, 'higher', 0.5)
+    row('〃', l('meshbee', 'scan'), 'Hyperbee', l('hyperbee', 'scan'), int, 'higher')
+  }
+
+  // ---- convergence
+  const conv = (s: System, c: string, m = 'ms'): Cell => cell(of('converge', s, c), m)
+  if (trials.some((t) => t.spec.workload === 'converge')) {
+    for (const c of p.converge) {
+      if (!c.autobase) continue
+      const name = caseName(c)
+      row(`convergence, ${c.writers} writers × ${c.perWriter} offline puts (time to identical views)`, conv('meshbee', name), 'autobase', conv('autobase', name), ms, 'lower', c.writers === 4 ? 0.05 : undefined)
+    }
+    const [small, large] = p.linearity
+    const a = conv('meshbee', small)
+    const b = conv('meshbee', large)
+    const q = b.median / a.median
+    rows.push([`convergence linearity: meshbee ${large.replace('x', ' × ')} vs ${small.replace('x', ' × ')} (4× the ops)`,
+      `${ms(b.median)} vs ${ms(a.median)}`, '—', '—', `${ratio(q)}× the time`, '≤ 5× the time', Number.isFinite(q) ? (q <= 5 ? 'yes' : '**no**') : '—'])
+  }
+
+  // ---- catch-up
+  const cu = p.catchup
+  if (trials.some((t) => t.spec.workload === 'catchup')) {
+    const m = (s: System, k: string): Cell => cell(of('catchup', s), k)
+    row(`catch-up: ${cu.writers} writers overwrote ${int(cu.keys)} keys ${cu.overwrites}× each while a peer was away (time)`, m('meshbee', 'ms'), 'autobase', m('autobase', 'ms'), ms, 'lower', 0.05)
+    const read = m('meshbee', 'read')
+    const pairs = cu.writers * cu.keys
+    const q = read.median / pairs
+    rows.push([`catch-up entries read (changed (writer, key) pairs: ${int(pairs)}; log entries: ${int(pairs * cu.overwrites)})`,
+      fmtCell(read, int), 'autobase', fmtCell(m('autobase', 'read'), int) + ' nodes applied', `${ratio(q)} × changed`, '≤ 1.1 × changed',
+      Number.isFinite(q) ? (q <= 1.1 ? 'yes' : '**no**') : '—'])
+  }
+
+  // ---- scale
+  const sc = (w: number, k: string): Cell => cell((s) => s.workload === 'scale-fold' && s.params.writers === w, k)
+  if (trials.some((t) => t.spec.workload === 'scale-fold')) {
+    const [s16, s64] = p.scale
+    const big = sc(s64.writers, 'peakMB')
+    rows.push([`fold of ${s64.writers} writers × ${int(s64.perWriter)} ops by a fresh peer: peak RSS (MB)`, fmtCell(big, mb), '—', '—', '—', '< 300 MB',
+      Number.isFinite(big.median) ? (big.median < 300 ? 'yes' : '**no**') : '—'])
+    const a = sc(s16.writers, 'ms')
+    const b = sc(s64.writers, 'ms')
+    const opsQ = (s64.writers * s64.perWriter) / (s16.writers * s16.perWriter)
+    const q = b.median / a.median
+    rows.push([`fold linearity: ${s64.writers} vs ${s16.writers} writers (${ratio(opsQ)}× the ops)`, `${ms(b.median)} vs ${ms(a.median)}`, '—', '—',
+      `${ratio(q)}× the time`, `≤ ${ratio(opsQ * 1.25)}× the time`, Number.isFinite(q) ? (q <= opsQ * 1.25 ? 'yes' : '**no**') : '—'])
+  }
+
+  // ---- header
+  out(`### ${r.started.toISOString().slice(0, 10)} — \`${r.command}\` (preset: ${p.preset})`)
+  out()
+  // The benchmark itself keeps about one core busy: a load well above 1 means other work too.
+  const maxLoad = Math.max(...r.load)
+  out(`Machine: ${r.machine}. Load average (1 min) before the run ${r.load[0].toFixed(1)}, median before each trial ${median(r.load.slice(1, -1)).toFixed(1)}, ` +
+    `max ${maxLoad.toFixed(1)}` + (maxLoad > 2.5 ? ' — other processes were using the CPUs during the run: absolute figures are depressed; ratios within a round are fairer than absolutes.' : '.'))
+  out()
+  out(`Versions: ${r.versions}.`)
+  out()
+  out(`Wall time ${r.minutes.toFixed(1)} min. Each figure is the median over rounds (local ${p.local.rounds}, convergence ${[...new Set(p.converge.map((c) => c.rounds))].join('/')}, ` +
+    `catch-up ${p.catchup.rounds}, scale folds ${p.scaleRounds}); within a round the systems alternate (their order rotates) and every trial runs ` +
+    'in its own child process. Ratio = meshbee / anchor on the figure shown (ops/s: higher is better; times: lower is better).')
+  out()
+  out('| measure | meshbee | anchor | anchor value | meshbee / anchor | target | met |')
+  out('|---|---:|---|---:|---|---|---|')
+  for (const rw of rows) out(`| ${rw.join(' | ')} |`)
+  out()
+
+  // ---- details
+  if (trials.some((t) => t.spec.workload === 'converge')) {
+    out('Convergence details (medians): time from connecting every writer to the creator (a star) until every view is identical; ' +
+      'meshbee: db.hash() equal and every writer folded to its length on every peer; autobase: every Hyperbee view at the same version holding every key, contents equal. ' +
+      'Reads: meshbee diff entries summed over peers; autobase nodes handed to apply() summed over bases (re-applies after reorders included).')
+    out()
+    out('| writers × offline puts | meshbee | meshbee folds | meshbee diff entries read | autobase | autobase nodes applied | autobase system length / signed |')
+    out('|---|---:|---:|---:|---:|---:|---:|')
+    for (const c of p.converge) {
+      const n = caseName(c)
+      const ab = c.autobase
+      out(`| ${c.writers} × ${c.perWriter} | ${fmtCell(conv('meshbee', n), ms)} | ${int(conv('meshbee', n, 'folds').median)} | ${int(conv('meshbee', n, 'diffEntries').median)} | ` +
+        `${ab ? fmtCell(conv('autobase', n), ms) : 'not run'} | ${ab ? int(conv('autobase', n, 'applied').median) : ''} | ` +
+        `${ab ? `${int(conv('autobase', n, 'systemLength').median)} / ${int(conv('autobase', n, 'signedLength').median)}` : ''} |`)
+    }
+    out()
+  }
+  if (trials.some((t) => t.spec.workload === 'catchup')) {
+    const m = (s: System, k: string): string => int(cell(of('catchup', s), k).median)
+    out(`Catch-up details (medians): ${cu.writers} writers + 1 peer; the peer saw the first ${int(cu.keys)} puts, left; each writer then wrote ${cu.overwrites} batches of ` +
+      `${int(cu.keys)} puts over the same keys (${int(cu.writers * cu.keys * cu.overwrites)} log entries) and the writers converged; the clock runs from the peer connecting to the first writer until its view equals theirs.`)
+    out()
+    out('| system | time | entries read by the returning peer | keys re-merged | folds |')
+    out('|---|---:|---:|---:|---:|')
+    out(`| meshbee | ${fmtCell(cell(of('catchup', 'meshbee'), 'ms'), ms)} | ${m('meshbee', 'read')} (stats().diffEntries) | ${m('meshbee', 'keysMerged')} | ${m('meshbee', 'folds')} |`)
+    out(`| autobase | ${fmtCell(cell(of('catchup', 'autobase'), 'ms'), ms)} | ${m('autobase', 'read')} (nodes applied) | — | — |`)
+    out()
+  }
+  if (trials.some((t) => t.spec.workload.startsWith('scale'))) {
+    out('Scale details (medians over fresh-process folds): the logs of W writers sit in one Corestore (one namespace per writer, no replication); ' +
+      'a fresh peer opens the database by key and open() folds everything. Peak RSS is the fold process\'s getrusage maxRSS (it includes the Node + tsx baseline, shown as RSS before open).')
+    out()
+    out('| writers × ops | fold time | ops/s | peak RSS MB | RSS before open MB | log bytes / op | view bytes / op | diff entries | setup (writing the logs) |')
+    out('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+    for (const s of p.scale) {
+      const f = (k: string): Cell => sc(s.writers, k)
+      const setup = trials.find((t) => t.spec.workload === 'scale-setup' && t.spec.params.writers === s.writers)
+      const logBytes = setup?.result.metrics.logBytes
+      out(`| ${s.writers} × ${int(s.perWriter)} | ${fmtCell(f('ms'), ms)} | ${int(f('opsPerSec').median)} | ${mb(f('peakMB').median)} | ${mb(f('rssBeforeMB').median)} | ` +
+        `${logBytes !== undefined ? int(logBytes / (s.writers * s.perWriter)) : '—'} | ${int(f('viewBytesPerOp').median)} | ${int(f('diffEntries').median)} | ${ms(setup?.result.metrics.setupMs ?? NaN)} |`)
+    }
+    out()
+  }
+
+  // ---- every round
+  out('<details><summary>Every round</summary>')
+  out()
+  out('| trial | round | figures | process wall time |')
+  out('|---|---:|---|---:|')
+  for (const t of trials) {
+    const figs = t.result.timedOut === true ? 'timeout' : t.result.error !== undefined ? `failed: ${t.result.error}` :
+      Object.entries(t.result.metrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(1)}`).join(', ')
+    if (t.result.error !== undefined && t.result.timedOut !== true) failures.push(`${describe(t.spec)} round ${t.spec.round}: ${t.result.error}`)
+    out(`| ${describe(t.spec)} | ${t.spec.round} | ${figs} | ${ms(t.result.wallMs ?? NaN)} |`)
+  }
+  out()
+  out('</details>')
+  out()
+  if (failures.length > 0) {
+    out('Failed trials (excluded from the medians):')
+    out()
+    for (const f of failures) out(`- ${f}`)
+    out()
+  }
+  out('#### Write-to-visible latency over a hyperdht testnet')
+  out()
+  out(r.sync ?? 'not run (excluded by --only).')
+  return lines.join('\n')
+}
+
+function keyOf (s: Spec): string {
+  return s.workload === 'converge' ? caseName(s.params) : ''
+}
+
+function describe (s: Spec): string {
+  switch (s.workload) {
+    case 'local': return `local ${s.system}`
+    case 'converge': return `converge ${caseName(s.params)} ${s.system}`
+    case 'catchup': return `catch-up ${s.params.keys}x${s.params.overwrites} ${s.system}`
+    case 'scale-setup': return `scale setup ${s.params.writers}x${s.params.perWriter}`
+    case 'scale-fold': return `scale fold ${s.params.writers} writers`
+  }
+}

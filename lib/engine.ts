@@ -176,7 +176,8 @@ export class Engine extends EventEmitter {
       this.view = new ViewStore(join(storage, 'view'))
     } else {
       if (typeof opts.viewPath !== 'string') throw invalidArgument('A Corestore as storage needs opts.viewPath, a directory for the view')
-      this.store = storage.session()
+      // a session keeps the caller's namespace only if told so (Corestore 7's session() drops it)
+      this.store = storage.session({ namespace: (storage as unknown as { ns?: Buffer }).ns })
       this.view = new ViewStore(opts.viewPath)
     }
     this.log = opts.logger ?? pino({ level: 'silent' })

@@ -162,6 +162,8 @@ describe('MeshDB', function () {
     await a.open()
     let b = new MeshDB<string, string>(store.namespace('b'), { key: a.key, viewPath: join(dir, 'b') })
     await b.open()
+    expect(b.writerKey.equals(a.writerKey), 'each namespace has its own writer log').to.equal(false)
+    expect(b.writable).to.equal(false)
     await a.addWriter(b.writerKey)
     await b.update()
     expect(b.writable).to.equal(true)

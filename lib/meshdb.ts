@@ -78,28 +78,44 @@ interface InnerIterator {
   close: () => Promise<void>
 }
 
+/**
+ * Iterates the view's values straight on the root LevelDB over the values prefix (one iterator
+ * layer less than going through the sublevel), stripping the prefix from each key.
+ */
 class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Bytes> {
   private readonly it: InnerIterator
+  private readonly prefix: Bytes
 
-  constructor (db: MeshDB<unknown, unknown>, options: Record<string, unknown>, it: InnerIterator) {
+  constructor (db: MeshDB<unknown, unknown>, options: Record<string, unknown>, it: InnerIterator, prefix: Bytes) {
     super(db, options as never)
     this.it = it
+    this.prefix = prefix
+  }
+
+  private strip (entry: [Bytes, Bytes]): [Bytes, Bytes] {
+    if (entry[0] !== undefined) entry[0] = entry[0].subarray(this.prefix.byteLength)
+    return entry
   }
 
   async _next (): Promise<[Bytes, Bytes] | undefined> {
-    return await this.it.next()
+    const e = await this.it.next()
+    return e === undefined ? undefined : this.strip(e)
   }
 
   async _nextv (size: number): Promise<Array<[Bytes, Bytes]>> {
-    return await this.it.nextv(size)
+    const list = await this.it.nextv(size)
+    for (const e of list) this.strip(e)
+    return list
   }
 
   async _all (): Promise<Array<[Bytes, Bytes]>> {
-    return await this.it.all()
+    const list = await this.it.all()
+    for (const e of list) this.strip(e)
+    return list
   }
 
   _seek (target: Bytes): void {
-    this.it.seek(target)
+    this.it.seek(Buffer.concat([this.prefix, target]))
   }
 
   async _close (): Promise<void> {
@@ -326,6 +342,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   }
 
   _getSync (key: Bytes, options: ReadOptions): Bytes | undefined {
+    if (options.snapshot == null) return this.engine.view.getValueSync(key)
     return this.engine.view.values.getSync(key, inner(options))
   }
 
@@ -359,8 +376,12 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
       signal: options.signal,
       ...inner(options as ReadOptions)
     }
-    for (const r of RANGE) if (options[r] !== undefined) opts[r] = options[r]
-    return new MeshIterator(this as MeshDB<unknown, unknown>, options, this.engine.view.values.iterator(opts) as unknown as InnerIterator)
+    const prefix = this.engine.view.valuesPrefix
+    for (const r of RANGE) if (options[r] !== undefined) opts[r] = Buffer.concat([prefix, options[r] as Bytes])
+    if (opts.gt === undefined && opts.gte === undefined) opts.gte = prefix
+    if (opts.lt === undefined && opts.lte === undefined) opts.lt = this.engine.view.valuesEnd
+    const it = this.engine.view.db.iterator(opts) as unknown as InnerIterator
+    return new MeshIterator(this as MeshDB<unknown, unknown>, options, it, prefix)
   }
 
   async _clear (options: Record<string, unknown>): Promise<void> {

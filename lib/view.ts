@@ -41,12 +41,18 @@ export class ViewStore {
     this.checkpoints = this.db.sublevel<Bytes, Bytes>('c', BUF)
     this.meta = this.db.sublevel<Bytes, Bytes>('m', BUF)
     this.pv = Buffer.from(this.values.prefix)
+    this.valuesPrefix = this.pv
+    this.valuesEnd = Buffer.from(this.pv)
+    this.valuesEnd[this.valuesEnd.byteLength - 1]++
     this.ps = Buffer.from(this.slots.prefix)
     this.pc = Buffer.from(this.checkpoints.prefix)
     this.pm = Buffer.from(this.meta.prefix)
   }
 
   private readonly pv: Bytes
+  /** The values sublevel's key prefix, and the first key after its range. */
+  readonly valuesPrefix: Bytes
+  readonly valuesEnd: Bytes
   private readonly ps: Bytes
   private readonly pc: Bytes
   private readonly pm: Bytes

@@ -344,9 +344,11 @@ export class Engine extends EventEmitter {
     let members: Map<string, Member>
     while (true) {
       for (const w of [...this.writers.values()]) {
+        // The floor includes the checkpoint, a length the data fold already read: after a restart
+        // `mlen` is 0 and the only signed length known may lie beyond what is held.
         const len = w.poison <= w.core.contiguousLength
           ? await this.readable(w, w.poison)
-          : this.signedAtMost(w, w.core.contiguousLength, w.mlen)
+          : this.signedAtMost(w, w.core.contiguousLength, Math.max(w.mlen, Math.min(this.checkpoints.get(hex(w.key)) ?? 0, w.core.contiguousLength)))
         if (len !== w.mlen) await this.guarded(w, w.mlen, len, async () => { await this.readMembership(w, len) })
       }
       members = resolveMembers(this.key, [...this.writers.values()].flatMap((w) => [...w.records.values()]))

@@ -12,6 +12,11 @@
  * - inproc-seed-107: a peer that grew by a whole upgrade from others could not yet prove a lagging
  *   peer's length and never re-checked: the lagging peer stayed 4 entries behind in the final
  *   sync (lib/hypercore-patch.ts, part 2).
+ * - procs-seed-1359955530: a peer SIGKILLed while downloading the creator's log restarted holding
+ *   a prefix of it; its membership read found no signed length it could read, and every member
+ *   but the creator left its view (fixed in lib/engine.ts: the membership read resumes from the
+ *   checkpoint; restart-partial-log.test.ts reproduces it exactly — this schedule, with real
+ *   kill timings, only usually does).
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'

@@ -32,6 +32,7 @@ import { promises as fsp } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { prng as mulberry32 } from './prng.js'
 
 // hypercore/hyperbee/corestore/rocksdb-native ship no type declarations; load
 // everything native/untyped through require so it is `any` and tsc stays clean.
@@ -102,16 +103,6 @@ function valueOf(i: number): Buffer {
 
 const NEW_VALUE = Buffer.alloc(VALUE_LEN, 0xee)
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function checkValue(i: number, v: Buffer | null | undefined): void {
   if (!v || v.length !== VALUE_LEN || v.readUInt32BE(0) !== i >>> 0) {

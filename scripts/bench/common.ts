@@ -11,6 +11,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Duplex } from 'node:stream'
+import { prng as mulberry32 } from '../prng.js'
+
+export { mulberry32 }
 
 // Corestore, Hyperbee and autobase ship no declarations that fit what the benchmark touches
 // (autobase none at all): load them through require so they are `any` and tsc stays clean.
@@ -23,17 +26,6 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 
 // ---------------------------------------------------------------- data
 
-/** A deterministic PRNG, so every system sees the same keys in the same order. */
-export function mulberry32 (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** 0..n-1 in a seeded random order. */
 export function permutation (n: number, seed: number): Uint32Array {

@@ -8,18 +8,9 @@
  * del), `s*` keys hold sets (sadd/srem). Batches mix `v*` and `d*` puts and dels.
  */
 import type { Json } from '../../crdt/json.js'
+import { prng } from '../../scripts/prng.js'
 
-/** mulberry32: a small, fast, seeded PRNG returning floats in [0, 1). */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { prng }
 
 export const int = (rng: () => number, n: number): number => Math.floor(rng() * n)
 export const pick = <T>(rng: () => number, xs: readonly T[]): T => xs[int(rng, xs.length)] as T

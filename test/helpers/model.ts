@@ -3,6 +3,7 @@
  * from crdt/: the convergence tests compare the real views against it.
  */
 import type { MeshDB } from '../../index.js'
+import { prng } from '../../scripts/prng.js'
 
 export type Op =
   | { peer: number, wall: number, type: 'put', key: string, value: Record<string, string> }
@@ -11,17 +12,6 @@ export type Op =
   | { peer: number, wall: number, type: 'sadd', key: string, member: string }
   | { peer: number, wall: number, type: 'srem', key: string, member: string }
 
-/** mulberry32: a small seeded PRNG, so a failing seed can be replayed. */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 export const KEYS = ['k0', 'k1', 'k2', 'k3']
 export const START = 1_000_000

@@ -69,6 +69,15 @@ async function until (peers: Peer[], check: () => Promise<boolean>, what: string
   }
 }
 
+/**
+ * Joins one peer after the other: each announces before the next looks up, so every pair finds
+ * each other at once. Peers that announce and look up at the same instant can miss each other
+ * until Hyperswarm's next refresh, minutes later.
+ */
+async function joinInTurn (peers: Peer[]): Promise<void> {
+  for (const p of peers) await p.call('join')
+}
+
 const show = (v: unknown): string => v === undefined ? '—' : JSON.stringify(v)
 const short = (hex: string): string => hex.slice(0, 8)
 
@@ -110,7 +119,7 @@ async function main (): Promise<number> {
     console.log(`database ${short(a.key)}…; writers a=${short(a.writer)} b=${short(b.writer)} c=${short(c.writer)}`)
 
     // 1. meet once so that b and c learn they are members, then split apart
-    await Promise.all(peers.map(async (p) => await p.call('join')))
+    await joinInTurn(peers)
     await until(peers, async () => (await Promise.all(peers.map(async (p) => await p.state()))).every((s) => s.writable), 'b and c to become writable')
     await Promise.all(peers.map(async (p) => await p.call('leave')))
     const cuts = await a.call<Array<[string, number]>>('cuts')
@@ -140,7 +149,7 @@ async function main (): Promise<number> {
 
     // 3. meet again
     const started = Date.now()
-    await Promise.all(peers.map(async (p) => await p.call('join')))
+    await joinInTurn(peers)
     let final: State[] = []
     await until(peers, async () => {
       final = await Promise.all(peers.map(async (p) => await p.state()))

@@ -2,16 +2,7 @@ import { expect } from 'chai'
 import { join } from 'node:path'
 import Corestore from 'corestore'
 import { MeshDB } from '../index.js'
-import { cleanup, connect, createPeers, tempDir, until } from './helpers/peers.js'
-
-async function rejects (p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p
-  } catch (err) {
-    return err as Error & { code?: string }
-  }
-  throw new Error('expected a rejection')
-}
+import { cleanup, connect, createPeers, tempDir, until, rejects } from './helpers/peers.js'
 
 describe('MeshDB', function () {
   this.timeout(60_000)

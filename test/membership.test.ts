@@ -8,18 +8,9 @@ import { expect } from 'chai'
 import { MeshDB } from '../index.js'
 import { ADD_WRITER, PUT, REMOVE_WRITER, dataKey, encodeEntry, membershipKey } from '../lib/entry.js'
 import type { WriterInfo } from '../lib/engine.js'
-import { cleanup, connect, createPeers, dump, sameDump, tempDir, until } from './helpers/peers.js'
+import { cleanup, connect, createPeers, dump, sameDump, tempDir, until, rejects } from './helpers/peers.js'
 
 type DB = MeshDB<string, string>
-
-async function rejects (p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p
-  } catch (err) {
-    return err as Error & { code?: string }
-  }
-  throw new Error('expected a rejection')
-}
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 

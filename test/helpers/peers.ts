@@ -86,3 +86,13 @@ export async function createPeers (n: number, opts: (i: number) => MeshDBOptions
   for (const cut of links) cut()
   return peers
 }
+
+/** The error a promise rejects with; fails if it resolves. */
+export async function rejects (p: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await p
+  } catch (err) {
+    return err as Error & { code?: string }
+  }
+  throw new Error('expected a rejection')
+}

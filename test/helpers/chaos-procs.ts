@@ -6,7 +6,8 @@
  *
  * The steps are the seed's (chaos-schedule.ts, variant 'procs'), but kills land at real moments,
  * so a replay runs the same steps, not the same interleaving. Clocks are real (`Date.now() +
- * skew`). One-way catch-ups are approximated by a link that is cut once both sides agree.
+ * skew`). One-way catch-ups are approximated by a link that is cut once the target holds what
+ * the source holds.
  *
  * At the end every peer is brought up and linked, and once all agree each is asked for its view,
  * then closed (it must exit 0: no process may crash but those killed). The parent then opens
@@ -363,11 +364,29 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
       case 'link': return await link(s.a, s.b) ? 'linked' : 'no-op'
       case 'unlink': return await unlink(s.a, s.b) ? 'cut' : 'no-op'
       case 'oneway': {
-        // approximated: a link kept until both sides agree
+        // approximated: a link, cut as soon as `to` holds every member log as far as `from` does
+        // (`from` may have received some of `to`'s entries by then)
         if (!await link(s.from, s.to)) return 'no-op'
-        await settle('one-way')
+        const deadline = Date.now() + timeout
+        while (true) {
+          const [a, b] = await Promise.all([child(s.from).request({ c: 'state' }, 'state'), child(s.to).request({ c: 'state' }, 'state')])
+          const have = new Map((JSON.parse(b.holdings as string) as Array<[string, number, boolean, number]>).map((h) => [h[0], h[3]]))
+          const caught = b.settled === true && (JSON.parse(a.holdings as string) as Array<[string, number, boolean, number]>).every((h) => (have.get(h[0]) ?? -1) >= h[3])
+          if (caught) break
+          if (Date.now() > deadline) fail(`one-way p${s.from}->p${s.to} never caught up`)
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, 100)
+            const offs = [child(s.from).on(done), child(s.to).on(done)]
+            function done (m?: Msg): void {
+              if (m !== undefined && m.t !== 'event' && m.t !== 'exit') return
+              clearTimeout(timer)
+              for (const off of offs) off()
+              resolve()
+            }
+          })
+        }
         await unlink(s.from, s.to)
-        return 'synced both ways'
+        return 'caught up'
       }
       case 'restart':
       case 'down': {

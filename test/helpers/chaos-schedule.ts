@@ -9,18 +9,9 @@
  * registers, documents and sets on the same key are the common case, not the exception.
  */
 import type { Json } from '../../crdt/json.js'
+import { prng } from '../../scripts/prng.js'
 
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { prng }
 
 export type Rng = () => number
 export const int = (rng: Rng, n: number): number => Math.floor(rng() * n)

@@ -373,7 +373,12 @@ export class Engine extends EventEmitter {
         continue
       }
       try {
-        w.records.set(id, { author: w.key, seq: c.seq, entry: decodeMembership(c.key, c.value) })
+        const entry = decodeMembership(c.key, c.value)
+        w.records.set(id, { author: w.key, seq: c.seq, entry })
+        // observed like a data entry: an entry this peer writes after it is stamped after it, so a
+        // member added by a peer whose clock runs ahead does not stamp its own membership entries
+        // before its own add (where the replay would not count them)
+        this.observe(w, entry.stamp)
       } catch (err) {
         w.records.delete(id)
         this.skip(w, c.seq, err)
@@ -549,15 +554,19 @@ export class Engine extends EventEmitter {
       this.skip(w, seq, err)
       return null
     }
-    if (w !== this.own) {
-      const skew = e.stamp.wall - this.wallClock()
-      if (skew > w.maxSkew) w.maxSkew = skew
-      if (this.hlc.observe(e.stamp).clamped) {
-        this.stats.clampedStamps++
-        this.log.warn({ writer: hex(w.key), skew }, 'remote clock runs ahead beyond maxDrift')
-      }
-    }
+    this.observe(w, e.stamp)
     return value
+  }
+
+  /** Observes a remote entry's stamp into the clock (bounded by maxDrift). */
+  private observe (w: WriterState, stamp: Stamp): void {
+    if (w === this.own) return
+    const skew = stamp.wall - this.wallClock()
+    if (skew > w.maxSkew) w.maxSkew = skew
+    if (this.hlc.observe(stamp).clamped) {
+      this.stats.clampedStamps++
+      this.log.warn({ writer: hex(w.key), skew }, 'remote clock runs ahead beyond maxDrift')
+    }
   }
 
   /** The merged key state of a list of slots. Slots hold only entries that validated. */

@@ -56,6 +56,7 @@ const keep = flag('--keep')
 const save = option('--save')
 
 let uncounted = 0
+let uncountedEarly = 0
 
 async function run (schedule: Schedule, trace: boolean): Promise<string | null> {
   const onTrace = trace ? (line: string) => { console.log('  ' + line) } : undefined
@@ -66,6 +67,7 @@ async function run (schedule: Schedule, trace: boolean): Promise<string | null> 
     } else {
       const r = await runInProcess(schedule, { onTrace, keep })
       uncounted += r.uncounted
+      uncountedEarly += r.uncountedEarly
       if (!quiet) console.log(`ok   seed ${schedule.seed} ${r.ms} ms, digest ${r.digest}, ${r.acked} acked, ${r.rejected} refused${r.uncounted > 0 ? `, ${r.uncounted} acked membership change(s) not counted by the replay` : ''} — ${r.summary}`)
     }
     return null
@@ -116,5 +118,5 @@ if (file !== undefined) {
 
 const secs = ((Date.now() - started) / 1000).toFixed(1)
 console.log(`\n${ran} schedule(s) in ${secs} s, ${failures.length} failed${failures.length > 0 ? ': seeds ' + failures.join(', ') : ''}` +
-  (uncounted > 0 ? `; ${uncounted} acknowledged membership change(s) were not counted by the stamp-ordered replay` : ''))
+  (uncounted > 0 ? `; ${uncounted} acknowledged membership change(s) were not counted by the stamp-ordered replay (${uncountedEarly} by authors never removed)` : ''))
 process.exit(failures.length > 0 ? 1 : 0)

@@ -170,12 +170,19 @@ export function entriesOf (op: ChaosOp): number | [number, number] {
   }
 }
 
-/** Every acknowledged write is in its writer's log, at the indexes it reported, as that op. */
-export async function checkAcks (db: DB, acks: Ack[]): Promise<void> {
+/**
+ * Every acknowledged write is in its writer's log, at the indexes it reported, as that op. `dbs`
+ * are the peers by index: each write is looked up in its writer's own copy of its log (other
+ * peers hold it only if it is a member: a writer that believed itself added, by an add that the
+ * replay does not count, holds the only copy).
+ */
+export async function checkAcks (dbs: DB[], acks: Ack[]): Promise<void> {
   for (const a of acks) {
     const where = `ack of peer ${a.peer}'s ${JSON.stringify(a.op).slice(0, 200)} (log ${a.writer.slice(0, 8)} [${a.before}, ${a.after}))`
+    const db = dbs[a.peer]
+    if (db === undefined) fail(`${where}: no such peer`)
     const w = db.engine.writers.get(a.writer)
-    if (w === undefined) fail(`${where}: the writer's log is not held after the final sync`)
+    if (w === undefined) fail(`${where}: the writer does not hold its own log`)
     if (w.core.contiguousLength < a.after) fail(`${where}: the log is only ${w.core.contiguousLength} long`)
     // a log's first write also appends the Hyperbee header (block 0)
     const start = a.before === 0 && a.after > 0 ? 1 : a.before
@@ -300,6 +307,11 @@ export async function finalChecks (dbs: DB[], names: string[], acks: Ack[]): Pro
     const own = ref.members.get(hex(db.writerKey))
     if (db.writable !== (own !== undefined && !own.removed)) fail(`${name}: writable is ${String(db.writable)}, the model says ${String(!db.writable)}`)
   }
-  await checkAcks(dbs[0] as DB, acks)
+  await checkAcks(dbs, acks)
+  // a member's log is the same on every peer (signed): its acknowledged writes are everywhere
+  for (const a of acks) {
+    if (!ref.members.has(a.writer)) continue
+    await checkAcks(dbs.map(() => dbs[0] as DB), [a])
+  }
   return ref
 }

@@ -45,6 +45,8 @@ export interface RunResult {
    * worth knowing how often it happens.
    */
   uncounted: number
+  /** Of those, the ones whose author is a member never removed: stamped before its own add counted. */
+  uncountedEarly: number
   summary: string
 }
 
@@ -411,11 +413,13 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
     const dbs = peers.map((p) => p.db as DB)
     const ref = await finalChecks(dbs, peers.map((p) => 'p' + p.index), acks)
     const final = await dump(dbs[0] as DB)
-    const uncounted = acks.filter((a) => {
+    const lost = acks.filter((a) => {
       if (a.after === a.before || a.target === undefined) return false
       const m = ref.members.get(a.target)
       return a.op.kind === 'add-writer' ? m === undefined : m?.removed !== true
-    }).length
+    })
+    const uncounted = lost.length
+    const uncountedEarly = lost.filter((a) => ref.members.get(a.writer)?.removed === false).length
     note(`final: ${final.length} keys, ${ref.members.size} members, ${counts.acked} acked, ${counts.rejected} refused, ${counts.skipped} skipped`)
 
     // a reopened peer reads the same view without refolding
@@ -429,7 +433,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
     const h = createHash('sha256')
     for (const line of trace) h.update(line + '\n')
     for (const [k, v] of final) h.update(k).update(v)
-    return { seed, digest: h.digest('hex').slice(0, 16), ms: Date.now() - started, ...counts, uncounted, summary: describeSchedule(schedule) }
+    return { seed, digest: h.digest('hex').slice(0, 16), ms: Date.now() - started, ...counts, uncounted, uncountedEarly, summary: describeSchedule(schedule) }
   } catch (err) {
     failed = true
     const e = err instanceof Error ? err : new Error(String(err))

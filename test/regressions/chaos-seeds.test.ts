@@ -12,6 +12,10 @@
  * - inproc-seed-107: a peer that grew by a whole upgrade from others could not yet prove a lagging
  *   peer's length and never re-checked: the lagging peer stayed 4 entries behind in the final
  *   sync (lib/hypercore-patch.ts, part 2).
+ * - inproc-seed-2321063838 (a large schedule: --ops 40-80 --peers 3-7): a member's removal with
+ *   an early stamp undid, everywhere, an add its victim made later; the added peer had written
+ *   and been acknowledged, and its log is held only by itself. Not a bug of meshbee (the rules
+ *   say so) but of the checks, which looked for every acknowledged write on one peer.
  * - procs-seed-1359955530: a peer SIGKILLed while downloading the creator's log restarted holding
  *   a prefix of it; its membership read found no signed length it could read, and every member
  *   but the creator left its view (fixed in lib/engine.ts: the membership read resumes from the

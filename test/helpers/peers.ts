@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
+import Corestore from 'corestore'
 import { MeshDB, type MeshDBOptions } from '../../index.js'
 
 const dirs: string[] = []
@@ -95,4 +96,25 @@ export async function rejects (p: Promise<unknown>): Promise<Error & { code?: st
     return err as Error & { code?: string }
   }
   throw new Error('expected a rejection')
+}
+
+/**
+ * Downloads blocks [start, end) of `from`'s own log into the Corestore of directory `dir`
+ * (no MeshDB open there), after learning the log's current length: leaves a peer holding exactly
+ * a chosen part of a log, with no timing involved. Returns the length and contiguous length held.
+ */
+export async function holdBlocks (from: MeshDB<any, any>, dir: string, start: number, end: number): Promise<{ length: number, contiguousLength: number }> {
+  const store = new Corestore(join(dir, 'cores'))
+  const core = store.get({ key: from.engine.own.key })
+  await core.ready()
+  const s1 = from.replicate(true)
+  const s2 = store.replicate(false)
+  s1.pipe(s2).pipe(s1)
+  await core.update({ wait: true })
+  await core.download({ start, end }).done()
+  s1.destroy()
+  s2.destroy()
+  const held = { length: core.length, contiguousLength: core.contiguousLength }
+  await store.close()
+  return held
 }

@@ -14,11 +14,9 @@
  * range with Corestore before MeshDB opens the directory).
  */
 import { expect } from 'chai'
-import { join } from 'node:path'
-import Corestore from 'corestore'
 import { MeshDB } from '../../index.js'
 import { wellFormed } from '../../lib/engine.js'
-import { cleanup, connect, dump, sameDump, tempDir, until } from '../helpers/peers.js'
+import { cleanup, connect, dump, holdBlocks, sameDump, tempDir, until } from '../helpers/peers.js'
 
 describe('regression: a remote log held up to the middle of a batch', function () {
   this.timeout(60_000)
@@ -38,19 +36,9 @@ describe('regression: a remote log held up to the middle of a batch', function (
     for (let i = 0; i < log.length; i++) expect(wellFormed(await log.get(i) as Buffer, i), `block ${i}`).to.equal(true)
 
     // b downloads blocks 0..3 only: half of the batch
+    // b downloads blocks 0..3 only: half of the batch
     const dir = await tempDir('b')
-    const store = new Corestore(join(dir, 'cores'))
-    const core = store.get({ key: a.key })
-    await core.ready()
-    const s1 = a.replicate(true)
-    const s2 = store.replicate(false)
-    s1.pipe(s2).pipe(s1)
-    await core.update({ wait: true })
-    await core.download({ start: 0, end: 4 }).done()
-    s1.destroy()
-    s2.destroy()
-    expect(core.contiguousLength).to.equal(4)
-    await store.close()
+    expect((await holdBlocks(a, dir, 0, 4)).contiguousLength).to.equal(4)
 
     const b = new MeshDB(dir, { key: a.key })
     await b.open()
@@ -84,18 +72,7 @@ describe('regression: a remote log held up to the middle of a batch', function (
 
     for (let middle = 52; middle < 111; middle += 4) {
       const dir = await tempDir('b')
-      const store = new Corestore(join(dir, 'cores'))
-      const core = store.get({ key: a.key })
-      await core.ready()
-      const s1 = a.replicate(true)
-      const s2 = store.replicate(false)
-      s1.pipe(s2).pipe(s1)
-      await core.update({ wait: true })
-      await core.download({ start: 0, end: middle }).done()
-      s1.destroy()
-      s2.destroy()
-      expect(core.contiguousLength).to.equal(middle)
-      await store.close()
+      expect((await holdBlocks(a, dir, 0, middle)).contiguousLength).to.equal(middle)
 
       const b = new MeshDB(dir, { key: a.key })
       await b.open()

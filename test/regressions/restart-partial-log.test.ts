@@ -11,10 +11,8 @@
  * until the rest of the log arrived.
  */
 import { expect } from 'chai'
-import { join } from 'node:path'
-import Corestore from 'corestore'
 import { MeshDB } from '../../index.js'
-import { cleanup, connect, dump, tempDir, until } from '../helpers/peers.js'
+import { cleanup, connect, dump, holdBlocks, tempDir, until } from '../helpers/peers.js'
 
 describe('regression: a restart while holding a prefix of a remote log', function () {
   this.timeout(60_000)
@@ -42,19 +40,9 @@ describe('regression: a restart while holding a prefix of a remote log', functio
 
     // a writes on; b learns the new length of a's log but downloads only one more block
     for (let i = 0; i < 6; i++) await a.put('z' + i, String(i))
-    const store = new Corestore(join(dir, 'cores'))
-    const core = store.get({ key: a.key })
-    await core.ready()
-    const s1 = a.replicate(true)
-    const s2 = store.replicate(false)
-    s1.pipe(s2).pipe(s1)
-    await core.update({ wait: true })
-    await core.download({ start: folded, end: folded + 1 }).done()
-    s1.destroy()
-    s2.destroy()
-    expect(core.length).to.equal(a.engine.own.core.length)
-    expect(core.contiguousLength).to.equal(folded + 1)
-    await store.close()
+    const held = await holdBlocks(a, dir, folded, folded + 1)
+    expect(held.length).to.equal(a.engine.own.core.length)
+    expect(held.contiguousLength).to.equal(folded + 1)
 
     b = new MeshDB(dir, { key: a.key })
     await b.open()

@@ -46,6 +46,12 @@ export interface EngineOptions {
   maxDrift?: number
   /** The wall clock (ms) the HLC reads; Date.now by default. Tests pass a controlled one. */
   wallClock?: () => number
+  /**
+   * A remote log this many blocks or more ahead of what is held locally is caught up sparsely:
+   * only the blocks its Hyperbee diff needs are fetched, folded, and the rest of the log is
+   * downloaded afterwards (for seeding). Default 256; Infinity turns it off.
+   */
+  sparseAfter?: number
 }
 
 /** Counters a test or an operator can read; they only grow. */
@@ -59,6 +65,9 @@ export interface EngineStats {
   badEntries: number
   /** Remote stamps that ran more than maxDrift ahead of the local clock. */
   clampedStamps: number
+  /** Sparse catch-ups that fetched the blocks of a diff; `sparseBlocks` is how many blocks. */
+  sparseFetches: number
+  sparseBlocks: number
 }
 
 export interface WriterState {
@@ -78,6 +87,15 @@ export interface WriterState {
    * fold only stops at them.
    */
   signed: number[]
+  /**
+   * A signed length whose diff from the checkpoint reads only local blocks, after a sparse fetch
+   * (0: none). With the log's contiguous length it bounds how far a fold can read.
+   */
+  sparse: number
+  /** Whether a sparse fetch of this log is running. */
+  fetching: boolean
+  /** The download of the whole log (live), paused while a sparse fetch runs. */
+  bulk: { destroy: () => void } | null
 }
 
 interface BeeMessages {
@@ -103,6 +121,8 @@ function removeTornDeviceFile (cores: string): void {
 
 /** Steps forward of at most this many blocks are read block by block instead of diffed. */
 const SCAN_LIMIT = 32
+/** How long a sparse fetch waits for one block before it gives up (the log is then downloaded whole). */
+const FETCH_TIMEOUT = 15_000
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
@@ -150,7 +170,7 @@ export class Engine extends EventEmitter {
   readonly store: Corestore
   readonly view: ViewStore
   readonly log: Logger
-  readonly stats: EngineStats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0 }
+  readonly stats: EngineStats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0 }
   readonly writers = new Map<string, WriterState>()
   members = new Map<string, Member>()
   checkpoints = new Map<string, number>()
@@ -162,6 +182,7 @@ export class Engine extends EventEmitter {
   creator!: WriterState
 
   private readonly wallClock: () => number
+  private readonly sparseAfter: number
   private readonly givenKey: Buffer | null
   private queue: Promise<unknown> = Promise.resolve()
   private poisonings = 0
@@ -182,6 +203,7 @@ export class Engine extends EventEmitter {
     }
     this.log = opts.logger ?? pino({ level: 'silent' })
     this.wallClock = opts.wallClock ?? Date.now
+    this.sparseAfter = opts.sparseAfter ?? 256
     this.hlc = new HLC({ maxDrift: opts.maxDrift, wallClock: this.wallClock })
     this.givenKey = opts.key === undefined ? null : buf(opts.key)
   }
@@ -245,19 +267,105 @@ export class Engine extends EventEmitter {
     }
     const bee = new Hyperbee(core, { keyEncoding: 'binary', valueEncoding: 'binary', extension: false })
     await bee.ready()
-    const w: WriterState = { key: core.key, core, bee, records: new Map(), mlen: 0, maxSkew: 0, poison: Infinity, signed: [core.length] }
+    const w: WriterState = { key: core.key, core, bee, records: new Map(), mlen: 0, maxSkew: 0, poison: Infinity, signed: [core.length], sparse: 0, fetching: false, bulk: null }
     this.writers.set(id, w)
     if (this.own !== undefined) {
       // another peer's log: keep all of it, fold as it grows (it may share our Corestore)
-      if (!core.writable) core.download({ start: 0, end: -1 })
+      if (!core.writable) this.resumeBulk(w)
       const wake = (): void => { this.schedule() }
       core.on('append', () => {
         w.signed.push(core.length)
+        this.maybeFetch(w)
         wake()
       })
-      core.on('download', wake)
+      // during a sparse fetch the fetch itself schedules the fold, once, when all its blocks are in
+      core.on('download', () => { if (!w.fetching) wake() })
     }
     return w
+  }
+
+  /** Downloads all of a remote log, live (every peer seeds every member's whole log). */
+  private resumeBulk (w: WriterState): void {
+    if (w.bulk !== null || w.core.writable || this.closing) return
+    w.bulk = w.core.download({ start: 0, end: -1 }) as { destroy: () => void }
+  }
+
+  private pauseBulk (w: WriterState): void {
+    w.bulk?.destroy()
+    w.bulk = null
+  }
+
+  /**
+   * Starts a sparse catch-up of `w` if its signed length runs far ahead of both its checkpoint
+   * and its contiguous length: fetch only the blocks the fold's diff will read, with the whole-log
+   * download paused so they come first, then fold. Any failure (a peer gone, a malformed block)
+   * just falls back to downloading the log whole.
+   */
+  private maybeFetch (w: WriterState): void {
+    if (w.fetching || this.closing || w.core.writable) return
+    const id = hex(w.key)
+    const m = this.members.get(id)
+    if (m === undefined || m.removed || w.poison !== Infinity) return
+    const from = this.checkpoints.get(id) ?? 0
+    const to = w.core.length
+    if (to <= w.sparse || to - Math.max(from, w.core.contiguousLength) < this.sparseAfter) return
+    w.fetching = true
+    this.pauseBulk(w)
+    this.fetchDiff(w, from, to).then((fetched) => {
+      // the whole-log download resumes once a fold has read these blocks (see foldOnce)
+      this.stats.sparseFetches++
+      this.stats.sparseBlocks += fetched
+      if (to > w.sparse) w.sparse = to
+    }, (err: unknown) => {
+      if (!this.closing) this.log.debug({ writer: id, err }, 'sparse catch-up failed; downloading the whole log')
+    }).finally(() => {
+      w.fetching = false
+      if (this.closing) return
+      if (w.sparse < to) this.resumeBulk(w)
+      this.schedule()
+    })
+  }
+
+  /**
+   * Fetches the blocks a Hyperbee diff from length `from` to `to` of `w` reads: the tree at `to`
+   * without its subtrees written before `from` (the tree at `from` is local, since every fold
+   * reads the whole changed part of its tree), and the entries of the keys in it written since.
+   * A tree walk by levels, each level's blocks requested at once. Returns the blocks fetched.
+   */
+  private async fetchDiff (w: WriterState, from: number, to: number): Promise<number> {
+    const core = w.core
+    const indexes = new Map<number, Array<{ keys: number[], children: number[] }>>()
+    const want = new Set<number>()
+    let fetched = 0
+    const load = async (seqs: number[]): Promise<void> => {
+      await Promise.all(seqs.map(async (seq) => {
+        if (!(await core.has(seq))) fetched++
+        const block = await core.get(seq, { timeout: FETCH_TIMEOUT })
+        if (block === null) throw new Error(`block ${seq} is not available`)
+        indexes.set(seq, messages.YoloIndex.decode(messages.Node.decode(block).index).levels)
+      }))
+    }
+    let level: Array<[number, number]> = [[to - 1, 0]]
+    const seen = new Set<string>()
+    while (level.length > 0) {
+      await load([...new Set(level.map(([seq]) => seq))].filter((seq) => !indexes.has(seq)))
+      const next: Array<[number, number]> = []
+      for (const [seq, offset] of level) {
+        const node = (indexes.get(seq) as Array<{ keys: number[], children: number[] }>)[offset]
+        if (node === undefined) throw new Error(`block ${seq} has no tree node ${offset}`)
+        for (const k of node.keys) if (k >= from && k <= seq) want.add(k)
+        for (let j = 0; j + 1 < node.children.length; j += 2) {
+          const [cs, co] = [node.children[j], node.children[j + 1]]
+          const id = `${cs}/${co}`
+          if (cs < from || cs > seq || seen.has(id)) continue
+          seen.add(id)
+          next.push([cs, co])
+        }
+      }
+      level = next
+    }
+    await load([...want].filter((seq) => !indexes.has(seq)))
+    return fetched
   }
 
   /** Runs `fn` after every earlier locked task: folds and own writes never interleave. */
@@ -298,7 +406,13 @@ export class Engine extends EventEmitter {
     // forged cut deterministic too. Otherwise the fold stops only at signed lengths.
     const fixed = Math.min(m.cut, w.poison)
     if (fixed <= w.core.contiguousLength) return await this.readable(w, fixed)
-    return this.signedAtMost(w, w.core.contiguousLength, this.checkpoints.get(hex(w.key)) ?? 0)
+    return this.signedAtMost(w, this.reach(w, fixed), this.checkpoints.get(hex(w.key)) ?? 0)
+  }
+
+  /** How far `w`'s log can be read with local blocks only: its contiguous length, or a sparse fetch's. */
+  private reach (w: WriterState, fixed: number): number {
+    const contiguous = w.core.contiguousLength
+    return w.sparse <= fixed && w.sparse > contiguous ? w.sparse : contiguous
   }
 
   /**
@@ -344,11 +458,12 @@ export class Engine extends EventEmitter {
     let members: Map<string, Member>
     while (true) {
       for (const w of [...this.writers.values()]) {
-        // The floor includes the checkpoint, a length the data fold already read: after a restart
-        // `mlen` is 0 and the only signed length known may lie beyond what is held.
+        // The floor includes the checkpoint, a length the data fold already read (so its tree is
+        // held, even past the contiguous length after a sparse catch-up): after a restart `mlen`
+        // is 0 and the only signed length known may lie beyond what is held.
         const len = w.poison <= w.core.contiguousLength
           ? await this.readable(w, w.poison)
-          : this.signedAtMost(w, w.core.contiguousLength, Math.max(w.mlen, Math.min(this.checkpoints.get(hex(w.key)) ?? 0, w.core.contiguousLength)))
+          : this.signedAtMost(w, this.reach(w, w.poison), Math.max(w.mlen, this.checkpoints.get(hex(w.key)) ?? 0))
         if (len !== w.mlen) await this.guarded(w, w.mlen, len, async () => { await this.readMembership(w, len) })
       }
       members = resolveMembers(this.key, [...this.writers.values()].flatMap((w) => [...w.records.values()]))
@@ -403,7 +518,8 @@ export class Engine extends EventEmitter {
     const out: Array<{ key: Buffer, seq: number, value: Buffer | null }> = []
     const snap = w.bee.checkout(Math.max(1, to))
     try {
-      for await (const { left, right } of snap.createDiffStream(from, range)) {
+      // wait: false — a fold reads local blocks only and never waits on the network
+      for await (const { left, right } of snap.createDiffStream(from, range, { wait: false })) {
         const node = left ?? right as NonNullable<typeof right>
         out.push({ key: node.key, seq: left?.seq ?? node.seq, value: left === null ? null : left.value })
       }
@@ -445,6 +561,9 @@ export class Engine extends EventEmitter {
       if (await this.foldOnce()) changed = true
       if (this.poisonings === poisoned) break
     }
+    // Once a fold has read what a sparse fetch brought (or could not use it: a removal cut below
+    // it), the rest of the log downloads again: every peer seeds every member's whole log.
+    for (const w of this.writers.values()) if (!w.fetching) this.resumeBulk(w)
     return changed
   }
 
@@ -462,6 +581,14 @@ export class Engine extends EventEmitter {
       if (this.closing) throw err
       const bad = await this.firstMalformed(w, Math.min(from, w.mlen), to)
       if (bad === null) {
+        if (w.sparse > w.core.contiguousLength) {
+          // a sparse fetch missed a block the read needed: read the log as it downloads instead
+          this.log.debug({ writer: hex(w.key), from, to, err }, 'a sparse catch-up missed a block; folding as the log downloads')
+          w.sparse = 0
+          this.resumeBulk(w)
+          this.poisonings++ // another pass, with the contiguous target
+          return false
+        }
         this.log.error({ writer: hex(w.key), from, to, err }, 'cannot read a writer log; it is skipped in this fold')
         return false
       }
@@ -485,6 +612,7 @@ export class Engine extends EventEmitter {
   private async foldOnce (): Promise<boolean> {
     this.stats.folds++
     await this.refreshMembership()
+    for (const w of this.writers.values()) this.maybeFetch(w)
     const changed = new Map<string, { key: Buffer, slots: Map<string, Uint8Array | null> }>()
     const moved = new Map<string, number>()
     const ids = [...this.writers.keys()].sort()

@@ -33,6 +33,11 @@ export interface MeshDBOptions<K = string, V = string> extends AbstractDatabaseO
   maxDrift?: number
   /** The wall clock (ms) the hybrid logical clock reads; Date.now by default. */
   wallClock?: () => number
+  /**
+   * Catch-up: a remote log at least this many blocks ahead of what is held is read sparsely (only
+   * the blocks its diff needs, then the rest downloaded for seeding). Default 256; Infinity: never.
+   */
+  sparseAfter?: number
   /** For `join()`: an existing Hyperswarm, or options for a new one. */
   swarm?: SwarmOptions['swarm']
 }
@@ -124,7 +129,7 @@ class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Byt
 }
 
 const RANGE = ['gt', 'gte', 'lt', 'lte'] as const
-const NO_STATS: EngineStats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0 }
+const NO_STATS: EngineStats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0 }
 
 /** Writer lengths: a cut per writer key (hex string or bytes); unlisted writers count as empty. */
 export type Cuts = Map<string | Uint8Array, number> | Record<string, number> | Iterable<readonly [string | Uint8Array, number]>
@@ -214,7 +219,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   #sync: Sync | null = null
 
   constructor (storage: string | Corestore, options: MeshDBOptions<K, V> = {}) {
-    const { key, viewPath, logger, maxDrift, wallClock, swarm, ...rest } = options
+    const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, ...rest } = options
     const manifest = {
       encodings: { buffer: true },
       implicitSnapshots: true,
@@ -254,9 +259,12 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     if (typeof storage !== 'string' && typeof viewPath !== 'string') {
       throw invalidArgument('A Corestore as storage needs opts.viewPath, a directory for the view')
     }
+    if (sparseAfter !== undefined && !(typeof sparseAfter === 'number' && (sparseAfter === Infinity || (Number.isSafeInteger(sparseAfter) && sparseAfter >= 0)))) {
+      throw invalidArgument('sparseAfter must be a whole number of blocks (>= 0) or Infinity')
+    }
     this.storage = storage
     this.swarmOption = swarm
-    this.engineOptions = { key: key === undefined ? undefined : toKey(key, 'key'), viewPath, logger, maxDrift, wallClock }
+    this.engineOptions = { key: key === undefined ? undefined : toKey(key, 'key'), viewPath, logger, maxDrift, wallClock, sparseAfter }
   }
 
   /**

@@ -60,6 +60,8 @@ async function meshbee (p: CatchupParams, keys: string[]): Promise<Result> {
       read: after.diffEntries - before.diffEntries,
       keysMerged: after.keysMerged - before.keysMerged,
       folds: after.folds - before.folds,
+      sparseFetches: after.sparseFetches - before.sparseFetches,
+      sparseBlocks: after.sparseBlocks - before.sparseBlocks,
       changedPairs: p.writers * p.keys,
       entries: p.writers * p.keys * p.overwrites
     }

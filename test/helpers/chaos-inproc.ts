@@ -190,7 +190,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
   })
 
   const open = async (p: Peer): Promise<void> => {
-    const db = new MeshDB<string, string>(p.dir, { key, wallClock: () => now + p.skew, logger: logger(p.index) })
+    const db = new MeshDB<string, string>(p.dir, { key, wallClock: () => now + p.skew, logger: logger(p.index), sparseAfter: schedule.sparseAfter })
     await db.open()
     p.db = db
   }

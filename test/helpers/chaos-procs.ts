@@ -44,8 +44,8 @@ class Child {
   private readonly listeners = new Set<(m: Msg) => void>()
   private pending = ''
 
-  constructor (readonly name: string, dir: string, key: string | undefined, skew: number) {
-    this.proc = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, key ?? '-', String(skew), name], {
+  constructor (readonly name: string, dir: string, key: string | undefined, skew: number, sparseAfter: number | undefined) {
+    this.proc = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, key ?? '-', String(skew), name, sparseAfter === undefined ? '-' : String(sparseAfter)], {
       cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe']
     })
     this.proc.stdout?.setEncoding('utf8')
@@ -176,7 +176,7 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
   }
 
   const start = async (i: number, killAfterOpen = -1): Promise<Child> => {
-    const c = new Child(`p${i}`, dirs[i] as string, key, skews[i] as number)
+    const c = new Child(`p${i}`, dirs[i] as string, key, skews[i] as number, schedule.sparseAfter)
     children[i] = c
     if (killAfterOpen >= 0) {
       await c.next((m) => m.t === 'open' || m.t === 'ready', 'open')

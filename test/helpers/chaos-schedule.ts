@@ -73,7 +73,16 @@ export interface Schedule {
   final: Array<[number, number]>
   /** The generator's bounds this schedule was drawn with (part of its replay command). */
   gen: Required<Omit<GenOptions, 'variant'>>
+  /**
+   * Every peer's `sparseAfter` (how far behind a remote log must be for a sparse catch-up). Small
+   * values make the short logs of a schedule take the sparse path. Older saved schedules lack
+   * it: the default then.
+   */
+  sparseAfter?: number
 }
+
+/** Chosen by the seed, not the generator's random stream, so older seeds keep their steps. */
+const SPARSE_AFTER = [2, 8, 256]
 
 /** The virtual epoch; the clock only moves by the steps' `dt`. */
 export const EPOCH = 1_700_000_000_000
@@ -315,7 +324,7 @@ export function generate (seed: number, opts: GenOptions = {}): Schedule {
       ops++
     }
   }
-  return { seed, variant, peers, keys, skews: skews0, initialMembers, style, allowed, steps, final: finalLinks(rng, style, peers, allowed), gen: { minOps, maxOps, minPeers, maxPeers } }
+  return { seed, variant, peers, keys, skews: skews0, initialMembers, style, allowed, steps, final: finalLinks(rng, style, peers, allowed), gen: { minOps, maxOps, minPeers, maxPeers }, sparseAfter: SPARSE_AFTER[seed % SPARSE_AFTER.length] }
 }
 
 /** A one-line summary of a schedule, for logs. */
@@ -324,7 +333,7 @@ export function describeSchedule (s: Schedule): string {
   return `seed ${s.seed} (${s.variant}): ${s.peers} peers, ${s.keys.length} keys, style ${s.style}, ` +
     `skews [${s.skews.map((x) => Math.round(x / 1000) + 's').join(' ')}], members at start [0${s.initialMembers.map((m) => ',' + m).join('')}], ` +
     `${count('op')} ops, ${count('link')}/${count('unlink')} link/unlink, ${count('oneway')} one-way, ${count('restart')} restarts, ` +
-    `${count('down')} down, ${count('kill')} kills`
+    `${count('down')} down, ${count('kill')} kills, sparse after ${s.sparseAfter ?? 'default'}`
 }
 
 /** A schedule as JSON, one step a line (the form test/regressions/chaos/ keeps them in). */

@@ -21,6 +21,10 @@
  *   but the creator left its view (fixed in lib/engine.ts: the membership read resumes from the
  *   checkpoint; restart-partial-log.test.ts reproduces it exactly — this schedule, with real
  *   kill timings, only usually does).
+ * - inproc-seed-9000025 (sparse catch-up after 8 blocks): a peer fetched a writer's log sparsely
+ *   up to a length that a removal cut then put out of the fold's reach; the whole-log download
+ *   resumed only once a fold read the fetched length, so it never did and the log stayed partly
+ *   held (fixed in lib/engine.ts: every fold resumes the download of logs not being fetched).
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'

@@ -121,6 +121,8 @@ function removeTornDeviceFile (cores: string): void {
 
 /** Steps forward of at most this many blocks are read block by block instead of diffed. */
 const SCAN_LIMIT = 32
+/** A fold commits once this many keys are staged, at the end of a writer's diff (see foldOnce). */
+const FOLD_CHUNK = 1024
 /** How long a sparse fetch waits for one block before it gives up (the log is then downloaded whole). */
 const FETCH_TIMEOUT = 15_000
 
@@ -609,12 +611,35 @@ export class Engine extends EventEmitter {
     return null
   }
 
+  /**
+   * One fold: every writer's diff from its checkpoint to its target, merged into the view. A small
+   * fold commits once. A large one (a catch-up over many writers) commits after each writer whose
+   * diff brings the staged keys to FOLD_CHUNK, so memory stays bounded by the chunk and the largest
+   * single diff. Every commit is atomic and carries the checkpoints of exactly the writers whose
+   * diffs it completes, so each state a reader can see is the view of one set of cuts (invariants
+   * 1 and 4 hold commit by commit); a writer's diff is never split.
+   */
   private async foldOnce (): Promise<boolean> {
     this.stats.folds++
     await this.refreshMembership()
     for (const w of this.writers.values()) this.maybeFetch(w)
     const changed = new Map<string, { key: Buffer, slots: Map<string, Uint8Array | null> }>()
-    const moved = new Map<string, number>()
+    const done = new Map<string, number>()
+    let viewChanged = false
+    const flush = async (): Promise<void> => {
+      const staged = new Staged(this.digest)
+      for (const { key, slots: updates } of changed.values()) {
+        let slots = this.view.getSlotsSync(key)
+        for (const [id, entry] of updates) slots = setSlot(slots, Buffer.from(id, 'hex'), entry)
+        if (await this.stage(staged, key, slots)) viewChanged = true
+        this.stats.keysMerged++
+      }
+      for (const [id, len] of done) staged.ops.push(this.view.putCheckpoint(Buffer.from(id, 'hex'), len))
+      await this.commit(staged)
+      for (const [id, len] of done) this.checkpoints.set(id, len)
+      changed.clear()
+      done.clear()
+    }
     const ids = [...this.writers.keys()].sort()
     for (const id of ids) {
       const w = this.writers.get(id) as WriterState
@@ -635,21 +660,10 @@ export class Engine extends EventEmitter {
         c.slots.set(id, entry)
         this.stats.diffEntries++
       }
-      moved.set(id, to)
+      done.set(id, to)
+      if (changed.size >= FOLD_CHUNK) await flush()
     }
-    if (moved.size === 0) return false
-
-    const staged = new Staged(this.digest)
-    let viewChanged = false
-    for (const { key, slots: updates } of changed.values()) {
-      let slots = this.view.getSlotsSync(key)
-      for (const [id, entry] of updates) slots = setSlot(slots, Buffer.from(id, 'hex'), entry)
-      if (await this.stage(staged, key, slots)) viewChanged = true
-      this.stats.keysMerged++
-    }
-    for (const [id, len] of moved) staged.ops.push(this.view.putCheckpoint(Buffer.from(id, 'hex'), len))
-    await this.commit(staged)
-    for (const [id, len] of moved) this.checkpoints.set(id, len)
+    if (changed.size > 0 || done.size > 0) await flush()
     if (viewChanged) this.emit('update')
     return viewChanged
   }

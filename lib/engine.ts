@@ -28,7 +28,7 @@ import {
 import { resolveMembers, type Member, type MembershipRecord } from './membership.js'
 import { ViewStore, setSlot, type BatchOp, type Slot } from './view.js'
 import { digestFromBuffer, digestToBuffer, replaceEntry } from './digest.js'
-import { MeshError, closed, invalidArgument, keyMismatch, notWritable, tooLarge, writerRemoved } from './errors.js'
+import { MeshError, clockBehind, closed, invalidArgument, keyMismatch, notWritable, tooLarge, writerRemoved } from './errors.js'
 import './hypercore-patch.js' // a lost length announcement in Hypercore's replicator: see the file
 
 export type WriteOp =
@@ -920,6 +920,19 @@ export class Engine extends EventEmitter {
     return { type: STATE, stamp, state: encodeState(next) }
   }
 
+  /**
+   * A stamp for an own membership entry. The replay counts an entry only if its author is a member
+   * at that point of the stamp order, so the entry must sort after the add that made this peer a
+   * member. The clock has observed that add, but only up to maxDrift ahead of the wall clock: if
+   * the adder's clock ran further ahead, refuse rather than append an entry that never counts.
+   */
+  private membershipStamp (): Stamp {
+    const stamp = this.hlc.now()
+    const since = this.members.get(hex(this.own.key))?.since ?? null
+    if (since !== null && compareStamps(stamp, since) <= 0) throw clockBehind(since.wall - this.wallClock())
+    return stamp
+  }
+
   /** Appends a membership entry to the own log and folds it. */
   changeMembership (type: typeof ADD_WRITER | typeof REMOVE_WRITER, target: Uint8Array): Promise<void> {
     return this.locked(async () => {
@@ -931,12 +944,12 @@ export class Engine extends EventEmitter {
         if (m !== undefined && m.removed) throw writerRemoved(id)
         if (this.own.records.has(hex(membershipKey(ADD_WRITER, target)))) return
         if (m !== undefined) return
-        await this.own.bee.put(membershipKey(ADD_WRITER, target), encodeEntry({ type, stamp: this.hlc.now(), writer: target }))
+        await this.own.bee.put(membershipKey(ADD_WRITER, target), encodeEntry({ type, stamp: this.membershipStamp(), writer: target }))
       } else {
         if (m === undefined) throw new MeshError('MESHBEE_INVALID_KEY', `Writer ${id} is not a member`)
         if (m.removed) return
         const length = this.checkpoints.get(id) ?? 0
-        await this.own.bee.put(membershipKey(REMOVE_WRITER, target), encodeEntry({ type, stamp: this.hlc.now(), writer: target, length }))
+        await this.own.bee.put(membershipKey(REMOVE_WRITER, target), encodeEntry({ type, stamp: this.membershipStamp(), writer: target, length }))
       }
       await this.fold()
     })

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'MESHBEE_INVALID_CUTS'
   | 'MESHBEE_CLOSED'
   | 'MESHBEE_STORAGE'
+  | 'MESHBEE_CLOCK_BEHIND'
 
 export class MeshError extends Error {
   readonly code: ErrorCode
@@ -55,3 +56,7 @@ export const writerRemoved = (key: string): MeshError =>
 
 export const closed = (): MeshError =>
   new MeshError('MESHBEE_CLOSED', 'The database is closed')
+
+export const clockBehind = (ms: number): MeshError =>
+  new MeshError('MESHBEE_CLOCK_BEHIND', `This peer's clock runs ${ms} ms behind the stamp of the entry that added it (more than maxDrift): ` +
+    'a membership change stamped now would sort before its own add and never count. Correct the clock, or retry once it has passed that stamp')

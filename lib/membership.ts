@@ -10,7 +10,7 @@
  *
  * Same records in, same members out — whatever order the logs arrived in.
  */
-import { compareKeys, compareStamps } from '../crdt/hlc.js'
+import { compareKeys, compareStamps, type Stamp } from '../crdt/hlc.js'
 import { ADD_WRITER, type MembershipEntry } from './entry.js'
 
 export interface MembershipRecord {
@@ -23,6 +23,8 @@ export interface Member {
   /** Entries of this writer at indexes below the cut count; Infinity while not removed. */
   cut: number
   removed: boolean
+  /** The stamp of the add that made it a member (null for the creator): its own entries sort after it. */
+  since: Stamp | null
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
@@ -33,14 +35,14 @@ export function compareRecords (a: MembershipRecord, b: MembershipRecord): numbe
 
 /** Replays the records and returns every member (by hex key) with its cut. */
 export function resolveMembers (creator: Uint8Array, records: Iterable<MembershipRecord>): Map<string, Member> {
-  const members = new Map<string, Member>([[hex(creator), { cut: Infinity, removed: false }]])
+  const members = new Map<string, Member>([[hex(creator), { cut: Infinity, removed: false, since: null }]])
   const removed = new Set<string>()
   for (const r of [...records].sort(compareRecords)) {
     const author = members.get(hex(r.author))
     if (author === undefined || r.seq >= author.cut) continue
     const target = hex(r.entry.writer)
     if (r.entry.type === ADD_WRITER) {
-      if (!removed.has(target) && !members.has(target)) members.set(target, { cut: Infinity, removed: false })
+      if (!removed.has(target) && !members.has(target)) members.set(target, { cut: Infinity, removed: false, since: r.entry.stamp })
       continue
     }
     removed.add(target)

@@ -273,6 +273,32 @@ describe('membership', function () {
     expect(events.a).to.have.length(2)
   })
 
+  it('a member whose clock runs behind its own add beyond maxDrift is refused membership changes (MESHBEE_CLOCK_BEHIND) until it passes it', async () => {
+    // a's clock runs 10 minutes ahead of b's; maxDrift is one minute
+    const clocks = [1_000_000 + 600_000, 1_000_000]
+    const [a, b] = dbs = await createPeers(2, (i) => ({ wallClock: () => clocks[i], maxDrift: 60_000 })) as DB[]
+    const c = new MeshDB<string, string>(await tempDir('c'), { key: a.key })
+    await c.open()
+    dbs.push(c)
+    expect(b.writable).to.equal(true)
+    const length = b.engine.own.core.length
+    const err = await rejects(b.addWriter(c.writerKey))
+    expect(err.code).to.equal('MESHBEE_CLOCK_BEHIND')
+    expect((await rejects(b.removeWriter(a.writerKey))).code).to.equal('MESHBEE_CLOCK_BEHIND')
+    expect(b.engine.own.core.length, 'a refused change appends nothing').to.equal(length)
+    await b.put('x', 'data still counts') // data entries count by log position, not by stamp
+    expect(await b.get('x')).to.equal('data still counts')
+
+    clocks[1] += 600_001 // b's clock passes the stamp of its add
+    await b.addWriter(c.writerKey)
+    const link = connect(a, b)
+    await until([a], async () => {
+      await a.update()
+      return info(a, c.writerKey)?.member === true && (await a.get('x')) === 'data still counts'
+    }, () => `a sees ${JSON.stringify(a.writers())}`)
+    link()
+  })
+
   describe('concurrent mutual removals settle by stamp order', () => {
     for (const [name, wa, wb] of [['a first', 5000, 5001], ['b first', 5001, 5000], ['same wall: smaller key first', 5000, 5000]] as const) {
       it(`${name}: every peer agrees on who is removed, and on the view`, async () => {

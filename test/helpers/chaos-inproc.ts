@@ -101,6 +101,8 @@ export async function applyOp (db: MeshDB<string, string>, op: ChaosOp, writerKe
 /** The error codes a write may be refused with in a chaos run (everything else is a failure). */
 export function expectedRefusal (op: ChaosOp, code: string | undefined): boolean {
   if (code === 'MESHBEE_NOT_WRITABLE') return true
+  // a peer whose adder's clock ran more than maxDrift ahead of its own (skews of minutes)
+  if ((op.kind === 'add-writer' || op.kind === 'remove-writer') && code === 'MESHBEE_CLOCK_BEHIND') return true
   if (op.kind === 'add-writer') return code === 'MESHBEE_WRITER_REMOVED'
   if (op.kind === 'remove-writer') return code === 'MESHBEE_INVALID_KEY'
   return false

@@ -85,11 +85,18 @@ interface InnerIterator {
 
 /**
  * Iterates the view's values straight on the root LevelDB over the values prefix (one iterator
- * layer less than going through the sublevel), stripping the prefix from each key.
+ * layer less than going through the sublevel), stripping the prefix from each key. `next()` is
+ * served from entries read ahead with the inner iterator's `nextv` (16, then twice as many each
+ * time up to 1,024), so a caller stepping one entry at a time pays the inner layer once a chunk,
+ * not once an entry.
  */
 class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Bytes> {
   private readonly it: InnerIterator
   private readonly prefix: Bytes
+  private ahead: Array<[Bytes, Bytes]> = []
+  private pos = 0
+  private chunk = 16
+  private ended = false
 
   constructor (db: MeshDB<unknown, unknown>, options: Record<string, unknown>, it: InnerIterator, prefix: Bytes) {
     super(db, options as never)
@@ -102,24 +109,51 @@ class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Byt
     return entry
   }
 
+  /** The entries read ahead and not yet returned (and forgets them). */
+  private takeAhead (max: number): Array<[Bytes, Bytes]> {
+    const out = this.ahead.slice(this.pos, this.pos + max)
+    this.pos += out.length
+    return out
+  }
+
   async _next (): Promise<[Bytes, Bytes] | undefined> {
-    const e = await this.it.next()
-    return e === undefined ? undefined : this.strip(e)
+    if (this.pos >= this.ahead.length) {
+      if (this.ended) return undefined
+      this.ahead = await this.it.nextv(this.chunk)
+      this.pos = 0
+      this.chunk = Math.min(this.chunk * 2, 1024)
+      if (this.ahead.length === 0) {
+        this.ended = true
+        return undefined
+      }
+    }
+    return this.strip(this.ahead[this.pos++])
   }
 
   async _nextv (size: number): Promise<Array<[Bytes, Bytes]>> {
-    const list = await this.it.nextv(size)
+    const list = this.takeAhead(size)
+    if (list.length < size && !this.ended) {
+      const more = await this.it.nextv(size - list.length)
+      if (more.length === 0) this.ended = true
+      list.push(...more)
+    }
     for (const e of list) this.strip(e)
     return list
   }
 
   async _all (): Promise<Array<[Bytes, Bytes]>> {
-    const list = await this.it.all()
+    const list = this.takeAhead(Infinity)
+    if (!this.ended) list.push(...await this.it.all())
+    this.ended = true
     for (const e of list) this.strip(e)
     return list
   }
 
   _seek (target: Bytes): void {
+    this.ahead = []
+    this.pos = 0
+    this.chunk = 16
+    this.ended = false
     this.it.seek(Buffer.concat([this.prefix, target]))
   }
 

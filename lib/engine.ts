@@ -631,7 +631,7 @@ export class Engine extends EventEmitter {
       for (const { key, slots: updates } of changed.values()) {
         let slots = this.view.getSlotsSync(key)
         for (const [id, entry] of updates) slots = setSlot(slots, Buffer.from(id, 'hex'), entry)
-        if (await this.stage(staged, key, slots)) viewChanged = true
+        if (this.stage(staged, key, slots)) viewChanged = true
         this.stats.keysMerged++
       }
       for (const [id, len] of done) staged.ops.push(this.view.putCheckpoint(Buffer.from(id, 'hex'), len))
@@ -669,7 +669,7 @@ export class Engine extends EventEmitter {
   }
 
   /** Stages one key's new slots and rendered value; true if the rendered value changed. */
-  private async stage (staged: Staged, key: Buffer, slots: Slot[]): Promise<boolean> {
+  private stage (staged: Staged, key: Buffer, slots: Slot[]): boolean {
     const before = this.view.getValueSync(key)
     const after = render(this.merged(slots))
     staged.ops.push(this.view.putSlots(key, slots))
@@ -679,9 +679,13 @@ export class Engine extends EventEmitter {
     return true
   }
 
-  /** Commits a staged batch with the clock and the digest: one atomic write. */
-  private async commit (staged: Staged): Promise<void> {
-    staged.ops.push(this.view.putStamp(this.hlc.last), this.view.putMeta('hash', digestToBuffer(staged.digest)))
+  /**
+   * Commits a staged batch with the digest (and the clock) in one atomic write. An own write leaves
+   * the clock out: its entry, the newest stamp, is in the own log, which open() reads back.
+   */
+  private async commit (staged: Staged, clock = true): Promise<void> {
+    if (clock) staged.ops.push(this.view.putStamp(this.hlc.last))
+    staged.ops.push(this.view.putMeta('hash', digestToBuffer(staged.digest)))
     await this.view.write(staged.ops)
     this.digest = staged.digest
   }
@@ -859,14 +863,16 @@ export class Engine extends EventEmitter {
 
       const batch = this.own.bee.batch()
       for (const [k, v] of appends) await batch.put(k, v)
-      await batch.flush()
-
+      // the view's batch is staged while the append is written (it needs only the checkpoint,
+      // the log's length after the append); it commits only once the append has
+      const flushing = batch.flush()
       const staged = new Staged(this.digest)
       let viewChanged = false
-      for (const { key, slots } of keys.values()) if (await this.stage(staged, key, slots)) viewChanged = true
+      for (const { key, slots } of keys.values()) if (this.stage(staged, key, slots)) viewChanged = true
+      await flushing
       const len = this.own.core.length
       staged.ops.push(this.view.putCheckpoint(this.own.key, len))
-      await this.commit(staged)
+      await this.commit(staged, false)
       this.checkpoints.set(ownId, len)
       if (viewChanged) this.emit('update')
     })

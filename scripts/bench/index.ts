@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick | --medium | --full] [--only local,converge,catchup,scale,sync]
+ * npm run bench [-- --quick | --medium | --full] [--only local,converge,catchup,scale,sync] [--rounds N]
  *
  * Runs every workload for meshbee and for its anchors (raw Hyperbee, classic-level, autobase),
  * alternating systems within each round, each trial in its own child process (fresh heap, its own
@@ -32,11 +32,12 @@ const SYNC = path.join(ROOT, 'scripts', 'bench-sync.ts')
 const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync'] as const
 type Workload = (typeof WORKLOADS)[number]
 
-interface Args { preset: Preset, only: Set<Workload>, argv: string[] }
+interface Args { preset: Preset, only: Set<Workload>, rounds: number, argv: string[] }
 
 function parseArgs (argv: string[]): Args {
   let preset: Preset = 'full'
   let only = new Set<Workload>(WORKLOADS)
+  let rounds = Infinity
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--quick' || a === '--medium' || a === '--full') preset = a.slice(2) as Preset
@@ -44,12 +45,15 @@ function parseArgs (argv: string[]): Args {
       const list = (argv[++i] ?? '').split(',').filter(Boolean)
       for (const w of list) if (!(WORKLOADS as readonly string[]).includes(w)) throw new Error(`unknown workload ${w}; one of ${WORKLOADS.join(', ')}`)
       only = new Set(list as Workload[])
+    } else if (a === '--rounds') {
+      rounds = Number(argv[++i])
+      if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds takes a whole number >= 1')
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('npm run bench [-- --quick | --medium | --full] [--only ' + WORKLOADS.join(',') + ']\n')
+      process.stdout.write('npm run bench [-- --quick | --medium | --full] [--only ' + WORKLOADS.join(',') + '] [--rounds N (at most N rounds of each workload)]\n')
       process.exit(0)
     } else throw new Error(`unknown argument ${a}`)
   }
-  return { preset, only, argv }
+  return { preset, only, rounds, argv }
 }
 
 function label (spec: Spec): string {
@@ -171,6 +175,12 @@ async function runSync (preset: Preset, bar: cliProgress.SingleBar, timeoutMs: n
 async function main (): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
   const p = plan(args.preset)
+  if (Number.isFinite(args.rounds)) {
+    p.local.rounds = Math.min(p.local.rounds, args.rounds)
+    p.catchup.rounds = Math.min(p.catchup.rounds, args.rounds)
+    p.scaleRounds = Math.min(p.scaleRounds, args.rounds)
+    for (const c of p.converge) c.rounds = Math.min(c.rounds, args.rounds)
+  }
   const specs = schedule(p, args.only)
   const command = process.env.npm_lifecycle_event === 'bench'
     ? `npm run bench${args.argv.length > 0 ? ' -- ' + args.argv.join(' ') : ''}`

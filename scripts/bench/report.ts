@@ -186,10 +186,10 @@ export function report (r: ReportInput): string {
     out(`Catch-up details (medians): ${cu.writers} writers + 1 peer; the peer saw the first ${int(cu.keys)} puts, left; each writer then wrote ${cu.overwrites} batches of ` +
       `${int(cu.keys)} puts over the same keys (${int(cu.writers * cu.keys * cu.overwrites)} log entries) and the writers converged; the clock runs from the peer connecting to the first writer until its view equals theirs.`)
     out()
-    out('| system | time | entries read by the returning peer | keys re-merged | folds |')
-    out('|---|---:|---:|---:|---:|')
-    out(`| meshbee | ${fmtCell(cell(of('catchup', 'meshbee'), 'ms'), ms)} | ${m('meshbee', 'read')} (stats().diffEntries) | ${m('meshbee', 'keysMerged')} | ${m('meshbee', 'folds')} |`)
-    out(`| autobase | ${fmtCell(cell(of('catchup', 'autobase'), 'ms'), ms)} | ${m('autobase', 'read')} (nodes applied) | — | — |`)
+    out('| system | time | entries read by the returning peer | keys re-merged | folds | blocks fetched before the fold (sparse catch-up) |')
+    out('|---|---:|---:|---:|---:|---:|')
+    out(`| meshbee | ${fmtCell(cell(of('catchup', 'meshbee'), 'ms'), ms)} | ${m('meshbee', 'read')} (stats().diffEntries) | ${m('meshbee', 'keysMerged')} | ${m('meshbee', 'folds')} | ${m('meshbee', 'sparseBlocks')} of ${int(cu.writers * cu.keys * cu.overwrites)} |`)
+    out(`| autobase | ${fmtCell(cell(of('catchup', 'autobase'), 'ms'), ms)} | ${m('autobase', 'read')} (nodes applied) | — | — | — |`)
     out()
   }
   if (trials.some((t) => t.spec.workload.startsWith('scale'))) {

@@ -94,6 +94,8 @@ export interface WriterState {
   sparse: number
   /** Whether a sparse fetch of this log is running. */
   fetching: boolean
+  /** After a failed or missed sparse fetch: no other until the contiguous length reaches this. */
+  noSparseUntil: number
   /** The download of the whole log (live), paused while a sparse fetch runs. */
   bulk: { destroy: () => void } | null
 }
@@ -269,7 +271,7 @@ export class Engine extends EventEmitter {
     }
     const bee = new Hyperbee(core, { keyEncoding: 'binary', valueEncoding: 'binary', extension: false })
     await bee.ready()
-    const w: WriterState = { key: core.key, core, bee, records: new Map(), mlen: 0, maxSkew: 0, poison: Infinity, signed: [core.length], sparse: 0, fetching: false, bulk: null }
+    const w: WriterState = { key: core.key, core, bee, records: new Map(), mlen: 0, maxSkew: 0, poison: Infinity, signed: [core.length], sparse: 0, fetching: false, noSparseUntil: 0, bulk: null }
     this.writers.set(id, w)
     if (this.own !== undefined) {
       // another peer's log: keep all of it, fold as it grows (it may share our Corestore)
@@ -310,7 +312,13 @@ export class Engine extends EventEmitter {
     if (m === undefined || m.removed || w.poison !== Infinity) return
     const from = this.checkpoints.get(id) ?? 0
     const to = w.core.length
-    if (to <= w.sparse || to - Math.max(from, w.core.contiguousLength) < this.sparseAfter) return
+    const contiguous = w.core.contiguousLength
+    // after a failure or a miss, wait for the whole-log download to pass that length
+    if (to <= w.sparse || contiguous < w.noSparseUntil) return
+    // A checkpoint past the contiguous length was reached sparsely: the fold cannot move on from
+    // it until the download reaches it, so any later append is fetched the same way.
+    const threshold = from > contiguous ? 1 : this.sparseAfter
+    if (to - Math.max(from, contiguous) < threshold) return
     w.fetching = true
     this.pauseBulk(w)
     this.fetchDiff(w, from, to).then((fetched) => {
@@ -319,6 +327,7 @@ export class Engine extends EventEmitter {
       this.stats.sparseBlocks += fetched
       if (to > w.sparse) w.sparse = to
     }, (err: unknown) => {
+      w.noSparseUntil = to
       if (!this.closing) this.log.debug({ writer: id, err }, 'sparse catch-up failed; downloading the whole log')
     }).finally(() => {
       w.fetching = false
@@ -586,6 +595,7 @@ export class Engine extends EventEmitter {
         if (w.sparse > w.core.contiguousLength) {
           // a sparse fetch missed a block the read needed: read the log as it downloads instead
           this.log.debug({ writer: hex(w.key), from, to, err }, 'a sparse catch-up missed a block; folding as the log downloads')
+          w.noSparseUntil = Math.max(w.sparse, to)
           w.sparse = 0
           this.resumeBulk(w)
           this.poisonings++ // another pass, with the contiguous target
@@ -616,8 +626,9 @@ export class Engine extends EventEmitter {
    * fold commits once. A large one (a catch-up over many writers) commits after each writer whose
    * diff brings the staged keys to FOLD_CHUNK, so memory stays bounded by the chunk and the largest
    * single diff. Every commit is atomic and carries the checkpoints of exactly the writers whose
-   * diffs it completes, so each state a reader can see is the view of one set of cuts (invariants
-   * 1 and 4 hold commit by commit); a writer's diff is never split.
+   * diffs it completes; a writer's diff is never split, and a fold in which a cut moves back (a
+   * removal) commits once, so each state a reader can see is the view of a set of cuts that every
+   * committed membership entry agrees with (invariants 1 and 4 hold commit by commit).
    */
   private async foldOnce (): Promise<boolean> {
     this.stats.folds++
@@ -640,12 +651,17 @@ export class Engine extends EventEmitter {
       changed.clear()
       done.clear()
     }
-    const ids = [...this.writers.keys()].sort()
-    for (const id of ids) {
+    const steps: Array<{ id: string, w: WriterState, from: number, to: number }> = []
+    for (const id of [...this.writers.keys()].sort()) {
       const w = this.writers.get(id) as WriterState
       const from = this.checkpoints.get(id) ?? 0
       const to = await this.target(w)
-      if (to === from) continue
+      if (to !== from) steps.push({ id, w, from, to })
+    }
+    // A cut moving back (a removal) must land in the same commit as the remover's checkpoint, or
+    // a reader could see the removal counted and the removed writer's later entries still in.
+    const chunked = steps.every(({ from, to }) => to > from)
+    for (const { id, w, from, to } of steps) {
       const found: Array<{ key: Buffer, entry: Uint8Array | null }> = []
       const ok = await this.guarded(w, from, to, async () => {
         for (const c of await this.changes(w, from, to, DATA_RANGE)) {
@@ -661,7 +677,7 @@ export class Engine extends EventEmitter {
         this.stats.diffEntries++
       }
       done.set(id, to)
-      if (changed.size >= FOLD_CHUNK) await flush()
+      if (chunked && changed.size >= FOLD_CHUNK) await flush()
     }
     if (changed.size > 0 || done.size > 0) await flush()
     if (viewChanged) this.emit('update')
@@ -751,7 +767,9 @@ export class Engine extends EventEmitter {
   async * diff (writer: Uint8Array, from: number, to: number | undefined, since: Stamp | undefined): AsyncGenerator<Change> {
     const w = this.writers.get(hex(writer))
     if (w === undefined) throw new MeshError('MESHBEE_INVALID_KEY', `Unknown writer ${hex(writer)}`)
-    const avail = Math.min(w.core.contiguousLength, w.poison)
+    // What can be read: the contiguous blocks, and up to the checkpoint after a sparse catch-up
+    // (its tree is held); blocks in between that a diff needs are fetched (with a time limit).
+    const avail = Math.min(Math.max(w.core.contiguousLength, this.checkpoints.get(hex(w.key)) ?? 0), w.poison)
     const end = to === undefined && w.poison > avail
       ? this.signedAtMost(w, avail, this.checkpoints.get(hex(w.key)) ?? 0)
       : await this.readable(w, Math.min(to ?? avail, avail))
@@ -759,7 +777,7 @@ export class Engine extends EventEmitter {
     if (since !== undefined) start = Math.max(start, await this.firstSince(w, since, end))
     const snap = w.bee.checkout(Math.max(1, end))
     try {
-      for await (const { left, right } of snap.createDiffStream(start, DATA_RANGE)) {
+      for await (const { left, right } of snap.createDiffStream(start, DATA_RANGE, { timeout: FETCH_TIMEOUT })) {
         const node = left ?? right as NonNullable<typeof right>
         const now = left === null ? null : safeDescribe(left.key, left.value, w.key)
         const before = right === null ? null : safeDescribe(right.key, right.value, w.key)
@@ -783,10 +801,12 @@ export class Engine extends EventEmitter {
     let hi = end
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      const node = await w.bee.getBySeq(mid, { wait: false }).catch(() => null)
+      // (Hyperbee's getBySeq ignores per-call options: read the block itself, with a time limit)
+      const block = await w.core.get(mid, { timeout: FETCH_TIMEOUT }).catch(() => null)
       let st: Stamp | null = null
       try {
-        if (node !== null) st = decodeEntry(node.value).stamp
+        const value = block === null ? null : messages.Node.decode(block).value
+        if (value instanceof Uint8Array) st = decodeEntry(value).stamp
       } catch {}
       if (st !== null && compareStamps(st, since) >= 0) hi = mid
       else lo = mid + 1
@@ -799,7 +819,10 @@ export class Engine extends EventEmitter {
    * replayed from the logs truncated there. Returns the rendered entries, sorted by key.
    */
   async materialize (cuts: Map<string, number>): Promise<Array<[Buffer, Buffer]>> {
-    const lengthOf = (w: WriterState): number => Math.min(cuts.get(hex(w.key)) ?? 0, w.core.contiguousLength, w.poison)
+    // held: the contiguous blocks, and up to the checkpoint after a sparse catch-up; a cut in
+    // between reads the blocks it needs from peers (with a time limit)
+    const held = (w: WriterState): number => Math.max(w.core.contiguousLength, this.checkpoints.get(hex(w.key)) ?? 0)
+    const lengthOf = (w: WriterState): number => Math.min(cuts.get(hex(w.key)) ?? 0, held(w), w.poison)
     const records: MembershipRecord[] = []
     for (const w of this.writers.values()) {
       const len = lengthOf(w)
@@ -814,7 +837,7 @@ export class Engine extends EventEmitter {
       if (len <= 1) continue
       const snap = w.bee.checkout(len)
       try {
-        for await (const node of snap.createReadStream(DATA_RANGE)) {
+        for await (const node of snap.createReadStream(DATA_RANGE, { timeout: FETCH_TIMEOUT })) {
           let ok = true
           try {
             slotState(decodeData(node.key, node.value), w.key)

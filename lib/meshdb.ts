@@ -119,7 +119,9 @@ class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Byt
   async _next (): Promise<[Bytes, Bytes] | undefined> {
     if (this.pos >= this.ahead.length) {
       if (this.ended) return undefined
-      this.ahead = await this.it.nextv(this.chunk)
+      // the limit is abstract-level's to count (the inner iterator has none, so a seek after a
+      // read-ahead loses nothing): never read ahead past it
+      this.ahead = await this.it.nextv(Math.max(1, Math.min(this.chunk, this.limit - this.count)))
       this.pos = 0
       this.chunk = Math.min(this.chunk * 2, 1024)
       if (this.ahead.length === 0) {
@@ -142,6 +144,15 @@ class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Byt
   }
 
   async _all (): Promise<Array<[Bytes, Bytes]>> {
+    if (this.limit < Infinity) {
+      const list: Array<[Bytes, Bytes]> = []
+      while (this.count + list.length < this.limit) {
+        const more = await this._nextv(Math.min(1000, this.limit - this.count - list.length))
+        if (more.length === 0) break
+        list.push(...more)
+      }
+      return list
+    }
     const list = this.takeAhead(Infinity)
     if (!this.ended) list.push(...await this.it.all())
     this.ended = true
@@ -414,7 +425,6 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
       keys: options.keys,
       values: options.values,
       reverse: options.reverse,
-      limit: options.limit,
       signal: options.signal,
       ...inner(options as ReadOptions)
     }

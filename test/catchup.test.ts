@@ -1,6 +1,19 @@
 import { expect } from 'chai'
+import { join } from 'node:path'
+import type { Duplex } from 'node:stream'
+import Corestore from 'corestore'
 import { MeshDB } from '../index.js'
 import { cleanup, connect, createPeers, tempDir, until } from './helpers/peers.js'
+
+/** Pipes a MeshDB and a bare Corestore together; returns the cut. */
+function connectStore (db: MeshDB<any, any>, store: Corestore): () => void {
+  const s1: Duplex = db.replicate(true)
+  const s2 = store.replicate(false) as Duplex
+  s1.pipe(s2).pipe(s1)
+  s1.on('error', () => {})
+  s2.on('error', () => {})
+  return () => { s1.destroy(); s2.destroy() }
+}
 
 const KEYS = 50
 const ROUNDS = 40
@@ -81,6 +94,44 @@ describe('catch-up after offline', function () {
     await until([b], () => logOf(b, a).contiguousLength === a.engine.own.core.length, () => `b holds ${JSON.stringify(logOf(b, a))}`)
     expect(await b.get('k0')).to.equal(`r${ROUNDS - 1}-0`)
     cut()
+    await cleanup(a, b)
+  })
+
+  it('after a sparse catch-up, later appends are fetched and folded even while the history is missing', async () => {
+    const a = new MeshDB<any, any>(await tempDir('a'))
+    await a.open()
+    await overwrite(a, ROUNDS)
+    const len = a.engine.own.core.length
+    // a relay that holds only the header and the last batch of a's log: what a sparse catch-up needs
+    const relay = new Corestore(join(await tempDir('relay'), 'cores'))
+    const core = relay.get({ key: a.writerKey })
+    await core.ready()
+    let cut = connectStore(a, relay)
+    await core.update({ wait: true })
+    await core.download({ start: 0, end: 1 }).done()
+    await core.download({ start: len - KEYS, end: len }).done()
+    cut()
+
+    const b = new MeshDB<any, any>(await tempDir('b'), { key: a.key })
+    await b.open()
+    const toRelay = connectStore(b, relay)
+    await until([b], async () => b.writers().find((w) => w.key.equals(a.writerKey))?.folded === len, () => JSON.stringify(b.writers()))
+    expect(await b.get('k3')).to.equal(`r${ROUNDS - 1}-3`)
+    expect(logOf(b, a).contiguousLength, 'the history is nowhere to be had').to.be.below(len)
+
+    // a writes a little more (far fewer blocks than sparseAfter); the relay gets just that
+    await a.put('k3', 'later')
+    cut = connectStore(a, relay)
+    await core.update({ wait: true })
+    await core.download({ start: len, end: core.length }).done()
+    cut()
+    await until([b], async () => (await b.get('k3')) === 'later', () => `b: ${JSON.stringify(b.writers())}, k3 = ${String(b.getSync('k3'))}`)
+    // its changes read back through diff(), from the blocks the catch-up fetched
+    const changes = []
+    for await (const c of b.diff(a.writerKey, { from: len })) changes.push(c)
+    expect(changes.map((c) => [c.key.toString(), c.value?.toString()])).to.have.length(1)
+    toRelay()
+    await relay.close()
     await cleanup(a, b)
   })
 

@@ -23,6 +23,22 @@ describe('MeshDB', function () {
     expect(await db.get('b')).to.equal(2)
   })
 
+  it('iterators read ahead, yet a limit holds across seek: entries read ahead are not lost', async () => {
+    const db = new MeshDB<string, string>(await tempDir())
+    dbs.push(db)
+    await db.batch(Array.from({ length: 100 }, (_, i) => ({ type: 'put' as const, key: `k${String(i).padStart(3, '0')}`, value: String(i) })))
+    const it = db.iterator({ limit: 10 })
+    expect(await it.next()).to.deep.equal(['k000', '0'])
+    it.seek('k050')
+    const rest = await it.all()
+    expect(rest.map(([k]) => k)).to.deep.equal(Array.from({ length: 9 }, (_, i) => `k0${50 + i}`))
+    const all = await db.iterator({ gte: 'k090' }).all()
+    expect(all).to.have.length(10)
+    let n = 0
+    for await (const _ of db.iterator({ limit: 37 })) n++
+    expect(n).to.equal(37)
+  })
+
   it('reopens the same database from its directory, with the view at once and the clock restored', async () => {
     const dir = await tempDir()
     let wall = 10_000

@@ -28,7 +28,13 @@ export interface JoinRequest {
   remotePublicKey: Buffer | null
 }
 
-interface Peer { conn: Duplex & { remotePublicKey?: Buffer }, channel: Channel | null, request: Message | null }
+interface Peer {
+  conn: Duplex & { remotePublicKey?: Buffer }
+  channel: Channel | null
+  request: Message | null
+  /** A connection of the swarm (rather than a `db.replicate()` stream): leave() drops it. */
+  swarm: boolean
+}
 
 const PROTOCOL = 'meshbee/join/v1'
 
@@ -65,9 +71,15 @@ export class Sync extends EventEmitter {
     swarm.off('connection', this.onconnection)
     if (this.discovery !== null) await this.discovery.destroy()
     this.discovery = null
+    // The swarm's connections end here: each one's 'peer-remove' is emitted now (their 'close'
+    // comes later, or never on a caller's swarm that keeps them). db.replicate() streams stay.
+    const dropped = [...this.peers].filter((p) => p.swarm)
+    for (const p of dropped) {
+      this.peers.delete(p)
+      this.emit('peer-remove', p.conn.remotePublicKey ?? null)
+    }
     if (this.owned) await swarm.destroy()
-    else for (const p of this.peers) p.conn.destroy()
-    this.peers.clear()
+    else for (const p of dropped) p.conn.destroy()
   }
 
   /**
@@ -77,7 +89,7 @@ export class Sync extends EventEmitter {
   add (conn: boolean | (Duplex & { remotePublicKey?: Buffer })): Duplex {
     const stream = this.engine.store.replicate(conn) as Duplex & { remotePublicKey?: Buffer }
     stream.on('error', () => {})
-    const peer: Peer = { conn: typeof conn === 'boolean' ? stream : conn, channel: null, request: null }
+    const peer: Peer = { conn: typeof conn === 'boolean' ? stream : conn, channel: null, request: null, swarm: typeof conn !== 'boolean' }
     conn = peer.conn
     this.attach(peer, Hypercore.getProtocolMuxer(stream))
     this.peers.add(peer)

@@ -10,8 +10,9 @@
  */
 import { expect } from 'chai'
 import createTestnet from 'hyperdht/testnet.js'
+import Hyperswarm from 'hyperswarm'
 import { MeshDB } from '../index.js'
-import { cleanup, tempDir, until } from './helpers/peers.js'
+import { cleanup, connect, tempDir, until } from './helpers/peers.js'
 import { PeerProcess, Views, decode, killAll, puts, sameView, untilProcs } from './helpers/sync-procs.js'
 import type { Dump, WriteOp } from './helpers/sync-protocol.js'
 
@@ -284,5 +285,32 @@ describe('sync over Hyperswarm, one process per peer', function () {
     await closeClean(b)
     await untilProcs([a], async () => (await a.dump()).peers === 0, () => 'a still counts a peer')
     await closeClean(a)
+  })
+
+  it('leave() with a caller\'s swarm: peer-remove for each of its connections; the swarm and replicate() streams stay', async () => {
+    const a = new MeshDB(await tempDir('la'))
+    await a.open()
+    const b = new MeshDB(await tempDir('lb'), { key: a.key })
+    await b.open()
+    const c = new MeshDB(await tempDir('lc'), { key: a.key })
+    await c.open()
+    const swarms = [new Hyperswarm({ dht: testnet.createNode() }), new Hyperswarm({ dht: testnet.createNode() })]
+    const removed: unknown[] = []
+    a.on('peer-remove', (k: unknown) => { removed.push(k) })
+    await a.join({ swarm: swarms[0] })
+    await b.join({ swarm: swarms[1] })
+    const cut = connect(a, c) // an in-process stream beside the swarm
+    await until([a, b], () => a.peers === 2 && b.peers === 1, () => `a has ${a.peers} peers, b ${b.peers}`)
+
+    await a.leave()
+    expect(removed, 'the swarm connection, at once').to.have.length(1)
+    expect(Buffer.isBuffer(removed[0])).to.equal(true)
+    expect(a.peers, 'the replicate() stream stays').to.equal(1)
+    expect((swarms[0] as unknown as { destroyed: boolean }).destroyed, 'a caller\'s swarm keeps running').to.equal(false)
+    cut()
+    await until([a], () => a.peers === 0, () => `a has ${a.peers} peers`)
+    expect(removed).to.have.length(2)
+    for (const db of [a, b, c]) await db.close()
+    for (const sw of swarms) await sw.destroy()
   })
 })

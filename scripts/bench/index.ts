@@ -15,7 +15,7 @@
  *   sync      write-to-visible latency over a hyperdht testnet: scripts/bench-sync.ts, if present
  */
 import { spawn } from 'node:child_process'
-import { existsSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -72,15 +72,12 @@ let runDir = os.tmpdir()
 /** The running trial's process group (children are detached so a timeout can end their group). */
 let current: number | null = null
 
-/** Runs one trial in a child process; resolves with its result, or a timeout/failure marker. */
-async function runChild (spec: Spec, timeoutMs: number): Promise<Trial['result']> {
+interface ChildRun { code: number | null, out: string, err: string, timedOut: boolean }
+
+/** Runs node with `args` in its own process group (so a timeout ends it and all it started). */
+async function spawnChild (args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<ChildRun> {
   return await new Promise((resolve) => {
-    const child = spawn(process.execPath, [...process.execArgv, '--expose-gc', CHILD, JSON.stringify(spec)], {
-      cwd: ROOT,
-      env: { ...process.env, BENCH_TMP: runDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true // its own process group, so a timeout can end it and anything it started
-    })
+    const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
     current = child.pid ?? null
     let out = ''
     let err = ''
@@ -94,12 +91,18 @@ async function runChild (spec: Spec, timeoutMs: number): Promise<Trial['result']
     child.on('close', (code) => {
       clearTimeout(timer)
       current = null
-      const line = out.split('\n').find((l) => l.startsWith(RESULT_TAG))
-      if (timedOut) resolve({ metrics: {}, timedOut: true, error: `over the ${timeoutMs / 1000} s limit` })
-      else if (code !== 0 || line === undefined) resolve({ metrics: {}, error: `exit ${code}: ${err.trim().split('\n').slice(0, 3).join(' / ')}` })
-      else resolve(JSON.parse(line.slice(RESULT_TAG.length)) as Result)
+      resolve({ code, out, err, timedOut })
     })
   })
+}
+
+/** Runs one trial in a child process; resolves with its result, or a timeout/failure marker. */
+async function runChild (spec: Spec, timeoutMs: number): Promise<Trial['result']> {
+  const { code, out, err, timedOut } = await spawnChild([...process.execArgv, '--expose-gc', CHILD, JSON.stringify(spec)], timeoutMs, { ...process.env, BENCH_TMP: runDir })
+  const line = out.split('\n').find((l) => l.startsWith(RESULT_TAG))
+  if (timedOut) return { metrics: {}, timedOut: true, error: `over the ${timeoutMs / 1000} s limit` }
+  if (code !== 0 || line === undefined) return { metrics: {}, error: `exit ${code}: ${err.trim().split('\n').slice(0, 3).join(' / ')}` }
+  return JSON.parse(line.slice(RESULT_TAG.length)) as Result
 }
 
 /** Every trial of the run, in order: within a round each case runs every system, the order rotating. */
@@ -139,37 +142,14 @@ function schedule (p: Plan, only: Set<Workload>): Spec[] {
 const SYNC_N: Record<Preset, string | null> = { quick: '30', medium: '100', full: null }
 
 async function runSync (preset: Preset, bar: cliProgress.SingleBar, timeoutMs: number): Promise<string> {
-  if (!existsSync(SYNC)) {
-    return 'TODO: write-to-visible latency between two peers over a hyperdht testnet — scripts/bench-sync.ts ' +
-      'does not exist yet; once it does, `npm run bench` runs it as a child process and includes its table here.'
-  }
   bar.update({ trial: 'sync (scripts/bench-sync.ts)' })
   const n = SYNC_N[preset]
-  const args = [...process.execArgv, SYNC, ...(n !== null ? [n] : [])]
   const cmd = `\`npx tsx scripts/bench-sync.ts${n !== null ? ' ' + n : ''}\``
-  return await new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-    current = child.pid ?? null
-    let out = ''
-    let err = ''
-    let timedOut = false
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d })
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { err = (err + d).slice(-2000) })
-    const timer = setTimeout(() => {
-      timedOut = true
-      try { process.kill(-(child.pid as number), 'SIGKILL') } catch {}
-    }, timeoutMs)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      current = null
-      if (code === 0) resolve(`Output of ${cmd} (run by the runner as a child process, after the other workloads):\n\n${out.trim()}`)
-      else if (timedOut) resolve(`${cmd} did not finish within ${timeoutMs / 1000} s (killed).`)
-      else {
-        const why = err.trim().split('\n').filter((l) => /Error|error|at when/.test(l)).slice(0, 3).join(' / ')
-        resolve(`${cmd} failed (exit ${code}): ${why !== '' ? why : err.trim().split('\n').slice(-3).join(' / ')}`)
-      }
-    })
-  })
+  const { code, out, err, timedOut } = await spawnChild([...process.execArgv, SYNC, ...(n !== null ? [n] : [])], timeoutMs)
+  if (code === 0) return `Output of ${cmd} (run by the runner as a child process, after the other workloads):\n\n${out.trim()}`
+  if (timedOut) return `${cmd} did not finish within ${timeoutMs / 1000} s (killed).`
+  const why = err.trim().split('\n').filter((l) => /Error|error|at when/.test(l)).slice(0, 3).join(' / ')
+  return `${cmd} failed (exit ${code}): ${why !== '' ? why : err.trim().split('\n').slice(-3).join(' / ')}`
 }
 
 async function main (): Promise<void> {

@@ -2,7 +2,8 @@
  * Hyperswarm sync: peers meet on the database's discovery key and replicate every log through the
  * Corestore on each connection. A small protomux channel on the same connection carries join
  * requests: a peer that is not a member sends its writer key; members surface it as an event and
- * the app decides. Nothing is added by itself.
+ * the app decides, and every peer relays it (once a minute per key) to its other connections, so
+ * it also reaches members behind a seeder. Nothing is added by itself.
  *
  * Every peer keeps every reached log fully downloaded (the engine asks for all of it), so any
  * peer — member or not — serves the logs to others: a peer that opens the database by key and
@@ -37,6 +38,10 @@ interface Peer {
 }
 
 const PROTOCOL = 'meshbee/join/v1'
+/** A join request for one key is relayed at most once per this many ms… */
+const RELAY_EVERY = 60_000
+/** …and this many keys are remembered for that. */
+const RELAY_KEYS = 1024
 
 export class Sync extends EventEmitter {
   swarm: Hyperswarm | null = null
@@ -44,6 +49,7 @@ export class Sync extends EventEmitter {
   private discovery: { destroy: () => Promise<void>, flushed: () => Promise<void> } | null = null
   private readonly peers = new Set<Peer>()
   private asking = false
+  private readonly relayed = new Map<string, number>()
   private readonly onconnection = (conn: Duplex & { remotePublicKey?: Buffer }): void => { this.add(conn) }
 
   constructor (private readonly engine: Engine) {
@@ -113,16 +119,37 @@ export class Sync extends EventEmitter {
     peer.request = channel.addMessage({
       encoding: c.fixed32,
       onmessage: (key: Buffer) => {
-        if (!this.engine.writable || this.engine.members.has(key.toString('hex'))) return
-        const request: JoinRequest = { key: Buffer.from(key), remotePublicKey: peer.conn.remotePublicKey ?? null }
-        this.emit('join-request', request)
+        const id = key.toString('hex')
+        if (this.engine.members.has(id) || Buffer.compare(key, this.engine.own.key) === 0) return
+        if (this.engine.writable) {
+          const request: JoinRequest = { key: Buffer.from(key), remotePublicKey: peer.conn.remotePublicKey ?? null }
+          this.emit('join-request', request)
+        }
+        // Relayed once a while to every other connected peer, member or not, so a newcomer that
+        // meets only a seeder still reaches the members behind it.
+        if (this.relayOnce(id)) for (const other of this.peers) if (other !== peer) this.send(other, key)
       }
     })
     channel.open()
   }
 
-  private send (peer: Peer): void {
-    if (peer.channel?.opened === true && peer.request !== null) peer.request.send(this.engine.own.key)
+  private send (peer: Peer, key: Uint8Array = this.engine.own.key): void {
+    if (peer.channel?.opened === true && peer.request !== null) peer.request.send(key)
+  }
+
+  /**
+   * Whether to relay a request for `id` now: at most once per RELAY_EVERY ms per key, and at most
+   * RELAY_KEYS keys remembered (the oldest forgotten first), so relays cannot loop or be amplified
+   * without bound by a peer that sends many keys.
+   */
+  private relayOnce (id: string): boolean {
+    const now = Date.now()
+    const last = this.relayed.get(id)
+    if (last !== undefined && now - last < RELAY_EVERY) return false
+    this.relayed.delete(id)
+    this.relayed.set(id, now)
+    if (this.relayed.size > RELAY_KEYS) this.relayed.delete(this.relayed.keys().next().value as string)
+    return true
   }
 
   /** Asks every connected peer, and every peer met later, to add this peer; until it is a member. */

@@ -224,6 +224,31 @@ describe('membership', function () {
     expect((await rejects(x.put('k', 'again'))).code).to.equal('MESHBEE_NOT_WRITABLE')
   })
 
+  it('a join request is relayed: a newcomer that meets only a seeder reaches the members behind it', async () => {
+    const a = new MeshDB<string, string>(await tempDir('a'))
+    await a.open()
+    const seeder = new MeshDB<string, string>(await tempDir('s'), { key: a.key })
+    await seeder.open()
+    const newcomer = new MeshDB<string, string>(await tempDir('n'), { key: a.key })
+    await newcomer.open()
+    dbs = [a, seeder, newcomer]
+    const requests: string[] = []
+    a.on('join-request', (r: { key: Buffer }) => { requests.push(hex(r.key)) })
+    const seen: string[] = []
+    seeder.on('join-request', (r: { key: Buffer }) => { seen.push(hex(r.key)) })
+    const links = [connect(a, seeder), connect(seeder, newcomer)]
+    newcomer.requestJoin()
+    await until([a], () => requests.length > 0, () => 'the request never reached a')
+    expect(requests[0]).to.equal(hex(newcomer.writerKey))
+    expect(seen, 'a seeder that is not a member relays, it does not raise the event').to.deep.equal([])
+    await a.addWriter(requests[0] as string)
+    await until([newcomer], async () => {
+      await newcomer.update()
+      return newcomer.writable
+    }, () => 'the newcomer never became writable')
+    for (const cut of links) cut()
+  })
+
   it('a removed key cannot be added again (MESHBEE_WRITER_REMOVED); writer-add and writer-remove fire', async () => {
     const [a, b] = dbs = await createPeers(2) as DB[]
     const c = new MeshDB<string, string>(await tempDir('c'), { key: a.key })

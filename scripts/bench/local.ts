@@ -24,8 +24,8 @@ interface Store {
   close: () => Promise<void>
 }
 
-async function openMeshbee (dir: string): Promise<Store> {
-  const db = new MeshDB<string, Value>(dir, { valueEncoding: 'json' })
+/** A Store over any abstract-level database with JSON values (meshbee and classic-level alike). */
+async function abstractLevelStore (db: MeshDB<string, Value> | ClassicLevel<string, Value>): Promise<Store> {
   await db.open()
   return {
     put: async (k, v) => { await db.put(k, v) },
@@ -39,6 +39,10 @@ async function openMeshbee (dir: string): Promise<Store> {
     },
     close: async () => { await db.close() }
   }
+}
+
+async function openMeshbee (dir: string): Promise<Store> {
+  return await abstractLevelStore(new MeshDB<string, Value>(dir, { valueEncoding: 'json' }))
 }
 
 async function openHyperbee (dir: string): Promise<Store> {
@@ -66,20 +70,7 @@ async function openHyperbee (dir: string): Promise<Store> {
 }
 
 async function openLevel (dir: string): Promise<Store> {
-  const db = new ClassicLevel<string, Value>(dir, { valueEncoding: 'json' })
-  await db.open()
-  return {
-    put: async (k, v) => { await db.put(k, v) },
-    batch: async (entries) => { await db.batch(entries.map(([key, value]) => ({ type: 'put' as const, key, value }))) },
-    get: async (k) => await db.get(k),
-    getSync: (k) => db.getSync(k),
-    scan: async () => {
-      let n = 0
-      for await (const [, v] of db.iterator()) if (v !== undefined) n++
-      return n
-    },
-    close: async () => { await db.close() }
-  }
+  return await abstractLevelStore(new ClassicLevel<string, Value>(dir, { valueEncoding: 'json' }))
 }
 
 export async function runLocal (system: 'meshbee' | 'hyperbee' | 'classic-level', p: LocalParams): Promise<Result> {

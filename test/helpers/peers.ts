@@ -34,13 +34,14 @@ export function connect (a: MeshDB<any, any>, b: MeshDB<any, any>): () => void {
 }
 
 /**
- * Resolves once `check` holds, re-checking after every 'update' of the given peers (and once at
- * the start). Rejects with `describe()` after `timeout` ms: a condition, never a fixed sleep.
+ * Resolves once `check` holds, re-checking it after each of the named `events` of any of `sources`
+ * (and once at the start), and at least every 250 ms for conditions no event announces. Rejects
+ * with `describe()` after `timeout` ms: a condition, never a fixed sleep.
  */
-export async function until (dbs: Array<MeshDB<any, any>>, check: () => Promise<boolean> | boolean, describe: () => Promise<string> | string = () => 'condition not met', timeout = 20_000): Promise<void> {
+export async function untilEvents (sources: EventEmitterLike[], events: string[], check: () => Promise<boolean> | boolean, describe: () => Promise<string> | string = () => 'condition not met', timeout = 20_000): Promise<void> {
   let wake: () => void = () => {}
-  const onUpdate = (): void => wake()
-  for (const db of dbs) db.on('update', onUpdate)
+  const onEvent = (): void => wake()
+  for (const s of sources) for (const e of events) s.on(e, onEvent)
   const deadline = Date.now() + timeout
   try {
     while (true) {
@@ -52,8 +53,18 @@ export async function until (dbs: Array<MeshDB<any, any>>, check: () => Promise<
       clearTimeout(timer)
     }
   } finally {
-    for (const db of dbs) db.off('update', onUpdate)
+    for (const s of sources) for (const e of events) s.off(e, onEvent)
   }
+}
+
+interface EventEmitterLike {
+  on: (event: string, fn: () => void) => unknown
+  off: (event: string, fn: () => void) => unknown
+}
+
+/** {@link untilEvents} woken by the peers' 'update' events. */
+export async function until (dbs: Array<MeshDB<any, any>>, check: () => Promise<boolean> | boolean, describe: () => Promise<string> | string = () => 'condition not met', timeout = 20_000): Promise<void> {
+  await untilEvents(dbs, ['update'], check, describe, timeout)
 }
 
 /** Every entry of a peer's view, as raw bytes, in iteration order. */

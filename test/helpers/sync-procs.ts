@@ -6,6 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { fileURLToPath } from 'node:url'
+import { untilEvents } from './peers.js'
 import type { ChildMessage, CloseReport, Command, Dump, OpenResult, PeerEvent, Reply, WriteOp } from './sync-protocol.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -119,28 +120,7 @@ export async function killAll (): Promise<void> {
  * event announces. Rejects with `describe()` after `timeout` ms.
  */
 export async function untilProcs (procs: PeerProcess[], check: () => Promise<boolean> | boolean, describe: () => Promise<string> | string = () => 'condition not met', timeout = 20_000): Promise<void> {
-  let wake: () => void = () => {}
-  const onEvent = (): void => wake()
-  for (const p of procs) {
-    p.on('event', onEvent)
-    p.on('exit', onEvent)
-  }
-  const deadline = Date.now() + timeout
-  try {
-    while (true) {
-      const woke = new Promise<void>((resolve) => { wake = resolve })
-      if (await check()) return
-      if (Date.now() > deadline) throw new Error('timed out: ' + await describe())
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([woke, new Promise<void>((resolve) => { timer = setTimeout(resolve, Math.max(1, Math.min(250, deadline - Date.now()))) })])
-      clearTimeout(timer)
-    }
-  } finally {
-    for (const p of procs) {
-      p.off('event', onEvent)
-      p.off('exit', onEvent)
-    }
-  }
+  await untilEvents(procs, ['event', 'exit'], check, describe, timeout)
 }
 
 /** Waits for the next event of kind `kind` from `p` (e.g. 'join-request'). */

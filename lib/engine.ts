@@ -300,10 +300,11 @@ export class Engine extends EventEmitter {
   }
 
   /**
-   * Starts a sparse catch-up of `w` if its signed length runs far ahead of both its checkpoint
-   * and its contiguous length: fetch only the blocks the fold's diff will read, with the whole-log
-   * download paused so they come first, then fold. Any failure (a peer gone, a malformed block)
-   * just falls back to downloading the log whole.
+   * Starts a sparse catch-up of `w` if its signed length runs `sparseAfter` blocks or more ahead
+   * of both its checkpoint and its contiguous length (or any amount, once the checkpoint itself
+   * lies past the contiguous length): fetch only the blocks the fold's diff will read, with the
+   * whole-log download paused so they come first, then fold. Any failure (a peer gone, a malformed
+   * block) falls back to downloading the log whole.
    */
   private maybeFetch (w: WriterState): void {
     if (w.fetching || this.closing || w.core.writable) return
@@ -322,7 +323,7 @@ export class Engine extends EventEmitter {
     w.fetching = true
     this.pauseBulk(w)
     this.fetchDiff(w, from, to).then((fetched) => {
-      // the whole-log download resumes once a fold has read these blocks (see foldOnce)
+      // the whole-log download resumes once a fold has read these blocks (see fold)
       this.stats.sparseFetches++
       this.stats.sparseBlocks += fetched
       if (to > w.sparse) w.sparse = to

@@ -97,6 +97,10 @@ class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Byt
   private pos = 0
   private chunk = 16
   private ended = false
+  /** The next chunk, asked for while the current one is consumed (`next()` without a limit). */
+  private pending: Promise<Array<[Bytes, Bytes]>> | null = null
+  /** A seek not yet passed to the inner iterator (it may be busy with `pending`). */
+  private seekTo: Bytes | null = null
 
   constructor (db: MeshDB<unknown, unknown>, options: Record<string, unknown>, it: InnerIterator, prefix: Bytes) {
     super(db, options as never)
@@ -116,17 +120,41 @@ class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Byt
     return out
   }
 
+  /**
+   * The next entries of the inner iterator: the chunk already asked for if there is one (it may
+   * hold more than `size`), else up to `size`. A pending seek is applied first, once the inner
+   * iterator is free (a chunk asked for before the seek is dropped).
+   */
+  private async read (size: number): Promise<Array<[Bytes, Bytes]>> {
+    if (this.seekTo !== null) {
+      if (this.pending !== null) await this.pending.catch(() => {})
+      this.pending = null
+      this.it.seek(this.seekTo)
+      this.seekTo = null
+    }
+    const pending = this.pending
+    this.pending = null
+    return pending !== null ? await pending : await this.it.nextv(size)
+  }
+
   async _next (): Promise<[Bytes, Bytes] | undefined> {
     if (this.pos >= this.ahead.length) {
       if (this.ended) return undefined
       // the limit is abstract-level's to count (the inner iterator has none, so a seek after a
       // read-ahead loses nothing): never read ahead past it
-      this.ahead = await this.it.nextv(Math.max(1, Math.min(this.chunk, this.limit - this.count)))
+      const unlimited = this.limit === Infinity
+      const list = await this.read(unlimited ? this.chunk : Math.max(1, Math.min(this.chunk, this.limit - this.count)))
+      this.ahead = list
       this.pos = 0
       this.chunk = Math.min(this.chunk * 2, 1024)
-      if (this.ahead.length === 0) {
+      if (list.length === 0) {
         this.ended = true
         return undefined
+      }
+      if (unlimited) {
+        // overlap LevelDB's read of the next chunk with the consumption of this one
+        this.pending = this.it.nextv(this.chunk)
+        this.pending.catch(() => {})
       }
     }
     return this.strip(this.ahead[this.pos++])
@@ -135,9 +163,12 @@ class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Byt
   async _nextv (size: number): Promise<Array<[Bytes, Bytes]>> {
     const list = this.takeAhead(size)
     if (list.length < size && !this.ended) {
-      const more = await this.it.nextv(size - list.length)
+      const need = size - list.length
+      const more = await this.read(need)
       if (more.length === 0) this.ended = true
-      list.push(...more)
+      list.push(...more.slice(0, need))
+      this.ahead = more.slice(need)
+      this.pos = 0
     }
     for (const e of list) this.strip(e)
     return list
@@ -154,7 +185,10 @@ class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Byt
       return list
     }
     const list = this.takeAhead(Infinity)
-    if (!this.ended) list.push(...await this.it.all())
+    if (!this.ended) {
+      list.push(...await this.read(1000))
+      list.push(...await this.it.all())
+    }
     this.ended = true
     for (const e of list) this.strip(e)
     return list
@@ -165,10 +199,11 @@ class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Byt
     this.pos = 0
     this.chunk = 16
     this.ended = false
-    this.it.seek(Buffer.concat([this.prefix, target]))
+    this.seekTo = Buffer.concat([this.prefix, target])
   }
 
   async _close (): Promise<void> {
+    if (this.pending !== null) await this.pending.catch(() => {})
     await this.it.close()
   }
 }

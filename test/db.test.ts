@@ -37,6 +37,19 @@ describe('MeshDB', function () {
     let n = 0
     for await (const _ of db.iterator({ limit: 37 })) n++
     expect(n).to.equal(37)
+
+    // without a limit the next chunk is asked for ahead: seeks and close while it is in flight
+    const free = db.iterator()
+    for (let i = 0; i < 20; i++) expect((await free.next())?.[0]).to.equal(`k${String(i).padStart(3, '0')}`)
+    free.seek('k050')
+    expect(await free.next()).to.deep.equal(['k050', '50'])
+    free.seek('k001')
+    expect(await free.nextv(3)).to.deep.equal([['k001', '1'], ['k002', '2'], ['k003', '3']])
+    free.seek('k098')
+    expect(await free.all()).to.deep.equal([['k098', '98'], ['k099', '99']])
+    const closing = db.iterator()
+    await closing.next()
+    await closing.close()
   })
 
   it('reopens the same database from its directory, with the view at once and the clock restored', async () => {

@@ -3,16 +3,11 @@ import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import Corestore from 'corestore'
 import { MeshDB } from '../index.js'
-import { cleanup, connect, createPeers, tempDir, until } from './helpers/peers.js'
+import { cleanup, connect, createPeers, pipe, tempDir, until } from './helpers/peers.js'
 
 /** Pipes a MeshDB and a bare Corestore together; returns the cut. */
 function connectStore (db: MeshDB<any, any>, store: Corestore): () => void {
-  const s1: Duplex = db.replicate(true)
-  const s2 = store.replicate(false) as Duplex
-  s1.pipe(s2).pipe(s1)
-  s1.on('error', () => {})
-  s2.on('error', () => {})
-  return () => { s1.destroy(); s2.destroy() }
+  return pipe(db.replicate(true), store.replicate(false) as Duplex)
 }
 
 const KEYS = 50

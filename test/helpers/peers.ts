@@ -19,10 +19,8 @@ export async function cleanup (...dbs: Array<MeshDB<any, any>>): Promise<void> {
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true })
 }
 
-/** Pipes two peers' replication streams together. Returns a function that cuts the link. */
-export function connect (a: MeshDB<any, any>, b: MeshDB<any, any>): () => void {
-  const s1: Duplex = a.replicate(true)
-  const s2: Duplex = b.replicate(false)
+/** Pipes two replication streams together (initiator first). Returns a function that cuts the link. */
+export function pipe (s1: Duplex, s2: Duplex): () => void {
   s1.pipe(s2).pipe(s1)
   const noop = (): void => {}
   s1.on('error', noop)
@@ -31,6 +29,11 @@ export function connect (a: MeshDB<any, any>, b: MeshDB<any, any>): () => void {
     s1.destroy()
     s2.destroy()
   }
+}
+
+/** Pipes two peers' replication streams together. Returns a function that cuts the link. */
+export function connect (a: MeshDB<any, any>, b: MeshDB<any, any>): () => void {
+  return pipe(a.replicate(true), b.replicate(false))
 }
 
 /**
@@ -118,13 +121,10 @@ export async function holdBlocks (from: MeshDB<any, any>, dir: string, start: nu
   const store = new Corestore(join(dir, 'cores'))
   const core = store.get({ key: from.engine.own.key })
   await core.ready()
-  const s1 = from.replicate(true)
-  const s2 = store.replicate(false)
-  s1.pipe(s2).pipe(s1)
+  const cut = pipe(from.replicate(true), store.replicate(false) as Duplex)
   await core.update({ wait: true })
   await core.download({ start, end }).done()
-  s1.destroy()
-  s2.destroy()
+  cut()
   const held = { length: core.length, contiguousLength: core.contiguousLength }
   await store.close()
   return held

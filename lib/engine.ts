@@ -764,13 +764,20 @@ export class Engine extends EventEmitter {
       .sort((a, b) => compareVersions({ stamp: b.stamp, writer: b.writer }, { stamp: a.stamp, writer: a.writer }))
   }
 
+  /**
+   * How far `diff()` and `checkout()` read `w`'s log: its contiguous blocks, and up to its checkpoint
+   * after a sparse catch-up (that tree is held); blocks in between that a read needs are fetched
+   * from peers, with a time limit.
+   */
+  private held (w: WriterState): number {
+    return Math.max(w.core.contiguousLength, this.checkpoints.get(hex(w.key)) ?? 0)
+  }
+
   /** The data entries of a writer's log that differ between two lengths, one per key. */
   async * diff (writer: Uint8Array, from: number, to: number | undefined, since: Stamp | undefined): AsyncGenerator<Change> {
     const w = this.writers.get(hex(writer))
     if (w === undefined) throw new MeshError('MESHBEE_INVALID_KEY', `Unknown writer ${hex(writer)}`)
-    // What can be read: the contiguous blocks, and up to the checkpoint after a sparse catch-up
-    // (its tree is held); blocks in between that a diff needs are fetched (with a time limit).
-    const avail = Math.min(Math.max(w.core.contiguousLength, this.checkpoints.get(hex(w.key)) ?? 0), w.poison)
+    const avail = Math.min(this.held(w), w.poison)
     const end = to === undefined && w.poison > avail
       ? this.signedAtMost(w, avail, this.checkpoints.get(hex(w.key)) ?? 0)
       : await this.readable(w, Math.min(to ?? avail, avail))
@@ -820,10 +827,7 @@ export class Engine extends EventEmitter {
    * replayed from the logs truncated there. Returns the rendered entries, sorted by key.
    */
   async materialize (cuts: Map<string, number>): Promise<Array<[Buffer, Buffer]>> {
-    // held: the contiguous blocks, and up to the checkpoint after a sparse catch-up; a cut in
-    // between reads the blocks it needs from peers (with a time limit)
-    const held = (w: WriterState): number => Math.max(w.core.contiguousLength, this.checkpoints.get(hex(w.key)) ?? 0)
-    const lengthOf = (w: WriterState): number => Math.min(cuts.get(hex(w.key)) ?? 0, held(w), w.poison)
+    const lengthOf = (w: WriterState): number => Math.min(cuts.get(hex(w.key)) ?? 0, this.held(w), w.poison)
     const records: MembershipRecord[] = []
     for (const w of this.writers.values()) {
       const len = lengthOf(w)

@@ -227,9 +227,11 @@ export class Engine extends EventEmitter {
     this.own = await this.openWriter(this.store.get({ name: 'meshbee-writer' }))
     this.key = this.givenKey ?? stored ?? this.own.key as Buffer
     this.creator = this.writers.get(hex(this.key)) ?? await this.openWriter(this.store.get({ key: this.key }))
+    if (await this.view.rollBack(this.own.core.length)) {
+      this.log.info({ length: this.own.core.length }, 'rolled the view back: the last own write did not reach the log before the process stopped')
+    }
     this.checkpoints = await this.view.readCheckpoints()
-    const digest = await this.view.getMeta('hash')
-    if (digest !== undefined) this.digest = digestFromBuffer(digest)
+    this.digest = await this.storedDigest()
 
     const saved = await this.view.readStamp()
     if (saved !== null) this.hlc.restore(saved)
@@ -237,6 +239,11 @@ export class Engine extends EventEmitter {
     if (last !== null) this.hlc.restore(last)
     if (stored === undefined) await this.view.write([this.view.putMeta('key', this.key)])
     await this.update()
+  }
+
+  private async storedDigest (): Promise<bigint> {
+    const raw = await this.view.getMeta('hash')
+    return raw === undefined ? 0n : digestFromBuffer(raw)
   }
 
   async close (): Promise<void> {
@@ -700,9 +707,10 @@ export class Engine extends EventEmitter {
    * Commits a staged batch with the digest (and the clock) in one atomic write. An own write leaves
    * the clock out: its entry, the newest stamp, is in the own log, which open() reads back.
    */
-  private async commit (staged: Staged, clock = true): Promise<void> {
+  private async commit (staged: Staged, clock = true, undoAt = -1): Promise<void> {
     if (clock) staged.ops.push(this.view.putStamp(this.hlc.last))
     staged.ops.push(this.view.putMeta('hash', digestToBuffer(staged.digest)))
+    if (undoAt >= 0) staged.ops.push(this.view.undoRecord(staged.ops, undoAt))
     await this.view.write(staged.ops)
     this.digest = staged.digest
   }
@@ -891,16 +899,29 @@ export class Engine extends EventEmitter {
 
       const batch = this.own.bee.batch()
       for (const [k, v] of appends) await batch.put(k, v)
-      // the view's batch is staged while the append is written (it needs only the checkpoint,
-      // the log's length after the append); it commits only once the append has
+      // The log's length once the append lands: the header (if any) is written by the first put.
+      const len = this.own.core.length + (batch as unknown as { length: number }).length
+      // The append and the view's batch are written at once. The view's batch carries an undo
+      // record: if the process dies after it lands but before the append does, open() rolls it
+      // back (ViewStore.rollBack), so the view never reflects an entry its log lacks.
       const flushing = batch.flush()
       const staged = new Staged(this.digest)
       let viewChanged = false
       for (const { key, slots } of keys.values()) if (this.stage(staged, key, slots)) viewChanged = true
-      await flushing
-      const len = this.own.core.length
       staged.ops.push(this.view.putCheckpoint(this.own.key, len))
-      await this.commit(staged, false)
+      const committing = this.commit(staged, false, len)
+      const [appended, committed] = await Promise.allSettled([flushing, committing])
+      if (appended.status === 'rejected' || this.own.core.length !== len) {
+        // the view may hold a write its log does not: undo it (if it landed), then fold what the log has
+        if (committed.status === 'fulfilled') await this.view.rollBack(this.own.core.length)
+        this.digest = await this.storedDigest()
+        this.checkpoints = await this.view.readCheckpoints()
+        if (appended.status === 'rejected') throw appended.reason
+        this.log.error({ expected: len, length: this.own.core.length }, 'own append landed at an unexpected length')
+        await this.fold()
+        return
+      }
+      if (committed.status === 'rejected') throw committed.reason // the next write folds the entry in
       this.checkpoints.set(ownId, len)
       if (viewChanged) this.emit('update')
     })

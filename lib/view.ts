@@ -6,7 +6,8 @@
  *   slots       user key → msgpack [[writer key, entry bytes], …] sorted by writer: each member's
  *               latest entry for the key at its cut (the inputs of the merge)
  *   checkpoints writer key → the length of its log the view reflects
- *   meta        'key' → database key, 'hlc' → the last HLC stamp
+ *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'hash' → the view digest,
+ *               'undo' → the undo record of the last own write (see undoRecord)
  */
 import { decode as unpack, encode as pack } from '@msgpack/msgpack'
 import c from 'compact-encoding'
@@ -123,6 +124,42 @@ export class ViewStore {
 
   putStamp (s: Stamp): BatchOp {
     return this.putMeta('hlc', c.encode(stampEncoding, s) as Uint8Array)
+  }
+
+  /**
+   * The undo record of a batch: what every key the batch writes held before it, and `length`, the
+   * own log's length once the log append that goes with the batch has landed. An own write
+   * commits its view batch (with this record in it) while its log append is still being written;
+   * if the process dies before the append lands, open() finds the log shorter than `length` and
+   * rolls the batch back (rollBack). The record is overwritten by the next own write and is inert
+   * once the log has reached `length`.
+   */
+  undoRecord (ops: BatchOp[], length: number): BatchOp {
+    const prior = ops.map((op) => [op.key, this.db.getSync(op.key) ?? null])
+    return this.putMeta('undo', pack([length, prior]))
+  }
+
+  /**
+   * Rolls back the last own write's view batch if the own log, now `length` long, does not hold its
+   * append; drops an inert undo record. Returns whether it rolled back.
+   */
+  async rollBack (length: number): Promise<boolean> {
+    const undo = await this.readUndo()
+    if (undo === null) return false
+    const back = undo.length > length
+    await this.db.batch([...(back ? undo.restore : []), { type: 'del', key: ViewStore.at(this.pm, Buffer.from('undo')) }])
+    return back
+  }
+
+  /** The stored undo record: the log length it waits for and the writes that restore the view without it. */
+  async readUndo (): Promise<{ length: number, restore: BatchOp[] } | null> {
+    const raw = await this.getMeta('undo')
+    if (raw === undefined) return null
+    const [length, prior] = unpack(raw) as [number, Array<[Uint8Array, Uint8Array | null]>]
+    const restore: BatchOp[] = prior.map(([k, v]) => v === null
+      ? { type: 'del', key: Buffer.from(k) }
+      : { type: 'put', key: Buffer.from(k), value: Buffer.from(v) })
+    return { length, restore }
   }
 
   async write (ops: BatchOp[]): Promise<void> {

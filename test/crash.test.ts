@@ -29,7 +29,7 @@ import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Corestore from 'corestore'
 import { MeshDB } from '../index.js'
-import { ViewStore } from '../lib/view.js'
+import { ViewStore, type BatchOp } from '../lib/view.js'
 import { Model, int, normalizeView, prng, type ChildMessage, type Op } from './helpers/crash-ops.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -45,8 +45,8 @@ interface RunResult {
   acked: number
   ready: boolean
   plan: string
-  /** Whether the child killed itself between the log append and the view commit of its last op. */
-  selfKill: boolean
+  /** Whether the child killed itself inside its last write once the log (or the view) had it and the other had not. */
+  selfKill: 'log' | 'view' | null
 }
 
 /** Starts the child on `dir` and SIGKILLs it according to a random plan; resolves after it is gone. */
@@ -54,8 +54,10 @@ function runChild (dir: string, seed: number, run: number, rng: () => number): P
   // Some runs are killed inside open (and so inside a recovery fold, when the last kill left one).
   const duringOpen = run % 6 === 3 || rng() < 0.08
   const k = 1 + int(rng, 30)
-  // Every fifth run kills itself between appending write k to the log and committing it to the view.
-  const selfKill = !duringOpen && run % 5 === 2
+  // Every fifth run kills itself inside write k once one of the log append and the view commit has
+  // landed and the other has not, alternately the log and the view first.
+  const selfKill = duringOpen || run % 5 !== 2 ? null : run % 10 === 2 ? 'log' : 'view'
+
   // 0: at once; 1: after a spin of 0-3 ms (finer than timers, so the kill lands anywhere in the
   // next write); 2: after a 1-5 ms timer
   const how = rng() < 0.15 ? 0 : rng() < 0.8 ? 1 : 2
@@ -64,10 +66,10 @@ function runChild (dir: string, seed: number, run: number, rng: () => number): P
   const openDelay = int(rng, 80)
   const plan = duringOpen
     ? `${openDelay} ms after open started`
-    : selfKill
-      ? `by itself in write ${k}, between log and view`
+    : selfKill !== null
+      ? `by itself in write ${k}, with only the ${selfKill} written`
       : `after ack ${k}, ${['at once', `+${spin.toFixed(2)} ms spin`, `+${ms} ms`][how] as string}`
-  const args = ['--import', 'tsx', CHILD, dir, String(seed), String(run), ...(selfKill ? [String(k)] : [])]
+  const args = ['--import', 'tsx', CHILD, dir, String(seed), String(run), ...(selfKill !== null ? [String(k), selfKill] : [])]
 
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, {
@@ -106,7 +108,7 @@ function runChild (dir: string, seed: number, run: number, rng: () => number): P
       } else if (m.t === 'ack') {
         if (m.n !== result.acked || m.n >= result.issued.length) fail(`run ${run}: ack ${m.n} out of order`)
         result.acked++
-        if (!duringOpen && !selfKill && result.acked === k) {
+        if (!duringOpen && selfKill === null && result.acked === k) {
           if (how === 0) kill()
           else if (how === 1) spinThenKill()
           else setTimeout(kill, ms)
@@ -148,8 +150,10 @@ async function copyStore (from: string, to: string): Promise<void> {
 }
 
 interface ViewDump {
-  /** Every (key, value) of the view's LevelDB as hex, in order, except the persisted HLC stamp. */
+  /** Every (key, value) of the view's LevelDB as hex, in order, except the persisted HLC stamp and the undo record. */
   raw: Array<[string, string]>
+  /** The undo record of the last own write (ViewStore.undoRecord), if there is one. */
+  undo: { length: number, restore: BatchOp[] } | null
   checkpoints: Map<string, number>
   hasKey: boolean
 }
@@ -158,12 +162,12 @@ async function dumpView (dir: string): Promise<ViewDump> {
   const vs = new ViewStore(join(dir, 'view'))
   await vs.open()
   try {
-    const hlcKey = Buffer.concat([Buffer.from(vs.meta.prefix), Buffer.from('hlc')])
+    const skip = ['hlc', 'undo'].map((name) => Buffer.concat([Buffer.from(vs.meta.prefix), Buffer.from(name)]))
     const raw: Array<[string, string]> = []
     for await (const [k, v] of vs.db.iterator()) {
-      if (!k.equals(hlcKey)) raw.push([k.toString('hex'), v.toString('hex')])
+      if (!skip.some((s) => s.equals(k))) raw.push([k.toString('hex'), v.toString('hex')])
     }
-    return { raw, checkpoints: await vs.readCheckpoints(), hasKey: (await vs.getMeta('key')) !== undefined }
+    return { raw, undo: await vs.readUndo(), checkpoints: await vs.readCheckpoints(), hasKey: (await vs.getMeta('key')) !== undefined }
   } finally {
     await vs.close()
   }
@@ -217,7 +221,7 @@ describe('crash consistency (SIGKILL while writing and folding)', function () {
     const dir = join(tmp, 'db')
     /** Every op the children issued, in order; `applied` is null while it is not known. */
     const ops: Array<{ op: Op, applied: boolean | null }> = []
-    const stats = { kills: 0, selfKills: 0, inFlight: 0, inFlightApplied: 0, tailRefolds: 0, duringOpen: 0, acked: 0 }
+    const stats = { kills: 0, selfKills: 0, logFirst: 0, viewFirst: 0, inFlight: 0, inFlightApplied: 0, tailRefolds: 0, rolledBack: 0, duringOpen: 0, acked: 0 }
     const log: string[] = []
     const started = Date.now()
 
@@ -226,7 +230,9 @@ describe('crash consistency (SIGKILL while writing and folding)', function () {
         const r = await runChild(dir, (seed + run * 0x9e3779b9) >>> 0, run, rng)
         stats.kills++
         if (!r.ready) stats.duringOpen++
-        if (r.selfKill) stats.selfKills++
+        if (r.selfKill !== null) stats.selfKills++
+        if (r.selfKill === 'log') stats.logFirst++
+        if (r.selfKill === 'view') stats.viewFirst++
         stats.acked += r.acked
         r.issued.forEach((op, i) => ops.push({ op, applied: i < r.acked ? true : null }))
         if (r.issued.length > r.acked) stats.inFlight++
@@ -239,8 +245,10 @@ describe('crash consistency (SIGKILL while writing and folding)', function () {
         }
         // Everything below works on copies: the original is left as the kill left it for the next child.
         const a = join(tmp, `a${run}`)
+        const a0 = join(tmp, `k${run}`)
         await copyStore(dir, a)
-        const atKill = await dumpView(a)
+        await copyStore(dir, a0)
+        const atKill0 = await dumpView(a0)
         const reopened = await openAndRead(a)
         const recovered = await dumpView(a)
 
@@ -251,13 +259,31 @@ describe('crash consistency (SIGKILL while writing and folding)', function () {
         const refold = await dumpView(b)
         expectSameView(recovered, refold, `run ${run}: recovered view vs full re-fold`)
 
-        // (1) the view as the kill left it equals a re-fold of the logs at its own checkpoint.
-        const c0 = atKill.checkpoints.get(reopened.writer) ?? 0
+        // (1) the view as the kill left it equals a re-fold of the logs at its own checkpoint. A
+        // view that took a write whose log append had not landed (its undo record waits for a
+        // longer log than there is) counts as its rollback: open() undoes that write first.
         const len = recovered.checkpoints.get(reopened.writer) ?? 0
+        const written = atKill0.checkpoints.get(reopened.writer) ?? 0
+        let atKill = atKill0
+        if (atKill0.undo !== null && atKill0.undo.length > len) {
+          const u = join(tmp, `u${run}`)
+          await copyStore(join(a0, 'view'), join(u, 'view'))
+          const vs = new ViewStore(join(u, 'view'))
+          await vs.open()
+          expect(await vs.rollBack(len)).to.equal(true)
+          await vs.close()
+          atKill = await dumpView(u)
+          stats.rolledBack++
+        }
+        const c0 = atKill.checkpoints.get(reopened.writer) ?? 0
         expect(c0, `run ${run}: checkpoint at kill beyond the log`).to.be.at.most(len)
-        if (r.selfKill) {
+        if (r.selfKill !== null) {
           expect([r.acked, r.issued.length], `run ${run}: self-kill off its mark`).to.deep.equal([r.issued.length - 1, r.issued.length])
+        }
+        if (r.selfKill === 'log') {
           expect(c0, `run ${run}: killed after the log append, yet the view is not behind the log`).to.be.below(len)
+        } else if (r.selfKill === 'view') {
+          expect(written, `run ${run}: killed after the view commit, yet the view is not ahead of the log`).to.be.above(len)
         }
         if (!atKill.hasKey) {
           expect(atKill.raw, `run ${run}: a view without its database key`).to.deep.equal([])
@@ -303,7 +329,7 @@ describe('crash consistency (SIGKILL while writing and folding)', function () {
           if (applied) stats.inFlightApplied++
         })
 
-        for (const d of ['a', 'b', 'c']) await rm(join(tmp, `${d}${run}`), { recursive: true, force: true })
+        for (const d of ['a', 'b', 'c', 'k', 'u']) await rm(join(tmp, `${d}${run}`), { recursive: true, force: true })
       }
     } catch (err) {
       const e = err as Error
@@ -313,7 +339,8 @@ describe('crash consistency (SIGKILL while writing and folding)', function () {
 
     expect(stats.kills).to.equal(KILLS)
     expect(stats.acked).to.be.greaterThan(0)
-    expect(stats.tailRefolds).to.be.at.least(stats.selfKills)
+    expect(stats.tailRefolds).to.be.at.least(stats.logFirst)
+    expect(stats.rolledBack).to.be.at.least(stats.viewFirst)
     if (process.env.CRASH_VERBOSE !== undefined) {
       console.log(`      seed ${seed}: ${JSON.stringify(stats)} in ${Date.now() - started} ms`)
     }

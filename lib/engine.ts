@@ -68,6 +68,8 @@ export interface EngineStats {
   /** Sparse catch-ups that fetched the blocks of a diff; `sparseBlocks` is how many blocks. */
   sparseFetches: number
   sparseBlocks: number
+  /** Sparse catch-ups not taken: the diff needed most of the missing blocks (see fetchDiff). */
+  sparseSkipped: number
 }
 
 export interface WriterState {
@@ -121,12 +123,38 @@ function removeTornDeviceFile (cores: string): void {
   } catch {}
 }
 
+/** Hypercore's default request window (lib/replicator.js DEFAULT_MAX_INFLIGHT), restored after Hyperbee's open. */
+const INFLIGHT = [16, 512] as const
+/** Hyperbee's window, for a sparse fetch (see openWriter). */
+const SPARSE_INFLIGHT = [256, 512] as const
+
+/** Sets how many block requests a core keeps in flight per peer (Hypercore scales it with the round-trip time). */
+function setWindow (core: Hypercore, [min, max]: readonly [number, number]): void {
+  const rep = (core as unknown as { replicator?: { setInflightRange?: (min: number, max: number) => void } }).replicator
+  rep?.setInflightRange?.(min, max)
+}
 /** Steps forward of at most this many blocks are read block by block instead of diffed. */
 const SCAN_LIMIT = 32
 /** A fold commits once this many keys are staged, at the end of a writer's diff (see foldOnce). */
 const FOLD_CHUNK = 1024
 /** How long a sparse fetch waits for one block before it gives up (the log is then downloaded whole). */
 const FETCH_TIMEOUT = 15_000
+
+interface TreeLevel { keys: number[], children: number[] }
+
+/**
+ * The number of keys in a Hyperbee tree, estimated from one block's index: the path of nodes from
+ * the root to the block's key, as if every node had as many children and keys as the one on the
+ * path at its depth.
+ */
+export function treeSizeEstimate (levels: TreeLevel[]): number {
+  let n = 0
+  for (let i = levels.length - 1; i >= 0; i--) {
+    const node = levels[i] as TreeLevel
+    n = node.keys.length + (node.children.length / 2) * n
+  }
+  return n
+}
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
@@ -174,7 +202,7 @@ export class Engine extends EventEmitter {
   readonly store: Corestore
   readonly view: ViewStore
   readonly log: Logger
-  readonly stats: EngineStats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0 }
+  readonly stats: EngineStats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0 }
   readonly writers = new Map<string, WriterState>()
   members = new Map<string, Member>()
   checkpoints = new Map<string, number>()
@@ -278,6 +306,13 @@ export class Engine extends EventEmitter {
     }
     const bee = new Hyperbee(core, { keyEncoding: 'binary', valueEncoding: 'binary', extension: false })
     await bee.ready()
+    // Hyperbee raises the core's request window to 256-512 blocks on open (its nodes are small).
+    // A whole-log download then asks for hundreds of blocks before any proof has landed, so each
+    // request carries a proof up to the root: on a 500-block log, 8 tree nodes per block instead
+    // of ~1, read, sent, hashed and stored. Hypercore's own window (16 blocks, widened with the
+    // link's round-trip time) cuts a whole-log download's CPU time by a third (BENCHMARKS.md);
+    // a sparse fetch, whose requests are few and latency-bound, gets the wide window back.
+    setWindow(core, INFLIGHT)
     const w: WriterState = { key: core.key, core, bee, records: new Map(), mlen: 0, maxSkew: 0, poison: Infinity, signed: [core.length], sparse: 0, fetching: false, noSparseUntil: 0, bulk: null }
     this.writers.set(id, w)
     if (this.own !== undefined) {
@@ -298,7 +333,7 @@ export class Engine extends EventEmitter {
   /** Downloads all of a remote log, live (every peer seeds every member's whole log). */
   private resumeBulk (w: WriterState): void {
     if (w.bulk !== null || w.core.writable || this.closing) return
-    w.bulk = w.core.download({ start: 0, end: -1 }) as { destroy: () => void }
+    w.bulk = w.core.download({ start: 0, end: -1, linear: process.env.LINEAR !== undefined }) as { destroy: () => void }
   }
 
   private pauseBulk (w: WriterState): void {
@@ -329,7 +364,14 @@ export class Engine extends EventEmitter {
     if (to - Math.max(from, contiguous) < threshold) return
     w.fetching = true
     this.pauseBulk(w)
-    this.fetchDiff(w, from, to).then((fetched) => {
+    setWindow(w.core, SPARSE_INFLIGHT)
+    this.fetchDiff(w, from, to, from > contiguous ? Infinity : to - contiguous).then((fetched) => {
+      if (fetched === null) {
+        // most of the gap is needed anyway: the whole-log download brings it faster (see fetchDiff)
+        w.noSparseUntil = to
+        this.stats.sparseSkipped++
+        return
+      }
       // the whole-log download resumes once a fold has read these blocks (see fold)
       this.stats.sparseFetches++
       this.stats.sparseBlocks += fetched
@@ -339,6 +381,7 @@ export class Engine extends EventEmitter {
       if (!this.closing) this.log.debug({ writer: id, err }, 'sparse catch-up failed; downloading the whole log')
     }).finally(() => {
       w.fetching = false
+      setWindow(w.core, INFLIGHT)
       if (this.closing) return
       if (w.sparse < to) this.resumeBulk(w)
       this.schedule()
@@ -349,11 +392,17 @@ export class Engine extends EventEmitter {
    * Fetches the blocks a Hyperbee diff from length `from` to `to` of `w` reads: the tree at `to`
    * without its subtrees written before `from` (the tree at `from` is local, since every fold
    * reads the whole changed part of its tree), and the entries of the keys in it written since.
-   * A tree walk by levels, each level's blocks requested at once. Returns the blocks fetched.
+   * A tree walk by levels, each level's blocks requested at once. Returns the blocks fetched, or
+   * null without fetching the entries when they and the tree would make up half of the `gap`
+   * blocks not held or more: a log with few overwrites. Block by block requests cost more than
+   * the whole-log download (which also sends shorter proofs), so that download is left to bring
+   * them. On a first sight of a log (`from` 0) the tree's size is estimated from its newest
+   * block alone, before any walk. A checkpoint past the contiguous length (`gap` Infinity) is
+   * always fetched: the download cannot reach it soon.
    */
-  private async fetchDiff (w: WriterState, from: number, to: number): Promise<number> {
+  private async fetchDiff (w: WriterState, from: number, to: number, gap: number): Promise<number | null> {
     const core = w.core
-    const indexes = new Map<number, Array<{ keys: number[], children: number[] }>>()
+    const indexes = new Map<number, TreeLevel[]>()
     const want = new Set<number>()
     let fetched = 0
     const load = async (seqs: number[]): Promise<void> => {
@@ -364,13 +413,15 @@ export class Engine extends EventEmitter {
         indexes.set(seq, messages.YoloIndex.decode(messages.Node.decode(block).index).levels)
       }))
     }
+    await load([to - 1])
+    if (from === 0 && 2 * treeSizeEstimate(indexes.get(to - 1) as TreeLevel[]) >= gap) return null
     let level: Array<[number, number]> = [[to - 1, 0]]
     const seen = new Set<string>()
     while (level.length > 0) {
       await load([...new Set(level.map(([seq]) => seq))].filter((seq) => !indexes.has(seq)))
       const next: Array<[number, number]> = []
       for (const [seq, offset] of level) {
-        const node = (indexes.get(seq) as Array<{ keys: number[], children: number[] }>)[offset]
+        const node = (indexes.get(seq) as TreeLevel[])[offset]
         if (node === undefined) throw new Error(`block ${seq} has no tree node ${offset}`)
         for (const k of node.keys) if (k >= from && k <= seq) want.add(k)
         for (let j = 0; j + 1 < node.children.length; j += 2) {
@@ -383,7 +434,9 @@ export class Engine extends EventEmitter {
       }
       level = next
     }
-    await load([...want].filter((seq) => !indexes.has(seq)))
+    const entries = [...want].filter((seq) => !indexes.has(seq))
+    if (2 * (indexes.size + entries.length) >= gap) return null
+    await load(entries)
     return fetched
   }
 

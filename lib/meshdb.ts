@@ -209,7 +209,7 @@ class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Byt
 }
 
 const RANGE = ['gt', 'gte', 'lt', 'lte'] as const
-const NO_STATS: EngineStats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0 }
+const NO_STATS: EngineStats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0 }
 
 /** Writer lengths: a cut per writer key (hex string or bytes); unlisted writers count as empty. */
 export type Cuts = Map<string | Uint8Array, number> | Record<string, number> | Iterable<readonly [string | Uint8Array, number]>

@@ -66,6 +66,31 @@ describe('catch-up after offline', function () {
     await cleanup(a, b, c)
   })
 
+  it('downloads a log whole instead when its diff needs most of the missing blocks (few overwrites)', async () => {
+    const [a, b] = await createPeers(2)
+    // 600 distinct keys: a diff reads every block, so fetching them one by one gains nothing
+    for (let r = 0; r < 10; r++) {
+      await a.batch(Array.from({ length: 60 }, (_, i) => ({ type: 'put' as const, key: `d${r}-${i}`, value: `v${r}-${i}` })))
+    }
+    // b has folded a's log before (its checkpoint is past 0): it walks the tree, then gives up
+    const cut = connect(a, b)
+    await until([b], async () => await sameView(a, b), () => `b folded ${JSON.stringify(b.writers())}`)
+    expect(b.stats().sparseFetches).to.equal(0)
+    expect(b.stats().sparseSkipped).to.be.at.least(1)
+    expect(logOf(b, a).contiguousLength).to.equal(a.engine.own.core.length)
+    cut()
+    // c has never seen a's log: the tree's size, estimated from its last block, decides at once
+    const c = new MeshDB<any, any>(await tempDir('c'), { key: a.key })
+    await c.open()
+    const cut2 = connect(a, c)
+    await until([c], async () => await sameView(a, c), () => `c folded ${JSON.stringify(c.writers())}`)
+    expect(c.stats().sparseFetches).to.equal(0)
+    expect(c.stats().sparseSkipped).to.be.at.least(1)
+    expect(await c.get('d9-59')).to.equal('v9-59')
+    cut2()
+    await cleanup(a, b, c)
+  })
+
   it('folds the same view from the whole log when sparse catch-up is off', async () => {
     const [a, b] = await createPeers(2, (i) => i === 1 ? { sparseAfter: Infinity } : {})
     await overwrite(a, 10)

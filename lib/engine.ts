@@ -325,9 +325,23 @@ export class Engine extends EventEmitter {
         wake()
       })
       // during a sparse fetch the fetch itself schedules the fold, once, when all its blocks are in
-      core.on('download', () => { if (!w.fetching) wake() })
+      core.on('download', () => { if (!w.fetching && this.movable(w)) wake() })
     }
     return w
+  }
+
+  /**
+   * Whether the blocks now held let a fold move `w` on: folds stop only at signed lengths (or a
+   * removal's cut), so a block that completes none of them changes nothing. A whole-log download
+   * of 500 blocks announced in one upgrade wakes one fold instead of hundreds.
+   */
+  private movable (w: WriterState): boolean {
+    const contiguous = w.core.contiguousLength
+    if (contiguous >= w.core.length) return true
+    const floor = Math.min(w.mlen, this.checkpoints.get(hex(w.key)) ?? 0)
+    for (const n of w.signed) if (n > floor && n <= contiguous) return true
+    const cut = this.members.get(hex(w.key))?.cut ?? Infinity
+    return cut > floor && cut <= contiguous
   }
 
   /** Downloads all of a remote log, live (every peer seeds every member's whole log). */

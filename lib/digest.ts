@@ -4,15 +4,16 @@
  * one addition or subtraction, so the fold keeps the digest current without a scan, and two views
  * with the same entries always share it, whatever order the entries arrived in.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 
 const MOD = 1n << 256n
 
 export function entryDigest (key: Uint8Array, value: Uint8Array): bigint {
-  const len = Buffer.allocUnsafe(4)
-  len.writeUInt32BE(key.byteLength)
-  const h = createHash('sha256').update(len).update(key).update(value).digest()
-  return BigInt('0x' + h.toString('hex'))
+  const input = Buffer.allocUnsafe(4 + key.byteLength + value.byteLength)
+  input.writeUInt32BE(key.byteLength, 0)
+  input.set(key, 4)
+  input.set(value, 4 + key.byteLength)
+  return BigInt('0x' + hash('sha256', input, 'hex'))
 }
 
 /** The digest after replacing `before` with `after` for one key (either may be absent). */

@@ -135,6 +135,8 @@ function setWindow (core: Hypercore, [min, max]: readonly [number, number]): voi
 }
 /** Steps forward of at most this many blocks are read block by block instead of diffed. */
 const SCAN_LIMIT = 32
+/** How many blocks a scan reads at once. */
+const SCAN_READS = 64
 /** A fold commits once this many keys are staged, at the end of a writer's diff (see foldOnce). */
 const FOLD_CHUNK = 1024
 /** How long a sparse fetch waits for one block before it gives up (the log is then downloaded whole). */
@@ -597,7 +599,7 @@ export class Engine extends EventEmitter {
    * its last such block is its entry at `to`.
    */
   private async changes (w: WriterState, from: number, to: number, range: { gte: Buffer, lt: Buffer }): Promise<Array<{ key: Buffer, seq: number, value: Buffer | null }>> {
-    if (to > from && to - from <= SCAN_LIMIT) {
+    if (to > from && (to - from <= SCAN_LIMIT || await this.dense(w, from, to))) {
       const scanned = await this.scan(w, from, to, range)
       if (scanned !== null) return scanned
     }
@@ -615,12 +617,47 @@ export class Engine extends EventEmitter {
     return out
   }
 
+  /**
+   * Whether the blocks [from, to) of `w`'s log, all held, mostly add keys its tree did not have (a
+   * log of distinct keys, such as a peer's offline writes seen for the first time). Reading those
+   * blocks one by one then costs less than a diff, which walks the tree down to each of them: a
+   * 500-block log of new keys scans in a fraction of the diff's time. Judged from the two ends'
+   * tree-size estimates (treeSizeEstimate), so a log that overwrites (a hot key in a large tree,
+   * a catch-up over many overwrites) keeps the diff, whose cost is the keys that changed.
+   */
+  private async dense (w: WriterState, from: number, to: number): Promise<boolean> {
+    if (to > w.core.contiguousLength) return false
+    const size = async (len: number): Promise<number | null> => {
+      if (len <= 1) return 0
+      const block = await w.core.get(len - 1, { wait: false })
+      if (block === null) return null
+      try {
+        return treeSizeEstimate(messages.YoloIndex.decode(messages.Node.decode(block).index).levels)
+      } catch {
+        return null
+      }
+    }
+    const [before, after] = [await size(from), await size(to)]
+    if (before === null || after === null) return false
+    const gap = to - from
+    return after <= 2 * gap && after - before >= gap / 2
+  }
+
   /** The blocks [from, to) read as Hyperbee nodes, last write per key; null if one is not a node. */
   private async scan (w: WriterState, from: number, to: number, range: { gte: Buffer, lt: Buffer }): Promise<Array<{ key: Buffer, seq: number, value: Buffer | null }> | null> {
     const latest = new Map<string, { key: Buffer, seq: number, value: Buffer | null }>()
+    // blocks are read SCAN_READS at a time: one by one, each read waits a turn of an event loop
+    // that replication may keep busy
+    let blocks: Array<Uint8Array | null> = []
     for (let seq = Math.max(1, from); seq < to; seq++) {
-      const block = await w.core.get(seq, { wait: false })
-      if (block === null) return null
+      const i = (seq - Math.max(1, from)) % SCAN_READS
+      if (i === 0) {
+        const reads: Array<Promise<Uint8Array | null>> = []
+        for (let s = seq; s < Math.min(to, seq + SCAN_READS); s++) reads.push(w.core.get(s, { wait: false }))
+        blocks = await Promise.all(reads)
+      }
+      const block = blocks[i]
+      if (block === null || block === undefined) return null
       let node: { key: Uint8Array, value?: Uint8Array | null }
       try {
         node = messages.Node.decode(block)

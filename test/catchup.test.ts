@@ -91,6 +91,33 @@ describe('catch-up after offline', function () {
     await cleanup(a, b, c)
   })
 
+  it('reads a long run of new keys block by block, to the same view the tree diff folds', async () => {
+    const [a, b, c] = await createPeers(3)
+    // c reads every step with the tree diff; b may read runs of new keys block by block
+    const cEngine = c.engine as unknown as { dense: () => Promise<boolean> }
+    cEngine.dense = async () => false
+    const bEngine = b.engine as unknown as { dense: (...args: unknown[]) => Promise<boolean> }
+    const dense = bEngine.dense.bind(b.engine)
+    let scanned = 0
+    bEngine.dense = async (...args) => { const yes = await dense(...args); if (yes) scanned++; return yes }
+    // a, offline: 150 new keys, deletes of 20 of them, and 10 keys put and deleted again
+    for (let i = 0; i < 150; i++) await a.put(`n${i}`, `v${i}`)
+    for (let i = 0; i < 20; i++) await a.del(`n${i * 7}`)
+    for (let i = 0; i < 10; i++) {
+      await a.put(`t${i}`, 'x')
+      await a.del(`t${i}`)
+    }
+    const cuts = [connect(a, b), connect(a, c)]
+    await until([b, c], async () => await sameView(a, b) && await sameView(a, c), () => `b ${JSON.stringify(b.writers())}, c ${JSON.stringify(c.writers())}`)
+    expect(scanned, 'b read the run block by block').to.be.at.least(1)
+    expect(await b.get('n1')).to.equal('v1')
+    expect(await b.get('n7')).to.equal(undefined)
+    expect(await b.get('t3')).to.equal(undefined)
+    expect((await b.hash()).equals(await c.hash())).to.equal(true)
+    for (const cut of cuts) cut()
+    await cleanup(a, b, c)
+  })
+
   it('folds the same view from the whole log when sparse catch-up is off', async () => {
     const [a, b] = await createPeers(2, (i) => i === 1 ? { sparseAfter: Infinity } : {})
     await overwrite(a, 10)

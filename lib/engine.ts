@@ -349,7 +349,7 @@ export class Engine extends EventEmitter {
   /** Downloads all of a remote log, live (every peer seeds every member's whole log). */
   private resumeBulk (w: WriterState): void {
     if (w.bulk !== null || w.core.writable || this.closing) return
-    w.bulk = w.core.download({ start: 0, end: -1, linear: process.env.LINEAR !== undefined }) as { destroy: () => void }
+    w.bulk = w.core.download({ start: 0, end: -1 }) as { destroy: () => void }
   }
 
   private pauseBulk (w: WriterState): void {

@@ -118,6 +118,18 @@ describe('catch-up after offline', function () {
     await cleanup(a, b, c)
   })
 
+  it("downloads writers' logs with Hypercore's request window, not the wider one Hyperbee sets", async () => {
+    // Hyperbee widens its core's window to 256-512 requests on open; a whole-log download then
+    // asks for each block with a proof up to the root (BENCHMARKS.md, session 3). The engine sets
+    // Hypercore's default back through an internal of Hypercore's replicator: this fails if that
+    // call stops reaching it.
+    const [a, b] = await createPeers(2)
+    const log = b.engine.writers.get(a.writerKey.toString('hex'))
+    const range = (log?.core as unknown as { replicator?: { inflightRange?: number[] } } | undefined)?.replicator?.inflightRange
+    expect(range).to.deep.equal([16, 512])
+    await cleanup(a, b)
+  })
+
   it('folds the same view from the whole log when sparse catch-up is off', async () => {
     const [a, b] = await createPeers(2, (i) => i === 1 ? { sparseAfter: Infinity } : {})
     await overwrite(a, 10)

@@ -327,7 +327,7 @@ export class Engine extends EventEmitter {
         wake()
       })
       // during a sparse fetch the fetch itself schedules the fold, once, when all its blocks are in
-      core.on('download', () => { if (!w.fetching && this.movable(w)) wake() })
+      core.on('download', () => { if (!w.fetching && this.movable(w, id)) wake() })
     }
     return w
   }
@@ -337,12 +337,12 @@ export class Engine extends EventEmitter {
    * removal's cut), so a block that completes none of them changes nothing. A whole-log download
    * of 500 blocks announced in one upgrade wakes one fold instead of hundreds.
    */
-  private movable (w: WriterState): boolean {
+  private movable (w: WriterState, id: string): boolean {
     const contiguous = w.core.contiguousLength
     if (contiguous >= w.core.length) return true
-    const floor = Math.min(w.mlen, this.checkpoints.get(hex(w.key)) ?? 0)
+    const floor = Math.min(w.mlen, this.checkpoints.get(id) ?? 0)
     for (const n of w.signed) if (n > floor && n <= contiguous) return true
-    const cut = this.members.get(hex(w.key))?.cut ?? Infinity
+    const cut = this.members.get(id)?.cut ?? Infinity
     return cut > floor && cut <= contiguous
   }
 
@@ -426,7 +426,7 @@ export class Engine extends EventEmitter {
         if (!(await core.has(seq))) fetched++
         const block = await core.get(seq, { timeout: FETCH_TIMEOUT })
         if (block === null) throw new Error(`block ${seq} is not available`)
-        indexes.set(seq, messages.YoloIndex.decode(messages.Node.decode(block).index).levels)
+        indexes.set(seq, treeLevels(block))
       }))
     }
     await load([to - 1])
@@ -632,7 +632,7 @@ export class Engine extends EventEmitter {
       const block = await w.core.get(len - 1, { wait: false })
       if (block === null) return null
       try {
-        return treeSizeEstimate(messages.YoloIndex.decode(messages.Node.decode(block).index).levels)
+        return treeSizeEstimate(treeLevels(block))
       } catch {
         return null
       }
@@ -809,12 +809,13 @@ export class Engine extends EventEmitter {
 
   /**
    * Commits a staged batch with the digest (and the clock) in one atomic write. An own write leaves
-   * the clock out: its entry, the newest stamp, is in the own log, which open() reads back.
+   * the clock out: its entry, the newest stamp, is in the own log, which open() reads back; and
+   * passes `undoAt`, the own log's length once its append lands, for the batch's undo record.
    */
-  private async commit (staged: Staged, clock = true, undoAt = -1): Promise<void> {
+  private async commit (staged: Staged, clock = true, undoAt?: number): Promise<void> {
     if (clock) staged.ops.push(this.view.putStamp(this.hlc.last))
     staged.ops.push(this.view.putMeta('hash', digestToBuffer(staged.digest)))
-    if (undoAt >= 0) staged.ops.push(this.view.undoRecord(staged.ops, undoAt))
+    if (undoAt !== undefined) staged.ops.push(this.view.undoRecord(staged.ops, undoAt))
     await this.view.write(staged.ops)
     this.digest = staged.digest
   }
@@ -1115,10 +1116,15 @@ export class Engine extends EventEmitter {
   }
 }
 
+/** The tree path a Hyperbee block carries: its index's nodes, root first (throws if it is no node). */
+function treeLevels (block: Uint8Array): TreeLevel[] {
+  return messages.YoloIndex.decode(messages.Node.decode(block).index).levels
+}
+
 /** Whether a block is a Hyperbee node without an index: any node of a batch but its last. */
 function innerBatchNode (block: Uint8Array): boolean {
   try {
-    return messages.YoloIndex.decode(messages.Node.decode(block).index).levels.length === 0
+    return treeLevels(block).length === 0
   } catch {
     return false
   }

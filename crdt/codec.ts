@@ -19,7 +19,7 @@
  * removed    [[wall, counter, writer], ...]                       sorted by tag id
  * ```
  */
-import { decode as unpack, encode as pack } from '@msgpack/msgpack'
+import { Decoder, Encoder } from '@msgpack/msgpack'
 import { isStamp, stamp, stampToString, type Stamp, type Version } from './hlc.js'
 import { isJson, isWellFormed, type Json } from './json.js'
 import { type Register } from './lww.js'
@@ -30,7 +30,21 @@ import { type KeyState } from './keystate.js'
 type WireVersion = [number, number, Uint8Array]
 
 const FORMAT = 1
-const PACK_OPTIONS = { sortKeys: true }
+
+// One encoder and one decoder for every call: the package's encode()/decode() build new ones each
+// time (encode() a fresh 2 KiB buffer, which its result then keeps alive as a view).
+const encoder = new Encoder({ sortKeys: true })
+const decoder = new Decoder()
+
+/** msgpack bytes of `value` (object keys sorted), in a buffer of their own. */
+export function pack (value: unknown): Uint8Array {
+  return encoder.encode(value)
+}
+
+/** The value msgpack `bytes` hold; throws on malformed bytes. */
+export function unpack (bytes: Uint8Array): unknown {
+  return decoder.decode(bytes)
+}
 
 function wv (v: Version): WireVersion {
   return [v.stamp.wall, v.stamp.counter, v.writer]
@@ -59,22 +73,22 @@ function wireRemoved (removed: Removed): unknown[] {
 
 /** Encodes a key state. */
 export function encodeState (s: KeyState): Uint8Array {
-  return pack([FORMAT, wireRegister(s.reg), wireFields(s.fields), wireAdds(s.adds), wireRemoved(s.removed)], PACK_OPTIONS)
+  return pack([FORMAT, wireRegister(s.reg), wireFields(s.fields), wireAdds(s.adds), wireRemoved(s.removed)])
 }
 
 /** Encodes an LWW register, or the empty register (`null`). */
 export function encodeRegister (r: Register<Uint8Array> | null): Uint8Array {
-  return pack([FORMAT, wireRegister(r)], PACK_OPTIONS)
+  return pack([FORMAT, wireRegister(r)])
 }
 
 /** Encodes an LWW map. */
 export function encodeMap (m: MapState): Uint8Array {
-  return pack([FORMAT, m.reset === null ? null : wv(m.reset), wireFields(m.fields)], PACK_OPTIONS)
+  return pack([FORMAT, m.reset === null ? null : wv(m.reset), wireFields(m.fields)])
 }
 
 /** Encodes an OR-set. */
 export function encodeSet (s: SetState): Uint8Array {
-  return pack([FORMAT, s.reset === null ? null : wv(s.reset), wireAdds(s.adds), wireRemoved(s.removed)], PACK_OPTIONS)
+  return pack([FORMAT, s.reset === null ? null : wv(s.reset), wireAdds(s.adds), wireRemoved(s.removed)])
 }
 
 function fail (what: string): never {

@@ -257,11 +257,9 @@ export class Engine extends EventEmitter {
     this.own = await this.openWriter(this.store.get({ name: 'meshbee-writer' }))
     this.key = this.givenKey ?? stored ?? this.own.key as Buffer
     this.creator = this.writers.get(hex(this.key)) ?? await this.openWriter(this.store.get({ key: this.key }))
-    if (await this.view.rollBack(this.own.core.length)) {
-      this.log.info({ length: this.own.core.length }, 'rolled the view back: the last own write did not reach the log before the process stopped')
-    }
     this.checkpoints = await this.view.readCheckpoints()
-    this.digest = await this.storedDigest()
+    const hash = await this.view.getMeta('hash')
+    this.digest = hash === undefined ? 0n : digestFromBuffer(hash)
 
     const saved = await this.view.readStamp()
     if (saved !== null) this.hlc.restore(saved)
@@ -269,11 +267,6 @@ export class Engine extends EventEmitter {
     if (last !== null) this.hlc.restore(last)
     if (stored === undefined) await this.view.write([this.view.putMeta('key', this.key)])
     await this.update()
-  }
-
-  private async storedDigest (): Promise<bigint> {
-    const raw = await this.view.getMeta('hash')
-    return raw === undefined ? 0n : digestFromBuffer(raw)
   }
 
   async close (): Promise<void> {
@@ -809,13 +802,11 @@ export class Engine extends EventEmitter {
 
   /**
    * Commits a staged batch with the digest (and the clock) in one atomic write. An own write leaves
-   * the clock out: its entry, the newest stamp, is in the own log, which open() reads back; and
-   * passes `undoAt`, the own log's length once its append lands, for the batch's undo record.
+   * the clock out: its entry, the newest stamp, is in the own log, which open() reads back.
    */
-  private async commit (staged: Staged, clock = true, undoAt?: number): Promise<void> {
+  private async commit (staged: Staged, clock = true): Promise<void> {
     if (clock) staged.ops.push(this.view.putStamp(this.hlc.last))
     staged.ops.push(this.view.putMeta('hash', digestToBuffer(staged.digest)))
-    if (undoAt !== undefined) staged.ops.push(this.view.undoRecord(staged.ops, undoAt))
     await this.view.write(staged.ops)
     this.digest = staged.digest
   }
@@ -872,7 +863,7 @@ export class Engine extends EventEmitter {
 
   /** Every member's latest entry for `key` at its cut, the winner (greatest version) first. */
   async versions (key: Uint8Array): Promise<EntryVersion[]> {
-    const slots = await this.view.getSlots(key)
+    const slots = this.view.getSlotsSync(key)
     return slots.map((s) => describeEntry(decodeEntry(s.entry) as DataEntry, s.writer))
       .sort((a, b) => compareVersions({ stamp: b.stamp, writer: b.writer }, { stamp: a.stamp, writer: a.writer }))
   }
@@ -1006,27 +997,20 @@ export class Engine extends EventEmitter {
       for (const [k, v] of appends) await batch.put(k, v)
       // The log's length once the append lands: the header (if any) is written by the first put.
       const len = this.own.core.length + (batch as unknown as { length: number }).length
-      // The append and the view's batch are written at once. The view's batch carries an undo
-      // record: if the process dies after it lands but before the append does, open() rolls it
-      // back (ViewStore.rollBack), so the view never reflects an entry its log lacks.
+      // The view's commit is staged while the append is written, and made once it has landed (the
+      // view never holds an entry its log lacks). A process that dies in between refolds the entry.
       const flushing = batch.flush()
       const staged = new Staged(this.digest)
       let viewChanged = false
       for (const { key, slots } of keys.values()) if (this.stage(staged, key, slots)) viewChanged = true
       staged.ops.push(this.view.putCheckpoint(this.own.key, len))
-      const committing = this.commit(staged, false, len)
-      const [appended, committed] = await Promise.allSettled([flushing, committing])
-      if (appended.status === 'rejected' || this.own.core.length !== len) {
-        // the view may hold a write its log does not: undo it (if it landed), then fold what the log has
-        if (committed.status === 'fulfilled') await this.view.rollBack(this.own.core.length)
-        this.digest = await this.storedDigest()
-        this.checkpoints = await this.view.readCheckpoints()
-        if (appended.status === 'rejected') throw appended.reason
+      await flushing
+      if (this.own.core.length !== len) {
         this.log.error({ expected: len, length: this.own.core.length }, 'own append landed at an unexpected length')
         await this.fold()
         return
       }
-      if (committed.status === 'rejected') throw committed.reason // the next write folds the entry in
+      await this.commit(staged, false)
       this.checkpoints.set(ownId, len)
       if (viewChanged) this.emit('update')
     })

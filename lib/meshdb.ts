@@ -18,7 +18,7 @@ import { digestToBuffer } from './digest.js'
 import { isStamp, type Stamp } from '../crdt/hlc.js'
 import { ADD_WRITER, REMOVE_WRITER } from './entry.js'
 import { MeshError, MeshTypeError, invalidArgument } from './errors.js'
-import type { ClassicLevel } from 'classic-level'
+import { OverlayIterator, type InnerIterator, type KeyRange, type ViewSnapshot } from './view.js'
 
 type Bytes = Buffer
 
@@ -54,34 +54,22 @@ function toKey (key: Uint8Array | string, name: string): Buffer {
 }
 
 class MeshSnapshot extends AbstractSnapshot {
-  readonly inner: ReturnType<ClassicLevel<Bytes, Bytes>['snapshot']>
+  readonly view: ViewSnapshot
 
   /** `options.owner` is the database (or sublevel) that closes the snapshot on its own close. */
-  constructor (options: { owner: unknown }, inner: MeshSnapshot['inner']) {
+  constructor (options: { owner: unknown }, view: ViewSnapshot) {
     super(...([options] as unknown as []))
-    this.inner = inner
+    this.view = view
   }
 
   async _close (): Promise<void> {
-    await this.inner.close()
+    await this.view.inner.close()
   }
 }
 
 interface ReadOptions { snapshot?: MeshSnapshot | null }
 
 interface OpenOptions { createIfMissing: boolean, errorIfExists: boolean }
-
-function inner (options: ReadOptions): { snapshot?: MeshSnapshot['inner'] } {
-  return options.snapshot != null ? { snapshot: options.snapshot.inner } : {}
-}
-
-interface InnerIterator {
-  next: () => Promise<[Bytes, Bytes] | undefined>
-  nextv: (size: number) => Promise<Array<[Bytes, Bytes]>>
-  all: () => Promise<Array<[Bytes, Bytes]>>
-  seek: (target: Bytes) => void
-  close: () => Promise<void>
-}
 
 /**
  * Iterates the view's values straight on the root LevelDB over the values prefix (one iterator
@@ -413,29 +401,28 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     await this.engine.close()
   }
 
+  // Every read is a synchronous LevelDB read (served from its cache, several times faster than a
+  // round trip through the thread pool) behind the view's write-behind table. Without an explicit
+  // snapshot it is its own implicit snapshot: it sees exactly the writes committed before the call.
   async _get (key: Bytes, options: ReadOptions): Promise<Bytes | undefined> {
-    // Without an explicit snapshot a synchronous read is the implicit snapshot: it sees exactly
-    // the writes committed before the call. LevelDB serves it from its cache, several times
-    // faster than a round trip through the thread pool.
-    if (options.snapshot == null) return this.engine.view.getValueSync(key)
-    return await this.engine.view.values.get(key, inner(options))
+    return this._getSync(key, options)
   }
 
   async _has (key: Bytes, options: ReadOptions): Promise<boolean> {
-    return await this.engine.view.values.has(key, inner(options))
+    return this._getSync(key, options) !== undefined
   }
 
   async _hasMany (keys: Bytes[], options: ReadOptions): Promise<boolean[]> {
-    return await this.engine.view.values.hasMany(keys, inner(options))
+    return keys.map((k) => this._getSync(k, options) !== undefined)
   }
 
   _getSync (key: Bytes, options: ReadOptions): Bytes | undefined {
-    if (options.snapshot == null) return this.engine.view.getValueSync(key)
-    return this.engine.view.values.getSync(key, inner(options))
+    const view = this.engine.view
+    return options.snapshot == null ? view.getValueSync(key) : view.getValueAt(key, options.snapshot.view)
   }
 
   async _getMany (keys: Bytes[], options: ReadOptions): Promise<Array<Bytes | undefined>> {
-    return await this.engine.view.values.getMany(keys, inner(options))
+    return keys.map((k) => this._getSync(k, options))
   }
 
   async _put (key: Bytes, value: Bytes): Promise<void> {
@@ -452,30 +439,59 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   }
 
   _snapshot (options: { owner: unknown }): MeshSnapshot {
-    return new MeshSnapshot(options, this.engine.view.db.snapshot())
+    return new MeshSnapshot(options, this.engine.view.snapshot())
   }
 
   _iterator (options: Record<string, unknown>): MeshIterator {
-    const opts: Record<string, unknown> = {
-      keys: options.keys,
-      values: options.values,
-      reverse: options.reverse,
+    const view = this.engine.view
+    return new MeshIterator(this as MeshDB<unknown, unknown>, options, this.inner(options), view.valuesPrefix)
+  }
+
+  /**
+   * LevelDB's iterator over the values in an abstract-level range (encoded keys, no prefix), with
+   * the view's write-behind table (or the snapshot's copy of it) laid over it.
+   */
+  private inner (options: Record<string, unknown>): InnerIterator {
+    const view = this.engine.view
+    const snap = (options as ReadOptions).snapshot?.view
+    const overlay = snap !== undefined ? snap.overlay : view.overlay()
+    const range: KeyRange = {}
+    const prefix = view.valuesPrefix
+    for (const r of RANGE) if (options[r] !== undefined) range[r] = Buffer.concat([prefix, options[r] as Bytes])
+    // as in LevelDB: gte wins over gt, lte over lt
+    if (range.gte !== undefined) delete range.gt
+    if (range.lte !== undefined) delete range.lt
+    if (range.gt === undefined && range.gte === undefined) range.gte = prefix
+    if (range.lt === undefined && range.lte === undefined) range.lt = view.valuesEnd
+    const reverse = options.reverse === true
+    const keys = options.keys !== false
+    const values = options.values !== false
+    const it = view.db.iterator({
+      ...range,
+      reverse,
+      // laying the table over LevelDB's entries needs their keys and values
+      keys: keys || overlay !== null,
+      values: values || overlay !== null,
       signal: options.signal,
-      ...inner(options as ReadOptions)
-    }
-    const prefix = this.engine.view.valuesPrefix
-    for (const r of RANGE) if (options[r] !== undefined) opts[r] = Buffer.concat([prefix, options[r] as Bytes])
-    if (opts.gt === undefined && opts.gte === undefined) opts.gte = prefix
-    if (opts.lt === undefined && opts.lte === undefined) opts.lt = this.engine.view.valuesEnd
-    const it = this.engine.view.db.iterator(opts) as unknown as InnerIterator
-    return new MeshIterator(this as MeshDB<unknown, unknown>, options, it, prefix)
+      ...(snap !== undefined ? { snapshot: snap.inner } : {})
+    } as never) as unknown as InnerIterator
+    return overlay === null ? it : new OverlayIterator(it, overlay, range, { reverse, keys, values })
   }
 
   async _clear (options: Record<string, unknown>): Promise<void> {
-    const opts: Record<string, unknown> = { reverse: options.reverse, limit: options.limit, ...inner(options as ReadOptions) }
-    for (const r of RANGE) if (options[r] !== undefined) opts[r] = options[r]
-    const keys = await this.engine.view.values.keys(opts).all()
-    if (keys.length > 0) await this.engine.write(keys.map((key): WriteOp => ({ type: 'del', key })))
+    const limit = options.limit as number
+    const it = this.inner({ ...options, keys: true, values: false })
+    const found: Bytes[] = []
+    try {
+      while (limit < 0 || found.length < limit) {
+        const more = await it.nextv(limit < 0 ? 1000 : Math.min(1000, limit - found.length))
+        if (more.length === 0) break
+        for (const [k] of more) found.push(k.subarray(this.engine.view.valuesPrefix.byteLength))
+      }
+    } finally {
+      await it.close()
+    }
+    if (found.length > 0) await this.engine.write(found.map((key): WriteOp => ({ type: 'del', key })))
   }
 
   private encodeKey (key: KeyInput): Bytes {
@@ -530,7 +546,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   async smembers (key: K): Promise<Json[]> {
     const k = this.encodeKey(key)
     await this.ready()
-    const raw = await this.engine.view.values.get(k)
+    const raw = this.engine.view.getValueSync(k)
     if (raw === undefined) return []
     try {
       const v: unknown = JSON.parse(raw.toString('utf8'))

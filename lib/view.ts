@@ -6,13 +6,18 @@
  *   slots       user key → msgpack [[writer key, entry bytes], …] sorted by writer: each member's
  *               latest entry for the key at its cut (the inputs of the merge)
  *   checkpoints writer key → the length of its log the view reflects
- *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'hash' → the view digest,
- *               'undo' → the undo record of the last own write (see undoRecord)
+ *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'hash' → the view digest
+ *
+ * Commits are write-behind: `write()` applies a commit to an in-memory table at once (every read
+ * here sees it) and LevelDB takes the table in one batch a few milliseconds later (FLUSH_MS) or when
+ * it holds FLUSH_OPS writes. The table only ever holds whole commits, so a batch is still atomic;
+ * a process that dies first loses nothing: every commit comes from log entries already appended,
+ * and the reopened engine folds them again from the checkpoints LevelDB has.
  */
-import { decode as unpack, encode as pack } from '@msgpack/msgpack'
 import c from 'compact-encoding'
 import { ClassicLevel } from 'classic-level'
 import type { AbstractSublevel } from 'abstract-level'
+import { pack, unpack } from '../crdt/codec.js'
 import { compareKeys, stampEncoding, type Stamp } from '../crdt/hlc.js'
 
 type Bytes = Buffer
@@ -27,6 +32,14 @@ export interface Slot { readonly writer: Uint8Array, readonly entry: Uint8Array 
 export type BatchOp =
   | { type: 'put', key: Bytes, value: Bytes }
   | { type: 'del', key: Bytes }
+
+/** Writes not yet in LevelDB, by root key (latin1: one char a byte, so string order is byte order). */
+export type Overlay = Map<string, BatchOp>
+
+/** A commit waits at most this long in memory before LevelDB takes it. */
+export const FLUSH_MS = 20
+/** ... and a table of this many writes is written at once. Larger commits go straight to LevelDB. */
+export const FLUSH_OPS = 4096
 
 export class ViewStore {
   readonly db: ClassicLevel<Bytes, Bytes>
@@ -72,31 +85,68 @@ export class ViewStore {
 
   /** The rendered value of a key, read synchronously (LevelDB's cache makes this the fast path). */
   getValueSync (key: Uint8Array): Bytes | undefined {
-    return this.db.getSync(ViewStore.at(this.pv, key))
+    return this.getSync(ViewStore.at(this.pv, key))
+  }
+
+  /** The value of `key` (without the values prefix) in a snapshot: its overlay, then LevelDB's. */
+  getValueAt (key: Uint8Array, snap: ViewSnapshot): Bytes | undefined {
+    const root = ViewStore.at(this.pv, key)
+    const op = snap.overlay?.get(root.toString('latin1'))
+    if (op !== undefined) return op.type === 'put' ? op.value : undefined
+    return this.db.getSync(root, { snapshot: snap.inner })
   }
 
   getSlotsSync (key: Uint8Array): Slot[] {
-    const raw = this.db.getSync(ViewStore.at(this.ps, key))
+    const raw = this.getSync(ViewStore.at(this.ps, key))
     return raw === undefined ? [] : decodeSlots(raw)
+  }
+
+  /** A root-level key's value: the write-behind table first, then LevelDB. */
+  private getSync (root: Bytes): Bytes | undefined {
+    if (this.pending.size > 0 || this.flushing !== null) {
+      const id = root.toString('latin1')
+      const op = this.pending.get(id) ?? this.flushing?.get(id)
+      if (op !== undefined) return op.type === 'put' ? op.value : undefined
+    }
+    return this.db.getSync(root)
+  }
+
+  /** Commits waiting to reach LevelDB, newest winning; null if there are none. */
+  overlay (): Overlay | null {
+    if (this.pending.size === 0 && this.flushing === null) return null
+    const out: Overlay = new Map(this.flushing ?? [])
+    for (const [k, op] of this.pending) out.set(k, op)
+    return out
+  }
+
+  /** A consistent read point: LevelDB's snapshot plus a copy of the commits not yet in it. */
+  snapshot (): ViewSnapshot {
+    return { inner: this.db.snapshot(), overlay: this.overlay() }
+  }
+
+  /** Writes every commit made so far to LevelDB; rejects if LevelDB refused a batch. */
+  async settle (): Promise<void> {
+    await this.flush()
+    if (this.failed !== null) throw this.failed
   }
 
   async close (): Promise<void> {
-    await this.db.close()
-  }
-
-  async getSlots (key: Uint8Array): Promise<Slot[]> {
-    const raw = await this.slots.get(Buffer.from(key))
-    return raw === undefined ? [] : decodeSlots(raw)
+    try {
+      await this.settle()
+    } finally {
+      await this.db.close()
+    }
   }
 
   async readCheckpoints (): Promise<Map<string, number>> {
+    await this.settle()
     const out = new Map<string, number>()
     for await (const [k, v] of this.checkpoints.iterator()) out.set(k.toString('hex'), c.decode(c.uint, v))
     return out
   }
 
   async getMeta (name: string): Promise<Bytes | undefined> {
-    return await this.meta.get(Buffer.from(name))
+    return this.getSync(ViewStore.at(this.pm, Buffer.from(name)))
   }
 
   async readStamp (): Promise<Stamp | null> {
@@ -127,44 +177,73 @@ export class ViewStore {
   }
 
   /**
-   * The undo record of a batch: what every key the batch writes held before it, and `length`, the
-   * own log's length once the log append that goes with the batch has landed. An own write
-   * commits its view batch (with this record in it) while its log append is still being written;
-   * if the process dies before the append lands, open() finds the log shorter than `length` and
-   * rolls the batch back (rollBack). The record is overwritten by the next own write and is inert
-   * once the log has reached `length`.
+   * Commits `ops` atomically: every read here sees them when this returns (or, for a commit of
+   * FLUSH_OPS writes or more, when it resolves). LevelDB takes them in a later batch (see the top
+   * of this file). Rejects if an earlier batch failed: the table keeps those writes.
    */
-  undoRecord (ops: BatchOp[], length: number): BatchOp {
-    const prior = ops.map((op) => [op.key, this.db.getSync(op.key) ?? null])
-    return this.putMeta('undo', pack([length, prior]))
-  }
-
-  /**
-   * Rolls back the last own write's view batch if the own log, now `length` long, does not hold its
-   * append; drops an inert undo record. Returns whether it rolled back.
-   */
-  async rollBack (length: number): Promise<boolean> {
-    const undo = await this.readUndo()
-    if (undo === null) return false
-    const back = undo.length > length
-    await this.db.batch([...(back ? undo.restore : []), { type: 'del', key: ViewStore.at(this.pm, Buffer.from('undo')) }])
-    return back
-  }
-
-  /** The stored undo record: the log length it waits for and the writes that restore the view without it. */
-  async readUndo (): Promise<{ length: number, restore: BatchOp[] } | null> {
-    const raw = await this.getMeta('undo')
-    if (raw === undefined) return null
-    const [length, prior] = unpack(raw) as [number, Array<[Uint8Array, Uint8Array | null]>]
-    const restore: BatchOp[] = prior.map(([k, v]) => v === null
-      ? { type: 'del', key: Buffer.from(k) }
-      : { type: 'put', key: Buffer.from(k), value: Buffer.from(v) })
-    return { length, restore }
-  }
-
   async write (ops: BatchOp[]): Promise<void> {
-    if (ops.length > 0) await this.db.batch(ops)
+    if (this.failed !== null) throw this.failed
+    if (ops.length === 0) return
+    if (ops.length >= FLUSH_OPS) {
+      // too big to hold: LevelDB takes it after the table, and it is readable once written
+      const written = this.flush().then(async () => {
+        this.flushes++
+        await this.db.batch(ops)
+      })
+      this.flushed = written.catch(() => {})
+      await written
+      return
+    }
+    for (const op of ops) this.pending.set(op.key.toString('latin1'), op)
+    if (this.pending.size >= FLUSH_OPS) void this.flush()
+    else if (this.timer === null) {
+      this.timer = setTimeout(() => { void this.flush() }, FLUSH_MS)
+      this.timer.unref()
+    }
   }
+
+  /** Hands the table to LevelDB, one batch after the one in flight; resolves when it is written. */
+  private flush (): Promise<void> {
+    if (this.timer !== null) {
+      clearTimeout(this.timer)
+      this.timer = null
+    }
+    const next = this.flushed.then(async () => {
+      if (this.pending.size === 0 || this.failed !== null) return
+      const table = this.pending
+      this.flushing = table
+      this.pending = new Map()
+      this.flushes++
+      try {
+        await this.db.batch([...table.values()])
+      } catch (err) {
+        // keep the writes readable (newer ones win) and refuse further commits
+        for (const [k, op] of table) if (!this.pending.has(k)) this.pending.set(k, op)
+        this.failed = err as Error
+      } finally {
+        this.flushing = null
+      }
+    })
+    this.flushed = next
+    return next
+  }
+
+  /** Commits applied here and not handed to LevelDB yet. */
+  private pending: Overlay = new Map()
+  /** The table LevelDB is writing now. */
+  private flushing: Overlay | null = null
+  /** The last flush: each waits for the one before, so LevelDB applies them in order. */
+  private flushed: Promise<void> = Promise.resolve()
+  private timer: NodeJS.Timeout | null = null
+  private failed: Error | null = null
+  /** LevelDB batches written (for stats). */
+  flushes = 0
+}
+
+/** A read point of the view: LevelDB's snapshot and the commits it does not hold yet. */
+export interface ViewSnapshot {
+  readonly inner: ReturnType<ClassicLevel<Bytes, Bytes>['snapshot']>
+  readonly overlay: Overlay | null
 }
 
 export function encodeSlots (slots: Slot[]): Bytes {
@@ -183,4 +262,122 @@ export function setSlot (slots: Slot[], writer: Uint8Array, entry: Uint8Array | 
   const out = slots.filter((s) => compareKeys(s.writer, writer) !== 0)
   if (entry !== null) out.push({ writer, entry })
   return out.sort((a, b) => compareKeys(a.writer, b.writer))
+}
+
+/** The calls MeshDB's iterator makes on LevelDB's (one at a time, never overlapping). */
+export interface InnerIterator {
+  nextv: (size: number) => Promise<Array<[Bytes, Bytes]>>
+  all: () => Promise<Array<[Bytes, Bytes]>>
+  seek: (target: Bytes) => void
+  close: () => Promise<void>
+}
+
+/** Root-key bounds, as abstract-level spells them. */
+export interface KeyRange { gt?: Bytes, gte?: Bytes, lt?: Bytes, lte?: Bytes }
+
+function inRange (k: Bytes, r: KeyRange): boolean {
+  if (r.gt !== undefined && Buffer.compare(k, r.gt) <= 0) return false
+  if (r.gte !== undefined && Buffer.compare(k, r.gte) < 0) return false
+  if (r.lt !== undefined && Buffer.compare(k, r.lt) >= 0) return false
+  if (r.lte !== undefined && Buffer.compare(k, r.lte) > 0) return false
+  return true
+}
+
+/**
+ * LevelDB's iterator with the commits it does not hold yet laid over it: a write of the overlay
+ * replaces LevelDB's entry for its key, a delete hides it. The overlay is a copy taken with the
+ * LevelDB iterator, so the pair reads one point in time. `inner` must yield keys and values;
+ * `keys`/`values` say which of them the caller wants.
+ */
+export class OverlayIterator implements InnerIterator {
+  private readonly inner: InnerIterator
+  /** The overlay's writes in the range, in iteration order. */
+  private readonly ops: BatchOp[]
+  private readonly range: KeyRange
+  private readonly reverse: boolean
+  private readonly keys: boolean
+  private readonly values: boolean
+  private at = 0
+  private ahead: Array<[Bytes, Bytes]> = []
+  private pos = 0
+  private innerEnded = false
+
+  constructor (inner: InnerIterator, overlay: Overlay, range: KeyRange, opts: { reverse: boolean, keys: boolean, values: boolean }) {
+    this.inner = inner
+    this.range = range
+    this.reverse = opts.reverse
+    this.keys = opts.keys
+    this.values = opts.values
+    const ops = [...overlay.values()].filter((op) => inRange(op.key, range))
+    ops.sort((a, b) => this.reverse ? Buffer.compare(b.key, a.key) : Buffer.compare(a.key, b.key))
+    this.ops = ops
+  }
+
+  /** < 0 if `a` comes before `b` in iteration order. */
+  private order (a: Bytes, b: Bytes): number {
+    return this.reverse ? Buffer.compare(b, a) : Buffer.compare(a, b)
+  }
+
+  private async innerHead (): Promise<[Bytes, Bytes] | undefined> {
+    if (this.pos >= this.ahead.length && !this.innerEnded) {
+      this.ahead = await this.inner.nextv(256)
+      this.pos = 0
+      if (this.ahead.length === 0) this.innerEnded = true
+    }
+    return this.pos < this.ahead.length ? this.ahead[this.pos] : undefined
+  }
+
+  private shape (key: Bytes, value: Bytes): [Bytes, Bytes] {
+    return [(this.keys ? key : undefined) as Bytes, (this.values ? value : undefined) as Bytes]
+  }
+
+  private async next (): Promise<[Bytes, Bytes] | undefined> {
+    for (;;) {
+      const a = await this.innerHead()
+      const b = this.at < this.ops.length ? this.ops[this.at] : undefined
+      if (a === undefined && b === undefined) return undefined
+      const cmp = a === undefined ? 1 : b === undefined ? -1 : this.order(a[0], b.key)
+      if (cmp < 0) {
+        this.pos++
+        return this.shape(a![0], a![1])
+      }
+      if (cmp === 0) this.pos++ // the overlay's write replaces LevelDB's entry
+      this.at++
+      if (b!.type === 'put') return this.shape(b!.key, b!.value)
+    }
+  }
+
+  async nextv (size: number): Promise<Array<[Bytes, Bytes]>> {
+    const out: Array<[Bytes, Bytes]> = []
+    while (out.length < size) {
+      const e = await this.next()
+      if (e === undefined) break
+      out.push(e)
+    }
+    return out
+  }
+
+  async all (): Promise<Array<[Bytes, Bytes]>> {
+    return await this.nextv(Infinity)
+  }
+
+  seek (target: Bytes): void {
+    this.ahead = []
+    this.pos = 0
+    if (!inRange(target, this.range)) {
+      // LevelDB's answer too (and classic-level 3.0.0 aborts on such a seek in an empty database)
+      this.innerEnded = true
+      this.at = this.ops.length
+      return
+    }
+    this.inner.seek(target)
+    this.innerEnded = false
+    let i = 0
+    while (i < this.ops.length && this.order(this.ops[i].key, target) < 0) i++
+    this.at = i
+  }
+
+  async close (): Promise<void> {
+    await this.inner.close()
+  }
 }

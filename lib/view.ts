@@ -9,8 +9,9 @@
  *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'hash' → the view digest
  *
  * Commits are write-behind: `write()` applies a commit to an in-memory table at once (every read
- * here sees it) and LevelDB takes the table in one batch a few milliseconds later (FLUSH_MS) or when
- * it holds FLUSH_OPS writes. The table only ever holds whole commits, so a batch is still atomic;
+ * here sees it) and LevelDB takes the table in one batch a few milliseconds later (FLUSH_MS), or at
+ * once when it holds FLUSH_NOW writes (a large commit is worth a batch of its own, and waiting would
+ * only move its cost into whatever the program does next). The table only ever holds whole commits, so a batch is still atomic;
  * a process that dies first loses nothing: every commit comes from log entries already appended,
  * and the reopened engine folds them again from the checkpoints LevelDB has.
  */
@@ -38,8 +39,10 @@ export type Overlay = Map<string, BatchOp>
 
 /** A commit waits at most this long in memory before LevelDB takes it. */
 export const FLUSH_MS = 20
-/** ... and a table of this many writes is written at once. Larger commits go straight to LevelDB. */
-export const FLUSH_OPS = 4096
+/** ... or at once when it holds this many writes. */
+export const FLUSH_NOW = 1024
+/** A commit of this many writes skips the table: LevelDB takes it directly, after the table. */
+export const DIRECT_OPS = 4096
 
 export class ViewStore {
   readonly db: ClassicLevel<Bytes, Bytes>
@@ -178,13 +181,13 @@ export class ViewStore {
 
   /**
    * Commits `ops` atomically: every read here sees them when this returns (or, for a commit of
-   * FLUSH_OPS writes or more, when it resolves). LevelDB takes them in a later batch (see the top
+   * DIRECT_OPS writes or more, when it resolves). LevelDB takes them in a later batch (see the top
    * of this file). Rejects if an earlier batch failed: the table keeps those writes.
    */
   async write (ops: BatchOp[]): Promise<void> {
     if (this.failed !== null) throw this.failed
     if (ops.length === 0) return
-    if (ops.length >= FLUSH_OPS) {
+    if (ops.length >= DIRECT_OPS) {
       // too big to hold: LevelDB takes it after the table, and it is readable once written
       const written = this.flush().then(async () => {
         this.flushes++
@@ -195,7 +198,7 @@ export class ViewStore {
       return
     }
     for (const op of ops) this.pending.set(op.key.toString('latin1'), op)
-    if (this.pending.size >= FLUSH_OPS) void this.flush()
+    if (this.pending.size >= FLUSH_NOW) void this.flush()
     else if (this.timer === null) {
       this.timer = setTimeout(() => { void this.flush() }, FLUSH_MS)
       this.timer.unref()
@@ -318,47 +321,55 @@ export class OverlayIterator implements InnerIterator {
     return this.reverse ? Buffer.compare(b, a) : Buffer.compare(a, b)
   }
 
-  private async innerHead (): Promise<[Bytes, Bytes] | undefined> {
-    if (this.pos >= this.ahead.length && !this.innerEnded) {
-      this.ahead = await this.inner.nextv(256)
-      this.pos = 0
-      if (this.ahead.length === 0) this.innerEnded = true
+  private shape (entry: [Bytes, Bytes]): [Bytes, Bytes] {
+    if (!this.keys) entry[0] = undefined as unknown as Bytes
+    if (!this.values) entry[1] = undefined as unknown as Bytes
+    return entry
+  }
+
+  /** The first index from `pos` of LevelDB's chunk whose key does not come before `key`. */
+  private firstNotBefore (key: Bytes): number {
+    let lo = this.pos
+    let hi = this.ahead.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.order(this.ahead[mid][0], key) < 0) lo = mid + 1
+      else hi = mid
     }
-    return this.pos < this.ahead.length ? this.ahead[this.pos] : undefined
+    return lo
   }
 
-  private shape (key: Bytes, value: Bytes): [Bytes, Bytes] {
-    return [(this.keys ? key : undefined) as Bytes, (this.values ? value : undefined) as Bytes]
-  }
-
-  private async next (): Promise<[Bytes, Bytes] | undefined> {
-    for (;;) {
-      const a = await this.innerHead()
-      const b = this.at < this.ops.length ? this.ops[this.at] : undefined
-      if (a === undefined && b === undefined) return undefined
-      const cmp = a === undefined ? 1 : b === undefined ? -1 : this.order(a[0], b.key)
-      if (cmp < 0) {
-        this.pos++
-        return this.shape(a![0], a![1])
-      }
-      if (cmp === 0) this.pos++ // the overlay's write replaces LevelDB's entry
-      this.at++
-      if (b!.type === 'put') return this.shape(b!.key, b!.value)
-    }
-  }
-
+  /** Up to `size` entries; awaits only to read LevelDB's next chunk, and merges synchronously. */
   async nextv (size: number): Promise<Array<[Bytes, Bytes]>> {
     const out: Array<[Bytes, Bytes]> = []
     while (out.length < size) {
-      const e = await this.next()
-      if (e === undefined) break
-      out.push(e)
+      if (this.pos >= this.ahead.length && !this.innerEnded) {
+        this.ahead = await this.inner.nextv(Math.min(Math.max(size - out.length, 64), 1024))
+        this.pos = 0
+        if (this.ahead.length === 0) this.innerEnded = true
+        continue
+      }
+      const b = this.at < this.ops.length ? this.ops[this.at] : undefined
+      // LevelDB's entries before the table's next write go as they are
+      const end = Math.min(b === undefined ? this.ahead.length : this.firstNotBefore(b.key), this.pos + size - out.length)
+      if (end > this.pos) {
+        for (let i = this.pos; i < end; i++) out.push(this.shape(this.ahead[i]))
+        this.pos = end
+        continue
+      }
+      if (b === undefined) break // LevelDB's entries and the table's are both spent
+      // the table's write comes next; it replaces LevelDB's entry for its key
+      if (this.pos < this.ahead.length && this.order(this.ahead[this.pos][0], b.key) === 0) this.pos++
+      this.at++
+      if (b.type === 'put') out.push(this.shape([b.key, b.value]))
     }
     return out
   }
 
   async all (): Promise<Array<[Bytes, Bytes]>> {
-    return await this.nextv(Infinity)
+    const out: Array<[Bytes, Bytes]> = []
+    for (let more = await this.nextv(1024); more.length > 0; more = await this.nextv(1024)) out.push(...more)
+    return out
   }
 
   seek (target: Bytes): void {

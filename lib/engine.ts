@@ -200,6 +200,29 @@ export interface Change {
   seq: number | null
 }
 
+/** What `readBlocks` needs of a Hypercore's storage (hypercore 11's session state). */
+interface BlockReader { state?: { storage?: { read?: () => { getBlock: (i: number) => Promise<Uint8Array | null>, tryFlush: () => void } } } }
+
+/**
+ * The held blocks [start, end) of a core (null for one not held), read in one storage batch: one
+ * native RocksDB call for them all, where `core.get` makes one per block (a synchronous call on the
+ * main thread each, ~20 µs, most of a dense fold's cost). Local reads only: the blocks were
+ * verified when they were stored. Falls back to `core.get` if the storage is not what it expects.
+ */
+async function readBlocks (core: Hypercore, start: number, end: number): Promise<Array<Uint8Array | null>> {
+  const storage = (core as unknown as BlockReader).state?.storage
+  if (typeof storage?.read === 'function') {
+    const rx = storage.read()
+    const reads: Array<Promise<Uint8Array | null>> = []
+    for (let i = start; i < end; i++) reads.push(rx.getBlock(i))
+    rx.tryFlush()
+    return await Promise.all(reads)
+  }
+  const reads: Array<Promise<Uint8Array | null>> = []
+  for (let i = start; i < end; i++) reads.push(core.get(i, { wait: false }))
+  return await Promise.all(reads)
+}
+
 export class Engine extends EventEmitter {
   readonly store: Corestore
   readonly view: ViewStore
@@ -645,9 +668,7 @@ export class Engine extends EventEmitter {
     for (let seq = Math.max(1, from); seq < to; seq++) {
       const i = (seq - Math.max(1, from)) % SCAN_READS
       if (i === 0) {
-        const reads: Array<Promise<Uint8Array | null>> = []
-        for (let s = seq; s < Math.min(to, seq + SCAN_READS); s++) reads.push(w.core.get(s, { wait: false }))
-        blocks = await Promise.all(reads)
+        blocks = await readBlocks(w.core, seq, Math.min(to, seq + SCAN_READS))
       }
       const block = blocks[i]
       if (block === null || block === undefined) return null

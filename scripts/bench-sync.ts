@@ -18,8 +18,9 @@
  * the local write alone resolved (meshbee: append + local fold; Hyperbee: put).
  * Prints a markdown table (with the machine and this command) to stdout; progress to stderr.
  *
- * Note: importing meshbee loads lib/hypercore-patch.ts, which patches Hypercore's replicator for
- * the whole process (it only adds sync messages), so the Hyperbee anchor runs with it too.
+ * Note: importing meshbee loads lib/hypercore-patch.ts, which patches Hypercore for the whole
+ * process (the replicator's extra sync messages, and `missingNodes` in one read batch), so the
+ * Hyperbee anchor runs with both too: the comparison credits meshbee with neither.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'

@@ -9,7 +9,8 @@
  *   classic-level  LevelDB through abstract-level: the ceiling for the view
  */
 import { ClassicLevel } from 'classic-level'
-import { MeshDB } from '../../index.js'
+// loaded only by meshbee's trial: importing meshbee patches Hypercore (lib/hypercore-patch.ts)
+import type { MeshDB } from '../../index.js'
 import { Corestore, Hyperbee, mulberry32, now, profStart, profStop, randomKeys, tempDir, valueOf, type Value } from './common.js'
 import type { LocalParams, Result } from './types.js'
 
@@ -42,6 +43,7 @@ async function abstractLevelStore (db: MeshDB<string, Value> | ClassicLevel<stri
 }
 
 async function openMeshbee (dir: string): Promise<Store> {
+  const { MeshDB } = await import('../../index.js')
   return await abstractLevelStore(new MeshDB<string, Value>(dir, { valueEncoding: 'json' }))
 }
 

@@ -3,7 +3,9 @@
  * database, adds every other peer as a writer (autobase: as an indexer), they replicate in process
  * until all are writable, then the links are cut.
  */
-import { MeshDB } from '../../index.js'
+// meshbee is loaded only by meshbee's trials: importing it patches Hypercore (lib/hypercore-patch.ts),
+// and the anchors' trials (autobase) must run Hypercore as released.
+import type { MeshDB } from '../../index.js'
 import { Corestore, Hyperbee, pipe, require, tempDir, until, type Value } from './common.js'
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -18,6 +20,7 @@ export function link (a: Mesh, b: Mesh): () => void {
 }
 
 export async function meshPeers (n: number): Promise<Mesh[]> {
+  const { MeshDB } = await import('../../index.js')
   const first = new MeshDB<string, Value>(await tempDir('mesh-0'), { valueEncoding: 'json' })
   await first.open()
   const peers = [first]

@@ -16,7 +16,8 @@
  */
 import { rm } from 'node:fs/promises'
 import path from 'node:path'
-import { MeshDB } from '../../index.js'
+// loaded only by meshbee's trials: importing meshbee patches Hypercore (lib/hypercore-patch.ts)
+import type { MeshDB } from '../../index.js'
 import { Corestore, du, now, peakRssMB, profStart, profStop, randomKeys, tempDir, valueOf, type Value } from './common.js'
 import type { Result, ScaleFoldParams, ScaleSetupParams } from './types.js'
 
@@ -34,6 +35,7 @@ export function namespaced (store: any, name: string): any { // eslint-disable-l
 }
 
 export async function runScaleSetup (p: ScaleSetupParams): Promise<Result> {
+  const { MeshDB } = await import('../../index.js')
   const dir = await tempDir(`scale-${p.writers}x${p.perWriter}`)
   const cores = path.join(dir, 'cores')
   const store = new Corestore(cores)
@@ -79,6 +81,7 @@ export async function runScaleSetup (p: ScaleSetupParams): Promise<Result> {
 }
 
 export async function runScaleFold (p: ScaleFoldParams): Promise<Result> {
+  const { MeshDB } = await import('../../index.js') // before the RSS baseline, as a static import was
   const store = new Corestore(path.join(p.dir, 'cores'))
   await store.ready()
   const viewPath = path.join(p.dir, `fold-${p.round}`)

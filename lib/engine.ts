@@ -997,6 +997,7 @@ export class Engine extends EventEmitter {
   write (ops: WriteOp[]): Promise<void> {
     return this.locked(async () => {
       if (!this.writable) throw notWritable()
+      this.view.check() // a view that cannot commit refuses the write before it reaches the log
       const ownId = hex(this.own.key)
       if ((this.checkpoints.get(ownId) ?? 0) !== this.own.core.length) await this.fold()
 

@@ -19,6 +19,7 @@ import c from 'compact-encoding'
 import { ClassicLevel } from 'classic-level'
 import type { AbstractSublevel } from 'abstract-level'
 import { pack, unpack } from '../crdt/codec.js'
+import { MeshError } from './errors.js'
 import { compareKeys, stampEncoding, type Stamp } from '../crdt/hlc.js'
 
 type Bytes = Buffer
@@ -127,18 +128,24 @@ export class ViewStore {
     return { inner: this.db.snapshot(), overlay: this.overlay() }
   }
 
-  /** Writes every commit made so far to LevelDB; rejects if LevelDB refused a batch. */
-  async settle (): Promise<void> {
-    await this.flush()
+  /** Throws the error of a batch LevelDB refused, if one did: the view takes no commit after it. */
+  check (): void {
     if (this.failed !== null) throw this.failed
   }
 
+  /** Writes every commit made so far to LevelDB; rejects if LevelDB refused a batch. */
+  async settle (): Promise<void> {
+    await this.flush()
+    this.check()
+  }
+
+  /**
+   * Writes the table out and closes LevelDB. A batch LevelDB refuses here is not an error of close:
+   * the logs hold every commit, and the next open folds what LevelDB lacks.
+   */
   async close (): Promise<void> {
-    try {
-      await this.settle()
-    } finally {
-      await this.db.close()
-    }
+    await this.flush()
+    await this.db.close()
   }
 
   async readCheckpoints (): Promise<Map<string, number>> {
@@ -185,16 +192,18 @@ export class ViewStore {
    * of this file). Rejects if an earlier batch failed: the table keeps those writes.
    */
   async write (ops: BatchOp[]): Promise<void> {
-    if (this.failed !== null) throw this.failed
+    this.check()
     if (ops.length === 0) return
     if (ops.length >= DIRECT_OPS) {
       // too big to hold: LevelDB takes it after the table, and it is readable once written
-      const written = this.flush().then(async () => {
-        this.flushes++
-        await this.db.batch(ops)
-      })
+      const written = this.flush().then(async () => { await this.db.batch(ops) })
       this.flushed = written.catch(() => {})
-      await written
+      try {
+        await written
+      } catch (err) {
+        // not applied: the checkpoints stay behind, and the next fold reads these entries again
+        throw refused(err)
+      }
       return
     }
     for (const op of ops) this.pending.set(op.key.toString('latin1'), op)
@@ -216,13 +225,12 @@ export class ViewStore {
       const table = this.pending
       this.flushing = table
       this.pending = new Map()
-      this.flushes++
       try {
         await this.db.batch([...table.values()])
       } catch (err) {
         // keep the writes readable (newer ones win) and refuse further commits
         for (const [k, op] of table) if (!this.pending.has(k)) this.pending.set(k, op)
-        this.failed = err as Error
+        this.failed = refused(err)
       } finally {
         this.flushing = null
       }
@@ -239,8 +247,11 @@ export class ViewStore {
   private flushed: Promise<void> = Promise.resolve()
   private timer: NodeJS.Timeout | null = null
   private failed: Error | null = null
-  /** LevelDB batches written (for stats). */
-  flushes = 0
+}
+
+function refused (err: unknown): MeshError {
+  return new MeshError('MESHBEE_STORAGE', `The view's LevelDB refused a write (${(err as Error).message}). ` +
+    'Nothing is lost: the logs hold every write, and reopening the database folds them into the view again', { cause: err })
 }
 
 /** A read point of the view: LevelDB's snapshot and the commits it does not hold yet. */

@@ -137,6 +137,35 @@ describe('view write-behind table', function () {
     }
   })
 
+  it('a batch LevelDB refuses: the commits stay readable, writes fail with MESHBEE_STORAGE, and a reopen folds them from the log', async () => {
+    const dir = await tempDir()
+    const db = new MeshDB<string, string>(dir)
+    await db.open()
+    await db.put('before', '1')
+    await db.engine.view.settle()
+    const ldb = db.engine.view.db as unknown as { batch: (...args: unknown[]) => Promise<void> }
+    const batch = ldb.batch
+    ldb.batch = async () => { throw new Error('disk full (simulated)') }
+    await db.put('a', 'kept in the log')
+    await db.del('before')
+    const settled = await db.engine.view.settle().then(() => null, (err: unknown) => err as Error & { code?: string })
+    expect(settled?.code).to.equal('MESHBEE_STORAGE')
+    // still readable from the table, in every read path
+    expect(await db.get('a')).to.equal('kept in the log')
+    expect(await db.get('before')).to.equal(undefined)
+    expect(await db.iterator().all()).to.deep.equal([['a', 'kept in the log']])
+    const refused = await db.put('b', 'x').then(() => null, (err: unknown) => err as Error & { code?: string })
+    expect(refused?.code).to.equal('MESHBEE_STORAGE')
+    ldb.batch = batch
+    await db.close() // the table is not written again: LevelDB lacks 'a' and the delete
+
+    const again = new MeshDB<string, string>(dir)
+    dbs.push(again)
+    await again.open()
+    // 'a' came back from the log; the refused write never reached it
+    expect(await again.iterator().all()).to.deep.equal([['a', 'kept in the log']])
+  })
+
   it('close writes the table to LevelDB: a reopened view holds every commit without refolding', async () => {
     const dir = await tempDir()
     const db = new MeshDB<string, string>(dir)

@@ -203,7 +203,7 @@ const rows = ['meshbee', 'hyperbee'].map((n) => {
 })
 const out = [
   `Machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, Node ${process.version}, ${os.platform()} ${os.release()}; load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
-  `Command: \`npx tsx scripts/bench-sync.ts${process.argv[2] !== undefined ? ' ' + process.argv[2] : ''}\` (${N} measured writes per pipeline after ${WARMUP} warm-up, each awaited until visible on the other peer before the next, the two pipelines interleaved; local hyperdht testnet, one process; Hypercore carries meshbee's replicator patch in both pipelines)`,
+  `Command: \`npx tsx scripts/bench-sync.ts${process.argv[2] !== undefined ? ' ' + process.argv[2] : ''}\` (${N} measured writes per pipeline after ${WARMUP} warm-up, each awaited until visible on the other peer before the next, the two pipelines interleaved; local hyperdht testnet, one process; Hypercore carries meshbee's patches (lib/hypercore-patch.ts) in both pipelines)`,
   '',
   '| write → visible on the other peer | writes | p50 ms | p95 ms | p99 ms | mean ms | max ms | local write alone p50 / p95 ms |',
   '|---|---:|---:|---:|---:|---:|---:|---:|',

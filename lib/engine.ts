@@ -1021,7 +1021,12 @@ export class Engine extends EventEmitter {
       const len = this.own.core.length + (batch as unknown as { length: number }).length
       // The view's commit is staged while the append is written, and made once it has landed (the
       // view never holds an entry its log lacks). A process that dies in between refolds the entry.
+      // Staging waits a turn of the event loop first: flush() returns at its first await, long
+      // before the append (signing, hashing, the storage write) is on its way, and staging right
+      // away would hold all of that up (an awaited put: 0.78 -> 0.86 x Hyperbee's in an A/B).
       const flushing = batch.flush()
+      flushing.catch(() => {}) // awaited below; not unhandled meanwhile
+      await new Promise((resolve) => setImmediate(resolve))
       const staged = new Staged(this.digest)
       let viewChanged = false
       for (const { key, slots } of keys.values()) if (this.stage(staged, key, slots)) viewChanged = true

@@ -8,12 +8,13 @@
  *   checkpoints writer key → the length of its log the view reflects
  *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'hash' → the view digest
  *
- * Commits are write-behind: `write()` applies a commit to an in-memory table at once (every read
+ * Small commits are write-behind: `write()` applies one to an in-memory table at once (every read
  * here sees it) and LevelDB takes the table in one batch a few milliseconds later (FLUSH_MS), or at
- * once when it holds FLUSH_NOW writes (a large commit is worth a batch of its own, and waiting would
- * only move its cost into whatever the program does next). The table only ever holds whole commits, so a batch is still atomic;
- * a process that dies first loses nothing: every commit comes from log entries already appended,
- * and the reopened engine folds them again from the checkpoints LevelDB has.
+ * once when it holds FLUSH_NOW writes. A commit of DIRECT_OPS writes or more is worth a batch of
+ * its own and goes straight to LevelDB: held back, its write only moved into whatever the program
+ * did next, and reads meanwhile paid for the table. The table only ever holds whole commits, so a
+ * batch is still atomic; a process that dies first loses nothing: every commit comes from log
+ * entries already appended, and the reopened engine folds them again from LevelDB's checkpoints.
  */
 import c from 'compact-encoding'
 import { ClassicLevel } from 'classic-level'
@@ -43,7 +44,7 @@ export const FLUSH_MS = 20
 /** ... or at once when it holds this many writes. */
 export const FLUSH_NOW = 1024
 /** A commit of this many writes skips the table: LevelDB takes it directly, after the table. */
-export const DIRECT_OPS = 4096
+export const DIRECT_OPS = 256
 
 export class ViewStore {
   readonly db: ClassicLevel<Bytes, Bytes>

@@ -1023,7 +1023,7 @@ export class Engine extends EventEmitter {
       // view never holds an entry its log lacks). A process that dies in between refolds the entry.
       // Staging waits a turn of the event loop first: flush() returns at its first await, long
       // before the append (signing, hashing, the storage write) is on its way, and staging right
-      // away would hold all of that up (an awaited put: 0.78 -> 0.86 x Hyperbee's in an A/B).
+      // away would hold all of that up (an awaited put: 0.78 -> 0.84-0.91 x Hyperbee's in an A/B).
       const flushing = batch.flush()
       flushing.catch(() => {}) // awaited below; not unhandled meanwhile
       await new Promise((resolve) => setImmediate(resolve))

@@ -197,13 +197,19 @@ export class ViewStore {
     if (ops.length === 0) return
     if (ops.length >= DIRECT_OPS) {
       // too big to hold: LevelDB takes it after the table, and it is readable once written
-      const written = this.flush().then(async () => { await this.db.batch(ops) })
+      // never past a batch LevelDB refused: its commits must not land after later ones
+      const written = this.flush().then(async () => {
+        this.check()
+        await this.db.batch(ops)
+      })
       this.flushed = written.catch(() => {})
       try {
         await written
       } catch (err) {
-        // not applied: the checkpoints stay behind, and the next fold reads these entries again
-        throw refused(err)
+        // not applied; the view takes no further commit (as for a refused table batch)
+        if (err instanceof MeshError) throw err
+        this.failed ??= refused(err)
+        throw this.failed
       }
       return
     }

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// The meshbee command line: runs scripts/cli.ts through tsx, so no build step is needed.
-import { fileURLToPath } from 'node:url'
-import { register } from 'tsx/esm/api'
-
-register({ tsconfig: fileURLToPath(new URL('../tsconfig.json', import.meta.url)) })
-await import(new URL('../scripts/cli.ts', import.meta.url).href)
+// The meshbee command line: the compiled CLI in dist/ (built by `npm run build`, and by npm
+// itself when it packs the package or installs it from a git URL).
+try {
+  await import('../dist/cli/main.js')
+} catch (err) {
+  if (err?.code !== 'ERR_MODULE_NOT_FOUND' || !String(err.message).includes('dist')) throw err
+  process.stderr.write('meshbee: MESHBEE_NOT_BUILT: dist/ is missing: run "npm run build" in the meshbee package\n')
+  process.exitCode = 1
+}

@@ -1,5 +1,5 @@
 /**
- * The `meshbee` command line, run as users run it: `node bin/meshbee.js …` in a child process,
+ * The `meshbee` command line, run as users run it, in a child process (from the sources through tsx),
  * with a fresh temporary directory per test. Output is read with --json and parsed. The help of
  * every command is checked in process (run() is what the binary exits with) and a few through the
  * binary. The join test replicates two CLI peers over a local DHT testnet.
@@ -12,9 +12,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import createTestnet from 'hyperdht/testnet.js'
-import { buildProgram, run } from '../scripts/cli/program.js'
+import { buildProgram, run } from '../cli/program.js'
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'meshbee.js')
+/** The CLI from the sources, as bin/meshbee.js runs it from dist/ (the package test runs the built one). */
+const BIN = ['--import', import.meta.resolve('tsx'), join(import.meta.dirname, '..', 'cli', 'main.ts')]
 
 const ENV = { ...process.env }
 delete ENV.MESHBEE_DIR
@@ -23,7 +24,7 @@ interface Result { code: number | null, stdout: string, stderr: string }
 
 /** Runs `meshbee args…` in `cwd` to completion. */
 async function cli (cwd: string, ...args: string[]): Promise<Result> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: ENV })
+  const child = spawn(process.execPath, [...BIN, ...args], { cwd, env: ENV })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
@@ -54,7 +55,7 @@ class Online {
   stderr = ''
 
   constructor (cwd: string, args: string[]) {
-    this.child = spawn(process.execPath, [BIN, '--json', ...args], { cwd, env: ENV })
+    this.child = spawn(process.execPath, [...BIN, '--json', ...args], { cwd, env: ENV })
     this.child.stderr.on('data', (d: Buffer) => { this.stderr += d.toString() })
     createInterface({ input: this.child.stdout }).on('line', (line) => {
       this.events.push(JSON.parse(line))

@@ -6,7 +6,7 @@
 import { SingleBar, Presets } from 'cli-progress'
 import HyperDHT from 'hyperdht'
 import type { Logger } from 'pino'
-import type { JoinRequest } from '../../sync/swarm.js'
+import type { JoinRequest } from '../sync/swarm.js'
 import { decodeStored, hex, show, type DB, type Json, type Output } from './context.js'
 
 export interface OnlineOptions {

@@ -2,7 +2,7 @@
  * The `meshbee` command line (bin/meshbee.js runs this file through tsx). Commands live in
  * scripts/cli/program.ts; `meshbee --help` lists them.
  */
-import { run } from './cli/program.js'
+import { run } from './program.js'
 
 const code = await run(process.argv)
 // Let stdout drain (a pipe or a file), then exit even if a socket or timer lingers.

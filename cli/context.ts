@@ -5,8 +5,8 @@
 import { CommanderError, InvalidArgumentError } from 'commander'
 import { resolve } from 'node:path'
 import { pino, type Logger } from 'pino'
-import type { MeshDB } from '../../lib/meshdb.js'
-import { stampToString, type Stamp } from '../../crdt/hlc.js'
+import type { MeshDB } from '../lib/meshdb.js'
+import { stampToString, type Stamp } from '../crdt/hlc.js'
 
 // The database and the pretty printer load on first use, so that --help stays quick.
 
@@ -98,7 +98,7 @@ export interface OpenOptions {
 /** Opens the database in `--dir`; fails with a clear message when there is none. */
 export async function openDb (dir: string, logger: Logger, opts: OpenOptions = {}): Promise<DB> {
   const location = resolve(dir)
-  const { MeshDB } = await import('../../lib/meshdb.js')
+  const { MeshDB } = await import('../lib/meshdb.js')
   const db = new MeshDB<string, Json>(location, {
     valueEncoding: 'json',
     logger,

@@ -3,7 +3,6 @@
  * runs and resolves to the exit code; scripts/cli.ts calls it for bin/meshbee.js.
  */
 import { Command, CommanderError, Option } from 'commander'
-import { createRequire } from 'node:module'
 import { resolve } from 'node:path'
 import type { Logger } from 'pino'
 import {
@@ -11,12 +10,12 @@ import {
   parseValue, show, sinceTime, stampJson, stampText, usage, decodeStored, type DB, type GlobalOptions, type Json, type OpenOptions
 } from './context.js'
 import type { Range } from './transfer.js'
+import { packageVersion } from './version.js'
 
 // Modules that pull in the network or the database load when a command needs them.
 const online = async (...a: Parameters<typeof import('./online.js').online>): Promise<void> => await (await import('./online.js')).online(...a)
 const transfer = async (): Promise<typeof import('./transfer.js')> => await import('./transfer.js')
 
-const pkg = createRequire(import.meta.url)('../../package.json') as { version: string }
 
 const EPILOG = `
 Exit codes:
@@ -92,7 +91,7 @@ export function buildProgram (opts: { json?: boolean, output?: { writeOut: (s: s
   })
   program
     .description('meshbee: a leaderless multi-writer CRDT database. Every device writes its own log; all logs fold into one view.')
-    .version(pkg.version, '-V, --version')
+    .version(packageVersion(), '-V, --version')
     .option('--json', 'machine-readable output: one JSON document per command (NDJSON for streams)')
     .addOption(new Option('--dir <path>', 'database directory').env('MESHBEE_DIR').default('./.meshbee'))
     .option('--verbose', 'library logs (pino-pretty) on stderr')

@@ -17,7 +17,7 @@ import Hyperbee from 'hyperbee'
 import type Hypercore from 'hypercore'
 import { type Logger, pino } from 'pino'
 import { HLC, compareStamps, compareVersions, type Stamp } from '../crdt/hlc.js'
-import { EMPTY, mergeAll, normalize, render, type KeyState } from '../crdt/keystate.js'
+import { EMPTY, kind, mergeAll, normalize, render, type KeyState } from '../crdt/keystate.js'
 import { encodeState } from '../crdt/codec.js'
 import { tagId, tagsOf } from '../crdt/orset.js'
 import type { Json } from '../crdt/json.js'
@@ -880,6 +880,12 @@ export class Engine extends EventEmitter {
         local: w === this.own
       }
     })
+  }
+
+  /** What `key` holds in the view: a whole value, a document, a set, or nothing. */
+  kindOf (key: Uint8Array): 'value' | 'doc' | 'set' | undefined {
+    const k = kind(this.merged(this.view.getSlotsSync(key)))
+    return k === 'none' ? undefined : k
   }
 
   /** Every member's latest entry for `key` at its cut, the winner (greatest version) first. */

@@ -305,6 +305,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
         sadd: true,
         srem: true,
         smembers: true,
+        typeOf: true,
         addWriter: true,
         removeWriter: true,
         update: true,
@@ -554,6 +555,18 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     } catch {
       return []
     }
+  }
+
+  /**
+   * What `key` holds: `'value'` (a whole value written by `put`), `'doc'` (a document merged
+   * field by field, written by `patch`), `'set'` (an add-wins set, written by `sadd`/`srem`), or
+   * `undefined` when it is absent. `get` reads all three; this tells them apart (for an export
+   * that keeps documents and sets what they are).
+   */
+  async typeOf (key: K): Promise<'value' | 'doc' | 'set' | undefined> {
+    const k = this.encodeKey(key)
+    await this.ready()
+    return this.engine.kindOf(k)
   }
 
   /** Makes another peer a member, by its writer key. */

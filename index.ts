@@ -1,21 +1,32 @@
 /**
- * meshbee — a leaderless multi-writer CRDT database on Hypercore, read through abstract-level.
+ * meshbee: a leaderless, multi-writer, offline-first key-value database. Every device writes to
+ * its own signed Hypercore log; a deterministic merge engine folds all members' logs into one
+ * local view that speaks the abstract-level API. Peers replicate over Hyperswarm.
  *
  * @example
+ * ```ts
  * import { MeshDB } from 'meshbee'
- * const a = new MeshDB('./a', { valueEncoding: 'json' })
+ *
+ * const a = new MeshDB<string, { title: string }>('./a', { valueEncoding: 'json' })
  * await a.put('todo/1', { title: 'milk' })
- * const b = new MeshDB('./b', { key: a.key, valueEncoding: 'json' })
+ *
+ * const b = new MeshDB<string, { title: string }>('./b', { key: a.key, valueEncoding: 'json' })
  * await b.open()
  * await a.addWriter(b.writerKey)
- * const s = a.replicate(true); s.pipe(b.replicate(false)).pipe(s)
+ *
+ * const s = a.replicate(true)
+ * s.pipe(b.replicate(false)).pipe(s)
+ * ```
  *
  * @packageDocumentation
  */
 export { MeshDB } from './lib/meshdb.js'
-export type { MeshDBOptions } from './lib/meshdb.js'
-export type { EngineStats } from './lib/engine.js'
+export type {
+  CorestoreLike, Cuts, DiffChange, HyperswarmLike, HyperswarmOptions, JoinRequest, KeyType, KeyVersion,
+  MeshDBOptions, Stats, SwarmOptions, WriterInfo
+} from './lib/types.js'
 export { MeshError, MeshTypeError } from './lib/errors.js'
 export type { ErrorCode } from './lib/errors.js'
 export { HLC, compareStamps, compareVersions, stampToString, stampFromString } from './crdt/hlc.js'
-export type { Stamp, Version } from './crdt/hlc.js'
+export type { HLCOptions, ObserveResult, Stamp, Version } from './crdt/hlc.js'
+export type { Json } from './crdt/json.js'

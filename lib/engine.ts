@@ -25,6 +25,7 @@ import {
   ADD_WRITER, DATA_RANGE, DEL, MAX_KEY_BYTES, MAX_VALUE_BYTES, MEMBERSHIP_RANGE, PUT, REMOVE_WRITER, STATE,
   dataKey, decodeData, decodeEntry, decodeMembership, encodeEntry, membershipKey, slotState, type DataEntry
 } from './entry.js'
+import type { Stats, WriterInfo } from './types.js'
 import { resolveMembers, type Member, type MembershipRecord } from './membership.js'
 import { ViewStore, setSlot, type BatchOp, type Slot } from './view.js'
 import { digestFromBuffer, digestToBuffer, replaceEntry } from './digest.js'
@@ -52,24 +53,6 @@ export interface EngineOptions {
    * downloaded afterwards (for seeding). Default 256; Infinity turns it off.
    */
   sparseAfter?: number
-}
-
-/** Counters a test or an operator can read; they only grow. */
-export interface EngineStats {
-  folds: number
-  /** Changed (writer, key) pairs read from Hyperbee diffs. */
-  diffEntries: number
-  /** Keys re-merged and written to the view. */
-  keysMerged: number
-  /** Entries skipped because they failed to decode or validate. */
-  badEntries: number
-  /** Remote stamps that ran more than maxDrift ahead of the local clock. */
-  clampedStamps: number
-  /** Sparse catch-ups that fetched the blocks of a diff; `sparseBlocks` is how many blocks. */
-  sparseFetches: number
-  sparseBlocks: number
-  /** Sparse catch-ups not taken: the diff needed most of the missing blocks (see fetchDiff). */
-  sparseSkipped: number
 }
 
 export interface WriterState {
@@ -166,22 +149,6 @@ class Staged {
   constructor (public digest: bigint) {}
 }
 
-export interface WriterInfo {
-  key: Buffer
-  /** Length of its log known locally. */
-  length: number
-  /** Its effective length: its length, or less if it was removed (0 for a log that is not a member). */
-  cut: number
-  /** The length of its log the view reflects. */
-  folded: number
-  member: boolean
-  removed: boolean
-  /** Largest lead (ms) of its stamps over the local wall clock when folded; 0 if never ahead. */
-  maxSkew: number
-  /** Whether this is this peer's own log. */
-  local: boolean
-}
-
 /** One writer's latest entry for a key. `value` is what that writer alone says the key holds. */
 export interface EntryVersion {
   writer: Buffer
@@ -227,7 +194,7 @@ export class Engine extends EventEmitter {
   readonly store: Corestore
   readonly view: ViewStore
   readonly log: Logger
-  readonly stats: EngineStats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0 }
+  readonly stats: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0 }
   readonly writers = new Map<string, WriterState>()
   members = new Map<string, Member>()
   checkpoints = new Map<string, number>()

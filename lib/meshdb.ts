@@ -12,8 +12,9 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { isJson, isPlainObject, isWellFormed, type Json } from '../crdt/json.js'
 import { MemoryLevel } from 'memory-level'
-import { Sync, type JoinRequest, type SwarmOptions } from '../sync/swarm.js'
-import { Engine, type Change, type EngineOptions, type EngineStats, type EntryVersion, type WriterInfo, type WriteOp } from './engine.js'
+import { Sync } from '../sync/swarm.js'
+import { Engine, type EngineOptions, type WriteOp } from './engine.js'
+import type { CorestoreLike, Cuts, DiffChange, JoinRequest, KeyType, KeyVersion, MeshDBOptions, Stats, SwarmOptions, WriterInfo } from './types.js'
 import { digestToBuffer } from './digest.js'
 import { isStamp, type Stamp } from '../crdt/hlc.js'
 import { ADD_WRITER, REMOVE_WRITER } from './entry.js'
@@ -21,26 +22,6 @@ import { MeshError, MeshTypeError, invalidArgument } from './errors.js'
 import { OverlayIterator, type InnerIterator, type KeyRange, type ViewSnapshot } from './view.js'
 
 type Bytes = Buffer
-
-export interface MeshDBOptions<K = string, V = string> extends AbstractDatabaseOptions<K, V> {
-  /** The database key; without it a new database is created with this peer as its first writer. */
-  key?: Uint8Array | string
-  /** A directory for the view, required when `storage` is a Corestore. */
-  viewPath?: string
-  /** A pino logger; the library is silent by default. */
-  logger?: Logger
-  /** How far (ms) a remote stamp may pull the local clock ahead of the wall clock. Default 60 000. */
-  maxDrift?: number
-  /** The wall clock (ms) the hybrid logical clock reads; Date.now by default. */
-  wallClock?: () => number
-  /**
-   * Catch-up: a remote log at least this many blocks ahead of what is held is read sparsely (only
-   * the blocks its diff needs, then the rest downloaded for seeding). Default 256; Infinity: never.
-   */
-  sparseAfter?: number
-  /** For `join()`: an existing Hyperswarm, or options for a new one. */
-  swarm?: SwarmOptions['swarm']
-}
 
 type KeyInput = unknown
 
@@ -197,10 +178,8 @@ class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Byt
 }
 
 const RANGE = ['gt', 'gte', 'lt', 'lte'] as const
-const NO_STATS: EngineStats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0 }
+const NO_STATS: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0 }
 
-/** Writer lengths: a cut per writer key (hex string or bytes); unlisted writers count as empty. */
-export type Cuts = Map<string | Uint8Array, number> | Record<string, number> | Iterable<readonly [string | Uint8Array, number]>
 
 function normalizeCuts (cuts: Cuts): Map<string, number> {
   if (cuts === null || typeof cuts !== 'object') throw new MeshTypeError('MESHBEE_INVALID_CUTS', 'cuts must be a Map, an object or pairs of writer key and length')
@@ -251,25 +230,6 @@ class Checkout<K, V> extends MemoryLevel<K, V> {
   async _clear (): Promise<void> { throw readOnly() }
 }
 
-export interface Version<K, V> {
-  writer: Buffer
-  stamp: Stamp
-  /** 'put' and 'del' are whole-value writes; 'state' holds that writer's document fields or set tags. */
-  type: EntryVersion['type']
-  /** What this writer alone says the key holds (decoded with the value encoding), or undefined. */
-  value: V | undefined
-  key: K
-}
-
-export interface DiffChange<K, V> {
-  key: K
-  type: Change['type']
-  value: V | undefined
-  previous: V | undefined
-  stamp: Stamp | null
-  seq: number | null
-}
-
 /**
  * A leaderless multi-writer database. Every peer writes to its own signed log; the fold merges all
  * members' logs into a local view that reads through the full abstract-level API.
@@ -286,7 +246,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   #engine: Engine | null = null
   #sync: Sync | null = null
 
-  constructor (storage: string | Corestore, options: MeshDBOptions<K, V> = {}) {
+  constructor (storage: string | CorestoreLike, options: MeshDBOptions<K, V> = {}) {
     const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, ...rest } = options
     const manifest = {
       encodings: { buffer: true },
@@ -331,7 +291,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     if (sparseAfter !== undefined && !(typeof sparseAfter === 'number' && (sparseAfter === Infinity || (Number.isSafeInteger(sparseAfter) && sparseAfter >= 0)))) {
       throw invalidArgument('sparseAfter must be a whole number of blocks (>= 0) or Infinity')
     }
-    this.storage = storage
+    this.storage = storage as string | Corestore
     this.swarmOption = swarm
     this.engineOptions = { key: key === undefined ? undefined : toKey(key, 'key'), viewPath, logger, maxDrift, wallClock, sparseAfter }
   }
@@ -340,6 +300,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
    * The engine of the current (or last) open. Each open creates one over the same storage, since a
    * closed Corestore or view cannot be reopened; nothing touches the disk before the first open.
    */
+  /** @internal The engine of the current open; tests reach the fold through it. */
   get engine (): Engine {
     if (this.#engine === null) throw new MeshError('MESHBEE_CLOSED', 'The database has not been opened yet')
     return this.#engine
@@ -373,8 +334,9 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   /** Whether this peer is a member (and not removed), so that writes are accepted. */
   get writable (): boolean { return this.status === 'open' && this.engine.writable }
   /** Counters of the fold; they only grow. */
-  stats (): EngineStats { return { ...(this.#engine?.stats ?? NO_STATS) } }
+  stats (): Stats { return { ...(this.#engine?.stats ?? NO_STATS) } }
 
+  /** @internal */
   async _open (options: OpenOptions): Promise<void> {
     const location = this.viewLocation()
     const exists = existsSync(join(location, 'CURRENT'))
@@ -397,6 +359,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     }
   }
 
+  /** @internal */
   async _close (): Promise<void> {
     await this.#sync?.leave()
     await this.engine.close()
@@ -405,44 +368,54 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   // Every read is a synchronous LevelDB read (served from its cache, several times faster than a
   // round trip through the thread pool) behind the view's write-behind table. Without an explicit
   // snapshot it is its own implicit snapshot: it sees exactly the writes committed before the call.
+  /** @internal */
   async _get (key: Bytes, options: ReadOptions): Promise<Bytes | undefined> {
     return this._getSync(key, options)
   }
 
+  /** @internal */
   async _has (key: Bytes, options: ReadOptions): Promise<boolean> {
     return this._getSync(key, options) !== undefined
   }
 
+  /** @internal */
   async _hasMany (keys: Bytes[], options: ReadOptions): Promise<boolean[]> {
     return keys.map((k) => this._getSync(k, options) !== undefined)
   }
 
+  /** @internal */
   _getSync (key: Bytes, options: ReadOptions): Bytes | undefined {
     const view = this.engine.view
     return options.snapshot == null ? view.getValueSync(key) : view.getValueAt(key, options.snapshot.view)
   }
 
+  /** @internal */
   async _getMany (keys: Bytes[], options: ReadOptions): Promise<Array<Bytes | undefined>> {
     return keys.map((k) => this._getSync(k, options))
   }
 
+  /** @internal */
   async _put (key: Bytes, value: Bytes): Promise<void> {
     await this.engine.write([{ type: 'put', key, value }])
   }
 
+  /** @internal */
   async _del (key: Bytes): Promise<void> {
     await this.engine.write([{ type: 'del', key }])
   }
 
+  /** @internal */
   async _batch (operations: Array<{ type: 'put' | 'del', key: Bytes, value?: Bytes }>): Promise<void> {
     await this.engine.write(operations.map((op): WriteOp =>
       op.type === 'put' ? { type: 'put', key: op.key, value: op.value as Bytes } : { type: 'del', key: op.key }))
   }
 
+  /** @internal */
   _snapshot (options: { owner: unknown }): MeshSnapshot {
     return new MeshSnapshot(options, this.engine.view.snapshot())
   }
 
+  /** @internal */
   _iterator (options: Record<string, unknown>): MeshIterator {
     const view = this.engine.view
     return new MeshIterator(this as MeshDB<unknown, unknown>, options, this.inner(options), view.valuesPrefix)
@@ -479,6 +452,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     return overlay === null ? it : new OverlayIterator(it, overlay, range, { reverse, keys, values })
   }
 
+  /** @internal */
   async _clear (options: Record<string, unknown>): Promise<void> {
     const limit = options.limit as number
     const it = this.inner({ ...options, keys: true, values: false })
@@ -563,7 +537,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
    * `undefined` when it is absent. `get` reads all three; this tells them apart (for an export
    * that keeps documents and sets what they are).
    */
-  async typeOf (key: K): Promise<'value' | 'doc' | 'set' | undefined> {
+  async typeOf (key: K): Promise<KeyType | undefined> {
     const k = this.encodeKey(key)
     await this.ready()
     return this.engine.kindOf(k)
@@ -610,7 +584,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   }
 
   /** Every member's latest entry for `key`, the winner first: the conflicts behind its value. */
-  async versions (key: K): Promise<Array<Version<K, V>>> {
+  async versions (key: K): Promise<Array<KeyVersion<K, V>>> {
     const k = this.encodeKey(key)
     await this.ready()
     return (await this.engine.versions(k)).map((v) => ({ ...v, key, value: this.decodeValue(v.value) }))

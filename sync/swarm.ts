@@ -16,18 +16,9 @@ import Hyperswarm from 'hyperswarm'
 import Protomux, { type Channel, type Message } from 'protomux'
 import type { Duplex } from 'node:stream'
 import type { Engine } from '../lib/engine.js'
+import type { JoinRequest, SwarmOptions } from './types.js'
 
-export interface SwarmOptions {
-  /** An existing Hyperswarm (it is left running on leave), or options for a new one. */
-  swarm?: Hyperswarm | Record<string, unknown>
-}
-
-export interface JoinRequest {
-  /** The writer key the requester asks to be added with. */
-  key: Buffer
-  /** The requester's connection key (its swarm identity). */
-  remotePublicKey: Buffer | null
-}
+export type { JoinRequest, SwarmOptions }
 
 interface Peer {
   conn: Duplex & { remotePublicKey?: Buffer }
@@ -64,7 +55,7 @@ export class Sync extends EventEmitter {
     if (this.swarm !== null) return
     const given = opts.swarm
     this.owned = !(given instanceof Hyperswarm)
-    this.swarm = given instanceof Hyperswarm ? given : new Hyperswarm(given ?? {})
+    this.swarm = given instanceof Hyperswarm ? given : new Hyperswarm((given ?? {}) as Record<string, unknown>)
     this.swarm.on('connection', this.onconnection)
     this.discovery = this.swarm.join(this.engine.creator.core.discoveryKey, { client: true, server: true })
     await this.discovery.flushed()

@@ -5,7 +5,7 @@
 import { expect } from 'chai'
 import { createHash } from 'node:crypto'
 import { MeshDB } from '../index.js'
-import type { WriterInfo } from '../lib/engine.js'
+import type { WriterInfo } from '../lib/types.js'
 import { cleanup, connect, createPeers, dump, sameDump, tempDir, until } from './helpers/peers.js'
 
 type DB = MeshDB<string, any>

@@ -7,7 +7,7 @@
 import { expect } from 'chai'
 import { MeshDB } from '../index.js'
 import { ADD_WRITER, PUT, REMOVE_WRITER, dataKey, encodeEntry, membershipKey } from '../lib/entry.js'
-import type { WriterInfo } from '../lib/engine.js'
+import type { WriterInfo } from '../lib/types.js'
 import { cleanup, connect, createPeers, dump, sameDump, tempDir, until, rejects } from './helpers/peers.js'
 
 type DB = MeshDB<string, string>

@@ -1,0 +1,123 @@
+/**
+ * The public types of meshbee's API, in one place that imports no Holepunch module: the package's
+ * declarations type-check in an app without types for corestore, hypercore or hyperswarm.
+ */
+import type { AbstractDatabaseOptions } from 'abstract-level'
+import type { Logger } from 'pino'
+import type { Stamp } from '../crdt/hlc.js'
+import type { HyperswarmLike, HyperswarmOptions } from '../sync/types.js'
+
+export type { HyperswarmLike, HyperswarmOptions, JoinRequest, SwarmOptions } from '../sync/types.js'
+
+/**
+ * A Corestore instance (from the `corestore` package) to keep the logs in, shared with the app:
+ * the database takes its namespace of it. Pass `viewPath` with it.
+ */
+export interface CorestoreLike {
+  get: (opts: any) => unknown
+  namespace: (name: string) => unknown
+  replicate: (isInitiatorOrStream: any, opts?: any) => unknown
+  ready: () => Promise<void>
+  close: () => Promise<void>
+}
+
+/** Options of `new MeshDB(storage, options)`, beside abstract-level's own (encodings and the rest). */
+export interface MeshDBOptions<K = string, V = string> extends AbstractDatabaseOptions<K, V> {
+  /**
+   * The database key (32 bytes, or 64 hex characters): opens that database, as a reader until a
+   * member adds this peer. Without it a directory that holds no database gets a new one, with this
+   * peer as its creator and first writer. A key that differs from the one stored in the directory
+   * fails the open with `MESHBEE_KEY_MISMATCH`.
+   */
+  key?: Uint8Array | string
+  /** A directory for the view: required when `storage` is a Corestore, ignored otherwise. */
+  viewPath?: string
+  /** A pino logger for the library's logs; silent by default. */
+  logger?: Logger
+  /** How far (ms) a remote stamp may pull the local clock ahead of the wall clock. Default 60,000. */
+  maxDrift?: number
+  /** The wall clock (ms since the epoch) the hybrid logical clock reads; `Date.now` by default (for tests). */
+  wallClock?: () => number
+  /**
+   * Catch-up: a remote log at least this many blocks ahead of what is held is read sparsely (only
+   * the blocks its diff needs, then the rest downloaded for seeding). Default 256; `Infinity`: never.
+   */
+  sparseAfter?: number
+  /** For `join()`: an existing Hyperswarm (left running on leave), or options for a new one. */
+  swarm?: HyperswarmLike | HyperswarmOptions
+}
+
+/** Counters of the fold, from `db.stats()`; they only grow, across reopens too. */
+export interface Stats {
+  /** Folds that ran (each reads what changed in the writer logs and commits it to the view). */
+  folds: number
+  /** Changed (writer, key) pairs read from Hyperbee diffs. */
+  diffEntries: number
+  /** Keys re-merged and written to the view. */
+  keysMerged: number
+  /** Entries skipped because they failed to decode or validate. */
+  badEntries: number
+  /** Remote stamps that ran more than `maxDrift` ahead of the local clock. */
+  clampedStamps: number
+  /** Sparse catch-ups that fetched only the blocks of a diff. */
+  sparseFetches: number
+  /** Blocks those sparse catch-ups fetched. */
+  sparseBlocks: number
+  /** Sparse catch-ups not taken: the diff needed most of the missing blocks, so the log was downloaded whole. */
+  sparseSkipped: number
+}
+
+/** One writer log as `db.writers()` describes it. */
+export interface WriterInfo {
+  /** The writer key (the key of its log). */
+  key: Buffer
+  /** The length of its log known locally. */
+  length: number
+  /** Its effective length: its length, or less if it was removed (0 for a log that is not a member). */
+  cut: number
+  /** The length of its log the view reflects. */
+  folded: number
+  /** Whether it is a member (removed members included: see `removed`). */
+  member: boolean
+  /** Whether it was removed: its entries past `cut` never count. */
+  removed: boolean
+  /** Largest lead (ms) of its stamps over the local wall clock when folded; 0 if never ahead. */
+  maxSkew: number
+  /** Whether this is this peer's own log. */
+  local: boolean
+}
+
+/** One writer's latest entry for a key, as `db.versions(key)` lists them (the winner first). */
+export interface KeyVersion<K, V> {
+  /** The key, as given to `versions`. */
+  key: K
+  /** The writer whose entry this is. */
+  writer: Buffer
+  /** The entry's hybrid logical clock stamp (with the writer key, it orders the versions). */
+  stamp: Stamp
+  /** `'put'` and `'del'` are whole-value writes; `'state'` holds that writer's document fields or set tags. */
+  type: 'put' | 'del' | 'state'
+  /** What this writer alone says the key holds (decoded with the value encoding), or undefined. */
+  value: V | undefined
+}
+
+/** One key's change in a writer's log, as `db.diff(writer, range)` yields them. */
+export interface DiffChange<K, V> {
+  key: K
+  /** `'put'`/`'del'`/`'state'`: the writer's entry at `to`; `'gone'`: it has no entry for the key at `to`. */
+  type: 'put' | 'del' | 'state' | 'gone'
+  /** What the writer's entry at `to` says the key holds, or undefined. */
+  value: V | undefined
+  /** What its entry at `from` said, or undefined. */
+  previous: V | undefined
+  /** The stamp of the entry at `to`, or null when `type` is `'gone'`. */
+  stamp: Stamp | null
+  /** The index of the entry at `to` in the writer's log, or null when `type` is `'gone'`. */
+  seq: number | null
+}
+
+/** Writer lengths: a cut per writer key (hex string or bytes); unlisted writers count as empty. */
+export type Cuts = Map<string | Uint8Array, number> | Record<string, number> | Iterable<readonly [string | Uint8Array, number]>
+
+/** What a key holds (`db.typeOf(key)`): a whole value, a document, or a set. */
+export type KeyType = 'value' | 'doc' | 'set'

@@ -22,7 +22,7 @@
  */
 export { MeshDB } from './lib/meshdb.js'
 export type {
-  CorestoreLike, Cuts, DiffChange, HyperswarmLike, HyperswarmOptions, JoinRequest, KeyType, KeyVersion,
+  CorestoreLike, Cuts, DiffChange, HostPort, HyperswarmLike, HyperswarmOptions, JoinRequest, KeyType, KeyVersion,
   MeshDBOptions, Stats, SwarmOptions, WriterInfo
 } from './lib/types.js'
 export { MeshError, MeshTypeError } from './lib/errors.js'

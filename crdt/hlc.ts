@@ -11,7 +11,15 @@ import c from 'compact-encoding'
 declare const stampBrand: unique symbol
 
 /** An HLC stamp. Branded so that it cannot be confused with an arbitrary object. */
-export type Stamp = { readonly wall: number, readonly counter: number } & { readonly [stampBrand]?: true }
+export type Stamp = {
+  /** Milliseconds since the epoch. */
+  readonly wall: number
+  /** Orders stamps issued within one millisecond. */
+  readonly counter: number
+} & {
+  /** @internal */
+  readonly [stampBrand]?: true
+}
 
 /** The smallest stamp; no clock ever issues it. */
 export const ZERO: Stamp = Object.freeze({ wall: 0, counter: 0 })
@@ -51,7 +59,12 @@ export function compareKeys (a: Uint8Array, b: Uint8Array): number {
 }
 
 /** A stamp together with the writer that issued it: a version. */
-export interface Version { readonly stamp: Stamp, readonly writer: Uint8Array }
+export interface Version {
+  /** The stamp. */
+  readonly stamp: Stamp
+  /** The key of the writer that issued it: the tie-break between equal stamps. */
+  readonly writer: Uint8Array
+}
 
 /** The total order of versions: stamp, then writer key. Returns 0 only for the same version. */
 export function compareVersions (a: Version, b: Version): number {
@@ -81,12 +94,18 @@ export function stampToString (s: Stamp): string {
   return s.wall.toString(16).padStart(14, '0') + '.' + s.counter.toString(16).padStart(8, '0')
 }
 
+/**
+ * The stamp of a string made by {@link stampToString}.
+ *
+ * @throws TypeError when `str` is not such a string.
+ */
 export function stampFromString (str: string): Stamp {
   const m = /^([0-9a-f]{14})\.([0-9a-f]{8})$/.exec(str)
   if (m === null) throw new TypeError('not a stamp string: ' + str)
   return stamp(parseInt(m[1], 16), parseInt(m[2], 16))
 }
 
+/** What {@link HLC.observe} did with a remote stamp. */
 export interface ObserveResult {
   /** How far the remote stamp's wall time ran ahead of the local wall clock, in ms (0 if behind). */
   readonly drift: number
@@ -97,6 +116,7 @@ export interface ObserveResult {
   readonly clamped: boolean
 }
 
+/** Options of `new HLC(options)`. */
 export interface HLCOptions {
   /** The wall clock, in ms. Defaults to Date.now. */
   readonly wallClock?: () => number
@@ -111,6 +131,7 @@ export interface HLCOptions {
  * It does no I/O: the owner persists {@link HLC.last} and passes it back as `last` on restart.
  */
 export class HLC {
+  /** How far (ms) a remote stamp may pull this clock ahead of the wall clock. */
   readonly maxDrift: number
   private readonly wallClock: () => number
   private _last: Stamp

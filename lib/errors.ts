@@ -4,6 +4,7 @@
  * programmer mistakes such as a wrong argument type; they carry a code too.
  */
 
+/** meshbee's own error codes (abstract-level's `LEVEL_*` codes apply to its API too); README.md lists when each is raised. */
 export type ErrorCode =
   | 'MESHBEE_NOT_WRITABLE'
   | 'MESHBEE_KEY_MISMATCH'
@@ -16,7 +17,12 @@ export type ErrorCode =
   | 'MESHBEE_STORAGE'
   | 'MESHBEE_CLOCK_BEHIND'
 
+/**
+ * An error meshbee raises on purpose at run time (storage, membership, a closed database...).
+ * Match on `code`, which is stable; the message is for people.
+ */
 export class MeshError extends Error {
+  /** The stable code: one of {@link ErrorCode}. */
   readonly code: ErrorCode
 
   constructor (code: ErrorCode, message: string, options?: { cause?: unknown }) {
@@ -26,7 +32,9 @@ export class MeshError extends Error {
   }
 }
 
+/** A malformed argument (a bad writer key, cuts, patch fields...): a programmer's mistake, with a stable code. */
 export class MeshTypeError extends TypeError {
+  /** The stable code: one of {@link ErrorCode}. */
   readonly code: ErrorCode
 
   constructor (code: ErrorCode, message: string) {

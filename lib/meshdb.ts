@@ -232,12 +232,23 @@ class Checkout<K, V> extends MemoryLevel<K, V> {
 
 /**
  * A leaderless multi-writer database. Every peer writes to its own signed log; the fold merges all
- * members' logs into a local view that reads through the full abstract-level API.
+ * members' logs into a local view that reads through the full abstract-level API (`put get getMany
+ * getSync has del batch iterator keys values clear sublevel snapshot`, encodings, hooks). A write
+ * resolves once its entry is in the own log and the view shows it.
+ *
+ * `K` and `V` are the key and value types (`string` by default, as in abstract-level); with
+ * `valueEncoding: 'json'` name the value type: `new MeshDB<string, Todo>(dir, { valueEncoding: 'json' })`.
+ *
+ * Events: `'update'` after a fold that changed the view; `'writer-add'` (key) and `'writer-remove'`
+ * (key, cut) when membership changes; `'peer-add'` and `'peer-remove'` (remote public key) for
+ * replication connections; `'join-request'` ({@link JoinRequest}) when a non-member asks to be added.
  *
  * @example
- * const db = new MeshDB('./data', { valueEncoding: 'json' })
+ * ```ts
+ * const db = new MeshDB<string, { hello: string }>('./data', { valueEncoding: 'json' })
  * await db.put('greeting', { hello: 'world' })
  * await db.get('greeting') // { hello: 'world' }
+ * ```
  */
 export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   private readonly storage: string | Corestore
@@ -246,6 +257,18 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   #engine: Engine | null = null
   #sync: Sync | null = null
 
+  /**
+   * Creates the database object; nothing touches the disk until `open()` (or the first operation,
+   * which opens it). A directory that holds a database reopens it; an empty one gets a new database
+   * with this peer as its creator, unless `options.key` names one to join.
+   *
+   * @param storage - a directory, or a Corestore shared with the app (then `options.viewPath` too)
+   * @param options - meshbee's options and abstract-level's (`keyEncoding`, `valueEncoding`...)
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a storage that is neither, a Corestore
+   *   without `viewPath`, a malformed `key` or `sparseAfter`. `open()` then fails with
+   *   `MESHBEE_KEY_MISMATCH` when the directory holds another database than `key`, and
+   *   `MESHBEE_STORAGE` against `createIfMissing`/`errorIfExists`.
+   */
   constructor (storage: string | CorestoreLike, options: MeshDBOptions<K, V> = {}) {
     const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, ...rest } = options
     const manifest = {
@@ -297,10 +320,9 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   }
 
   /**
-   * The engine of the current (or last) open. Each open creates one over the same storage, since a
-   * closed Corestore or view cannot be reopened; nothing touches the disk before the first open.
+   * @internal The engine of the current (or last) open. Each open creates one over the same
+   * storage, since a closed Corestore or view cannot be reopened. Tests reach the fold through it.
    */
-  /** @internal The engine of the current open; tests reach the fold through it. */
   get engine (): Engine {
     if (this.#engine === null) throw new MeshError('MESHBEE_CLOSED', 'The database has not been opened yet')
     return this.#engine
@@ -325,15 +347,29 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     return engine
   }
 
-  /** The database key: the creator's writer key. Shared to let others read and replicate. */
+  /**
+   * The database key: the creator's writer key, set once open. Share it to let others read and replicate.
+   */
   get key (): Buffer { return this.#engine?.key as Buffer }
-  /** The topic peers meet on; reveals nothing about the key. */
+  /**
+   * The topic peers meet on; it reveals nothing about the key.
+   *
+   * @throws MeshError `MESHBEE_CLOSED` before the first open.
+   */
   get discoveryKey (): Buffer { return this.engine.creator.core.discoveryKey }
-  /** This peer's writer key: what a member passes to `addWriter` to let this peer write. */
+  /**
+   * This peer's writer key: what a member passes to `addWriter` to let this peer write.
+   *
+   * @throws MeshError `MESHBEE_CLOSED` before the first open.
+   */
   get writerKey (): Buffer { return this.engine.own.key as Buffer }
-  /** Whether this peer is a member (and not removed), so that writes are accepted. */
+  /**
+   * Whether this peer is a member (and not removed), so that its writes are accepted; false while not open.
+   */
   get writable (): boolean { return this.status === 'open' && this.engine.writable }
-  /** Counters of the fold; they only grow. */
+  /**
+   * Counters of the fold; they only grow, across reopens too.
+   */
   stats (): Stats { return { ...(this.#engine?.stats ?? NO_STATS) } }
 
   /** @internal */
@@ -485,8 +521,13 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   }
 
   /**
-   * Sets fields of the document at `key` (LWW map: each field merges on its own). A field set to
-   * `undefined` is deleted. A later whole-value `put` replaces the document.
+   * Sets fields of the document at `key` (LWW map: each field merges on its own, by its stamp). A
+   * field set to `undefined` is deleted. A later whole-value `put` replaces the document; a key that
+   * held a whole JSON object keeps its fields under the patched ones.
+   *
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `fields` is not a plain object of JSON values
+   * @throws MeshError `MESHBEE_NOT_WRITABLE` on a peer that is not a member; `MESHBEE_TOO_LARGE`
+   *   for a key over 4 KiB or a document over 4 MiB; `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async patch (key: K, fields: Record<string, Json | undefined>): Promise<void> {
     if (!isPlainObject(fields)) throw invalidArgument('fields must be a plain object')
@@ -501,7 +542,13 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     if (list.length > 0) await this.engine.write([{ type: 'patch', key: k, fields: list }])
   }
 
-  /** Adds a member to the set at `key` (add-wins observed-remove set). */
+  /**
+   * Adds `member` to the set at `key` (an add-wins observed-remove set: an add concurrent with a
+   * remove wins).
+   *
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `member` is not JSON
+   * @throws MeshError `MESHBEE_NOT_WRITABLE`, `MESHBEE_TOO_LARGE` (as `patch`); `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
+   */
   async sadd (key: K, member: Json): Promise<void> {
     if (!isJson(member)) throw invalidArgument('member must be JSON')
     const k = this.encodeKey(key)
@@ -509,7 +556,13 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     await this.engine.write([{ type: 'sadd', key: k, member }])
   }
 
-  /** Removes every occurrence of `member` this peer has seen from the set at `key`. */
+  /**
+   * Removes `member` from the set at `key`: every add of it this peer has seen (adds it has not
+   * seen yet survive).
+   *
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `member` is not JSON
+   * @throws MeshError `MESHBEE_NOT_WRITABLE`, `MESHBEE_TOO_LARGE` (as `patch`); `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
+   */
   async srem (key: K, member: Json): Promise<void> {
     if (!isJson(member)) throw invalidArgument('member must be JSON')
     const k = this.encodeKey(key)
@@ -517,7 +570,11 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     await this.engine.write([{ type: 'srem', key: k, member }])
   }
 
-  /** The sorted members of the set at `key` ([] when the key does not hold a set). */
+  /**
+   * The sorted members of the set at `key` (`[]` when the key holds no set).
+   *
+   * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
+   */
   async smembers (key: K): Promise<Json[]> {
     const k = this.encodeKey(key)
     await this.ready()
@@ -534,8 +591,10 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   /**
    * What `key` holds: `'value'` (a whole value written by `put`), `'doc'` (a document merged
    * field by field, written by `patch`), `'set'` (an add-wins set, written by `sadd`/`srem`), or
-   * `undefined` when it is absent. `get` reads all three; this tells them apart (for an export
-   * that keeps documents and sets what they are).
+   * `undefined` when it is absent. `get` reads all three; this tells them apart (an export that
+   * keeps documents and sets what they are).
+   *
+   * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async typeOf (key: K): Promise<KeyType | undefined> {
     const k = this.encodeKey(key)
@@ -543,21 +602,40 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     return this.engine.kindOf(k)
   }
 
-  /** Makes another peer a member, by its writer key. */
+  /**
+   * Makes another peer a member, by its writer key (32 bytes or 64 hex characters): appends an
+   * add entry to this peer's log, which every peer that reads it follows.
+   *
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a malformed key
+   * @throws MeshError `MESHBEE_NOT_WRITABLE` on a peer that is not a member; `MESHBEE_WRITER_REMOVED`
+   *   for a key that was removed (never re-added); `MESHBEE_CLOCK_BEHIND` when this peer's clock
+   *   runs behind the stamp of its own add by more than `maxDrift`; `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
+   */
   async addWriter (key: Uint8Array | string): Promise<void> {
     const k = toKey(key, 'writer key')
     await this.ready()
     await this.engine.changeMembership(ADD_WRITER, k)
   }
 
-  /** Removes a member: its entries past the length this peer has folded never count. */
+  /**
+   * Removes a member. The length of its log this peer has folded becomes its cut: its entries past
+   * the cut never count anywhere, and the keys they touched fall back to the other writers' entries.
+   *
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a malformed key; `MESHBEE_INVALID_KEY` for a
+   *   key that is not a member
+   * @throws MeshError `MESHBEE_NOT_WRITABLE`, `MESHBEE_CLOCK_BEHIND` (as `addWriter`); `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
+   */
   async removeWriter (key: Uint8Array | string): Promise<void> {
     const k = toKey(key, 'writer key')
     await this.ready()
     await this.engine.changeMembership(REMOVE_WRITER, k)
   }
 
-  /** Folds everything available locally now; resolves true if the view changed. */
+  /**
+   * Folds everything that has arrived locally now; resolves true if the view changed.
+   *
+   * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
+   */
   async update (): Promise<boolean> {
     await this.ready()
     return await this.engine.update()
@@ -572,18 +650,26 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     return (this.valueEncoding() as unknown as { decode: (b: Buffer) => V }).decode(value)
   }
 
-  /** Every writer reached from the creator: log length, cut, folded length, removal, clock skew. */
+  /**
+   * Every writer log reached from the creator: its length, cut, folded length, membership and clock skew (`[]` while not open).
+   */
   writers (): WriterInfo[] {
     if (this.status !== 'open') return []
     return this.engine.writerInfo()
   }
 
-  /** The lengths of each writer's log that the view reflects: pass them to `checkout` later. */
+  /**
+   * The length of each writer's log the view reflects (hex writer key to length): pass them to `checkout` later.
+   */
   cuts (): Map<string, number> {
     return new Map(this.writers().map((w) => [w.key.toString('hex'), w.folded]))
   }
 
-  /** Every member's latest entry for `key`, the winner first: the conflicts behind its value. */
+  /**
+   * Every member's latest entry for `key`, the winner first: the conflicts behind its value (`[]` when none).
+   *
+   * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
+   */
   async versions (key: K): Promise<Array<KeyVersion<K, V>>> {
     const k = this.encodeKey(key)
     await this.ready()
@@ -591,8 +677,15 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   }
 
   /**
-   * A writer's changes between two lengths of its log (one per key: its entry at `to` and its
-   * entry at `from`), or since an HLC stamp or wall time (ms).
+   * A writer's changes between two lengths of its log, one per key (its entry at `to` against its
+   * entry at `from`); or, with `since` (an HLC stamp or a time in ms), the keys whose latest entry
+   * is stamped after it.
+   *
+   * @param writerKey - the writer (32 bytes or 64 hex characters)
+   * @param opts - `from` (default 0) and `to` (default: the whole log) are log lengths
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a malformed key, lengths or `since`;
+   *   `MESHBEE_INVALID_KEY` for a writer this peer does not know
+   * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async * diff (writerKey: Uint8Array | string, opts: { from?: number, to?: number, since?: Stamp | number } = {}): AsyncGenerator<DiffChange<K, V>> {
     const w = toKey(writerKey, 'writer key')
@@ -612,14 +705,21 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     }
   }
 
-  /** A digest of the whole view, equal on peers with equal views; kept current by every fold. */
+  /**
+   * A 32-byte digest of the whole view: equal on peers whose views are equal; kept current by every fold.
+   *
+   * @throws MeshError `MESHBEE_CLOSED` before the first open.
+   */
   hash (): Buffer {
     return digestToBuffer(this.engine.digest)
   }
 
   /**
-   * A read-only database holding the view as it was at the given cuts (time travel to a causal
-   * cut). It opens like any abstract-level database; writers missing from `cuts` count as empty.
+   * A read-only database holding the view as it was at the given cuts (writer lengths, as `cuts()`
+   * returns them; writers missing count as empty). It opens like any abstract-level database and
+   * is built in memory when it opens; its writes fail with `LEVEL_READONLY`.
+   *
+   * @throws MeshTypeError `MESHBEE_INVALID_CUTS` when `cuts` are not writer keys and lengths
    */
   checkout (cuts: Cuts): AbstractLevel<Buffer, K, V> {
     const c = normalizeCuts(cuts)
@@ -630,9 +730,11 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   }
 
   /**
-   * A replication stream carrying every log in this database's store (corestore replication),
-   * with the join-request channel beside it. Pipe it to the other peer's `replicate(!initiator)`,
-   * or pass an existing framed stream (e.g. a Hyperswarm connection).
+   * A replication stream carrying every log of this database (corestore replication), with the
+   * join-request channel beside it. Pipe it to the other peer's `replicate(!isInitiator)`, or pass
+   * an existing framed stream (e.g. a Hyperswarm connection).
+   *
+   * @throws MeshError `MESHBEE_CLOSED` before the first open.
    */
   replicate (isInitiatorOrStream: boolean | Duplex): Duplex {
     return this.syncer.add(isInitiatorOrStream)
@@ -644,28 +746,38 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   }
 
   /**
-   * Joins Hyperswarm on the discovery key (as client and server) and replicates every connection.
-   * `opts.swarm` (or the constructor's `swarm`): an existing Hyperswarm, left running on leave,
-   * or options for a new one (e.g. `{ bootstrap }` for a private DHT).
+   * Joins Hyperswarm on the discovery key (as client and server) and replicates every connection;
+   * resolves once the topic is announced. `opts.swarm` (else the constructor's `swarm`): an existing
+   * Hyperswarm, left running on leave, or options for a new one (e.g. `bootstrap` for a private
+   * DHT). Peers connect later: watch `'peer-add'`.
+   *
+   * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async join (opts: SwarmOptions = {}): Promise<void> {
     await this.ready()
     await this.syncer.join({ swarm: opts.swarm ?? this.swarmOption })
   }
 
-  /** Leaves the swarm; a swarm meshbee created is destroyed, a given one keeps running. */
+  /**
+   * Leaves the swarm: a swarm meshbee created is destroyed, a given one keeps running. `close()` leaves too.
+   */
   async leave (): Promise<void> {
     await this.#sync?.leave()
   }
 
-  /** Number of live replication connections (swarm or in-process). */
+  /**
+   * The number of live replication connections (swarm or in-process).
+   */
   get peers (): number {
     return this.#sync?.connections ?? 0
   }
 
   /**
-   * Asks connected peers (and peers met later) to add this peer as a writer: members see a
-   * 'join-request' event with this peer's writer key. Returns how many peers were asked now.
+   * Asks connected peers (and peers met later) to add this peer as a writer, until it is a
+   * member: members see a `'join-request'` event with this peer's writer key, and every peer
+   * relays it. Returns how many peers were asked now.
+   *
+   * @throws MeshError `MESHBEE_CLOSED` before the first open.
    */
   requestJoin (): number {
     return this.syncer.requestJoin()

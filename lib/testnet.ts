@@ -16,12 +16,12 @@
  * @packageDocumentation
  */
 import createTestnet from 'hyperdht/testnet.js'
-import type { HyperswarmOptions } from '../sync/types.js'
+import type { HostPort, HyperswarmOptions } from '../sync/types.js'
 
 /** A running local DHT. */
 export interface Testnet {
   /** Its bootstrap nodes on loopback: what other processes pass as `bootstrap`. */
-  readonly bootstrap: ReadonlyArray<{ host: string, port: number }>
+  readonly bootstrap: readonly HostPort[]
   /**
    * Options for a database's `join({ swarm })` in this process: a Hyperswarm on a new DHT node of
    * this testnet (a swarm given only `bootstrap` would connect one way and never replicate here).

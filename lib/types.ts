@@ -7,17 +7,22 @@ import type { Logger } from 'pino'
 import type { Stamp } from '../crdt/hlc.js'
 import type { HyperswarmLike, HyperswarmOptions } from '../sync/types.js'
 
-export type { HyperswarmLike, HyperswarmOptions, JoinRequest, SwarmOptions } from '../sync/types.js'
+export type { HostPort, HyperswarmLike, HyperswarmOptions, JoinRequest, SwarmOptions } from '../sync/types.js'
 
 /**
  * A Corestore instance (from the `corestore` package) to keep the logs in, shared with the app:
  * the database takes its namespace of it. Pass `viewPath` with it.
  */
 export interface CorestoreLike {
+  /** Opens a Hypercore of the store. */
   get: (opts: any) => unknown
+  /** A session of the store under a name. */
   namespace: (name: string) => unknown
+  /** A replication stream of every core in the store. */
   replicate: (isInitiatorOrStream: any, opts?: any) => unknown
+  /** Resolves once the store is open. */
   ready: () => Promise<void>
+  /** Closes the store. */
   close: () => Promise<void>
 }
 
@@ -103,6 +108,7 @@ export interface KeyVersion<K, V> {
 
 /** One key's change in a writer's log, as `db.diff(writer, range)` yields them. */
 export interface DiffChange<K, V> {
+  /** The key that changed. */
   key: K
   /** `'put'`/`'del'`/`'state'`: the writer's entry at `to`; `'gone'`: it has no entry for the key at `to`. */
   type: 'put' | 'del' | 'state' | 'gone'

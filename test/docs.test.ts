@@ -1,5 +1,6 @@
 import { expect } from 'chai'
 import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 
 describe('docs', () => {
   for (const doc of ['ARCHITECTURE.md', 'README.md']) {
@@ -11,4 +12,16 @@ describe('docs', () => {
       expect(missing, `paths named in ${doc} that do not exist`).to.deep.equal([])
     })
   }
+})
+
+describe('API reference', () => {
+  it('typedoc builds it from the TSDoc with no warning: every public export documented, no broken link', async function () {
+    this.timeout(120_000)
+    const { execFile } = await import('node:child_process')
+    const { promisify } = await import('node:util')
+    const typedoc = join(import.meta.dirname, '..', 'node_modules', 'typedoc', 'bin', 'typedoc')
+    // typedoc.json treats warnings as errors, so a missing doc comment fails the run
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [typedoc, '--emit', 'none'], { timeout: 110_000 })
+    expect(stdout + stderr).to.not.match(/warning|error/i)
+  })
 })

@@ -120,7 +120,7 @@ describe('catch-up after offline', function () {
 
   it("downloads writers' logs with Hypercore's request window, not the wider one Hyperbee sets", async () => {
     // Hyperbee widens its core's window to 256-512 requests on open; a whole-log download then
-    // asks for each block with a proof up to the root (BENCHMARKS.md, session 3). The engine sets
+    // asks for each block with a proof up to the root (BENCHMARKS.md, convergence history). The engine sets
     // Hypercore's default back through an internal of Hypercore's replicator: this fails if that
     // call stops reaching it.
     const [a, b] = await createPeers(2)

@@ -3,7 +3,7 @@
  * encodings, deferred open, sublevels, hooks, events); this class only adapts storage: writes go
  * to the own writer log through the engine, reads come from the view store.
  */
-import { AbstractIterator, AbstractLevel, AbstractSnapshot } from 'abstract-level'
+import { AbstractLevel } from 'abstract-level'
 import type { AbstractDatabaseOptions } from 'abstract-level'
 import type Corestore from 'corestore'
 import { existsSync } from 'node:fs'
@@ -11,7 +11,6 @@ import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { isJson, isPlainObject, isWellFormed, type Json } from '../crdt/json.js'
-import { MemoryLevel } from 'memory-level'
 import { Sync } from '../sync/swarm.js'
 import { Engine, type EngineOptions, type WriteOp } from './engine.js'
 import type { CorestoreLike, Cuts, DiffChange, JoinRequest, KeyType, KeyVersion, MeshDBOptions, Stats, SwarmOptions, WriterInfo } from './types.js'
@@ -19,216 +18,20 @@ import { digestToBuffer } from './digest.js'
 import { isStamp, type Stamp } from '../crdt/hlc.js'
 import { ADD_WRITER, REMOVE_WRITER } from './entry.js'
 import { MeshError, MeshTypeError, invalidArgument } from './errors.js'
-import { OverlayIterator, type InnerIterator, type KeyRange, type ViewSnapshot } from './view.js'
+import { Checkout, normalizeCuts } from './checkout.js'
+import { MeshIterator, MeshSnapshot, type ReadOptions } from './iterator.js'
+import { toKey } from './keys.js'
+import type { ValueRangeOptions } from './view.js'
 
 type Bytes = Buffer
 
 type KeyInput = unknown
 
-function toKey (key: Uint8Array | string, name: string): Buffer {
-  if (typeof key === 'string') {
-    if (!/^[0-9a-f]{64}$/i.test(key)) throw invalidArgument(`${name} must be 32 bytes or 64 hex characters`)
-    return Buffer.from(key, 'hex')
-  }
-  if (!(key instanceof Uint8Array) || key.byteLength !== 32) throw invalidArgument(`${name} must be 32 bytes or 64 hex characters`)
-  return Buffer.from(key)
-}
-
-class MeshSnapshot extends AbstractSnapshot {
-  readonly view: ViewSnapshot
-
-  /** `options.owner` is the database (or sublevel) that closes the snapshot on its own close. */
-  constructor (options: { owner: unknown }, view: ViewSnapshot) {
-    super(...([options] as unknown as []))
-    this.view = view
-  }
-
-  async _close (): Promise<void> {
-    await this.view.inner.close()
-  }
-}
-
-interface ReadOptions { snapshot?: MeshSnapshot | null }
 
 interface OpenOptions { createIfMissing: boolean, errorIfExists: boolean }
 
-/**
- * Iterates the view's values straight on the root LevelDB over the values prefix (one iterator
- * layer less than going through the sublevel), stripping the prefix from each key. `next()` is
- * served from entries read ahead with the inner iterator's `nextv` (16, then twice as many each
- * time up to 1,024), so a caller stepping one entry at a time pays the inner layer once a chunk,
- * not once an entry.
- */
-class MeshIterator extends AbstractIterator<MeshDB<unknown, unknown>, Bytes, Bytes> {
-  private readonly it: InnerIterator
-  private readonly prefix: Bytes
-  private ahead: Array<[Bytes, Bytes]> = []
-  private pos = 0
-  private chunk = 16
-  private ended = false
-  /** The next chunk, asked for while the current one is consumed (`next()` without a limit). */
-  private pending: Promise<Array<[Bytes, Bytes]>> | null = null
-  /** A seek not yet passed to the inner iterator (it may be busy with `pending`). */
-  private seekTo: Bytes | null = null
-
-  constructor (db: MeshDB<unknown, unknown>, options: Record<string, unknown>, it: InnerIterator, prefix: Bytes) {
-    super(db, options as never)
-    this.it = it
-    this.prefix = prefix
-  }
-
-  private strip (entry: [Bytes, Bytes]): [Bytes, Bytes] {
-    if (entry[0] !== undefined) entry[0] = entry[0].subarray(this.prefix.byteLength)
-    return entry
-  }
-
-  /** The entries read ahead and not yet returned (and forgets them). */
-  private takeAhead (max: number): Array<[Bytes, Bytes]> {
-    const out = this.ahead.slice(this.pos, this.pos + max)
-    this.pos += out.length
-    return out
-  }
-
-  /**
-   * The next entries of the inner iterator: the chunk already asked for if there is one (it may
-   * hold more than `size`), else up to `size`. A pending seek is applied first, once the inner
-   * iterator is free (a chunk asked for before the seek is dropped).
-   */
-  private async read (size: number): Promise<Array<[Bytes, Bytes]>> {
-    if (this.seekTo !== null) {
-      if (this.pending !== null) await this.pending.catch(() => {})
-      this.pending = null
-      this.it.seek(this.seekTo)
-      this.seekTo = null
-    }
-    const pending = this.pending
-    this.pending = null
-    return pending !== null ? await pending : await this.it.nextv(size)
-  }
-
-  async _next (): Promise<[Bytes, Bytes] | undefined> {
-    if (this.pos >= this.ahead.length) {
-      if (this.ended) return undefined
-      // the limit is abstract-level's to count (the inner iterator has none, so a seek after a
-      // read-ahead loses nothing): never read ahead past it
-      const unlimited = this.limit === Infinity
-      const list = await this.read(unlimited ? this.chunk : Math.max(1, Math.min(this.chunk, this.limit - this.count)))
-      this.ahead = list
-      this.pos = 0
-      this.chunk = Math.min(this.chunk * 2, 1024)
-      if (list.length === 0) {
-        this.ended = true
-        return undefined
-      }
-      if (unlimited) {
-        // overlap LevelDB's read of the next chunk with the consumption of this one
-        this.pending = this.it.nextv(this.chunk)
-        this.pending.catch(() => {})
-      }
-    }
-    return this.strip(this.ahead[this.pos++])
-  }
-
-  async _nextv (size: number): Promise<Array<[Bytes, Bytes]>> {
-    const list = this.takeAhead(size)
-    if (list.length < size && !this.ended) {
-      const need = size - list.length
-      const more = await this.read(need)
-      if (more.length === 0) this.ended = true
-      list.push(...more.slice(0, need))
-      this.ahead = more.slice(need)
-      this.pos = 0
-    }
-    for (const e of list) this.strip(e)
-    return list
-  }
-
-  async _all (): Promise<Array<[Bytes, Bytes]>> {
-    if (this.limit < Infinity) {
-      const list: Array<[Bytes, Bytes]> = []
-      while (this.count + list.length < this.limit) {
-        const more = await this._nextv(Math.min(1000, this.limit - this.count - list.length))
-        if (more.length === 0) break
-        list.push(...more)
-      }
-      return list
-    }
-    const list = this.takeAhead(Infinity)
-    if (!this.ended) {
-      list.push(...await this.read(1000))
-      list.push(...await this.it.all())
-    }
-    this.ended = true
-    for (const e of list) this.strip(e)
-    return list
-  }
-
-  _seek (target: Bytes): void {
-    this.ahead = []
-    this.pos = 0
-    this.chunk = 16
-    this.ended = false
-    this.seekTo = Buffer.concat([this.prefix, target])
-  }
-
-  async _close (): Promise<void> {
-    if (this.pending !== null) await this.pending.catch(() => {})
-    await this.it.close()
-  }
-}
-
-const RANGE = ['gt', 'gte', 'lt', 'lte'] as const
 const NO_STATS: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0 }
 
-
-function normalizeCuts (cuts: Cuts): Map<string, number> {
-  if (cuts === null || typeof cuts !== 'object') throw new MeshTypeError('MESHBEE_INVALID_CUTS', 'cuts must be a Map, an object or pairs of writer key and length')
-  const pairs: Iterable<readonly [string | Uint8Array, number]> = Symbol.iterator in cuts
-    ? cuts as Iterable<readonly [string | Uint8Array, number]>
-    : Object.entries(cuts)
-  const out = new Map<string, number>()
-  for (const pair of pairs) {
-    if (!Array.isArray(pair) || pair.length !== 2) throw new MeshTypeError('MESHBEE_INVALID_CUTS', 'each cut is a [writer key, length] pair')
-    const [k, len] = pair as [unknown, unknown]
-    let id: string
-    try {
-      id = toKey(k as string, 'writer key').toString('hex')
-    } catch {
-      throw new MeshTypeError('MESHBEE_INVALID_CUTS', 'a writer key in cuts is not 32 bytes or 64 hex characters')
-    }
-    if (!Number.isSafeInteger(len) || (len as number) < 0) throw new MeshTypeError('MESHBEE_INVALID_CUTS', `the cut of ${id} is not a length`)
-    out.set(id, len as number)
-  }
-  return out
-}
-
-function readOnly (): Error {
-  const err = new Error('A checkout is read-only') as Error & { code: string }
-  err.code = 'LEVEL_READONLY'
-  return err
-}
-
-/** A read-only abstract-level database holding the view at a set of cuts, built when it opens. */
-class Checkout<K, V> extends MemoryLevel<K, V> {
-  private readonly load: () => Promise<Array<[Buffer, Buffer]>>
-
-  constructor (load: () => Promise<Array<[Buffer, Buffer]>>, options: AbstractDatabaseOptions<K, V>) {
-    super({ ...options, storeEncoding: 'buffer' } as never)
-    this.load = load
-  }
-
-  async _open (options: object): Promise<void> {
-    await (MemoryLevel.prototype as unknown as { _open: (o: object) => Promise<void> })._open.call(this, options)
-    const entries = await this.load()
-    const batch = (MemoryLevel.prototype as unknown as { _batch: (ops: object[], o: object) => Promise<void> })._batch
-    await batch.call(this, entries.map(([key, value]) => ({ type: 'put', key, value })), {})
-  }
-
-  async _put (): Promise<void> { throw readOnly() }
-  async _del (): Promise<void> { throw readOnly() }
-  async _batch (): Promise<void> { throw readOnly() }
-  async _clear (): Promise<void> { throw readOnly() }
-}
 
 /**
  * A leaderless multi-writer database. Every peer writes to its own signed log; the fold merges all
@@ -338,7 +141,13 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     engine.on('update', () => this.emit('update'))
     engine.on('writer-add', (k: Buffer) => this.emit('writer-add', k))
     engine.on('writer-remove', (k: Buffer, cut: number) => this.emit('writer-remove', k, cut))
-    const sync = new Sync(engine)
+    const sync = new Sync({
+      replicate: (conn) => engine.store.replicate(conn) as Duplex,
+      get discoveryKey () { return engine.creator.core.discoveryKey },
+      get writerKey () { return engine.own.key as Buffer },
+      get writable () { return engine.writable },
+      isMember: (id) => engine.members.has(id)
+    })
     sync.on('peer-add', (k: Buffer | null) => this.emit('peer-add', k))
     sync.on('peer-remove', (k: Buffer | null) => this.emit('peer-remove', k))
     sync.on('join-request', (r: JoinRequest) => this.emit('join-request', r))
@@ -454,50 +263,21 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   /** @internal */
   _iterator (options: Record<string, unknown>): MeshIterator {
     const view = this.engine.view
-    return new MeshIterator(this as MeshDB<unknown, unknown>, options, this.inner(options), view.valuesPrefix)
-  }
-
-  /**
-   * LevelDB's iterator over the values in an abstract-level range (encoded keys, no prefix), with
-   * the view's write-behind table (or the snapshot's copy of it) laid over it.
-   */
-  private inner (options: Record<string, unknown>): InnerIterator {
-    const view = this.engine.view
-    const snap = (options as ReadOptions).snapshot?.view
-    const overlay = snap !== undefined ? snap.overlay : view.overlay()
-    const range: KeyRange = {}
-    const prefix = view.valuesPrefix
-    for (const r of RANGE) if (options[r] !== undefined) range[r] = Buffer.concat([prefix, options[r] as Bytes])
-    // as in LevelDB: gte wins over gt, lte over lt
-    if (range.gte !== undefined) delete range.gt
-    if (range.lte !== undefined) delete range.lt
-    if (range.gt === undefined && range.gte === undefined) range.gte = prefix
-    if (range.lt === undefined && range.lte === undefined) range.lt = view.valuesEnd
-    const reverse = options.reverse === true
-    const keys = options.keys !== false
-    const values = options.values !== false
-    const it = view.db.iterator({
-      ...range,
-      reverse,
-      // laying the table over LevelDB's entries needs their keys and values
-      keys: keys || overlay !== null,
-      values: values || overlay !== null,
-      signal: options.signal,
-      ...(snap !== undefined ? { snapshot: snap.inner } : {})
-    } as never) as unknown as InnerIterator
-    return overlay === null ? it : new OverlayIterator(it, overlay, range, { reverse, keys, values })
+    const it = view.valueIterator(options as ValueRangeOptions, (options as ReadOptions).snapshot?.view)
+    return new MeshIterator(this as AbstractLevel<Bytes, unknown, unknown>, options, it, view.valuesPrefix)
   }
 
   /** @internal */
   async _clear (options: Record<string, unknown>): Promise<void> {
     const limit = options.limit as number
-    const it = this.inner({ ...options, keys: true, values: false })
+    const view = this.engine.view
+    const it = view.valueIterator({ ...options as ValueRangeOptions, keys: true, values: false }, (options as ReadOptions).snapshot?.view)
     const found: Bytes[] = []
     try {
       while (limit < 0 || found.length < limit) {
         const more = await it.nextv(limit < 0 ? 1000 : Math.min(1000, limit - found.length))
         if (more.length === 0) break
-        for (const [k] of more) found.push(k.subarray(this.engine.view.valuesPrefix.byteLength))
+        for (const [k] of more) found.push(k.subarray(view.valuesPrefix.byteLength))
       }
     } finally {
       await it.close()
@@ -511,8 +291,13 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     return this.prefixKey(enc.encode(key), 'buffer', true) as Bytes
   }
 
-  private async ready (): Promise<void> {
-    if (this.status === 'opening') await this.open()
+  /**
+   * abstract-level's deferred open for meshbee's own methods: an operation called while the
+   * database opens waits for it (in abstract-level's queue, like `get` and `put`); on a database
+   * that is not open it fails as theirs do.
+   */
+  private async opened (): Promise<void> {
+    if (this.status === 'opening') await this.deferAsync(async () => {})
     if (this.status !== 'open') {
       const err = new Error('Database is not open') as Error & { code: string }
       err.code = 'LEVEL_DATABASE_NOT_OPEN'
@@ -538,7 +323,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
       list.push([name, value])
     }
     const k = this.encodeKey(key)
-    await this.ready()
+    await this.opened()
     if (list.length > 0) await this.engine.write([{ type: 'patch', key: k, fields: list }])
   }
 
@@ -552,7 +337,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   async sadd (key: K, member: Json): Promise<void> {
     if (!isJson(member)) throw invalidArgument('member must be JSON')
     const k = this.encodeKey(key)
-    await this.ready()
+    await this.opened()
     await this.engine.write([{ type: 'sadd', key: k, member }])
   }
 
@@ -566,7 +351,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   async srem (key: K, member: Json): Promise<void> {
     if (!isJson(member)) throw invalidArgument('member must be JSON')
     const k = this.encodeKey(key)
-    await this.ready()
+    await this.opened()
     await this.engine.write([{ type: 'srem', key: k, member }])
   }
 
@@ -577,7 +362,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
    */
   async smembers (key: K): Promise<Json[]> {
     const k = this.encodeKey(key)
-    await this.ready()
+    await this.opened()
     const raw = this.engine.view.getValueSync(k)
     if (raw === undefined) return []
     try {
@@ -598,7 +383,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
    */
   async typeOf (key: K): Promise<KeyType | undefined> {
     const k = this.encodeKey(key)
-    await this.ready()
+    await this.opened()
     return this.engine.kindOf(k)
   }
 
@@ -613,7 +398,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
    */
   async addWriter (key: Uint8Array | string): Promise<void> {
     const k = toKey(key, 'writer key')
-    await this.ready()
+    await this.opened()
     await this.engine.changeMembership(ADD_WRITER, k)
   }
 
@@ -627,7 +412,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
    */
   async removeWriter (key: Uint8Array | string): Promise<void> {
     const k = toKey(key, 'writer key')
-    await this.ready()
+    await this.opened()
     await this.engine.changeMembership(REMOVE_WRITER, k)
   }
 
@@ -637,7 +422,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
    * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async update (): Promise<boolean> {
-    await this.ready()
+    await this.opened()
     return await this.engine.update()
   }
 
@@ -672,7 +457,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
    */
   async versions (key: K): Promise<Array<KeyVersion<K, V>>> {
     const k = this.encodeKey(key)
-    await this.ready()
+    await this.opened()
     return (await this.engine.versions(k)).map((v) => ({ ...v, key, value: this.decodeValue(v.value) }))
   }
 
@@ -699,7 +484,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
       if (!isStamp(since)) throw invalidArgument('since must be a stamp { wall, counter } or a time in ms')
       st = since
     }
-    await this.ready()
+    await this.opened()
     for await (const c of this.engine.diff(w, from, to, st)) {
       yield { ...c, key: this.decodeKey(c.key), value: this.decodeValue(c.value), previous: this.decodeValue(c.previous) }
     }
@@ -724,7 +509,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   checkout (cuts: Cuts): AbstractLevel<Buffer, K, V> {
     const c = normalizeCuts(cuts)
     return new Checkout<K, V>(async () => {
-      await this.ready()
+      await this.opened()
       return await this.engine.materialize(c)
     }, { keyEncoding: this.keyEncoding().commonName, valueEncoding: this.valueEncoding().commonName } as AbstractDatabaseOptions<K, V>) as unknown as AbstractLevel<Buffer, K, V>
   }
@@ -754,7 +539,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
    * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async join (opts: SwarmOptions = {}): Promise<void> {
-    await this.ready()
+    await this.opened()
     await this.syncer.join({ swarm: opts.swarm ?? this.swarmOption })
   }
 

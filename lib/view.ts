@@ -129,6 +129,34 @@ export class ViewStore {
     return { inner: this.db.snapshot(), overlay: this.overlay() }
   }
 
+  /**
+   * An iterator over the values in a range of user keys (encoded, without the values prefix; keys
+   * come back with it), at `snap` or now, with the write-behind table laid over LevelDB's entries.
+   */
+  valueIterator (options: ValueRangeOptions, snap?: ViewSnapshot): InnerIterator {
+    const overlay = snap !== undefined ? snap.overlay : this.overlay()
+    const range: KeyRange = {}
+    for (const r of RANGE) if (options[r] !== undefined) range[r] = Buffer.concat([this.valuesPrefix, options[r]])
+    // as in LevelDB: gte wins over gt, lte over lt
+    if (range.gte !== undefined) delete range.gt
+    if (range.lte !== undefined) delete range.lt
+    if (range.gt === undefined && range.gte === undefined) range.gte = this.valuesPrefix
+    if (range.lt === undefined && range.lte === undefined) range.lt = this.valuesEnd
+    const reverse = options.reverse === true
+    const keys = options.keys !== false
+    const values = options.values !== false
+    const it = this.db.iterator({
+      ...range,
+      reverse,
+      // laying the table over LevelDB's entries needs their keys and values
+      keys: keys || overlay !== null,
+      values: values || overlay !== null,
+      signal: options.signal,
+      ...(snap !== undefined ? { snapshot: snap.inner } : {})
+    } as never) as unknown as InnerIterator
+    return overlay === null ? it : new OverlayIterator(it, overlay, range, { reverse, keys, values })
+  }
+
   /** Throws the error of a batch LevelDB refused, if one did: the view takes no commit after it. */
   check (): void {
     if (this.failed !== null) throw this.failed
@@ -295,6 +323,16 @@ export interface InnerIterator {
 
 /** Root-key bounds, as abstract-level spells them. */
 export interface KeyRange { gt?: Bytes, gte?: Bytes, lt?: Bytes, lte?: Bytes }
+
+const RANGE = ['gt', 'gte', 'lt', 'lte'] as const
+
+/** A range of user keys and what to read of it, as abstract-level's iterator options give them. */
+export interface ValueRangeOptions extends KeyRange {
+  reverse?: boolean
+  keys?: boolean
+  values?: boolean
+  signal?: unknown
+}
 
 function inRange (k: Bytes, r: KeyRange): boolean {
   if (r.gt !== undefined && Buffer.compare(k, r.gt) <= 0) return false

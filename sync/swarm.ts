@@ -15,10 +15,25 @@ import Hypercore from 'hypercore'
 import Hyperswarm from 'hyperswarm'
 import Protomux, { type Channel, type Message } from 'protomux'
 import type { Duplex } from 'node:stream'
-import type { Engine } from '../lib/engine.js'
 import type { JoinRequest, SwarmOptions } from './types.js'
 
 export type { JoinRequest, SwarmOptions }
+
+/**
+ * What sync needs of the database it carries, given at construction: sync/ never imports lib/.
+ */
+export interface SyncHost {
+  /** A replication stream of every log (corestore replication) over `conn`. */
+  replicate: (conn: boolean | Duplex) => Duplex
+  /** The topic peers meet on. */
+  readonly discoveryKey: Buffer
+  /** This peer's writer key, sent in its join requests. */
+  readonly writerKey: Buffer
+  /** Whether this peer is a member now (only members surface join requests). */
+  readonly writable: boolean
+  /** Whether a writer key (hex) is a member already. */
+  isMember: (id: string) => boolean
+}
 
 interface Peer {
   conn: Duplex & { remotePublicKey?: Buffer }
@@ -43,7 +58,7 @@ export class Sync extends EventEmitter {
   private readonly relayed = new Map<string, number>()
   private readonly onconnection = (conn: Duplex & { remotePublicKey?: Buffer }): void => { this.add(conn) }
 
-  constructor (private readonly engine: Engine) {
+  constructor (private readonly host: SyncHost) {
     super()
   }
 
@@ -57,7 +72,7 @@ export class Sync extends EventEmitter {
     this.owned = !(given instanceof Hyperswarm)
     this.swarm = given instanceof Hyperswarm ? given : new Hyperswarm((given ?? {}) as Record<string, unknown>)
     this.swarm.on('connection', this.onconnection)
-    this.discovery = this.swarm.join(this.engine.creator.core.discoveryKey, { client: true, server: true })
+    this.discovery = this.swarm.join(this.host.discoveryKey, { client: true, server: true })
     await this.discovery.flushed()
   }
 
@@ -84,7 +99,7 @@ export class Sync extends EventEmitter {
    * in-process stream as in `db.replicate`), with the join channel beside the logs.
    */
   add (conn: boolean | (Duplex & { remotePublicKey?: Buffer })): Duplex {
-    const stream = this.engine.store.replicate(conn) as Duplex & { remotePublicKey?: Buffer }
+    const stream = this.host.replicate(conn) as Duplex & { remotePublicKey?: Buffer }
     stream.on('error', () => {})
     const peer: Peer = { conn: typeof conn === 'boolean' ? stream : conn, channel: null, request: null, swarm: typeof conn !== 'boolean' }
     conn = peer.conn
@@ -101,9 +116,9 @@ export class Sync extends EventEmitter {
   private attach (peer: Peer, mux: Protomux): void {
     const channel = mux.createChannel({
       protocol: PROTOCOL,
-      id: this.engine.creator.core.discoveryKey,
+      id: this.host.discoveryKey,
       // protomux sets `opened` only after onopen returns, so send here without that check.
-      onopen: () => { if (this.asking && peer.request !== null) peer.request.send(this.engine.own.key) }
+      onopen: () => { if (this.asking && peer.request !== null) peer.request.send(this.host.writerKey) }
     })
     if (channel === null) return
     peer.channel = channel
@@ -111,8 +126,8 @@ export class Sync extends EventEmitter {
       encoding: c.fixed32,
       onmessage: (key: Buffer) => {
         const id = key.toString('hex')
-        if (this.engine.members.has(id) || Buffer.compare(key, this.engine.own.key) === 0) return
-        if (this.engine.writable) {
+        if (this.host.isMember(id) || Buffer.compare(key, this.host.writerKey) === 0) return
+        if (this.host.writable) {
           const request: JoinRequest = { key: Buffer.from(key), remotePublicKey: peer.conn.remotePublicKey ?? null }
           this.emit('join-request', request)
         }
@@ -124,7 +139,7 @@ export class Sync extends EventEmitter {
     channel.open()
   }
 
-  private send (peer: Peer, key: Uint8Array = this.engine.own.key): void {
+  private send (peer: Peer, key: Uint8Array = this.host.writerKey): void {
     if (peer.channel?.opened === true && peer.request !== null) peer.request.send(key)
   }
 
@@ -145,7 +160,7 @@ export class Sync extends EventEmitter {
 
   /** Asks every connected peer, and every peer met later, to add this peer; until it is a member. */
   requestJoin (): number {
-    this.asking = !this.engine.writable
+    this.asking = !this.host.writable
     if (!this.asking) return 0
     let asked = 0
     for (const p of this.peers) {
@@ -159,6 +174,6 @@ export class Sync extends EventEmitter {
 
   /** Stops asking once this peer has become a member. */
   membershipChanged (): void {
-    if (this.engine.writable) this.asking = false
+    if (this.host.writable) this.asking = false
   }
 }

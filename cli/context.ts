@@ -3,6 +3,7 @@
  * the database and parsing values from the command line.
  */
 import { CommanderError, InvalidArgumentError } from 'commander'
+import { once } from 'node:events'
 import { resolve } from 'node:path'
 import { pino, type Logger } from 'pino'
 import type { MeshDB } from '../lib/meshdb.js'
@@ -18,9 +19,12 @@ export type Json = null | boolean | number | string | Json[] | { [k: string]: Js
 /** A database opened by the CLI: string keys, JSON values. */
 export type DB = MeshDB<string, Json>
 
-/** An error the CLI raises itself, with a stable code and the exit code it maps to. */
+/**
+ * An error the CLI raises itself, with a stable code, the exit code it maps to, and `details`
+ * that the `--json` error carries beside code and message.
+ */
 export class CliError extends Error {
-  constructor (readonly code: string, message: string, readonly exitCode: number = EXIT.ERROR) {
+  constructor (readonly code: string, message: string, readonly exitCode: number = EXIT.ERROR, readonly details: Record<string, unknown> = {}) {
     super(message)
     this.name = 'CliError'
   }
@@ -28,24 +32,83 @@ export class CliError extends Error {
 
 export const usage = (message: string): CliError => new CliError('MESHBEE_USAGE', message, EXIT.USAGE)
 
+export const notFound = (message: string): CliError => new CliError('MESHBEE_NOT_FOUND', message, EXIT.NOT_FOUND)
+
 /** Library error codes that mean the user passed a bad argument. */
 const USAGE_CODES = new Set(['MESHBEE_INVALID_ARGUMENT', 'MESHBEE_INVALID_CUTS', 'LEVEL_INVALID_KEY', 'LEVEL_INVALID_VALUE'])
 
-/** The stable code, message and exit code of anything a command threw. */
-export function describeError (err: unknown): { code: string, message: string, exitCode: number } {
-  if (err instanceof CommanderError) {
-    return { code: 'MESHBEE_USAGE', message: err.message.replace(/^error: /, ''), exitCode: err.exitCode === 0 ? EXIT.OK : EXIT.USAGE }
+/** Node's file system error codes, each mapped to one CLI code. */
+const FILE_CODES: Record<string, [string, string]> = {
+  ENOENT: ['MESHBEE_FILE_NOT_FOUND', 'no such file or directory'],
+  EEXIST: ['MESHBEE_FILE_EXISTS', 'the file exists'],
+  EACCES: ['MESHBEE_FILE_ACCESS', 'permission denied'],
+  EPERM: ['MESHBEE_FILE_ACCESS', 'operation not permitted'],
+  EISDIR: ['MESHBEE_FILE_IS_DIRECTORY', 'is a directory'],
+  ENOTDIR: ['MESHBEE_FILE_NOT_FOUND', 'a part of the path is not a directory']
+}
+
+/** A file system error as a CliError naming `path` (the path as the user gave it), once. */
+export function fileError (err: unknown, path: string): unknown {
+  const code = (err as { code?: unknown } | null)?.code
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return err
+  const [cli, text] = FILE_CODES[code] ?? ['MESHBEE_FILE_ERROR', String((err as Error).message).replace(/^[A-Z]+: /, '')]
+  return new CliError(cli, `${path}: ${text}`)
+}
+
+/** Whether the database's storage is locked by another process. */
+export function isLocked (err: unknown): boolean {
+  for (let e = err as { code?: unknown, message?: unknown, cause?: unknown } | null; e != null && typeof e === 'object'; e = e.cause as typeof e) {
+    if (e.code === 'LEVEL_LOCKED' || (typeof e.message === 'string' && /could not be locked/.test(e.message))) return true
   }
-  if (err instanceof CliError) return { code: err.code, message: err.message, exitCode: err.exitCode }
-  let e = err as { code?: unknown, message?: unknown, cause?: unknown } | null
+  return false
+}
+
+/** The stable code, message, exit code and details of anything a command threw. */
+export function describeError (err: unknown): { code: string, message: string, exitCode: number, details: Record<string, unknown> } {
+  if (err instanceof CommanderError) {
+    return { code: 'MESHBEE_USAGE', message: err.message.replace(/^error: /, ''), exitCode: err.exitCode === 0 ? EXIT.OK : EXIT.USAGE, details: {} }
+  }
+  if (err instanceof CliError) return { code: err.code, message: err.message, exitCode: err.exitCode, details: err.details }
+  let e = err as { code?: unknown, message?: unknown, cause?: unknown, syscall?: unknown, path?: unknown } | null
   // abstract-level wraps a failed open: the library's own error is the cause
   while (e !== null && typeof e === 'object' && e.code === 'LEVEL_DATABASE_NOT_OPEN' && e.cause != null) {
     e = e.cause as typeof e
   }
+  if (typeof e?.syscall === 'string') {
+    const f = fileError(e, typeof e.path === 'string' ? e.path : e.syscall)
+    if (f instanceof CliError) return describeError(f)
+  }
   const code = typeof e?.code === 'string' ? e.code : 'MESHBEE_UNEXPECTED'
   const message = typeof e?.message === 'string' ? e.message : String(err)
   const exitCode = code === 'MESHBEE_NOT_WRITABLE' ? EXIT.NOT_WRITABLE : USAGE_CODES.has(code) ? EXIT.USAGE : EXIT.ERROR
-  return { code, message, exitCode }
+  return { code, message, exitCode, details: {} }
+}
+
+/**
+ * Where a command reads and writes: this process's stdio and working directory, or, for a
+ * command that runs inside a running peer, the client's, carried over the control socket.
+ */
+export interface Io {
+  stdout: NodeJS.WritableStream
+  stderr: NodeJS.WritableStream
+  /** Standard input, asked for on first use (a client sends its stdin only when a command reads it). */
+  stdin: () => NodeJS.ReadableStream
+  /** The directory relative paths resolve against. */
+  cwd: string
+  /** Whether progress bars may draw on stderr. */
+  tty: boolean
+}
+
+/** This process's own stdio and working directory. */
+export function processIo (): Io {
+  return { stdout: process.stdout, stderr: process.stderr, stdin: () => process.stdin, cwd: process.cwd(), tty: process.stderr.isTTY === true }
+}
+
+/** Reads a stream to its end. */
+export async function readAll (input: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const c of input) chunks.push(typeof c === 'string' ? Buffer.from(c) : c)
+  return Buffer.concat(chunks)
 }
 
 /** Global options, as commander parses them. */
@@ -72,10 +135,25 @@ export class Output {
     this.write(this.json ? JSON.stringify(value) : text())
   }
 
-  /** Writes a line, waiting when the pipe is full (large exports). */
+  /** Writes a line, waiting when the pipe is full (large exports); rejects if the stream fails. */
   write (line: string): Promise<void> | undefined {
     if (this.stdout.write(line + '\n')) return undefined
-    return new Promise((resolve) => this.stdout.once('drain', resolve))
+    return drained(this.stdout)
+  }
+}
+
+/** Resolves when `stream` drains; rejects when it fails or closes first. */
+export async function drained (stream: NodeJS.WritableStream): Promise<void> {
+  const s = stream as NodeJS.WritableStream & { destroyed?: boolean }
+  if (s.destroyed === true) throw new CliError('MESHBEE_OUTPUT_CLOSED', 'the output was closed')
+  const ac = new AbortController()
+  try {
+    await Promise.race([
+      once(s, 'drain', { signal: ac.signal }),
+      once(s, 'close', { signal: ac.signal }).then(() => { throw new CliError('MESHBEE_OUTPUT_CLOSED', 'the output was closed') })
+    ])
+  } finally {
+    ac.abort()
   }
 }
 
@@ -95,9 +173,13 @@ export interface OpenOptions {
   exclusive?: boolean
 }
 
-/** Opens the database in `--dir`; fails with a clear message when there is none. */
-export async function openDb (dir: string, logger: Logger, opts: OpenOptions = {}): Promise<DB> {
-  const location = resolve(dir)
+/**
+ * Opens the database in `dir` (relative to `cwd`); fails with a clear code when there is none
+ * (`MESHBEE_NO_DATABASE`), when `exclusive` and there is one (`MESHBEE_DB_EXISTS`), or when
+ * another process holds it (`MESHBEE_BUSY`).
+ */
+export async function openDb (dir: string, logger: Logger, opts: OpenOptions = {}, cwd = process.cwd()): Promise<DB> {
+  const location = resolve(cwd, dir)
   const { MeshDB } = await import('../lib/meshdb.js')
   const db = new MeshDB<string, Json>(location, {
     valueEncoding: 'json',
@@ -110,11 +192,10 @@ export async function openDb (dir: string, logger: Logger, opts: OpenOptions = {
     await db.open()
   } catch (err) {
     const { code } = describeError(err)
-    if (code === 'MESHBEE_STORAGE' && opts.exclusive === true) {
-      throw new CliError('MESHBEE_STORAGE', `${location} already holds a database`)
-    }
+    if (isLocked(err)) throw busy(location)
+    if (code === 'MESHBEE_STORAGE' && opts.exclusive === true) throw dbExists(location)
     if (code === 'MESHBEE_STORAGE' && opts.create !== true) {
-      throw new CliError('MESHBEE_STORAGE', `no database in ${location}: run "meshbee init" (or pass --dir / set MESHBEE_DIR)`)
+      throw new CliError('MESHBEE_NO_DATABASE', `no database in ${location}: run "meshbee init" (or pass --dir / set MESHBEE_DIR)`)
     }
     throw err
   }
@@ -122,14 +203,58 @@ export async function openDb (dir: string, logger: Logger, opts: OpenOptions = {
   return db
 }
 
-/** A value from the command line: JSON if it parses, else the string itself. */
-export function parseValue (text: string, forceString = false): Json {
-  if (forceString) return text
-  try {
-    return JSON.parse(text) as Json
-  } catch {
-    return text
+export const busy = (location: string): CliError =>
+  new CliError('MESHBEE_BUSY', `${location} is open in another meshbee process (a "join" or "seed" runs there, or another command: try again)`)
+
+export const dbExists = (location: string): CliError =>
+  new CliError('MESHBEE_DB_EXISTS', `${location} already holds a database`)
+
+/** How a value given as text is read: by its look (`auto`), always as a string, or always as JSON. */
+export type ValueMode = 'auto' | 'string' | 'json'
+
+/** Text that must be JSON in `auto` mode: it starts like a JSON object, array, string or number, or is a JSON literal. */
+export function looksLikeJson (text: string): boolean {
+  return /^[{["0-9-]/.test(text) || text === 'true' || text === 'false' || text === 'null'
+}
+
+/**
+ * Why a JSON text would not round-trip, or null: a number that is not finite (1e400) or an
+ * integer literal outside the safe range. JSON.parse accepts both, silently changing them.
+ */
+export function numberProblem (text: string): string | null {
+  for (const [token] of text.matchAll(/"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g)) {
+    if (token.startsWith('"')) continue
+    const n = Number(token)
+    if (!Number.isFinite(n)) return `the number ${token} is out of range`
+    if (/^-?\d+$/.test(token) && !Number.isSafeInteger(n)) return `the integer ${token} is outside the safe range (±${Number.MAX_SAFE_INTEGER})`
   }
+  return null
+}
+
+/** Parses JSON text that must round-trip: its value, or why it is refused. */
+export function parseJson (text: string): { value: Json } | { problem: string } {
+  let value: Json
+  try {
+    value = JSON.parse(text) as Json
+  } catch (err) {
+    return { problem: `not valid JSON (${(err as Error).message})` }
+  }
+  const problem = numberProblem(text)
+  return problem === null ? { value } : { problem }
+}
+
+/**
+ * A value (or set member, or document) given as text. In `auto` mode text that looks like JSON
+ * ({@link looksLikeJson}) must be valid JSON and anything else is a string; `string` takes the
+ * text as it is; `json` requires JSON. Fails with exit 2, `MESHBEE_INVALID_VALUE`.
+ */
+export function parseValue (text: string, mode: ValueMode = 'auto', what = 'value'): Json {
+  if (mode === 'string' || (mode === 'auto' && !looksLikeJson(text))) return text
+  const r = parseJson(text)
+  if ('value' in r) return r.value
+  const shown = text.length > 40 ? `${text.slice(0, 40)}…` : text
+  throw new CliError('MESHBEE_INVALID_VALUE', `${what} ${JSON.stringify(shown)}: ${r.problem}` +
+    (mode === 'auto' ? ': a value that starts like JSON must be JSON (add --string to store the text as a string)' : ''), EXIT.USAGE)
 }
 
 /** A stored value read as UTF-8: JSON if it parses (everything the CLI writes), else the string. */

@@ -1,6 +1,6 @@
 /**
- * The `meshbee` command line (bin/meshbee.js runs this file through tsx). Commands live in
- * scripts/cli/program.ts; `meshbee --help` lists them.
+ * The `meshbee` command line (bin/meshbee.js runs its compiled form in dist/). Commands live in
+ * cli/program.ts; `meshbee --help` lists them.
  */
 import { run } from './program.js'
 

@@ -1,7 +1,8 @@
 /**
  * `meshbee join` and `meshbee seed`: stay online on the database's discovery key, replicate, and
- * report what happens (changes as they fold, peers, membership, join requests) until SIGINT or
- * SIGTERM. A catch-up of a large backlog shows a progress bar on a terminal.
+ * report what happens (changes as they fold, peers, membership, join requests, catching up) until
+ * SIGINT or SIGTERM. A catch-up of a large backlog shows a progress bar on a terminal.
+ * `meshbee testnet`: a local DHT to point them at.
  */
 import { SingleBar, Presets } from 'cli-progress'
 import HyperDHT from 'hyperdht'
@@ -17,21 +18,31 @@ export interface OnlineOptions {
   request?: boolean
   /** 'join' or 'seed', for the messages. */
   mode: 'join' | 'seed'
+  /** The control socket other commands on this directory run through. */
+  socket?: string
+  /** Whether stderr is a terminal (the progress bar). */
+  tty?: boolean
 }
 
-/** Entries to fold before a progress bar is worth showing. */
-const LARGE_BACKLOG = 1000
+/** Blocks to fold before a progress bar is worth showing. */
+const LARGE_BACKLOG = 500
+/** How often the catch-up state is looked at besides on folds (a log can grow without a change to the view). */
+const TICK_MS = 250
 
-/** How many entries of members' logs are known here but not yet folded into the view. */
-function backlog (db: DB): { pending: number, folded: number } {
-  let pending = 0
+/**
+ * Blocks of members' logs known here (the signed lengths heard of, up to each member's cut) and
+ * folded into the view. Blocks downloaded but not yet folded are not counted: the library does not
+ * say how many there are.
+ */
+function backlog (db: DB): { known: number, folded: number } {
+  let known = 0
   let folded = 0
   for (const w of db.writers()) {
     if (!w.member) continue
-    pending += Math.max(0, w.cut - w.folded)
-    folded += w.folded
+    known += w.cut
+    folded += Math.min(w.folded, w.cut)
   }
-  return { pending, folded }
+  return { known, folded }
 }
 
 async function readValue (db: DB, key: string): Promise<Json | undefined> {
@@ -57,7 +68,7 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
   const dht = opts.bootstrap !== undefined && opts.bootstrap.length > 0
     ? new HyperDHT({ bootstrap: opts.bootstrap, firewalled: false })
     : null
-  const tty = !out.json && process.stderr.isTTY === true
+  const tty = !out.json && opts.tty === true
   let bar: SingleBar | null = null
   let barBase = 0
   /** Changes folded while the bar ran on a terminal are counted, not listed (the bar owns the screen). */
@@ -86,19 +97,23 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
         ? JSON.stringify({ event: 'change', key, value: value ?? null, deleted: value === undefined })
         : `change ${key} ${show(value)}`)
     }
+    tick()
+    checkCaughtUp()
   }
   const onUpdate = (): void => {
     reporting = reporting.then(report).catch((err: { code?: string, message?: string }) => {
       log.error({ err }, 'could not report changes')
       event('error', { code: err.code ?? 'MESHBEE_UNEXPECTED', message: err.message }, `could not report changes: ${err.code ?? ''} ${err.message ?? ''}`)
     })
-    tick()
   }
 
   const event = (name: string, fields: Record<string, unknown>, text: string): void => {
     out.item({ event: name, ...fields }, () => text)
   }
-  const onPeerAdd = (k: Buffer | null): void => event('peer-add', { peer: k === null ? null : hex(k), peers: db.peers }, `peer-add ${k === null ? '?' : hex(k)} (${db.peers} connected)`)
+  const onPeerAdd = (k: Buffer | null): void => {
+    connected = true
+    event('peer-add', { peer: k === null ? null : hex(k), peers: db.peers }, `peer-add ${k === null ? '?' : hex(k)} (${db.peers} connected)`)
+  }
   const onPeerRemove = (k: Buffer | null): void => event('peer-remove', { peer: k === null ? null : hex(k), peers: db.peers }, `peer-remove ${k === null ? '?' : hex(k)} (${db.peers} connected)`)
   const onWriterAdd = (k: Buffer): void => {
     const self = k.equals(db.writerKey)
@@ -118,31 +133,54 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
     })
   }
 
-  // Progress of a large catch-up, on a terminal only.
+  // Caught up: every member folded to the length known for it, once a peer has connected; said
+  // again for each new state reached, never twice for the same one.
+  let connected = false
+  let caughtUp = ''
+  const lengths = new Map<string, number>()
+  const checkCaughtUp = (): void => {
+    if (!connected || db.status !== 'open') return
+    const members = db.writers().filter((w) => w.member)
+    if (members.some((w) => w.folded < w.cut)) return
+    const hash = hex(db.hash())
+    const writers = members.map((w) => ({ writer: hex(w.key), length: w.folded }))
+    const state = hash + JSON.stringify(writers)
+    if (state === caughtUp) return
+    caughtUp = state
+    const lines = writers.filter((w) => lengths.get(w.writer) !== w.length).map((w) => `caught up ${w.writer} at ${w.length}`)
+    for (const w of writers) lengths.set(w.writer, w.length)
+    event('caught-up', { hash, writers }, [...lines, `caught up: ${hash}`].join('\n'))
+  }
+
+  // Progress of a large catch-up, on a terminal only: blocks of members' logs folded of those known.
   const tick = (): void => {
-    if (!tty) return
-    const { pending, folded } = backlog(db)
+    if (!tty || db.status !== 'open') return
+    const { known, folded } = backlog(db)
     if (bar === null) {
-      if (pending < LARGE_BACKLOG) return
+      if (known - folded < LARGE_BACKLOG) return
       barBase = folded
       bar = new SingleBar({
-        format: 'catching up [{bar}] {percentage}% | {value}/{total} entries | {eta_formatted} left',
+        format: 'catching up [{bar}] {percentage}% | {value}/{total} blocks folded | {eta_formatted} left',
         hideCursor: true,
         stream: process.stderr
       }, Presets.shades_classic)
-      bar.start(pending, 0)
+      bar.start(known - folded, 0)
       return
     }
-    bar.setTotal(folded - barBase + pending)
+    bar.setTotal(known - barBase)
     bar.update(folded - barBase)
-    if (pending === 0) {
+    if (folded >= known) {
       bar.stop()
       bar = null
-      if (quietChanges > 0) out.write(`caught up: ${quietChanges} keys changed`)
+      if (quietChanges > 0) out.write(`${quietChanges} keys changed while catching up`)
       quietChanges = 0
     }
   }
-  const ticker = tty ? setInterval(tick, 250) : null
+  // after the changes already being reported, so that "caught up" follows them
+  const ticker = setInterval(() => {
+    tick()
+    reporting = reporting.then(checkCaughtUp).catch((err) => log.error({ err }, 'could not check the catch-up'))
+  }, TICK_MS)
 
   db.on('update', onUpdate)
   db.on('peer-add', onPeerAdd)
@@ -151,26 +189,30 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
   db.on('writer-remove', onWriterRemove)
   db.on('join-request', onJoinRequest)
   try {
-    const info = { key: hex(db.key), discoveryKey: hex(db.discoveryKey), writerKey: hex(db.writerKey), writable: db.writable, mode: opts.mode }
+    const info = { key: hex(db.key), discoveryKey: hex(db.discoveryKey), writerKey: hex(db.writerKey), writable: db.writable, mode: opts.mode, socket: opts.socket ?? null }
     event('joining', info, [
       `${opts.mode === 'seed' ? 'seeding' : 'joining'} ${info.key}`,
       `  discovery key ${info.discoveryKey}`,
       `  writer key    ${info.writerKey}${db.writable ? ' (writable)' : ' (not a member)'}`,
+      ...(opts.socket === undefined ? [] : [`  other meshbee commands on this directory run here (${opts.socket})`]),
       '  Ctrl-C to leave'
     ].join('\n'))
-    await db.join(dht === null ? {} : { swarm: { dht } })
-    event('joined', { peers: db.peers }, `announced on the DHT (${db.peers} connected)`)
-    if (opts.request === true && !db.writable) {
-      const asked = db.requestJoin()
-      event('join-requested', { writer: info.writerKey, asked }, `asking members to add ${info.writerKey} (${asked} peers now, and every peer met later)`)
-    }
-    tick()
-    const sig = await stop
+    // Ctrl-C works while the announce is still under way (it can take long without a network)
+    const joining = db.join(dht === null ? {} : { swarm: { dht } })
+    let sig = await Promise.race([joining.then(() => null), stop])
+    if (sig === null) {
+      event('joined', { peers: db.peers }, db.peers === 0 ? 'announced on the DHT; waiting for peers' : `announced on the DHT (${db.peers} connected)`)
+      if (opts.request === true && !db.writable) {
+        const asked = db.requestJoin()
+        event('join-requested', { writer: info.writerKey, asked }, `asking members to add ${info.writerKey} (${asked} peers now, and every peer met later)`)
+      }
+      sig = await stop
+    } else joining.catch(() => {})
     log.debug({ signal: sig }, 'leaving')
   } catch (err) {
     failure = err
   } finally {
-    if (ticker !== null) clearInterval(ticker)
+    clearInterval(ticker)
     const b = bar as SingleBar | null
     b?.stop()
     db.off('update', onUpdate)
@@ -185,4 +227,27 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
   }
   if (failure !== null) throw failure
   event('left', { key: hex(db.key) }, 'left')
+}
+
+/**
+ * `meshbee testnet`: a DHT of `nodes` nodes on 127.0.0.1 (the first on `port`, or any free port),
+ * printing the bootstrap `host:port` to pass to `join --bootstrap` and `seed --bootstrap`, until
+ * SIGINT or SIGTERM.
+ */
+export async function testnet (out: Output, opts: { nodes: number, port?: number }): Promise<void> {
+  const stop = signalled()
+  const { default: createTestnet } = await import('hyperdht/testnet.js')
+  const net = await createTestnet(opts.nodes, { host: '127.0.0.1', port: opts.port })
+  try {
+    const bootstrap = net.bootstrap.map((n) => `${n.host}:${n.port}`)
+    out.result({ bootstrap, nodes: net.nodes.length }, () => [
+      `testnet of ${net.nodes.length} DHT nodes on 127.0.0.1`,
+      ...bootstrap.map((b) => `bootstrap ${b}`),
+      `  meshbee join ${bootstrap.map((b) => `--bootstrap ${b}`).join(' ')}`,
+      '  Ctrl-C to stop'
+    ].join('\n'))
+    await stop
+  } finally {
+    await net.destroy()
+  }
 }

@@ -1,55 +1,113 @@
 /**
  * The `meshbee` command line: commander program, one function per command. `run(argv)` parses,
- * runs and resolves to the exit code; scripts/cli.ts calls it for bin/meshbee.js.
+ * runs and resolves to the exit code; cli/main.ts calls it for bin/meshbee.js, and a running
+ * `join`/`seed` calls it for each command a client sends over its control socket (cli/control.ts).
  */
-import { Command, CommanderError, Option } from 'commander'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { resolve } from 'node:path'
-import type { Logger } from 'pino'
+import { pino, type Logger } from 'pino'
 import {
-  CliError, EXIT, Output, bootstrapNode, createLogger, describeError, hex, hexKey, nonNegativeInt, openDb,
-  parseValue, show, sinceTime, stampJson, stampText, usage, decodeStored, type DB, type GlobalOptions, type Json, type OpenOptions
+  CliError, EXIT, Output, bootstrapNode, busy, createLogger, dbExists, describeError, hex, hexKey, nonNegativeInt, notFound, openDb,
+  parseValue, processIo, readAll, show, sinceTime, stampJson, stampText, usage, decodeStored,
+  type DB, type GlobalOptions, type Io, type Json, type OpenOptions, type ValueMode
 } from './context.js'
 import type { Range } from './transfer.js'
 import { packageVersion } from './version.js'
 
 // Modules that pull in the network or the database load when a command needs them.
-const online = async (...a: Parameters<typeof import('./online.js').online>): Promise<void> => await (await import('./online.js')).online(...a)
+const onlineModule = async (): Promise<typeof import('./online.js')> => await import('./online.js')
 const transfer = async (): Promise<typeof import('./transfer.js')> => await import('./transfer.js')
-
+const control = async (): Promise<typeof import('./control.js')> => await import('./control.js')
 
 const EPILOG = `
+Values (put, sadd, srem):
+  Text that looks like JSON (starts with {, [, ", a digit or -, or is true, false or null) must be
+  valid JSON, else the command fails (exit 2, MESHBEE_INVALID_VALUE); other text is a string.
+  --string stores the text as a string, --json-value requires JSON. Numbers must round-trip:
+  1e400 and integers beyond ±2^53-1 are refused. "put <key> -" reads the value from stdin.
+
+A running peer:
+  While "join" or "seed" runs on a directory, the other commands on it run inside that process
+  (through the socket <dir>/meshbee.sock), with the same output and exit codes.
+
 Exit codes:
   0  ok
   1  runtime error (the error's stable code and message are printed)
-  2  usage error (bad arguments or options)
-  3  not found (get of a missing key)
+  2  usage error (bad arguments, options or values)
+  3  not found (get, del or versions of a missing key; smembers of a key that holds no set)
   4  not writable (MESHBEE_NOT_WRITABLE: this peer is not a member)
 
 Environment:
   MESHBEE_DIR  the database directory when --dir is not given (default ./.meshbee)`
+
+/** Where a command runs: its io and, inside a running peer, that peer's open database. */
+export interface Session {
+  io: Io
+  /** The running peer's database (the command runs inside `join`/`seed`). */
+  db?: DB
+  /** The running peer's database directory. */
+  dir?: string
+}
 
 interface Run {
   out: Output
   log: Logger
   dir: string
   json: boolean
+  io: Io
+  session: Session
+  /** The command line after `meshbee`, to hand to a running peer. */
+  argv: string[]
 }
 
-async function context (cmd: Command): Promise<Run> {
-  const g = cmd.optsWithGlobals<GlobalOptions>()
-  const json = g.json === true
-  // an empty MESHBEE_DIR counts as unset
-  return { out: new Output(json), log: await createLogger(g.verbose === true), dir: g.dir === '' ? './.meshbee' : g.dir, json }
+/** The command ran in a running peer, which printed its output: exit with its code. */
+class Forwarded extends Error {
+  constructor (readonly exitCode: number) {
+    super(`exit ${exitCode}`)
+  }
 }
 
-/** Opens the database for one command, runs `fn`, and always closes it. */
-async function withDb<T> (r: Run, fn: (db: DB) => Promise<T>, opts: OpenOptions = {}): Promise<T> {
-  const db = await openDb(r.dir, r.log, opts)
+/** How long a command waits for a database another process holds (a peer starting or leaving). */
+const BUSY_WAIT_MS = 5000
+
+/** Runs `fn` with the database of `r.dir`. */
+async function withDb<T> (r: Run, fn: (db: DB) => Promise<T>, opts: OpenOptions & { own?: 'init' | 'online' } = {}): Promise<T> {
+  const location = resolve(r.io.cwd, r.dir)
+  // init, join and seed open the database themselves: a peer already running there is an error
+  const taken = (): CliError => opts.own === 'init' ? dbExists(location) : new CliError(busy(location).code, `a meshbee join or seed already runs on ${location}`)
+  if (r.session.db !== undefined) {
+    if (opts.own !== undefined) throw taken()
+    return await fn(r.session.db)
+  }
+  const ctl = await control()
+  const deadline = Date.now() + BUSY_WAIT_MS
+  let db: DB
+  while (true) {
+    if (opts.own === undefined) {
+      const code = await ctl.forward(location, r.argv, r.io)
+      if (code !== null) throw new Forwarded(code)
+    } else if (await ctl.answers(location)) throw taken()
+    try {
+      db = await openDb(location, r.log, opts)
+      break
+    } catch (err) {
+      if (!(err instanceof CliError && err.code === 'MESHBEE_BUSY') || Date.now() > deadline) throw err
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
   try {
     return await fn(db)
   } finally {
     await db.close()
   }
+}
+
+const valueMode = (o: { string?: boolean, jsonValue?: boolean }): ValueMode => o.string === true ? 'string' : o.jsonValue === true ? 'json' : 'auto'
+
+function valueOptions (cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--string', 'store the text as a string, whatever it looks like').conflicts('jsonValue'))
+    .option('--json-value', 'the text must be JSON, whatever it looks like')
 }
 
 function rangeOptions (cmd: Command): Command {
@@ -64,9 +122,9 @@ function rangeOptions (cmd: Command): Command {
 
 interface DbInfo { dir: string, key: string, discoveryKey: string, writerKey: string, writable: boolean }
 
-function describeDb (db: DB, dir: string): DbInfo {
+function describeDb (db: DB, dir: string, cwd: string): DbInfo {
   return {
-    dir: resolve(dir),
+    dir: resolve(cwd, dir),
     key: hex(db.key),
     discoveryKey: hex(db.discoveryKey),
     writerKey: hex(db.writerKey),
@@ -83,7 +141,26 @@ function table (rows: string[][]): string {
  * The `meshbee` program. With `json`, commander's own error text is not printed (run() prints a
  * JSON error instead); `output` lets tests capture help text.
  */
-export function buildProgram (opts: { json?: boolean, output?: { writeOut: (s: string) => void, writeErr: (s: string) => void } } = {}): Command {
+export function buildProgram (opts: {
+  json?: boolean
+  output?: { writeOut: (s: string) => void, writeErr: (s: string) => void }
+  /** Where the commands run (default: this process, opening the database). */
+  session?: Session
+  /** The whole command line, as in process.argv. */
+  argv?: string[]
+} = {}): Command {
+  const session = opts.session ?? { io: processIo() }
+  const argv = (opts.argv ?? process.argv).slice(2)
+  const context = async (cmd: Command): Promise<Run> => {
+    const g = cmd.optsWithGlobals<GlobalOptions>()
+    const json = g.json === true
+    const io = session.io
+    // inside a running peer the database is its own (and its logs are its own)
+    const log = session.db !== undefined ? pino({ level: 'silent' }) : await createLogger(g.verbose === true)
+    // an empty MESHBEE_DIR counts as unset
+    const dir = session.dir ?? (g.dir === '' ? './.meshbee' : g.dir)
+    return { out: new Output(json, io.stdout), log, dir, json, io, session, argv }
+  }
   const program = new Command('meshbee')
   program.configureOutput({
     ...opts.output,
@@ -106,16 +183,16 @@ export function buildProgram (opts: { json?: boolean, output?: { writeOut: (s: s
     .option('--key <key>', 'open the database with this key instead (a reader until a member adds this peer)')
     .action(async (dir: string | undefined, o: { key?: string }, cmd: Command) => {
       const r = await context(cmd)
-      if (dir !== undefined) r.dir = dir
+      if (dir !== undefined && r.session.db === undefined) r.dir = dir
       const key = o.key === undefined ? undefined : hexKey(o.key, 'database key')
       await withDb(r, async (db) => {
-        const info = describeDb(db, r.dir)
+        const info = describeDb(db, r.dir, r.io.cwd)
         r.out.result({ ...info, created: key === undefined }, () => [
           `${key === undefined ? 'created database' : 'opened database'} in ${info.dir}`,
           `key         ${info.key}`,
           `writer key  ${info.writerKey}${db.writable ? '' : `  (not a member yet: a member runs "meshbee add-writer ${info.writerKey}")`}`
         ].join('\n'))
-      }, { create: true, exclusive: true, key })
+      }, { create: true, exclusive: true, key, own: 'init' })
     })
 
   program.command('info')
@@ -125,7 +202,7 @@ export function buildProgram (opts: { json?: boolean, output?: { writeOut: (s: s
       await withDb(r, async (db) => {
         const writers = db.writers()
         const info = {
-          ...describeDb(db, r.dir),
+          ...describeDb(db, r.dir, r.io.cwd),
           writers: writers.filter((w) => w.member && !w.removed).length,
           hash: hex(db.hash()),
           stats: db.stats()
@@ -143,16 +220,25 @@ export function buildProgram (opts: { json?: boolean, output?: { writeOut: (s: s
       })
     })
 
-  program.command('put')
-    .description('set a key (the value is parsed as JSON if it parses, else taken as a string)')
+  valueOptions(program.command('put'))
+    .description('set a key to a value: JSON when it looks like JSON, else a string (see "Values" below)')
     .argument('<key>')
-    .argument('<value>')
-    .option('--string', 'take the value as a string even if it parses as JSON')
-    .action(async (key: string, value: string, o: { string?: boolean }, cmd: Command) => {
+    .argument('<value>', "the value, or '-' to read it from stdin (trimmed, unless --string)")
+    .action(async (key: string, value: string, o: { string?: boolean, jsonValue?: boolean }, cmd: Command) => {
       const r = await context(cmd)
-      const v = parseValue(value, o.string === true)
-      if (v === null) throw usage('null is not a value: use "meshbee del" to delete a key')
+      const mode = valueMode(o)
+      const parse = (text: string): Json => {
+        const v = parseValue(text, mode)
+        if (v === null) throw usage('null is not a value: use "meshbee del" to delete a key')
+        return v
+      }
+      const given = value === '-' ? undefined : parse(value)
       await withDb(r, async (db) => {
+        let v = given
+        if (v === undefined) {
+          const text = (await readAll(r.io.stdin())).toString('utf8')
+          v = parse(mode === 'string' ? text : text.trim())
+        }
         await db.put(key, v)
         r.out.result({ key, value: v }, () => `ok ${key}`)
       })
@@ -165,18 +251,19 @@ export function buildProgram (opts: { json?: boolean, output?: { writeOut: (s: s
       const r = await context(cmd)
       await withDb(r, async (db) => {
         const raw = await db.get(key, { valueEncoding: 'utf8' }) as unknown as string | undefined
-        if (raw === undefined) throw new CliError('MESHBEE_NOT_FOUND', `key not found: ${key}`, EXIT.NOT_FOUND)
+        if (raw === undefined) throw notFound(`key not found: ${key}`)
         const value = decodeStored(raw)
         r.out.result({ key, value }, () => JSON.stringify(value, null, 2))
       })
     })
 
   program.command('del')
-    .description('delete a key')
+    .description('delete a key (exit 3, writing nothing, when it is absent)')
     .argument('<key>')
     .action(async (key: string, _o: unknown, cmd: Command) => {
       const r = await context(cmd)
       await withDb(r, async (db) => {
+        if (await db.typeOf(key) === undefined) throw notFound(`key not found: ${key}`)
         await db.del(key)
         r.out.result({ key, deleted: true }, () => `deleted ${key}`)
       })
@@ -198,13 +285,10 @@ export function buildProgram (opts: { json?: boolean, output?: { writeOut: (s: s
     .option('--unset <field...>', 'fields to delete')
     .action(async (key: string, text: string, o: { unset?: string[] }, cmd: Command) => {
       const r = await context(cmd)
-      let fields: unknown
-      try {
-        fields = JSON.parse(text)
-      } catch {
-        throw usage('<json-object> is not JSON')
+      const fields = parseValue(text, 'json', '<json-object>')
+      if (fields === null || typeof fields !== 'object' || Array.isArray(fields)) {
+        throw new CliError('MESHBEE_INVALID_VALUE', '<json-object> must be a JSON object', EXIT.USAGE)
       }
-      if (fields === null || typeof fields !== 'object' || Array.isArray(fields)) throw usage('<json-object> must be a JSON object')
       const all: Record<string, Json | undefined> = { ...fields as Record<string, Json> }
       for (const f of o.unset ?? []) all[f] = undefined
       await withDb(r, async (db) => {
@@ -216,14 +300,13 @@ export function buildProgram (opts: { json?: boolean, output?: { writeOut: (s: s
     })
 
   for (const [name, verb] of [['sadd', 'add a member to'], ['srem', 'remove a member (every add this peer has seen) from']] as const) {
-    program.command(name)
-      .description(`${verb} the set at a key (add-wins; the member is parsed as JSON if it parses)`)
+    valueOptions(program.command(name))
+      .description(`${verb} the set at a key (add-wins; the member is read like a value of put)`)
       .argument('<key>')
       .argument('<member>')
-      .option('--string', 'take the member as a string even if it parses as JSON')
-      .action(async (key: string, member: string, o: { string?: boolean }, cmd: Command) => {
+      .action(async (key: string, member: string, o: { string?: boolean, jsonValue?: boolean }, cmd: Command) => {
         const r = await context(cmd)
-        const m = parseValue(member, o.string === true)
+        const m = parseValue(member, valueMode(o), 'member')
         await withDb(r, async (db) => {
           await (name === 'sadd' ? db.sadd(key, m) : db.srem(key, m))
           const members = await db.smembers(key)
@@ -233,11 +316,12 @@ export function buildProgram (opts: { json?: boolean, output?: { writeOut: (s: s
   }
 
   program.command('smembers')
-    .description('the sorted members of the set at a key ([] when it holds no set)')
+    .description('the sorted members of the set at a key (exit 3 when it holds no set)')
     .argument('<key>')
     .action(async (key: string, _o: unknown, cmd: Command) => {
       const r = await context(cmd)
       await withDb(r, async (db) => {
+        if (await db.typeOf(key) !== 'set') throw notFound(`no set at ${key}`)
         const members = await db.smembers(key)
         r.out.result(members, () => members.map((m) => JSON.stringify(m)).join('\n'))
       })
@@ -289,7 +373,7 @@ export function buildProgram (opts: { json?: boolean, output?: { writeOut: (s: s
     })
 
   program.command('versions')
-    .description("every writer's latest entry for a key, the winner first: the conflicts behind its value")
+    .description("every writer's latest entry for a key, the winner first: the conflicts behind its value (exit 3 when no writer wrote it)")
     .argument('<key>')
     .action(async (key: string, _o: unknown, cmd: Command) => {
       const r = await context(cmd)
@@ -297,9 +381,8 @@ export function buildProgram (opts: { json?: boolean, output?: { writeOut: (s: s
         const list = (await db.versions(key)).map((v, i) => ({
           writer: hex(v.writer), stamp: stampJson(v.stamp), type: v.type, value: v.value ?? null, winner: i === 0
         }))
-        r.out.result(list, () => list.length === 0
-          ? `no versions of ${key}`
-          : table(list.map((v, i) => [i === 0 ? 'winner' : '', v.writer, v.stamp === null ? '-' : `${v.stamp.time}#${v.stamp.counter}`, v.type, show(v.value ?? undefined)])))
+        if (list.length === 0) throw notFound(`no versions of ${key}: no writer wrote it`)
+        r.out.result(list, () => table(list.map((v, i) => [i === 0 ? 'winner' : '', v.writer, v.stamp === null ? '-' : `${v.stamp.time}#${v.stamp.counter}`, v.type, show(v.value ?? undefined)])))
       })
     })
 
@@ -330,8 +413,8 @@ export function buildProgram (opts: { json?: boolean, output?: { writeOut: (s: s
     .action(async (o: { bootstrap?: Array<{ host: string, port: number }>, acceptAll?: boolean, request: boolean }, cmd: Command) => {
       const r = await context(cmd)
       await withDb(r, async (db) => {
-        await online(db, r.out, r.log, { bootstrap: o.bootstrap, acceptAll: o.acceptAll, request: o.request, mode: 'join' })
-      })
+        await serveOnline(r, db, { bootstrap: o.bootstrap, acceptAll: o.acceptAll, request: o.request, mode: 'join' })
+      }, { own: 'online' })
     })
 
   program.command('seed')
@@ -342,33 +425,63 @@ export function buildProgram (opts: { json?: boolean, output?: { writeOut: (s: s
       const r = await context(cmd)
       const k = hexKey(key, 'database key')
       await withDb(r, async (db) => {
-        await online(db, r.out, r.log, { bootstrap: o.bootstrap, request: false, mode: 'seed' })
-      }, { create: true, key: k })
+        await serveOnline(r, db, { bootstrap: o.bootstrap, request: false, mode: 'seed' })
+      }, { create: true, key: k, own: 'online' })
     })
 
   program.command('import')
-    .description(`put NDJSON lines {"key":…,"value":…} from a file ('-' for stdin), in batches; "value": null deletes`)
+    .description('write NDJSON lines as export writes them, from a file (\'-\' for stdin), in batches of 500 lines, ' +
+      'each checked whole before it is written; "value": null deletes')
     .argument('<file>')
     .action(async (file: string, _o: unknown, cmd: Command) => {
       const r = await context(cmd)
       await withDb(r, async (db) => {
-        const done = await (await transfer()).importFrom(db, file, !r.json && process.stderr.isTTY === true)
-        r.out.result({ file, ...done }, () => `imported ${done.puts} keys${done.dels > 0 ? `, deleted ${done.dels}` : ''}`)
+        const n = await (await transfer()).importFrom(db, r.io, file, !r.json && r.io.tty)
+        r.out.result({ file, ...n }, () => `imported ${n.puts} values, ${n.docs} documents, ${n.sets} sets${n.dels > 0 ? `; deleted ${n.dels}` : ''}`)
       })
     })
 
   rangeOptions(program.command('export'))
-    .description('write every key and value as NDJSON lines {"key":…,"value":…} to a file, or stdout')
+    .description('write every key as an NDJSON line {"key":…,"value":…} (documents and sets with "type":"doc" / "type":"set") to a new file, or stdout')
     .argument('[file]', "output file (default or '-': stdout)")
-    .action(async (file: string | undefined, o: Range, cmd: Command) => {
+    .option('--force', 'overwrite the file if it exists')
+    .action(async (file: string | undefined, o: Range & { force?: boolean }, cmd: Command) => {
       const r = await context(cmd)
       await withDb(r, async (db) => {
-        const n = await (await transfer()).exportTo(db, file, o)
+        const n = await (await transfer()).exportTo(db, r.io, file, o, o.force === true)
         if (file !== undefined && file !== '-') r.out.result({ file, exported: n }, () => `exported ${n} keys to ${file}`)
       })
     })
 
+  program.command('testnet')
+    .description('run a local DHT on 127.0.0.1 for join/seed --bootstrap (prints its host:port) until Ctrl-C')
+    .option('--nodes <n>', 'DHT nodes', positiveInt, 3)
+    .option('--port <port>', 'UDP port of the bootstrap node (default: a free one)', positiveInt)
+    .action(async (o: { nodes: number, port?: number }, cmd: Command) => {
+      const r = await context(cmd)
+      if (r.session.db !== undefined) throw usage('testnet does not run inside a peer')
+      await (await onlineModule()).testnet(r.out, o)
+    })
+
   return program
+}
+
+function positiveInt (text: string): number {
+  const n = nonNegativeInt(text)
+  if (n === 0 || n > 65535) throw new InvalidArgumentError('expected a number from 1 to 65535')
+  return n
+}
+
+/** join and seed: listen on the control socket for the other commands, and stay online. */
+async function serveOnline (r: Run, db: DB, opts: Omit<import('./online.js').OnlineOptions, 'socket' | 'tty'>): Promise<void> {
+  const dir = resolve(r.io.cwd, r.dir)
+  const server = await (await control()).listen(dir, async (req, io) =>
+    await run(['node', 'meshbee', ...req.argv], undefined, { io, db, dir }))
+  try {
+    await (await onlineModule()).online(db, r.out, r.log, { ...opts, socket: server.path, tty: r.io.tty })
+  } finally {
+    await server.close()
+  }
 }
 
 /** Whether `--json` is among the global options (before any `--`). */
@@ -381,17 +494,20 @@ function wantsJson (argv: string[]): boolean {
  * Parses and runs one command line (`argv` as in process.argv); resolves to the exit code.
  * `output` receives commander's own text (help, usage errors) instead of stdout/stderr.
  */
-export async function run (argv: string[], output?: { writeOut: (s: string) => void, writeErr: (s: string) => void }): Promise<number> {
+export async function run (argv: string[], output?: { writeOut: (s: string) => void, writeErr: (s: string) => void }, session?: Session): Promise<number> {
   const json = wantsJson(argv)
-  const program = buildProgram({ json, output })
+  const io = session?.io ?? processIo()
+  const out = output ?? (session === undefined ? undefined : { writeOut: (s: string) => { io.stdout.write(s) }, writeErr: (s: string) => { io.stderr.write(s) } })
+  const program = buildProgram({ json, output: out, session, argv })
   try {
     await program.parseAsync(argv)
     return EXIT.OK
   } catch (err) {
+    if (err instanceof Forwarded) return err.exitCode
     const e = describeError(err)
     if (err instanceof CommanderError && e.exitCode === EXIT.OK) return EXIT.OK
-    if (json) process.stderr.write(JSON.stringify({ error: { code: e.code, message: e.message, exitCode: e.exitCode } }) + '\n')
-    else if (!(err instanceof CommanderError)) process.stderr.write(`meshbee: ${e.code}: ${e.message}\n`)
+    if (json) io.stderr.write(JSON.stringify({ error: { code: e.code, message: e.message, exitCode: e.exitCode, ...e.details } }) + '\n')
+    else if (!(err instanceof CommanderError)) io.stderr.write(`meshbee: ${e.code}: ${e.message}\n`)
     return e.exitCode
   }
 }

@@ -2,17 +2,18 @@
  * The `meshbee` command line, run as users run it, in a child process (from the sources through tsx),
  * with a fresh temporary directory per test. Output is read with --json and parsed. The help of
  * every command is checked in process (run() is what the binary exits with) and a few through the
- * binary. The join test replicates two CLI peers over a local DHT testnet.
+ * binary. The online tests start `meshbee testnet` and run `join` beside other commands, which
+ * reach the running peer through its control socket.
  */
 import { expect } from 'chai'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import createTestnet from 'hyperdht/testnet.js'
 import { buildProgram, run } from '../cli/program.js'
+import { parseValue } from '../cli/context.js'
 
 /** The CLI from the sources, as bin/meshbee.js runs it from dist/ (the package test runs the built one). */
 const BIN = ['--import', import.meta.resolve('tsx'), join(import.meta.dirname, '..', 'cli', 'main.ts')]
@@ -22,15 +23,27 @@ delete ENV.MESHBEE_DIR
 
 interface Result { code: number | null, stdout: string, stderr: string }
 
-/** Runs `meshbee args…` in `cwd` to completion. */
-async function cli (cwd: string, ...args: string[]): Promise<Result> {
+/** Runs `meshbee args…` in `cwd` to completion, with `input` on its stdin. */
+async function cliIn (cwd: string, input: string, ...args: string[]): Promise<Result> {
   const child = spawn(process.execPath, [...BIN, ...args], { cwd, env: ENV })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  child.stdin.end(input)
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
   return { code, stdout, stderr }
+}
+
+/** Runs `meshbee args…` in `cwd` to completion (stdin empty). */
+async function cli (cwd: string, ...args: string[]): Promise<Result> {
+  return await cliIn(cwd, '', ...args)
+}
+
+/** The code of the --json error a command printed, after checking its exit code. */
+function errorOf (r: Result, exitCode: number): { code: string, message: string, [k: string]: unknown } {
+  expect(r.code, r.stderr).to.equal(exitCode)
+  return JSON.parse(r.stderr).error
 }
 
 /** Runs `meshbee --json args…`, expects exit 0 and parses the one JSON document it prints. */
@@ -69,7 +82,7 @@ class Online {
     while (true) {
       const found = this.events.find(match)
       if (found !== undefined) return found
-      if (this.child.exitCode !== null) throw new Error(`exited (${this.child.exitCode}) before ${what}: ${this.stderr}`)
+      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`exited (${this.child.exitCode ?? this.child.signalCode}) before ${what}: ${this.stderr}`)
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; events: ${JSON.stringify(this.events)}`)
       let timer: NodeJS.Timeout | undefined
       await new Promise<void>((resolve) => {
@@ -81,7 +94,7 @@ class Online {
   }
 
   async stop (signal: NodeJS.Signals = 'SIGINT'): Promise<number | null> {
-    if (this.child.exitCode !== null) return this.child.exitCode
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode
     const closed = new Promise<number | null>((resolve) => this.child.on('close', resolve))
     this.child.kill(signal)
     return await closed
@@ -103,14 +116,14 @@ describe('cli', function () {
     const program = buildProgram()
     const names = program.commands.map((c) => c.name())
     expect(names).to.include.members(['init', 'info', 'put', 'get', 'del', 'ls', 'patch', 'sadd', 'srem', 'smembers', 'writers',
-      'add-writer', 'remove-writer', 'versions', 'diff', 'join', 'seed', 'import', 'export'])
+      'add-writer', 'remove-writer', 'versions', 'diff', 'join', 'seed', 'import', 'export', 'testnet'])
     for (const name of [...names, null]) {
       let text = ''
       const output = { writeOut: (s: string) => { text += s }, writeErr: (s: string) => { text += s } }
       const argv = name === null ? ['node', 'meshbee', '--help'] : ['node', 'meshbee', name, '--help']
       expect(await run(argv, output), `${name ?? ''} --help`).to.equal(0)
       expect(text).to.include(`Usage: meshbee${name === null ? '' : ' ' + name}`)
-      expect(text).to.include('4  not writable')
+      expect(text).to.include('4  not writable').and.include('MESHBEE_INVALID_VALUE').and.include('meshbee.sock')
     }
     // and through the binary, with usage errors (a missing argument, an unknown command, a bad
     // option value, a bad key, not an object) and a directory without a database (exit 1)
@@ -123,19 +136,67 @@ describe('cli', function () {
       cli(dir, 'frobnicate'),
       cli(dir, 'ls', '--limit', 'many'),
       cli(dir, 'add-writer', 'not-a-key'),
-      cli(dir, '--json', 'patch', 'k', '[1,2]')
+      cli(dir, '--json', 'patch', 'k', '[1,2]'),
+      cli(dir, 'put', 'k', 'v', '--string', '--json-value')
     ])
     for (const r of [top, sub, helpCmd]) expect(r.code, r.stderr).to.equal(0)
     expect(top.stdout).to.include('MESHBEE_DIR')
     expect(sub.stdout).to.include('--since <time>')
     expect(helpCmd.stdout).to.include('--bootstrap <host:port>')
     for (const r of usage) expect(r.code, r.stderr).to.equal(2)
-    expect(JSON.parse(usage[4].stderr).error.code).to.equal('MESHBEE_USAGE')
+    expect(JSON.parse(usage[4].stderr).error.code).to.equal('MESHBEE_INVALID_VALUE')
     expect(none.code).to.equal(1)
-    expect(none.stderr).to.include('MESHBEE_STORAGE')
+    expect(none.stderr).to.equal(`meshbee: MESHBEE_NO_DATABASE: no database in ${join(dir, 'nowhere')}: run "meshbee init" (or pass --dir / set MESHBEE_DIR)\n`)
   })
 
-  it('init, put, get, ls, patch, sets, versions, writers, diff, del, info; get of a missing key exits 3', async () => {
+  it('values: what looks like JSON must be JSON, --string and --json-value, numbers that round-trip', () => {
+    const ok: Array<[string, 'auto' | 'string' | 'json', unknown]> = [
+      ['hello', 'auto', 'hello'], ['{"a":[1,-2.5,"x"]}', 'auto', { a: [1, -2.5, 'x'] }], ['"quoted"', 'auto', 'quoted'],
+      ['42', 'auto', 42], ['-7', 'auto', -7], ['true', 'auto', true], ['null', 'auto', null], ['True', 'auto', 'True'],
+      ['1e20', 'auto', 1e20], ['9007199254740991', 'auto', 9007199254740991], ['{"a":1', 'string', '{"a":1'],
+      [' 42', 'auto', ' 42'], ['"1e400"', 'auto', '1e400'], ['[1]', 'json', [1]]
+    ]
+    for (const [text, mode, value] of ok) expect(parseValue(text, mode), `${text} (${mode})`).to.deep.equal(value)
+    const bad: Array<[string, 'auto' | 'json']> = [
+      ['{"a":1', 'auto'], ['[1,', 'auto'], ['1e400', 'auto'], ['-1e400', 'auto'], ['9007199254740993', 'auto'],
+      ['{"n":[12345678901234567891]}', 'auto'], ['"open', 'auto'], ['01', 'auto'], ['-', 'auto'], ['hello', 'json']
+    ]
+    for (const [text, mode] of bad) {
+      expect(() => parseValue(text, mode), `${text} (${mode})`).to.throw().with.property('code', 'MESHBEE_INVALID_VALUE')
+    }
+  })
+
+  it('put, sadd, srem and patch refuse values that are not what they look like (exit 2); put - reads stdin', async () => {
+    await json(dir, 'init')
+    const refused = await Promise.all([
+      cli(dir, '--json', 'put', 'k', '{"a":1'),
+      cli(dir, '--json', 'put', 'k', '1e400'),
+      cli(dir, '--json', 'put', 'k', '12345678901234567891'),
+      cli(dir, '--json', 'put', 'k', 'hello', '--json-value'),
+      cli(dir, '--json', 'sadd', 's', '[1'),
+      cli(dir, '--json', 'srem', 's', '1e999'),
+      cli(dir, '--json', 'patch', 'd', '{"n":1e400}')
+    ])
+    for (const r of refused) expect(errorOf(r, 2).code).to.equal('MESHBEE_INVALID_VALUE')
+    expect(errorOf(refused[0], 2).message).to.include('--string')
+    const text = await cli(dir, 'put', 'k', '{"a":1')
+    expect(text.stderr).to.match(/^meshbee: MESHBEE_INVALID_VALUE: value "\{\\"a\\":1": not valid JSON .*add --string/)
+
+    expect(await json(dir, 'put', 'k', '{"a":1', '--string')).to.deep.equal({ key: 'k', value: '{"a":1' })
+    expect(await json(dir, 'put', 'k', 'hello')).to.deep.equal({ key: 'k', value: 'hello' })
+    expect(await json(dir, 'sadd', 's', '{"id":1}')).to.deep.equal({ key: 's', members: [{ id: 1 }] })
+    const piped = await cliIn(dir, '  {"from": "stdin", "n": [1, 2]}\n', '--json', 'put', 'p', '-')
+    expect(piped.code, piped.stderr).to.equal(0)
+    expect(JSON.parse(piped.stdout)).to.deep.equal({ key: 'p', value: { from: 'stdin', n: [1, 2] } })
+    const exact = await cliIn(dir, 'two\nlines\n', '--json', 'put', 'q', '-', '--string')
+    expect(JSON.parse(exact.stdout)).to.deep.equal({ key: 'q', value: 'two\nlines\n' })
+    expect(errorOf(await cliIn(dir, '{"a":', '--json', 'put', 'r', '-'), 2).code).to.equal('MESHBEE_INVALID_VALUE')
+    expect(await ndjson(dir, 'ls')).to.deep.equal([
+      { key: 'k', value: 'hello' }, { key: 'p', value: { from: 'stdin', n: [1, 2] } }, { key: 'q', value: 'two\nlines\n' }, { key: 's', value: [{ id: 1 }] }
+    ])
+  })
+
+  it('init, put, get, ls, patch, sets, versions, writers, diff, del, info; a missing key exits 3', async () => {
     const created = await json(dir, 'init')
     expect(created.key).to.match(/^[0-9a-f]{64}$/)
     expect(created.writerKey).to.equal(created.key)
@@ -170,88 +231,212 @@ describe('cli', function () {
     expect(versions[0]).to.include({ writer: created.writerKey, type: 'state', winner: true })
     expect(versions[0].value).to.deep.equal({ done: true, title: 'milk' })
 
-    const writers = await json(dir, 'writers')
-    expect(writers).to.have.length(1)
-    expect(writers[0]).to.include({ key: created.writerKey, member: true, removed: false, local: true })
-    expect(writers[0].length).to.be.greaterThan(5)
-
     const changes = await ndjson(dir, 'diff', created.writerKey)
     expect(changes.map((c) => c.key)).to.deep.equal(['n', 'tags', 'todo/1'])
     expect(changes[2]).to.include({ type: 'state', seq: 3 })
     expect(await ndjson(dir, 'diff', created.writerKey, '--from', '2', '--to', '3')).to.have.length(1)
 
     expect(await json(dir, 'del', 'n')).to.deep.equal({ key: 'n', deleted: true })
-    const missing = await cli(dir, '--json', 'get', 'n')
-    expect(missing.code).to.equal(3)
-    expect(missing.stdout).to.equal('')
-    expect(JSON.parse(missing.stderr).error.code).to.equal('MESHBEE_NOT_FOUND')
+    expect((await cli(dir, 'del', 'todo/1')).stdout).to.equal('deleted todo/1\n')
+    const before = (await json(dir, 'writers'))[0].length
+    for (const args of [['get', 'n'], ['del', 'n'], ['versions', 'never-written'], ['smembers', 'never-written'], ['smembers', 'n']]) {
+      const r = await cli(dir, '--json', ...args)
+      expect(r.stdout, args.join(' ')).to.equal('')
+      expect(errorOf(r, 3).code, args.join(' ')).to.equal('MESHBEE_NOT_FOUND')
+    }
+    expect((await cli(dir, 'del', 'n')).stderr).to.equal('meshbee: MESHBEE_NOT_FOUND: key not found: n\n')
+
+    const writers = await json(dir, 'writers')
+    expect(writers).to.have.length(1)
+    expect(writers[0]).to.include({ key: created.writerKey, member: true, removed: false, local: true, length: before })
+    expect(before).to.be.greaterThan(5)
+    // a deleted key still has its versions (the deletes)
+    expect((await json(dir, 'versions', 'n'))[0]).to.include({ type: 'del', value: null })
 
     const info = await json(dir, 'info')
     expect(info).to.include({ key: created.key, writerKey: created.writerKey, writable: true, writers: 1 })
     expect(info.hash).to.match(/^[0-9a-f]{64}$/)
     expect(info.stats).to.have.property('folds')
-
   })
 
-  it('export, import round trip; a bad line stops the import with its line number', async () => {
+  it('export, import round trip keeps documents and sets; a bad line fails its whole batch; files are never overwritten without --force', async () => {
     const a = join(dir, 'a')
     const b = join(dir, 'b')
     const file = join(dir, 'dump.ndjson')
     const lines = Array.from({ length: 1203 }, (_, i) => JSON.stringify({ key: `k/${String(i).padStart(4, '0')}`, value: i % 3 === 0 ? { i, tags: ['x'] } : `v${i}` }))
     writeFileSync(file, lines.join('\n') + '\n{"key":"k/gone","value":null}\n')
     await Promise.all([json(dir, '--dir', a, 'init'), json(dir, 'init', b)])
-    expect(await json(dir, '--dir', a, 'import', file)).to.deep.equal({ file, puts: 1203, dels: 1 })
+    expect(await json(dir, '--dir', a, 'import', file)).to.deep.equal({ file, puts: 1203, dels: 1, docs: 0, sets: 0 })
+    await json(dir, '--dir', a, 'patch', 'doc', '{"title":"milk","n":{"x":[1]}}')
+    await json(dir, '--dir', a, 'sadd', 'tags', 'home')
+    await json(dir, '--dir', a, 'sadd', 'tags', '7')
 
     const out = join(dir, 'out.ndjson')
-    expect(await json(dir, '--dir', a, 'export', out)).to.deep.equal({ file: out, exported: 1203 })
-    expect(readFileSync(out, 'utf8')).to.equal(lines.join('\n') + '\n')
+    const expected = [
+      '{"key":"doc","type":"doc","value":{"n":{"x":[1]},"title":"milk"}}',
+      ...lines,
+      '{"key":"tags","type":"set","value":["home",7]}'
+    ].join('\n') + '\n'
+    expect(await json(dir, '--dir', a, 'export', out)).to.deep.equal({ file: out, exported: 1205 })
+    expect(readFileSync(out, 'utf8')).to.equal(expected)
 
-    await json(dir, '--dir', b, 'import', out)
-    const again = await cli(dir, '--dir', b, 'export')
-    expect(again.code).to.equal(0)
-    expect(again.stdout).to.equal(lines.join('\n') + '\n')
+    // relative to the working directory; an existing file only with --force
+    expect(await json(dir, '--dir', b, 'import', 'out.ndjson')).to.deep.equal({ file: 'out.ndjson', puts: 1203, dels: 0, docs: 1, sets: 1 })
+    const refused = await cli(dir, '--dir', b, 'export', 'out.ndjson')
+    expect(refused.code).to.equal(1)
+    expect(refused.stderr).to.equal('meshbee: MESHBEE_FILE_EXISTS: out.ndjson: the file exists (add --force to overwrite it)\n')
+    expect(await json(dir, '--dir', b, 'export', 'out.ndjson', '--force')).to.deep.equal({ file: 'out.ndjson', exported: 1205 })
+    expect(readFileSync(out, 'utf8')).to.equal(expected)
 
-    writeFileSync(file, '{"key":"ok","value":1}\n{"key":"bad"}\n')
-    const bad = await cli(dir, '--dir', b, 'import', file)
-    expect(bad.code).to.equal(1)
-    expect(bad.stderr).to.include('MESHBEE_INVALID_INPUT').and.include(':2')
+    // the imported set and document are a set and a document: sadd adds, patch merges
+    expect(await json(dir, '--dir', b, 'sadd', 'tags', 'work')).to.deep.equal({ key: 'tags', members: ['home', 'work', 7] })
+    expect((await json(dir, '--dir', b, 'patch', 'doc', '{"done":true}')).value).to.deep.equal({ done: true, n: { x: [1] }, title: 'milk' })
+
+    // 500 lines make the first batch; the second fails at its third line, and nothing of it lands
+    const batch = Array.from({ length: 502 }, (_, i) => JSON.stringify({ key: `new/${String(i).padStart(3, '0')}`, value: i }))
+    batch.splice(501, 0, '{"key":"tags","type":"set","value":["only"]}')
+    writeFileSync(file, [...batch, '{"key":"bad"}', '{"key":"after","value":1}'].join('\n') + '\n')
+    const failed = errorOf(await cli(dir, '--json', '--dir', b, 'import', file), 1)
+    expect(failed).to.deep.include({ code: 'MESHBEE_INVALID_INPUT', file, line: 504, reason: '"value" is missing', written: 500 })
+    expect(failed.message).to.include(`${file}:504: "value" is missing`).and.include('500 entries were written before it')
+    expect(await json(dir, '--dir', b, 'get', 'new/499')).to.deep.equal({ key: 'new/499', value: 499 })
+    expect(errorOf(await cli(dir, '--json', '--dir', b, 'get', 'new/500'), 3).code).to.equal('MESHBEE_NOT_FOUND')
+    expect(await json(dir, '--dir', b, 'smembers', 'tags')).to.deep.equal(['home', 'work', 7])
+    const text = await cli(dir, '--dir', b, 'import', 'missing.ndjson')
+    expect(text.code).to.equal(1)
+    expect(text.stderr).to.equal('meshbee: MESHBEE_FILE_NOT_FOUND: missing.ndjson: no such file or directory\n')
+  })
+})
+
+describe('cli online', function () {
+  let dir: string
+  let testnet: Online
+  let bootstrap: string[]
+
+  before(async () => {
+    testnet = new Online(tmpdir(), ['testnet'])
+    bootstrap = (await testnet.waitFor('the testnet', (e) => Array.isArray(e.bootstrap))).bootstrap
+    expect(bootstrap).to.have.length(1)
+    expect(bootstrap[0]).to.match(/^127\.0\.0\.1:\d+$/)
   })
 
-  it('join: a peer opened by key cannot write (exit 4) until it joins and --accept-all adds it', async () => {
-    const testnet = await createTestnet(3)
-    const bootstrap = testnet.bootstrap.map((n) => `${n.host === '::' ? '127.0.0.1' : n.host}:${n.port}`)
+  after(async () => {
+    expect(await testnet.stop('SIGINT')).to.equal(0)
+  })
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'meshbee-cli-'))
+  })
+
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('while join runs, the other commands run inside it through its socket; a stale socket is removed', async () => {
+    const created = await json(dir, 'init')
+    const peer = new Online(dir, ['join', ...bootstrap.flatMap((n) => ['--bootstrap', n])])
+    try {
+      const { socket } = await peer.waitFor('the control socket', (e) => e.event === 'joining')
+      expect(socket).to.equal(join(dir, '.meshbee', 'meshbee.sock'))
+      expect(lstatSync(socket).mode & 0o777).to.equal(0o600)
+      const sub = join(dir, 'sub')
+      mkdirSync(sub)
+      const other = 'ab'.repeat(32)
+      const [put, piped, added, text, again, init] = await Promise.all([
+        json(dir, 'put', 'todo/1', '{"title":"milk"}'),
+        cliIn(sub, 'from stdin\n', '--json', '--dir', '../.meshbee', 'put', 'note', '-', '--string'),
+        json(dir, 'add-writer', other),
+        cli(dir, 'put', 'bad', '[1'),
+        cli(dir, '--json', 'join'),
+        cli(dir, '--json', 'init')
+      ])
+      expect(put).to.deep.equal({ key: 'todo/1', value: { title: 'milk' } })
+      expect(piped.code, piped.stderr).to.equal(0)
+      expect(JSON.parse(piped.stdout)).to.deep.equal({ key: 'note', value: 'from stdin\n' })
+      expect(added).to.deep.equal({ writer: other, added: true })
+      expect(text.code).to.equal(2)
+      expect(text.stderr).to.match(/^meshbee: MESHBEE_INVALID_VALUE: /)
+      expect(errorOf(again, 1).code).to.equal('MESHBEE_BUSY')
+      expect(errorOf(init, 1).code).to.equal('MESHBEE_DB_EXISTS')
+      // the running peer made the writes: they are its changes
+      await peer.waitFor('the put', (e) => e.event === 'change' && e.key === 'todo/1')
+      await peer.waitFor('the piped put', (e) => e.event === 'change' && e.key === 'note' && e.value === 'from stdin\n')
+      await peer.waitFor('the new writer', (e) => e.event === 'writer-add' && e.writer === other)
+
+      const [got, info, missing, exported] = await Promise.all([
+        cli(dir, 'get', 'todo/1'),
+        json(dir, 'info'),
+        cli(dir, '--json', 'get', 'nope'),
+        json(sub, '--dir', '../.meshbee', 'export', 'out.ndjson')
+      ])
+      expect(got).to.deep.equal({ code: 0, stdout: '{\n  "title": "milk"\n}\n', stderr: '' })
+      expect(info).to.include({ dir: join(dir, '.meshbee'), key: created.key, writable: true, writers: 2 })
+      expect(errorOf(missing, 3).code).to.equal('MESHBEE_NOT_FOUND')
+      expect(exported).to.deep.equal({ file: 'out.ndjson', exported: 2 })
+      expect(readFileSync(join(sub, 'out.ndjson'), 'utf8')).to.equal('{"key":"note","value":"from stdin\\n"}\n{"key":"todo/1","value":{"title":"milk"}}\n')
+
+      // killed, the peer leaves its socket behind: the next command removes it and opens the database itself
+      await peer.stop('SIGKILL')
+      expect(lstatSync(socket).isSocket()).to.equal(true)
+      expect(await json(dir, 'get', 'note')).to.deep.equal({ key: 'note', value: 'from stdin\n' })
+      expect(existsSync(socket)).to.equal(false)
+    } finally {
+      await peer.stop('SIGKILL')
+    }
+  })
+
+  it('testnet and two joins: a peer opened by key cannot write (exit 4) until --accept-all adds it; writes reach the other peer', async () => {
+    // b's path is too long for a Unix socket: its control socket falls back to a private directory under tmpdir
+    const a = join(dir, 'a')
+    const b = join(dir, 'b'.repeat(110))
+    const args = bootstrap.flatMap((n) => ['--bootstrap', n])
     const peers: Online[] = []
     try {
-      const a = await json(dir, '--dir', 'a', 'init')
-      const [, b] = await Promise.all([
-        json(dir, '--dir', 'a', 'put', 'hello', '{"from":"a"}'),
-        json(dir, '--dir', 'b', 'init', '--key', a.key)
+      const created = await json(dir, '--dir', a, 'init')
+      const [, opened] = await Promise.all([
+        json(dir, '--dir', a, 'put', 'hello', '{"from":"a"}'),
+        json(dir, '--dir', b, 'init', '--key', created.key)
       ])
-      expect(b).to.include({ key: a.key, writable: false, created: false })
-      const denied = await cli(dir, '--dir', 'b', 'put', 'x', '1')
+      expect(opened).to.include({ key: created.key, writable: false, created: false })
+      const denied = await cli(dir, '--dir', b, 'put', 'x', '1')
       expect(denied.code).to.equal(4)
       expect(denied.stderr).to.include('MESHBEE_NOT_WRITABLE')
 
-      const args = bootstrap.flatMap((n) => ['--bootstrap', n])
       // one after the other: peers announcing at the same instant can miss each other until
       // Hyperswarm's next refresh (see test/sync.test.ts)
-      const pa = new Online(dir, ['--dir', 'a', 'join', '--accept-all', ...args])
+      const pa = new Online(dir, ['--dir', a, 'join', '--accept-all', ...args])
       peers.push(pa)
       await pa.waitFor('a announced', (e) => e.event === 'joined')
-      const pb = new Online(dir, ['--dir', 'b', 'join', ...args])
+      const pb = new Online(dir, ['--dir', b, 'join', ...args])
       peers.push(pb)
+      const { socket } = await pb.waitFor('b listening', (e) => e.event === 'joining')
+      expect(socket.startsWith(join(tmpdir(), 'meshbee-'))).to.equal(true)
+      expect(readFileSync(join(b, 'meshbee.sock.path'), 'utf8')).to.equal(socket + '\n')
       await pb.waitFor('the change from a', (e) => e.event === 'change' && e.key === 'hello')
       expect(pb.events.find((e) => e.event === 'change')).to.deep.include({ value: { from: 'a' }, deleted: false })
-      await pa.waitFor('the join request of b', (e) => e.event === 'join-request' && e.writer === b.writerKey)
+      await pa.waitFor('the join request of b', (e) => e.event === 'join-request' && e.writer === opened.writerKey)
       await pb.waitFor('b becoming a writer', (e) => e.event === 'writer-add' && e.self === true)
-      expect(pa.events[0]).to.include({ event: 'joining', key: a.key, writable: true, mode: 'join' })
+      expect(pa.events[0]).to.include({ event: 'joining', key: created.key, writable: true, mode: 'join' })
+      expect(pa.events.find((e) => e.event === 'peer-add')).to.include({ peers: 1 })
+
+      // written through b's socket, it reaches a; both say when they are caught up, at the same view
+      expect(await json(dir, '--dir', b, 'put', 'from-b', '2')).to.deep.equal({ key: 'from-b', value: 2 })
+      await pa.waitFor('the change from b', (e) => e.event === 'change' && e.key === 'from-b' && e.value === 2)
+      const { hash } = await json(dir, '--dir', b, 'info')
+      const caught = await pa.waitFor('a caught up with b', (e) => e.event === 'caught-up' && e.hash === hash)
+      expect(caught.writers.map((w: any) => w.writer)).to.have.members([created.writerKey, opened.writerKey])
+      await pb.waitFor('b caught up', (e) => e.event === 'caught-up' && e.hash === hash)
+      const states = pa.events.filter((e) => e.event === 'caught-up').map((e) => JSON.stringify(e))
+      expect(new Set(states).size).to.equal(states.length)
+
       expect(await pa.stop('SIGINT')).to.equal(0)
       expect(await pb.stop('SIGTERM')).to.equal(0)
       expect(pb.events.at(-1)).to.include({ event: 'left' })
-      expect(await json(dir, '--dir', 'b', 'put', 'from-b', '1')).to.deep.equal({ key: 'from-b', value: 1 })
+      expect(existsSync(socket)).to.equal(false)
+      expect(existsSync(join(b, 'meshbee.sock.path'))).to.equal(false)
+      expect(await json(dir, '--dir', b, 'put', 'from-b', '1')).to.deep.equal({ key: 'from-b', value: 1 })
     } finally {
       for (const p of peers) await p.stop('SIGKILL')
-      await testnet.destroy()
     }
   })
 })

@@ -1,5 +1,6 @@
 /**
- * The chaos test from the command line (test/chaos.test.ts runs a bounded set of the same).
+ * The chaos test from the command line (test/chaos.test.ts runs a bounded set of the same; the
+ * harness is in scripts/chaos/).
  *
  *   npm run chaos -- --seed S                 replay one in-process schedule exactly, with its trace
  *   npm run chaos -- --procs --seed S         replay one multi-process schedule (same steps; kills
@@ -16,9 +17,9 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { runInProcess } from '../test/helpers/chaos-inproc.js'
-import { runProcs } from '../test/helpers/chaos-procs.js'
-import { generate, scheduleToJson, type GenOptions, type Schedule } from '../test/helpers/chaos-schedule.js'
+import { runInProcess } from './chaos/inproc.js'
+import { runProcs } from './chaos/procs.js'
+import { generate, scheduleToJson, type GenOptions, type Schedule } from './chaos/schedule.js'
 
 const args = process.argv.slice(2)
 function flag (name: string): boolean {

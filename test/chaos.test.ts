@@ -1,6 +1,6 @@
 /**
- * Chaos (see test/helpers/chaos-schedule.ts, chaos-inproc.ts, chaos-procs.ts, chaos-model.ts,
- * chaos-checks.ts): random schedules of conflicting writes of every kind on a few keys, membership
+ * Chaos (the harness is scripts/chaos/: schedule.ts, inproc.ts, procs.ts, model.ts, checks.ts):
+ * random schedules of conflicting writes of every kind on a few keys, membership
  * changes, links that come and go (partitions, chains whose ends never meet, one-way catch-ups),
  * restarts, skewed clocks and, with processes, SIGKILLs mid-write, mid-fold and mid-open. After
  * each schedule and a final full sync: every view is byte-identical and equals the reference
@@ -13,9 +13,9 @@
  * schedules: `npm run chaos -- --schedules N`.
  */
 import { expect } from 'chai'
-import { runInProcess } from './helpers/chaos-inproc.js'
-import { runProcs } from './helpers/chaos-procs.js'
-import { generate } from './helpers/chaos-schedule.js'
+import { runInProcess } from '../scripts/chaos/inproc.js'
+import { runProcs } from '../scripts/chaos/procs.js'
+import { generate } from '../scripts/chaos/schedule.js'
 
 const SCHEDULES = Number(process.env.CHAOS_SCHEDULES ?? 200)
 const PROCS = Number(process.env.CHAOS_PROCS ?? 8)

@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick | --medium | --full] [--only local,converge,catchup,scale,sync] [--rounds N]
+ * npm run bench [-- --quick | --medium | --full] [--only local,converge,catchup,scale,sync,viewstore] [--rounds N]
  *
  * Runs every workload for meshbee and for its anchors (raw Hyperbee, classic-level, autobase),
  * alternating systems within each round, each trial in its own child process (fresh heap, its own
@@ -12,7 +12,9 @@
  *   converge  W writers write offline, then connect in a star; time to identical views (converge.ts)
  *   catchup   a peer away while 3 writers overwrite K keys many times; its catch-up (catchup.ts)
  *   scale     one fresh peer folds 16 and 64 writers' logs: time, peak RSS, disk (scale.ts)
- *   sync      write-to-visible latency over a hyperdht testnet: scripts/bench-sync.ts, if present
+ *   sync      write-to-visible latency over a hyperdht testnet (sync.ts, run as a child process)
+ *   viewstore the view-store candidates, classic-level, rocksdb-native and Hyperbee, loaded and read
+ *             back (viewstore.ts, run as a child process); opt-in: only with --only viewstore
  */
 import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
@@ -28,15 +30,18 @@ import { RESULT_TAG, type Result, type Spec } from './types.js'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const CHILD = path.join(HERE, 'child.ts')
-const SYNC = path.join(ROOT, 'scripts', 'bench-sync.ts')
-const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync'] as const
+const SYNC = path.join(HERE, 'sync.ts')
+const VIEWSTORE = path.join(HERE, 'viewstore.ts')
+const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync', 'viewstore'] as const
 type Workload = (typeof WORKLOADS)[number]
+/** What runs without --only: every workload but the view-store comparison. */
+const DEFAULT: readonly Workload[] = ['local', 'converge', 'catchup', 'scale', 'sync']
 
 interface Args { preset: Preset, only: Set<Workload>, rounds: number, argv: string[] }
 
 function parseArgs (argv: string[]): Args {
   let preset: Preset = 'full'
-  let only = new Set<Workload>(WORKLOADS)
+  let only = new Set<Workload>(DEFAULT)
   let rounds = Infinity
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -49,7 +54,7 @@ function parseArgs (argv: string[]): Args {
       rounds = Number(argv[++i])
       if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds takes a whole number >= 1')
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('npm run bench [-- --quick | --medium | --full] [--only ' + WORKLOADS.join(',') + '] [--rounds N (at most N rounds of each workload)]\n')
+      process.stdout.write('npm run bench [-- --quick | --medium | --full] [--only ' + WORKLOADS.join(',') + ' (default: all but viewstore)] [--rounds N (at most N rounds of each workload)]\n')
       process.exit(0)
     } else throw new Error(`unknown argument ${a}`)
   }
@@ -138,14 +143,17 @@ function schedule (p: Plan, only: Set<Workload>): Spec[] {
   return specs
 }
 
-/** bench-sync's N (measured writes per pipeline) per preset; its own default (300) in full. */
+/** sync.ts's N (measured writes per pipeline) per preset; its own default (300) in full. */
 const SYNC_N: Record<Preset, string | null> = { quick: '30', medium: '100', full: null }
+/** viewstore.ts's N (keys per store) per preset; its own default (100,000) otherwise. */
+const VIEWSTORE_N: Record<Preset, string | null> = { quick: '20000', medium: null, full: null }
 
-async function runSync (preset: Preset, bar: cliProgress.SingleBar, timeoutMs: number): Promise<string> {
-  bar.update({ trial: 'sync (scripts/bench-sync.ts)' })
-  const n = SYNC_N[preset]
-  const cmd = `\`npx tsx scripts/bench-sync.ts${n !== null ? ' ' + n : ''}\``
-  const { code, out, err, timedOut } = await spawnChild([...process.execArgv, SYNC, ...(n !== null ? [n] : [])], timeoutMs)
+/** Runs one of the scripts that print their own markdown (sync.ts, viewstore.ts) as a child process. */
+async function runScript (script: string, n: string | null, bar: cliProgress.SingleBar, timeoutMs: number): Promise<string> {
+  const rel = path.relative(ROOT, script).split(path.sep).join('/')
+  bar.update({ trial: `${path.basename(script, '.ts')} (${rel})` })
+  const cmd = `\`npx tsx ${rel}${n !== null ? ' ' + n : ''}\``
+  const { code, out, err, timedOut } = await spawnChild([...process.execArgv, script, ...(n !== null ? [n] : [])], timeoutMs)
   if (code === 0) return `Output of ${cmd} (run by the runner as a child process, after the other workloads):\n\n${out.trim()}`
   if (timedOut) return `${cmd} did not finish within ${timeoutMs / 1000} s (killed).`
   const why = err.trim().split('\n').filter((l) => /Error|error|at when/.test(l)).slice(0, 3).join(' / ')
@@ -185,7 +193,7 @@ async function main (): Promise<void> {
     noTTYOutput: true,
     notTTYSchedule: 10_000
   }, cliProgress.Presets.shades_classic)
-  bar.start(specs.length + (args.only.has('sync') ? 1 : 0), 0, { trial: 'starting' })
+  bar.start(specs.length + (args.only.has('sync') ? 1 : 0) + (args.only.has('viewstore') ? 1 : 0), 0, { trial: 'starting' })
 
   const trials: Trial[] = []
   const scaleDirs = new Map<number, { dir: string, key: string }>()
@@ -213,14 +221,17 @@ async function main (): Promise<void> {
   }
   removeRunDir()
 
-  const sync = args.only.has('sync') ? await runSync(args.preset, bar, p.trialTimeoutMs) : null
+  const sync = args.only.has('sync') ? await runScript(SYNC, SYNC_N[args.preset], bar, p.trialTimeoutMs) : null
   if (args.only.has('sync')) bar.increment()
+  const viewstore = args.only.has('viewstore') ? await runScript(VIEWSTORE, VIEWSTORE_N[args.preset], bar, p.trialTimeoutMs) : null
+  if (args.only.has('viewstore')) bar.increment()
   bar.stop()
 
   process.stdout.write(report({
     plan: p,
     trials,
     sync,
+    viewstore,
     command,
     started,
     minutes: (now() - t0) / 60_000,

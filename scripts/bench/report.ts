@@ -11,6 +11,8 @@ export interface ReportInput {
   plan: Plan
   trials: Trial[]
   sync: string | null
+  /** The view-store comparison (opt-in): printed only when it ran. */
+  viewstore: string | null
   command: string
   started: Date
   minutes: number
@@ -231,6 +233,13 @@ export function report (r: ReportInput): string {
   out('#### Write-to-visible latency over a hyperdht testnet')
   out()
   out(r.sync ?? 'not run (excluded by --only).')
+  if (r.viewstore !== null) {
+    out()
+    out('#### View-store candidates')
+    out()
+    // viewstore.ts heads its own output for a standalone run: the section heading above replaces it
+    out(r.viewstore.replace(/^## .*\n+/m, ''))
+  }
   return lines.join('\n')
 }
 

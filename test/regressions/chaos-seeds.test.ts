@@ -29,9 +29,9 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
-import { runInProcess } from '../helpers/chaos-inproc.js'
-import { runProcs } from '../helpers/chaos-procs.js'
-import type { Schedule } from '../helpers/chaos-schedule.js'
+import { runInProcess } from '../../scripts/chaos/inproc.js'
+import { runProcs } from '../../scripts/chaos/procs.js'
+import type { Schedule } from '../../scripts/chaos/schedule.js'
 
 const DIR = fileURLToPath(new URL('./chaos/', import.meta.url))
 

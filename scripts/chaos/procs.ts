@@ -1,17 +1,17 @@
 /**
- * The multi-process chaos runner: every peer is its own process (test/fixtures/chaos-peer.ts),
+ * The multi-process chaos runner: every peer is its own process (scripts/chaos/peer.ts),
  * replicating over local TCP connections, and some of them are SIGKILLed: in the middle of a
  * burst of writes, while they fold what a new link brings in, while idle, and while they recover
  * in open. A killed peer is restarted at once on the same directory.
  *
- * The steps are the seed's (chaos-schedule.ts, variant 'procs'), but kills land at real moments,
+ * The steps are the seed's (schedule.ts, variant 'procs'), but kills land at real moments,
  * so a replay runs the same steps, not the same interleaving. Clocks are real (`Date.now() +
  * skew`). One-way catch-ups are approximated by a link that is cut once the target holds what
  * the source holds.
  *
  * At the end every peer is brought up and linked, and once all agree each is asked for its view,
  * then closed (it must exit 0: no process may crash but those killed). The parent then opens
- * every directory itself and runs the same final checks as the in-process runner (chaos-checks.ts
+ * every directory itself and runs the same final checks as the in-process runner (checks.ts
  * `finalChecks`: views equal to each other and to the reference model, writers() agree, every
  * acknowledged write in its writer's log), plus: each write in flight at a kill is in the log
  * wholly or not at all, in order, and nothing else is.
@@ -22,12 +22,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MeshDB } from '../../index.js'
-import { ChaosFailure, checkAcks, dump, fail, finalChecks, type Ack } from './chaos-checks.js'
-import { describeStep, replayCommand, seedStore } from './chaos-inproc.js'
-import { describeSchedule, type ChaosOp, type Schedule, type Step } from './chaos-schedule.js'
+import { ChaosFailure, checkAcks, dump, fail, finalChecks, type Ack } from './checks.js'
+import { describeStep, replayCommand, seedStore } from './inproc.js'
+import { describeSchedule, type ChaosOp, type Schedule, type Step } from './schedule.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const CHILD = fileURLToPath(new URL('../fixtures/chaos-peer.ts', import.meta.url))
+const CHILD = fileURLToPath(new URL('./peer.ts', import.meta.url))
 
 type Msg = { t: string, [k: string]: unknown }
 

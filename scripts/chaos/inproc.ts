@@ -6,7 +6,7 @@
  * - writer keys are fixed by the seed (each peer's Corestore is created with a primary key derived
  *   from it before the MeshDB first opens it);
  * - after every step the runner waits until every group of linked peers has exchanged and folded
- *   everything (a condition, see chaos-checks.ts `inSync`), so what each peer holds before a step
+ *   everything (a condition, see checks.ts `inSync`), so what each peer holds before a step
  *   depends only on the steps before it.
  *
  * One-way catch-up ("B gets what A has, A learns nothing") is exact: it replicates, one log at a
@@ -24,9 +24,22 @@ import type { Duplex } from 'node:stream'
 import Corestore from 'corestore'
 import { pino } from 'pino'
 import { MeshDB } from '../../index.js'
-import { connect } from './peers.js'
-import { ChaosFailure, describeGroup, dump, fail, showDump, finalChecks, inSync, settled, waitFor, type Ack } from './chaos-checks.js'
-import { EPOCH, describeSchedule, replayCommand, type ChaosOp, type Schedule, type Step } from './chaos-schedule.js'
+import { ChaosFailure, describeGroup, dump, fail, showDump, finalChecks, inSync, settled, waitFor, type Ack } from './checks.js'
+import { EPOCH, describeSchedule, replayCommand, type ChaosOp, type Schedule, type Step } from './schedule.js'
+
+/** Pipes two peers' replication streams together (initiator first). Returns a function that cuts the link. */
+function connect (a: MeshDB<any, any>, b: MeshDB<any, any>): () => void {
+  const s1 = a.replicate(true)
+  const s2 = b.replicate(false)
+  s1.pipe(s2).pipe(s1)
+  const noop = (): void => {}
+  s1.on('error', noop)
+  s2.on('error', noop)
+  return () => {
+    s1.destroy()
+    s2.destroy()
+  }
+}
 
 export { replayCommand }
 

@@ -9,7 +9,7 @@
  * registers, documents and sets on the same key are the common case, not the exception.
  */
 import type { Json } from '../../crdt/json.js'
-import { prng } from '../../scripts/prng.js'
+import { prng } from '../prng.js'
 
 export { prng }
 
@@ -46,7 +46,7 @@ export type Step = { dt: number } & (
   | { t: 'restart', peer: number, relink: boolean, skew: number }
   | { t: 'down', peer: number }
   | { t: 'up', peer: number, relink: boolean }
-  /** Multi-process only: SIGKILL the peer's process `delay` after the step starts (see chaos-procs.ts). */
+  /** Multi-process only: SIGKILL the peer's process `delay` after the step starts (see procs.ts). */
   | { t: 'kill', peer: number, when: KillPoint, delay: number }
   /** Multi-process only: several ops of one peer sent without waiting, so a kill can land among them. */
   | { t: 'burst', peer: number, ops: ChaosOp[] }

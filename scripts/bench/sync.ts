@@ -1,8 +1,9 @@
 /**
- * bench-sync — write-to-visible latency between two peers over Hyperswarm on a local DHT testnet
+ * The runner's sync workload (scripts/bench/index.ts runs it as a child process; it also runs on
+ * its own): write-to-visible latency between two peers over Hyperswarm on a local DHT testnet
  * (nothing leaves the machine), meshbee beside raw Hyperbee replication in the same run.
  *
- *   npx tsx scripts/bench-sync.ts [N]        (default N = 300 measured writes, after 20 warm-up)
+ *   npx tsx scripts/bench/sync.ts [N]        (default N = 300 measured writes, after 20 warm-up)
  *
  * meshbee: peers a and b (b opened by a's key), each db.join() on its own DHT node of the testnet.
  *   For each write: t0, a.put(key, value), then on b's 'update' events until b.get(key) returns
@@ -31,12 +32,12 @@ import Hyperbee from 'hyperbee'
 import createTestnet from 'hyperdht/testnet.js'
 import Hyperswarm from 'hyperswarm'
 import type { Duplex } from 'node:stream'
-import { MeshDB } from '../index.js'
+import { MeshDB } from '../../index.js'
 
 const N = Number(process.argv[2] ?? 300)
 const WARMUP = 20
 if (!Number.isSafeInteger(N) || N < 1) {
-  process.stderr.write('usage: npx tsx scripts/bench-sync.ts [N]\n')
+  process.stderr.write('usage: npx tsx scripts/bench/sync.ts [N]\n')
   process.exit(2)
 }
 
@@ -203,7 +204,7 @@ const rows = ['meshbee', 'hyperbee'].map((n) => {
 })
 const out = [
   `Machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, Node ${process.version}, ${os.platform()} ${os.release()}; load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
-  `Command: \`npx tsx scripts/bench-sync.ts${process.argv[2] !== undefined ? ' ' + process.argv[2] : ''}\` (${N} measured writes per pipeline after ${WARMUP} warm-up, each awaited until visible on the other peer before the next, the two pipelines interleaved; local hyperdht testnet, one process; Hypercore carries meshbee's patches (lib/hypercore-patch.ts) in both pipelines)`,
+  `Command: \`npx tsx scripts/bench/sync.ts${process.argv[2] !== undefined ? ' ' + process.argv[2] : ''}\` (${N} measured writes per pipeline after ${WARMUP} warm-up, each awaited until visible on the other peer before the next, the two pipelines interleaved; local hyperdht testnet, one process; Hypercore carries meshbee's patches (lib/hypercore-patch.ts) in both pipelines)`,
   '',
   '| write → visible on the other peer | writes | p50 ms | p95 ms | p99 ms | mean ms | max ms | local write alone p50 / p95 ms |',
   '|---|---:|---:|---:|---:|---:|---:|---:|',

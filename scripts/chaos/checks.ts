@@ -5,15 +5,15 @@
  *   grows (append/download), with a slow re-check as a safety net — never a fixed sleep.
  * - {@link inSync}: a group of linked peers has nothing left to exchange or fold.
  * - {@link finalChecks}: after the final full sync, every view is byte-identical, equals the
- *   reference model computed from the logs (chaos-model.ts), every peer's writers() agree, and
+ *   reference model computed from the logs (model.ts), every peer's writers() agree, and
  *   every acknowledged write is in its writer's log.
  */
 import { decode as unpack } from '@msgpack/msgpack'
 import type { EventEmitter } from 'node:events'
 import type { MeshDB } from '../../index.js'
 import { ADD_WRITER, DEL, PUT, REMOVE_WRITER, STATE, dataKey, decodeEntry, membershipKey } from '../../lib/entry.js'
-import type { ChaosOp } from './chaos-schedule.js'
-import { canonical, logsOf, reference, type Reference } from './chaos-model.js'
+import type { ChaosOp } from './schedule.js'
+import { canonical, logsOf, reference, type Reference } from './model.js'
 
 type DB = MeshDB<any, any>
 type Bytes = Buffer

@@ -1,8 +1,11 @@
 /**
- * bench-viewstore — compare candidate stores for meshbee's materialized view.
+ * The runner's viewstore workload (opt-in: `npm run bench -- --only viewstore`; the runner runs it
+ * as a child process; it also runs on its own): compare candidate stores for meshbee's
+ * materialized view. The measurement behind ARCHITECTURE.md "The view store: chosen by
+ * measurement".
  *
- *   npx tsx scripts/bench-viewstore.ts [N]        (default N = 100000)
- *   npx tsx scripts/bench-viewstore.ts 20000 --only classic-level,rocksdb-native
+ *   npx tsx scripts/bench/viewstore.ts [N]        (default N = 100000)
+ *   npx tsx scripts/bench/viewstore.ts 20000 --only classic-level,rocksdb-native
  *
  * Stores:
  *   classic-level   LevelDB through abstract-level 3 (the view's current API surface)
@@ -32,7 +35,7 @@ import { promises as fsp } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { prng as mulberry32 } from './prng.js'
+import { prng as mulberry32 } from '../prng.js'
 
 // hypercore/hyperbee/corestore/rocksdb-native ship no type declarations; load
 // everything native/untyped through require so it is `any` and tsc stays clean.
@@ -634,6 +637,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`bench-viewstore failed: ${(err as Error).stack ?? String(err)}\n`)
+  process.stderr.write(`scripts/bench/viewstore.ts failed: ${(err as Error).stack ?? String(err)}\n`)
   process.exit(1)
 })

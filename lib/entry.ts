@@ -25,7 +25,7 @@
 import c from 'compact-encoding'
 import { decodeState, encodeState } from '../crdt/codec.js'
 import { type Stamp, stamp as mkStamp } from '../crdt/hlc.js'
-import { EMPTY, type KeyState } from '../crdt/keystate.js'
+import { EMPTY, mergeAll, type KeyState } from '../crdt/keystate.js'
 
 export const FORMAT = 1
 
@@ -196,6 +196,14 @@ export function slotState (e: DataEntry, writer: Uint8Array): KeyState {
       return s
     }
   }
+}
+
+/**
+ * The merged key state of a key's slots: each a writer's latest entry for the key, all of which
+ * validated when they were folded in.
+ */
+export function mergeSlots (slots: ReadonlyArray<{ readonly writer: Uint8Array, readonly entry: Uint8Array }>): KeyState {
+  return mergeAll(slots.map((s) => slotState(decodeEntry(s.entry) as DataEntry, s.writer)))
 }
 
 export { encodeState }

@@ -68,3 +68,12 @@ export const closed = (): MeshError =>
 export const clockBehind = (ms: number): MeshError =>
   new MeshError('MESHBEE_CLOCK_BEHIND', `This peer's clock runs ${ms} ms behind the stamp of the entry that added it (more than maxDrift): ` +
     'a membership change stamped now would sort before its own add and never count. Correct the clock, or retry once it has passed that stamp')
+
+export const unknownWriter = (id: string): MeshError =>
+  new MeshError('MESHBEE_INVALID_KEY', `Unknown writer ${id}`)
+
+export const notAMember = (id: string): MeshError =>
+  new MeshError('MESHBEE_INVALID_KEY', `Writer ${id} is not a member`)
+
+export const notOpened = (): MeshError =>
+  new MeshError('MESHBEE_CLOSED', 'The database has not been opened yet')

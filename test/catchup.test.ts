@@ -94,12 +94,9 @@ describe('catch-up after offline', function () {
   it('reads a long run of new keys block by block, to the same view the tree diff folds', async () => {
     const [a, b, c] = await createPeers(3)
     // c reads every step with the tree diff; b may read runs of new keys block by block
-    const cEngine = c.engine as unknown as { dense: () => Promise<boolean> }
-    cEngine.dense = async () => false
-    const bEngine = b.engine as unknown as { dense: (...args: unknown[]) => Promise<boolean> }
-    const dense = bEngine.dense.bind(b.engine)
+    c.engine.testHooks.runScan = () => false
     let scanned = 0
-    bEngine.dense = async (...args) => { const yes = await dense(...args); if (yes) scanned++; return yes }
+    b.engine.testHooks.runScan = (yes) => { if (yes) scanned++; return yes }
     // a, offline: 150 new keys, deletes of 20 of them, and 10 keys put and deleted again
     for (let i = 0; i < 150; i++) await a.put(`n${i}`, `v${i}`)
     for (let i = 0; i < 20; i++) await a.del(`n${i * 7}`)
@@ -146,7 +143,7 @@ describe('catch-up after offline', function () {
     await overwrite(a, ROUNDS)
     // b starts fetching from a, and the link drops before anything else
     let cut = connect(a, b)
-    await until([b], () => b.engine.writers.get(a.writerKey.toString('hex'))?.fetching === true || b.stats().sparseFetches > 0, () => 'no sparse fetch started')
+    await until([b], () => b.engine.catchUps.get(a.writerKey.toString('hex'))?.fetching === true || b.stats().sparseFetches > 0, () => 'no sparse fetch started')
     cut()
     cut = connect(a, b)
     await until([b], async () => await sameView(a, b), () => `b folded ${JSON.stringify(b.writers())}`)

@@ -13,7 +13,7 @@ import {
   ADD_WRITER, DEL, MAX_KEY_BYTES, MAX_VALUE_BYTES, PUT, REMOVE_WRITER, STATE,
   dataKey, encodeEntry, membershipKey, type Entry
 } from '../lib/entry.js'
-import { wellFormed } from '../lib/engine.js'
+import { wellFormed } from '../lib/blocks.js'
 import { cleanup, connect, createPeers, dump, sameDump, tempDir, until } from './helpers/peers.js'
 
 type DB = MeshDB<string, string>

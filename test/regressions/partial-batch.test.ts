@@ -15,7 +15,7 @@
  */
 import { expect } from 'chai'
 import { MeshDB } from '../../index.js'
-import { wellFormed } from '../../lib/engine.js'
+import { wellFormed } from '../../lib/blocks.js'
 import { cleanup, connect, dump, holdBlocks, sameDump, tempDir, until } from '../helpers/peers.js'
 
 describe('regression: a remote log held up to the middle of a batch', function () {

@@ -1,0 +1,172 @@
+/**
+ * Catch-up of one remote writer log: a state machine over the whole-log download (every peer keeps
+ * and serves every member's whole log) and the sparse fetch (a peer far behind fetches only the
+ * blocks its fold's diff reads, folds, then downloads the rest).
+ *
+ *   idle ──resume──▶ downloading ──far behind──▶ fetching ──done──▶ fetched ──fold read it──▶ downloading
+ *                         ▲                          │
+ *                         └──── skipped, failed ─────┘
+ *
+ * The own log stays idle: it is written here, never downloaded.
+ */
+import type Hypercore from 'hypercore'
+import type { Logger } from 'pino'
+import { treeLevels, treeSizeEstimate, type TreeLevel } from './blocks.js'
+import { FETCH_TIMEOUT, type WriterLog } from './writer-log.js'
+
+export type CatchUpPhase = 'idle' | 'downloading' | 'fetching' | 'fetched'
+
+/** What a catch-up needs from the engine, given at construction. */
+export interface CatchUpHost {
+  /** A log at least this many blocks ahead of what is held is fetched sparsely. */
+  readonly sparseAfter: number
+  readonly log: Logger
+  closing: () => boolean
+  /** Asks for a fold (after a fetch, whatever its outcome). */
+  schedule: () => void
+  /** A sparse fetch brought `blocks` blocks (`'fetched'`), or was not worth it (`'skipped'`). */
+  counted: (outcome: 'fetched' | 'skipped', blocks: number) => void
+}
+
+/** Hypercore's default request window (lib/replicator.js DEFAULT_MAX_INFLIGHT). */
+export const INFLIGHT = [16, 512] as const
+/** Hyperbee's window, for a sparse fetch: its requests are few and latency-bound. */
+const SPARSE_INFLIGHT = [256, 512] as const
+
+/** Sets how many block requests a core keeps in flight per peer (Hypercore scales it with the round-trip time). */
+export function setWindow (core: Hypercore, [min, max]: readonly [number, number]): void {
+  const rep = (core as unknown as { replicator?: { setInflightRange?: (min: number, max: number) => void } }).replicator
+  rep?.setInflightRange?.(min, max)
+}
+
+export class CatchUp {
+  phase: CatchUpPhase = 'idle'
+  private download: { destroy: () => void } | null = null
+  /** After a failed or skipped sparse fetch: no other until the contiguous length reaches this. */
+  private noFetchUntil = 0
+
+  constructor (private readonly w: WriterLog, private readonly host: CatchUpHost) {}
+
+  get fetching (): boolean {
+    return this.phase === 'fetching'
+  }
+
+  /** Downloads all of the log, live; a no-op for the own log, while fetching, or already downloading. */
+  resumeDownload (): void {
+    if (this.w.local || this.w.core.writable || this.host.closing() || this.phase === 'downloading' || this.phase === 'fetching') return
+    this.download = this.w.core.download({ start: 0, end: -1 }) as { destroy: () => void }
+    this.phase = 'downloading'
+  }
+
+  private pauseDownload (): void {
+    this.download?.destroy()
+    this.download = null
+  }
+
+  /**
+   * A fold's read missed a block the sparse fetch should have brought (`to`: the length it read
+   * to): fold the log as it downloads instead.
+   */
+  missed (to: number): void {
+    this.noFetchUntil = Math.max(this.w.fetchedEnd, to)
+    this.w.fetchedEnd = 0
+    if (this.phase === 'fetched') this.phase = 'idle'
+    this.resumeDownload()
+  }
+
+  /**
+   * Starts a sparse fetch if the log's signed length runs `sparseAfter` blocks or more ahead of
+   * both `checkpoint` and its contiguous length (or any amount, once the checkpoint itself lies
+   * past the contiguous length): fetch only the blocks the fold's diff will read, with the
+   * whole-log download paused so they come first, then fold. Any failure (a peer gone, a
+   * malformed block) falls back to downloading the log whole. `member`: the log counts now.
+   */
+  maybeFetch (checkpoint: number, member: boolean): void {
+    const w = this.w
+    if (this.fetching || this.host.closing() || w.local || w.core.writable || !member || w.malformedAt !== Infinity) return
+    const from = checkpoint
+    const to = w.core.length
+    const contiguous = w.core.contiguousLength
+    // after a failure or a miss, wait for the whole-log download to pass that length
+    if (to <= w.fetchedEnd || contiguous < this.noFetchUntil) return
+    // A checkpoint past the contiguous length was reached sparsely: the fold cannot move on from
+    // it until the download reaches it, so any later append is fetched the same way.
+    const threshold = from > contiguous ? 1 : this.host.sparseAfter
+    if (to - Math.max(from, contiguous) < threshold) return
+    this.phase = 'fetching'
+    this.pauseDownload()
+    setWindow(w.core, SPARSE_INFLIGHT)
+    this.fetchDiff(from, to, from > contiguous ? Infinity : to - contiguous).then((fetched) => {
+      if (fetched === null) {
+        // most of the gap is needed anyway: the whole-log download brings it faster (see fetchDiff)
+        this.noFetchUntil = to
+        this.host.counted('skipped', 0)
+        return
+      }
+      this.host.counted('fetched', fetched)
+      if (to > w.fetchedEnd) w.fetchedEnd = to
+    }, (err: unknown) => {
+      this.noFetchUntil = to
+      if (!this.host.closing()) this.host.log.debug({ writer: w.id, err }, 'sparse catch-up failed; downloading the whole log')
+    }).finally(() => {
+      setWindow(w.core, INFLIGHT)
+      // fetched: the whole-log download resumes once a fold has read these blocks
+      this.phase = w.fetchedEnd >= to ? 'fetched' : 'idle'
+      if (this.host.closing()) return
+      if (this.phase === 'idle') this.resumeDownload()
+      this.host.schedule()
+    })
+  }
+
+  /**
+   * Fetches the blocks a Hyperbee diff from length `from` to `to` reads: the tree at `to` without
+   * its subtrees written before `from` (the tree at `from` is local, since every fold reads the
+   * whole changed part of its tree), and the entries of the keys in it written since. A tree walk
+   * by levels, each level's blocks requested at once. Returns the blocks fetched, or null without
+   * fetching the entries when they and the tree would make up half of the `gap` blocks not held
+   * or more: a log with few overwrites. Block by block requests cost more than the whole-log
+   * download (which also sends shorter proofs), so that download is left to bring them. On a
+   * first sight of a log (`from` 0) the tree's size is estimated from its newest block alone,
+   * before any walk. A checkpoint past the contiguous length (`gap` Infinity) is always fetched:
+   * the download cannot reach it soon.
+   */
+  private async fetchDiff (from: number, to: number, gap: number): Promise<number | null> {
+    const core = this.w.core
+    const indexes = new Map<number, TreeLevel[]>()
+    const want = new Set<number>()
+    let fetched = 0
+    const load = async (seqs: number[]): Promise<void> => {
+      await Promise.all(seqs.map(async (seq) => {
+        if (!(await core.has(seq))) fetched++
+        const block = await core.get(seq, { timeout: FETCH_TIMEOUT })
+        if (block === null) throw new Error(`block ${seq} is not available`)
+        indexes.set(seq, treeLevels(block))
+      }))
+    }
+    await load([to - 1])
+    if (from === 0 && 2 * treeSizeEstimate(indexes.get(to - 1) as TreeLevel[]) >= gap) return null
+    let level: Array<[number, number]> = [[to - 1, 0]]
+    const seen = new Set<string>()
+    while (level.length > 0) {
+      await load([...new Set(level.map(([seq]) => seq))].filter((seq) => !indexes.has(seq)))
+      const next: Array<[number, number]> = []
+      for (const [seq, offset] of level) {
+        const node = (indexes.get(seq) as TreeLevel[])[offset]
+        if (node === undefined) throw new Error(`block ${seq} has no tree node ${offset}`)
+        for (const k of node.keys) if (k >= from && k <= seq) want.add(k)
+        for (let j = 0; j + 1 < node.children.length; j += 2) {
+          const [cs, co] = [node.children[j], node.children[j + 1]]
+          const id = `${cs}/${co}`
+          if (cs < from || cs > seq || seen.has(id)) continue
+          seen.add(id)
+          next.push([cs, co])
+        }
+      }
+      level = next
+    }
+    const entries = [...want].filter((seq) => !indexes.has(seq))
+    if (2 * (indexes.size + entries.length) >= gap) return null
+    await load(entries)
+    return fetched
+  }
+}

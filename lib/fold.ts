@@ -1,0 +1,269 @@
+/**
+ * The fold: membership first (one deterministic replay of every reached log's membership
+ * entries), then data (each member's changed keys between its checkpoint and how far it can be
+ * read, merged into the view in atomic commits). A log that stops being a readable Hyperbee is
+ * capped at its first malformed block, by a rule that depends only on its bytes (invariant 6).
+ */
+import type { Logger } from 'pino'
+import type { HLC, Stamp } from '../crdt/hlc.js'
+import type { CatchUp } from './catchup.js'
+import type { ViewCommit } from './commit.js'
+import { DATA_RANGE, MEMBERSHIP_RANGE, decodeData, decodeMembership, slotState } from './entry.js'
+import { resolveMembers, type Member } from './membership.js'
+import type { Stats } from './types.js'
+import { setSlot, type ViewStore } from './view.js'
+import type { WriterLog } from './writer-log.js'
+
+/** A fold commits once this many keys are staged, at the end of a writer's diff (see `foldOnce`). */
+const FOLD_CHUNK = 1024
+
+/** What the fold needs from the engine, given at construction. */
+export interface FoldHost {
+  readonly writers: ReadonlyMap<string, WriterLog>
+  readonly catchUps: ReadonlyMap<string, CatchUp>
+  readonly checkpoints: Map<string, number>
+  readonly view: ViewStore
+  readonly commit: ViewCommit
+  readonly hlc: HLC
+  readonly stats: Stats
+  readonly log: Logger
+  readonly wallClock: () => number
+  /** The database key: membership is followed from the creator's log. */
+  key: () => Buffer
+  /** Opens the log of a writer that became a member. */
+  openWriter: (key: Buffer) => Promise<WriterLog>
+  closing: () => boolean
+  /** Membership and view events: 'writer-add' (key), 'writer-remove' (key, cut), 'update'. */
+  emit: (event: string, ...args: unknown[]) => void
+}
+
+/**
+ * What became of a read of a log between two lengths: it was read; the log is malformed from a
+ * block on; a sparse catch-up missed a block it needed; or it failed otherwise (retried later).
+ */
+export type ReadOutcome =
+  | { kind: 'read' }
+  | { kind: 'malformed', at: number }
+  | { kind: 'missed' }
+  | { kind: 'failed', err: unknown }
+
+/**
+ * Runs a read of `w` between two lengths. If the log is not a readable Hyperbee there, finds its
+ * first malformed block: from then on the log counts only up to that block. That rule depends only
+ * on the log's bytes, so every peer caps the log at the same place. A read that fails because the
+ * database closes rethrows.
+ */
+export async function readLog (w: WriterLog, from: number, to: number, read: () => Promise<void>, closing: () => boolean): Promise<ReadOutcome> {
+  try {
+    await read()
+    return { kind: 'read' }
+  } catch (err) {
+    if (closing()) throw err
+    const bad = await w.firstMalformed(Math.min(from, w.membershipLength), to)
+    if (bad !== null) return { kind: 'malformed', at: bad }
+    if (w.fetchedEnd > w.core.contiguousLength) return { kind: 'missed' }
+    return { kind: 'failed', err }
+  }
+}
+
+export class Fold {
+  /** The members found by the last membership replay, by writer key (hex). */
+  members = new Map<string, Member>()
+  /** Set when a read capped a log or gave up a sparse fetch: the fold takes another pass. */
+  private again = false
+
+  constructor (private readonly h: FoldHost) {}
+
+  /** Folds everything available locally now; true if the view changed. */
+  async run (): Promise<boolean> {
+    let changed = false
+    for (let pass = 0; pass < 4; pass++) {
+      this.again = false
+      if (await this.foldOnce()) changed = true
+      if (!this.again) break
+    }
+    // Once a fold has read what a sparse fetch brought (or could not use it: a removal cut below
+    // it), the rest of the log downloads again: every peer seeds every member's whole log.
+    for (const c of this.h.catchUps.values()) c.resumeDownload()
+    return changed
+  }
+
+  /** How far the fold reads `w`'s data: up to its member cut, at a length it can read. */
+  private async target (w: WriterLog): Promise<number> {
+    const m = this.members.get(w.id)
+    if (m === undefined) return 0
+    return await w.readableEnd(m.cut, this.h.checkpoints.get(w.id) ?? 0)
+  }
+
+  /** Applies a read's outcome: false if the caller must leave the log for this pass. */
+  private settle (w: WriterLog, from: number, to: number, outcome: ReadOutcome): boolean {
+    switch (outcome.kind) {
+      case 'read': return true
+      case 'malformed':
+        w.malformedAt = outcome.at
+        this.again = true
+        this.h.stats.badEntries++
+        this.h.log.warn({ writer: w.id, block: outcome.at }, 'malformed block in a writer log: the log counts up to it')
+        return false
+      case 'missed':
+        // a sparse fetch missed a block the read needed: read the log as it downloads instead
+        this.h.log.debug({ writer: w.id, from, to }, 'a sparse catch-up missed a block; folding as the log downloads')
+        this.h.catchUps.get(w.id)?.missed(to)
+        this.again = true // another pass, with the contiguous target
+        return false
+      case 'failed':
+        this.h.log.error({ writer: w.id, from, to, err: outcome.err }, 'cannot read a writer log; it is skipped in this fold')
+        return false
+    }
+  }
+
+  private async refreshMembership (): Promise<void> {
+    // Open a log only once an add of it counts: a stranger's or an ex-member's add entries never
+    // make this peer fetch anything. Records of a log that is not a member never count, so the
+    // members found are the same whichever extra logs a peer happens to have open.
+    let members: Map<string, Member>
+    while (true) {
+      for (const w of [...this.h.writers.values()]) {
+        // The floor includes the checkpoint, a length the data fold already read (so its tree is
+        // held, even past the contiguous length after a sparse catch-up): after a restart the
+        // membership length is 0 and the only signed length known may lie beyond what is held.
+        const len = await w.readableEnd(Infinity, Math.max(w.membershipLength, this.h.checkpoints.get(w.id) ?? 0))
+        if (len !== w.membershipLength) {
+          const from = w.membershipLength
+          this.settle(w, from, len, await readLog(w, from, len, async () => { await this.readMembership(w, len) }, this.h.closing))
+        }
+      }
+      members = resolveMembers(this.h.key(), [...this.h.writers.values()].flatMap((w) => [...w.records.values()]))
+      const missing = [...members.keys()].filter((id) => !this.h.writers.has(id))
+      if (missing.length === 0) break
+      for (const id of missing) await this.h.openWriter(Buffer.from(id, 'hex'))
+    }
+    const before = this.members
+    this.members = members
+    for (const [id, m] of this.members) {
+      const was = before.get(id)
+      if (was === undefined) this.h.emit('writer-add', Buffer.from(id, 'hex'))
+      if (m.removed && (was === undefined || !was.removed)) this.h.emit('writer-remove', Buffer.from(id, 'hex'), m.cut)
+    }
+  }
+
+  private async readMembership (w: WriterLog, len: number): Promise<void> {
+    for (const c of await w.changedKeys(w.membershipLength, len, MEMBERSHIP_RANGE)) {
+      const id = c.key.toString('hex')
+      if (c.value === null) {
+        w.records.delete(id)
+        continue
+      }
+      try {
+        const entry = decodeMembership(c.key, c.value)
+        w.records.set(id, { author: w.key, seq: c.seq, entry })
+        // observed like a data entry: an entry this peer writes after it is stamped after it, so a
+        // member added by a peer whose clock runs ahead does not stamp its own membership entries
+        // before its own add (where the replay would not count them)
+        this.observe(w, entry.stamp)
+      } catch (err) {
+        w.records.delete(id)
+        this.skip(w, c.seq, err)
+      }
+    }
+    w.membershipLength = len
+  }
+
+  /**
+   * One fold: every writer's diff from its checkpoint to its target, merged into the view. A small
+   * fold commits once. A large one (a catch-up over many writers) commits after each writer whose
+   * diff brings the staged keys to FOLD_CHUNK, so memory stays bounded by the chunk and the largest
+   * single diff. Every commit is atomic and carries the checkpoints of exactly the writers whose
+   * diffs it completes; a writer's diff is never split, and a fold in which a cut moves back (a
+   * removal) commits once, so each state a reader can see is the view of a set of cuts that every
+   * committed membership entry agrees with (invariants 1 and 4 hold commit by commit).
+   */
+  private async foldOnce (): Promise<boolean> {
+    const { view, commit, checkpoints, stats } = this.h
+    stats.folds++
+    await this.refreshMembership()
+    for (const [id, c] of this.h.catchUps) {
+      const m = this.members.get(id)
+      c.maybeFetch(checkpoints.get(id) ?? 0, m !== undefined && !m.removed)
+    }
+    const changed = new Map<string, { key: Buffer, slots: Map<string, Uint8Array | null> }>()
+    const done = new Map<string, number>()
+    let viewChanged = false
+    const flush = async (): Promise<void> => {
+      const staged = commit.begin()
+      for (const { key, slots: updates } of changed.values()) {
+        let slots = view.getSlotsSync(key)
+        for (const [id, entry] of updates) slots = setSlot(slots, Buffer.from(id, 'hex'), entry)
+        if (commit.stage(staged, key, slots)) viewChanged = true
+        stats.keysMerged++
+      }
+      for (const [id, len] of done) staged.ops.push(view.putCheckpoint(Buffer.from(id, 'hex'), len))
+      await commit.commit(staged, this.h.hlc.last)
+      for (const [id, len] of done) checkpoints.set(id, len)
+      changed.clear()
+      done.clear()
+    }
+    const steps: Array<{ w: WriterLog, from: number, to: number }> = []
+    for (const id of [...this.h.writers.keys()].sort()) {
+      const w = this.h.writers.get(id) as WriterLog
+      const from = checkpoints.get(id) ?? 0
+      const to = await this.target(w)
+      if (to !== from) steps.push({ w, from, to })
+    }
+    // A cut moving back (a removal) must land in the same commit as the remover's checkpoint, or
+    // a reader could see the removal counted and the removed writer's later entries still in.
+    const chunked = steps.every(({ from, to }) => to > from)
+    for (const { w, from, to } of steps) {
+      const found: Array<{ key: Buffer, entry: Uint8Array | null }> = []
+      const outcome = await readLog(w, from, to, async () => {
+        for (const c of await w.changedKeys(from, to, DATA_RANGE)) {
+          found.push({ key: c.key.subarray(1), entry: c.value === null ? null : this.validate(w, c.seq, c.key, c.value) })
+        }
+      }, this.h.closing)
+      if (!this.settle(w, from, to, outcome)) continue
+      for (const { key, entry } of found) {
+        const kid = key.toString('hex')
+        let c = changed.get(kid)
+        if (c === undefined) changed.set(kid, c = { key, slots: new Map() })
+        c.slots.set(w.id, entry)
+        stats.diffEntries++
+      }
+      done.set(w.id, to)
+      if (chunked && changed.size >= FOLD_CHUNK) await flush()
+    }
+    if (changed.size > 0 || done.size > 0) await flush()
+    if (viewChanged) this.h.emit('update')
+    return viewChanged
+  }
+
+  /** The entry if it is valid, else null (and counted). Observes remote stamps into the clock. */
+  private validate (w: WriterLog, seq: number, beeKey: Uint8Array, value: Uint8Array): Uint8Array | null {
+    let stamp: Stamp
+    try {
+      const e = decodeData(beeKey, value)
+      slotState(e, w.key)
+      stamp = e.stamp
+    } catch (err) {
+      this.skip(w, seq, err)
+      return null
+    }
+    this.observe(w, stamp)
+    return value
+  }
+
+  private skip (w: WriterLog, seq: number, err: unknown): void {
+    this.h.stats.badEntries++
+    this.h.log.warn({ writer: w.id, seq, err: (err as Error).message }, 'skipped a bad entry')
+  }
+
+  /** Observes a remote entry's stamp into the clock (bounded by maxDrift). */
+  private observe (w: WriterLog, stamp: Stamp): void {
+    if (w.local) return
+    const skew = stamp.wall - this.h.wallClock()
+    if (skew > w.maxSkew) w.maxSkew = skew
+    if (this.h.hlc.observe(stamp).clamped) {
+      this.h.stats.clampedStamps++
+      this.h.log.warn({ writer: w.id, skew }, 'remote clock runs ahead beyond maxDrift')
+    }
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * One writer's log as the fold reads it: its Hypercore and Hyperbee, the lengths it was signed at,
+ * where it stops being a well-formed Hyperbee, how far it can be read with local blocks, and the
+ * keys that changed between two lengths.
+ */
+import type Hyperbee from 'hyperbee'
+import type Hypercore from 'hypercore'
+import { compareStamps, type Stamp } from '../crdt/hlc.js'
+import { decodeNode, innerBatchNode, treeLevels, treeSizeEstimate, wellFormed } from './blocks.js'
+import { decodeEntry } from './entry.js'
+import type { MembershipRecord } from './membership.js'
+
+/** A bee key whose latest entry changed, with that entry (value null: the key has none now). */
+export interface ChangedKey { key: Buffer, seq: number, value: Buffer | null }
+
+/** A range of bee keys. */
+export interface BeeRange { gte: Buffer, lt: Buffer }
+
+/** Steps forward of at most this many blocks are read block by block instead of diffed. */
+const SCAN_LIMIT = 32
+/** How many blocks a scan reads at once. */
+const SCAN_READS = 64
+/** How long a read that may fetch from peers waits for one block. */
+export const FETCH_TIMEOUT = 15_000
+
+const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+
+/** What `readBlocks` needs of a Hypercore's storage (hypercore 11's session state). */
+interface BlockReader { state?: { storage?: { read?: () => { getBlock: (i: number) => Promise<Uint8Array | null>, tryFlush: () => void } } } }
+
+/**
+ * The held blocks [start, end) of a core (null for one not held), read in one storage batch: one
+ * native RocksDB call for them all, where `core.get` makes one per block (a synchronous call on the
+ * main thread each, ~20 µs, most of a scan's cost). Local reads only: the blocks were verified
+ * when they were stored. Falls back to `core.get` if the storage is not what it expects.
+ */
+async function readBlocks (core: Hypercore, start: number, end: number): Promise<Array<Uint8Array | null>> {
+  const storage = (core as unknown as BlockReader).state?.storage
+  if (typeof storage?.read === 'function') {
+    const rx = storage.read()
+    const reads: Array<Promise<Uint8Array | null>> = []
+    for (let i = start; i < end; i++) reads.push(rx.getBlock(i))
+    rx.tryFlush()
+    return await Promise.all(reads)
+  }
+  const reads: Array<Promise<Uint8Array | null>> = []
+  for (let i = start; i < end; i++) reads.push(core.get(i, { wait: false }))
+  return await Promise.all(reads)
+}
+
+export class WriterLog {
+  readonly key: Buffer
+  /** The writer key in hex: the writer's id in every map. */
+  readonly id: string
+  /** Membership records of this log, by bee key (hex), read up to `membershipLength`. */
+  readonly records = new Map<string, MembershipRecord>()
+  /** How much of this log its membership records were read from. */
+  membershipLength = 0
+  /** Largest amount (ms) by which this writer's stamps ran ahead of the local wall clock. */
+  maxSkew = 0
+  /** Index of the first block that is not a well-formed Hyperbee block: the log counts up to it. */
+  malformedAt = Infinity
+  /**
+   * A signed length past the contiguous one whose diff from the checkpoint reads only local
+   * blocks, after a sparse fetch (0: none). Set by the catch-up, read by `readableEnd`.
+   */
+  fetchedEnd = 0
+  /**
+   * Lengths of this log seen as its signed length (`core.length` on open and on every append).
+   * The writer signs at the end of each append, so these never end inside a Hyperbee batch: the
+   * fold only stops at them.
+   */
+  private signed: number[]
+
+  /**
+   * @param local - whether this is this peer's own log (every length of it is readable)
+   * @param checkpoint - the length of this log the view reflects (the engine keeps it)
+   * @param runScan - decides, given whether a long step mostly adds new keys, whether to read its
+   *   blocks one by one (the engine's test hook; the answer itself otherwise)
+   */
+  constructor (readonly core: Hypercore, readonly bee: Hyperbee, readonly local: boolean, private readonly checkpoint: () => number,
+    private readonly runScan: (mostlyNewKeys: boolean) => boolean = (yes) => yes) {
+    this.key = buf(core.key)
+    this.id = this.key.toString('hex')
+    this.signed = [core.length]
+  }
+
+  /** Records the log's new signed length (on every append, local or downloaded). */
+  appended (): void {
+    this.signed.push(this.core.length)
+  }
+
+  /**
+   * Whether the blocks now held let a fold move this log on: folds stop only at signed lengths (or
+   * a removal's `cut`), so a block that completes none of them changes nothing. A whole-log
+   * download of 500 blocks announced in one upgrade wakes one fold instead of hundreds.
+   */
+  movable (cut: number): boolean {
+    const contiguous = this.core.contiguousLength
+    if (contiguous >= this.core.length) return true
+    const floor = Math.min(this.membershipLength, this.checkpoint())
+    for (const n of this.signed) if (n > floor && n <= contiguous) return true
+    return cut > floor && cut <= contiguous
+  }
+
+  /**
+   * How far a fold may read this log, up to `limit` (a removal's cut, or Infinity), from `floor`
+   * (a length already read): the one rule for both the data fold and the membership read. A cut
+   * and a malformed block come from the logs' bytes, the same on every peer, and `batchEnd` keeps
+   * a forged cut deterministic too; otherwise the fold stops only at signed lengths, up to what is
+   * held locally (the contiguous blocks, or a sparse fetch's length).
+   */
+  async readableEnd (limit: number, floor: number): Promise<number> {
+    const fixed = Math.min(limit, this.malformedAt)
+    const contiguous = this.core.contiguousLength
+    if (fixed <= contiguous) return await this.batchEnd(fixed)
+    const held = this.fetchedEnd <= fixed && this.fetchedEnd > contiguous ? this.fetchedEnd : contiguous
+    return this.signedAtMost(held, floor)
+  }
+
+  /**
+   * How far inspection (`diff`, `checkout`) reads this log: its contiguous blocks, and up to its
+   * checkpoint after a sparse catch-up (that tree is held); blocks in between that a read needs
+   * are fetched from peers, with a time limit.
+   */
+  heldEnd (): number {
+    return Math.max(this.core.contiguousLength, this.checkpoint())
+  }
+
+  /**
+   * The largest signed length up to `len`, or `floor` (a length already read) if none is known. A
+   * peer that holds part of an append (part of a batch) waits for the rest.
+   */
+  signedAtMost (len: number, floor: number): number {
+    if (this.local) return Math.min(len, this.core.length)
+    let best = floor
+    for (const n of this.signed) if (n <= len && n > best) best = n
+    // The list serves two readers with their own floors: the membership read and the data fold
+    // (the checkpoint). Drop only lengths neither can still need; pruning by this caller's `best`
+    // lost the length the other one was waiting for, and its fold stalled until the next append.
+    if (this.signed.length > 64) {
+      const done = Math.min(this.membershipLength, this.checkpoint())
+      this.signed = this.signed.filter((n) => n > done)
+    }
+    return best
+  }
+
+  /**
+   * The largest length up to `len` at which the Hyperbee can be read. A Hyperbee batch appends its
+   * nodes together and only the last one carries the B-tree index: a peer that has downloaded part
+   * of a batch holds a length that ends inside it, where there is no tree to read. Such a log
+   * counts up to its last whole batch (so a batch also arrives whole). Depends only on the bytes.
+   * A block that is no Hyperbee node at all stops the search: reading there fails, and the fold
+   * then caps the log at its first malformed block.
+   */
+  async batchEnd (len: number): Promise<number> {
+    let end = len
+    while (end > 1) {
+      const block = await this.core.get(end - 1, { wait: false })
+      if (block === null || !innerBatchNode(block)) break
+      end--
+    }
+    return end
+  }
+
+  /** The first block in [from - 1, to) that is not a well-formed Hyperbee block, or null (also when one is not held). */
+  async firstMalformed (from: number, to: number): Promise<number | null> {
+    for (let i = Math.max(0, from - 1); i < to; i++) {
+      const block = await this.core.get(i, { wait: false })
+      if (block === null) return null
+      if (!wellFormed(block, i)) return i
+    }
+    return null
+  }
+
+  /**
+   * The bee keys in `range` whose latest entry differs between lengths `from` and `to`, each with
+   * its entry at `to`. A Hyperbee diff between the two versions, which costs the changed keys
+   * however long the history between them. For a short step forward (the live case, a few
+   * appends) or a run of mostly new keys, reading the blocks in between is cheaper than walking
+   * two trees: a key changed iff a block in between wrote it, and its last such block is its
+   * entry at `to`. Local blocks only: a fold never waits on the network.
+   */
+  async changedKeys (from: number, to: number, range: BeeRange): Promise<ChangedKey[]> {
+    if (to > from && (to - from <= SCAN_LIMIT || this.runScan(await this.mostlyNewKeys(from, to)))) {
+      const scanned = await this.scan(from, to, range)
+      if (scanned !== null) return scanned
+    }
+    const out: ChangedKey[] = []
+    const snap = this.bee.checkout(Math.max(1, to))
+    try {
+      for await (const { left, right } of snap.createDiffStream(from, range, { wait: false })) {
+        const node = left ?? right as NonNullable<typeof right>
+        out.push({ key: node.key, seq: left?.seq ?? node.seq, value: left === null ? null : left.value })
+      }
+    } finally {
+      await snap.close()
+    }
+    return out
+  }
+
+  /**
+   * Whether the blocks [from, to), all held, mostly add keys the tree did not have (a log of
+   * distinct keys, such as a peer's offline writes seen for the first time). Reading those blocks
+   * one by one then costs less than a diff, which walks the tree down to each of them. Judged from
+   * the two ends' tree-size estimates, so a log that overwrites (a hot key in a large tree, a
+   * catch-up over many overwrites) keeps the diff, whose cost is the keys that changed.
+   */
+  private async mostlyNewKeys (from: number, to: number): Promise<boolean> {
+    if (to > this.core.contiguousLength) return false
+    const size = async (len: number): Promise<number | null> => {
+      if (len <= 1) return 0
+      const block = await this.core.get(len - 1, { wait: false })
+      if (block === null) return null
+      try {
+        return treeSizeEstimate(treeLevels(block))
+      } catch {
+        return null
+      }
+    }
+    const [before, after] = [await size(from), await size(to)]
+    if (before === null || after === null) return false
+    const gap = to - from
+    return after <= 2 * gap && after - before >= gap / 2
+  }
+
+  /** The blocks [from, to) read as Hyperbee nodes, last write per key; null if one is not a node. */
+  private async scan (from: number, to: number, range: BeeRange): Promise<ChangedKey[] | null> {
+    const latest = new Map<string, ChangedKey>()
+    // read SCAN_READS blocks at a time: one by one, each read waits a turn of an event loop that
+    // replication may keep busy
+    let blocks: Array<Uint8Array | null> = []
+    for (let seq = Math.max(1, from); seq < to; seq++) {
+      const i = (seq - Math.max(1, from)) % SCAN_READS
+      if (i === 0) blocks = await readBlocks(this.core, seq, Math.min(to, seq + SCAN_READS))
+      const block = blocks[i]
+      if (block === null || block === undefined) return null
+      let node: { key: Uint8Array, value: Uint8Array | null }
+      try {
+        node = decodeNode(block)
+      } catch {
+        return null
+      }
+      if (!(node.key instanceof Uint8Array)) return null
+      const key = buf(node.key)
+      if (Buffer.compare(key, range.gte) < 0 || Buffer.compare(key, range.lt) >= 0) continue
+      latest.set(key.toString('hex'), { key, seq, value: node.value === null ? null : buf(node.value) })
+    }
+    return [...latest.values()]
+  }
+
+  /** The first index below `end` whose entry is stamped at or after `since` (stamps grow along a log). */
+  async firstSince (since: Stamp, end: number): Promise<number> {
+    let lo = 1
+    let hi = end
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      // (Hyperbee's getBySeq ignores per-call options: read the block itself, with a time limit)
+      const block = await this.core.get(mid, { timeout: FETCH_TIMEOUT }).catch(() => null)
+      let st: Stamp | null = null
+      try {
+        const value = block === null ? null : decodeNode(block).value
+        if (value !== null) st = decodeEntry(value).stamp
+      } catch {}
+      if (st !== null && compareStamps(st, since) >= 0) hi = mid
+      else lo = mid + 1
+    }
+    return lo
+  }
+}

@@ -227,6 +227,11 @@ export interface Model<S> extends Crdt<S> {
   readonly kinds: Partial<Record<OpKind, number>>
   /** The state a local operation adds to its writer's contribution; `view` is what it has seen. */
   delta (op: LocalOp, version: Version, view: S): S
+  /**
+   * The writer's next contribution after a local operation, if the model builds it itself (as
+   * meshbee's entry rule does) instead of merging `delta` into `own`.
+   */
+  step?: (op: LocalOp, version: Version, own: S, view: S) => S
 }
 
 const w = fc.nat({ max: 7 })
@@ -280,7 +285,7 @@ export function simulate<S> (model: Model<S>, writers: Uint8Array[], ops: readon
     }
     walls[i] = Math.max(0, walls[i] + op.dt)
     const version = { stamp: clocks[i].now(), writer: writers[i] }
-    own[i] = model.merge(own[i], model.delta(op, version, view[i]))
+    own[i] = model.step !== undefined ? model.step(op, version, own[i], view[i]) : model.merge(own[i], model.delta(op, version, view[i]))
     view[i] = model.merge(view[i], own[i])
     stamps[i].push(version.stamp)
     logs[i].push({ writer: i, seq: logs[i].length, state: own[i] })

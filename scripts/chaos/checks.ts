@@ -83,7 +83,7 @@ function holdings (db: DB): string {
 /** What a fold can move: membership read, checkpoints, cuts, and the logs held. */
 function progress (db: DB): string {
   return JSON.stringify([
-    [...db.engine.writers].map(([id, w]) => [id, w.mlen, w.core.contiguousLength]),
+    [...db.engine.writers].map(([id, w]) => [id, w.membershipLength, w.core.contiguousLength]),
     db.writers().map((w) => [w.folded, w.cut, w.member, w.removed])
   ])
 }

@@ -163,7 +163,7 @@ function peerInfo (dbs: DB[], names: string[]): string {
 
 /** Each log's lengths as a peer's engine sees them, for failure messages. */
 function logState (db: DB): string {
-  return [...db.engine.writers].map(([id, w]) => `${id.slice(0, 6)} len ${w.core.length} contig ${w.core.contiguousLength} mlen ${w.mlen} checkpoint ${String(db.engine.checkpoints.get(id))} signed ${JSON.stringify((w as { signed?: unknown }).signed)}`).join('; ')
+  return [...db.engine.writers].map(([id, w]) => `${id.slice(0, 6)} len ${w.core.length} contig ${w.core.contiguousLength} membership ${w.membershipLength} checkpoint ${String(db.engine.checkpoints.get(id))}`).join('; ')
 }
 
 interface Peer {

@@ -24,6 +24,8 @@ export interface OnlineOptions {
   tty?: boolean
 }
 
+/** Changes of one fold listed one per line on a terminal; more are counted. */
+const MAX_LISTED = 100
 /** Blocks to fold before a progress bar is worth showing. */
 const LARGE_BACKLOG = 500
 /** How often the catch-up state is looked at besides on folds (a log can grow without a change to the view). */
@@ -71,8 +73,6 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
   const tty = !out.json && opts.tty === true
   let bar: SingleBar | null = null
   let barBase = 0
-  /** Changes folded while the bar ran on a terminal are counted, not listed (the bar owns the screen). */
-  let quietChanges = 0
   let failure: unknown = null
 
   // What changed in a fold: each writer's diff between the lengths folded before and after it.
@@ -87,12 +87,13 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
       for await (const c of db.diff(writer, { from: Math.min(from, to), to: Math.max(from, to) })) keys.add(c.key)
     }
     seen = now
+    // a person at a terminal gets a count for a large fold (a catch-up), not thousands of lines
+    if (!out.json && process.stdout.isTTY === true && keys.size > MAX_LISTED) {
+      await out.write(`${keys.size} keys changed ("meshbee ls" lists them)`)
+      keys.clear()
+    }
     for (const key of [...keys].sort()) {
       const value = await readValue(db, key)
-      if (bar !== null && process.stdout.isTTY === true) {
-        quietChanges++
-        continue
-      }
       await out.write(out.json
         ? JSON.stringify({ event: 'change', key, value: value ?? null, deleted: value === undefined })
         : `change ${key} ${show(value)}`)
@@ -160,7 +161,7 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
       if (known - folded < LARGE_BACKLOG) return
       barBase = folded
       bar = new SingleBar({
-        format: 'catching up [{bar}] {percentage}% | {value}/{total} blocks folded | {eta_formatted} left',
+        format: 'catching up [{bar}] {percentage}% | {value}/{total} blocks folded',
         hideCursor: true,
         stream: process.stderr
       }, Presets.shades_classic)
@@ -172,8 +173,6 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
     if (folded >= known) {
       bar.stop()
       bar = null
-      if (quietChanges > 0) out.write(`${quietChanges} keys changed while catching up`)
-      quietChanges = 0
     }
   }
   // after the changes already being reported, so that "caught up" follows them

@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { resolve } from 'node:path'
 import { pino, type Logger } from 'pino'
 import {
-  CliError, EXIT, Output, bootstrapNode, busy, createLogger, dbExists, describeError, hex, hexKey, nonNegativeInt, notFound, openDb,
+  CliError, EXIT, Output, bootstrapNode, createLogger, dbExists, describeError, hex, hexKey, nonNegativeInt, notFound, openDb,
   parseValue, processIo, readAll, show, sinceTime, stampJson, stampText, usage, decodeStored,
   type DB, type GlobalOptions, type Io, type Json, type OpenOptions, type ValueMode
 } from './context.js'
@@ -70,11 +70,16 @@ class Forwarded extends Error {
 /** How long a command waits for a database another process holds (a peer starting or leaving). */
 const BUSY_WAIT_MS = 5000
 
-/** Runs `fn` with the database of `r.dir`. */
+/**
+ * Runs `fn` with the database of `r.dir`: inside a running peer, the peer's own; else, when a peer
+ * runs on the directory, the whole command goes to it instead (and `Forwarded` carries its exit
+ * code); else the database is opened here (waiting while another process holds it, a peer starting
+ * or leaving) and closed after. `own`: init, join and seed, which a running peer refuses.
+ */
 async function withDb<T> (r: Run, fn: (db: DB) => Promise<T>, opts: OpenOptions & { own?: 'init' | 'online' } = {}): Promise<T> {
   const location = resolve(r.io.cwd, r.dir)
   // init, join and seed open the database themselves: a peer already running there is an error
-  const taken = (): CliError => opts.own === 'init' ? dbExists(location) : new CliError(busy(location).code, `a meshbee join or seed already runs on ${location}`)
+  const taken = (): CliError => opts.own === 'init' ? dbExists(location) : new CliError('MESHBEE_BUSY', `a meshbee join or seed already runs on ${location}`)
   if (r.session.db !== undefined) {
     if (opts.own !== undefined) throw taken()
     return await fn(r.session.db)

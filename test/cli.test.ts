@@ -168,18 +168,15 @@ describe('cli', function () {
 
   it('put, sadd, srem and patch refuse values that are not what they look like (exit 2); put - reads stdin', async () => {
     await json(dir, 'init')
-    const refused = await Promise.all([
-      cli(dir, '--json', 'put', 'k', '{"a":1'),
+    const [text, ...refused] = await Promise.all([
+      cli(dir, 'put', 'k', '{"a":1'),
       cli(dir, '--json', 'put', 'k', '1e400'),
-      cli(dir, '--json', 'put', 'k', '12345678901234567891'),
       cli(dir, '--json', 'put', 'k', 'hello', '--json-value'),
-      cli(dir, '--json', 'sadd', 's', '[1'),
-      cli(dir, '--json', 'srem', 's', '1e999'),
-      cli(dir, '--json', 'patch', 'd', '{"n":1e400}')
+      cli(dir, '--json', 'srem', 's', '[1'),
+      cli(dir, '--json', 'patch', 'd', '{"n":12345678901234567891}')
     ])
     for (const r of refused) expect(errorOf(r, 2).code).to.equal('MESHBEE_INVALID_VALUE')
-    expect(errorOf(refused[0], 2).message).to.include('--string')
-    const text = await cli(dir, 'put', 'k', '{"a":1')
+    expect(text.code).to.equal(2)
     expect(text.stderr).to.match(/^meshbee: MESHBEE_INVALID_VALUE: value "\{\\"a\\":1": not valid JSON .*add --string/)
 
     expect(await json(dir, 'put', 'k', '{"a":1', '--string')).to.deep.equal({ key: 'k', value: '{"a":1' })
@@ -239,7 +236,8 @@ describe('cli', function () {
     expect(await json(dir, 'del', 'n')).to.deep.equal({ key: 'n', deleted: true })
     expect((await cli(dir, 'del', 'todo/1')).stdout).to.equal('deleted todo/1\n')
     const before = (await json(dir, 'writers'))[0].length
-    for (const args of [['get', 'n'], ['del', 'n'], ['versions', 'never-written'], ['smembers', 'never-written'], ['smembers', 'n']]) {
+    // (and versions and smembers of missing keys, through a running peer, in the online tests)
+    for (const args of [['get', 'n'], ['del', 'n']]) {
       const r = await cli(dir, '--json', ...args)
       expect(r.stdout, args.join(' ')).to.equal('')
       expect(errorOf(r, 3).code, args.join(' ')).to.equal('MESHBEE_NOT_FOUND')
@@ -363,15 +361,19 @@ describe('cli online', function () {
       await peer.waitFor('the piped put', (e) => e.event === 'change' && e.key === 'note' && e.value === 'from stdin\n')
       await peer.waitFor('the new writer', (e) => e.event === 'writer-add' && e.writer === other)
 
-      const [got, info, missing, exported] = await Promise.all([
+      const [got, info, exported, ...missing] = await Promise.all([
         cli(dir, 'get', 'todo/1'),
         json(dir, 'info'),
+        json(sub, '--dir', '../.meshbee', 'export', 'out.ndjson'),
         cli(dir, '--json', 'get', 'nope'),
-        json(sub, '--dir', '../.meshbee', 'export', 'out.ndjson')
+        cli(dir, '--json', 'del', 'nope'),
+        cli(dir, '--json', 'versions', 'nope'),
+        cli(dir, '--json', 'smembers', 'nope'),
+        cli(dir, '--json', 'smembers', 'todo/1')
       ])
       expect(got).to.deep.equal({ code: 0, stdout: '{\n  "title": "milk"\n}\n', stderr: '' })
       expect(info).to.include({ dir: join(dir, '.meshbee'), key: created.key, writable: true, writers: 2 })
-      expect(errorOf(missing, 3).code).to.equal('MESHBEE_NOT_FOUND')
+      for (const r of missing) expect(errorOf(r, 3).code).to.equal('MESHBEE_NOT_FOUND')
       expect(exported).to.deep.equal({ file: 'out.ndjson', exported: 2 })
       expect(readFileSync(join(sub, 'out.ndjson'), 'utf8')).to.equal('{"key":"note","value":"from stdin\\n"}\n{"key":"todo/1","value":{"title":"milk"}}\n')
 

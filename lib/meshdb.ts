@@ -1,37 +1,22 @@
 /**
- * MeshDB: the abstract-level face of the engine. abstract-level owns the policy (argument checks,
- * encodings, deferred open, sublevels, hooks, events); this class only adapts storage: writes go
- * to the own writer log through the engine, reads come from the view store.
+ * MeshDB: meshbee's public class. The abstract-level API comes from MeshLevel (lib/adapter.ts);
+ * this class adds meshbee's own methods: documents and sets, membership, inspection and sync.
  */
-import { AbstractLevel } from 'abstract-level'
-import type { AbstractDatabaseOptions } from 'abstract-level'
-import type Corestore from 'corestore'
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+import type { AbstractLevel, AbstractDatabaseOptions } from 'abstract-level'
 import type { Duplex } from 'node:stream'
-import type { Logger } from 'pino'
 import { isJson, isPlainObject, isWellFormed, type Json } from '../crdt/json.js'
-import { Sync } from '../sync/swarm.js'
-import { Engine, type EngineOptions, type WriteOp } from './engine.js'
-import type { CorestoreLike, Cuts, DiffChange, JoinRequest, KeyType, KeyVersion, MeshDBOptions, Stats, SwarmOptions, WriterInfo } from './types.js'
-import { digestToBuffer } from './digest.js'
 import { isStamp, type Stamp } from '../crdt/hlc.js'
-import { ADD_WRITER, REMOVE_WRITER } from './entry.js'
-import { MeshError, MeshTypeError, invalidArgument } from './errors.js'
+import { MeshLevel } from './adapter.js'
 import { Checkout, normalizeCuts } from './checkout.js'
-import { MeshIterator, MeshSnapshot, type ReadOptions } from './iterator.js'
+import { digestToBuffer } from './digest.js'
+import { ADD_WRITER, REMOVE_WRITER } from './entry.js'
+import { invalidArgument } from './errors.js'
 import { toKey } from './keys.js'
-import type { ValueRangeOptions } from './view.js'
+import type { CorestoreLike, Cuts, DiffChange, KeyType, KeyVersion, MeshDBOptions, Stats, SwarmOptions, WriterInfo } from './types.js'
 
 type Bytes = Buffer
 
-type KeyInput = unknown
-
-
-interface OpenOptions { createIfMissing: boolean, errorIfExists: boolean }
-
 const NO_STATS: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0 }
-
 
 /**
  * A leaderless multi-writer database. Every peer writes to its own signed log; the fold merges all
@@ -53,12 +38,7 @@ const NO_STATS: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0
  * await db.get('greeting') // { hello: 'world' }
  * ```
  */
-export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
-  private readonly storage: string | Corestore
-  private readonly engineOptions: EngineOptions
-  private readonly swarmOption: SwarmOptions['swarm']
-  #engine: Engine | null = null
-  #sync: Sync | null = null
+export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
 
   /**
    * Creates the database object; nothing touches the disk until `open()` (or the first operation,
@@ -73,93 +53,13 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
    *   `MESHBEE_STORAGE` against `createIfMissing`/`errorIfExists`.
    */
   constructor (storage: string | CorestoreLike, options: MeshDBOptions<K, V> = {}) {
-    const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, ...rest } = options
-    const manifest = {
-      encodings: { buffer: true },
-      implicitSnapshots: true,
-      explicitSnapshots: true,
-      has: true,
-      getSync: true,
-      seek: true,
-      permanence: true,
-      createIfMissing: true,
-      errorIfExists: true,
-      signals: { iterators: true },
-      events: { update: true, 'writer-add': true, 'writer-remove': true, 'peer-add': true, 'peer-remove': true, 'join-request': true },
-      additionalMethods: {
-        patch: true,
-        sadd: true,
-        srem: true,
-        smembers: true,
-        typeOf: true,
-        addWriter: true,
-        removeWriter: true,
-        update: true,
-        stats: true,
-        replicate: true,
-        join: true,
-        leave: true,
-        requestJoin: true,
-        writers: true,
-        versions: true,
-        diff: true,
-        hash: true,
-        checkout: true
-      }
-    }
-    super(manifest as ConstructorParameters<typeof AbstractLevel>[0], rest as AbstractDatabaseOptions<K, V>)
-    if (typeof storage !== 'string' && (storage === null || typeof storage !== 'object')) {
-      throw invalidArgument('storage must be a directory path or a Corestore')
-    }
-    if (typeof storage !== 'string' && typeof viewPath !== 'string') {
-      throw invalidArgument('A Corestore as storage needs opts.viewPath, a directory for the view')
-    }
-    if (sparseAfter !== undefined && !(typeof sparseAfter === 'number' && (sparseAfter === Infinity || (Number.isSafeInteger(sparseAfter) && sparseAfter >= 0)))) {
-      throw invalidArgument('sparseAfter must be a whole number of blocks (>= 0) or Infinity')
-    }
-    this.storage = storage as string | Corestore
-    this.swarmOption = swarm
-    this.engineOptions = { key: key === undefined ? undefined : toKey(key, 'key'), viewPath, logger, maxDrift, wallClock, sparseAfter }
-  }
-
-  /**
-   * @internal The engine of the current (or last) open. Each open creates one over the same
-   * storage, since a closed Corestore or view cannot be reopened. Tests reach the fold through it.
-   */
-  get engine (): Engine {
-    if (this.#engine === null) throw new MeshError('MESHBEE_CLOSED', 'The database has not been opened yet')
-    return this.#engine
-  }
-
-  /** Where the view lives (the Engine's layout); a database exists here iff its LevelDB does. */
-  private viewLocation (): string {
-    return typeof this.storage === 'string' ? join(this.storage, 'view') : this.engineOptions.viewPath as string
-  }
-
-  private createEngine (): Engine {
-    const engine = new Engine(this.storage, this.engineOptions)
-    engine.on('update', () => this.emit('update'))
-    engine.on('writer-add', (k: Buffer) => this.emit('writer-add', k))
-    engine.on('writer-remove', (k: Buffer, cut: number) => this.emit('writer-remove', k, cut))
-    const sync = new Sync({
-      replicate: (conn) => engine.store.replicate(conn) as Duplex,
-      get discoveryKey () { return engine.creator.core.discoveryKey },
-      get writerKey () { return engine.own.key as Buffer },
-      get writable () { return engine.writable },
-      isMember: (id) => engine.members.has(id)
-    })
-    sync.on('peer-add', (k: Buffer | null) => this.emit('peer-add', k))
-    sync.on('peer-remove', (k: Buffer | null) => this.emit('peer-remove', k))
-    sync.on('join-request', (r: JoinRequest) => this.emit('join-request', r))
-    engine.on('writer-add', () => sync.membershipChanged())
-    this.#sync = sync
-    return engine
+    super(storage, options)
   }
 
   /**
    * The database key: the creator's writer key, set once open. Share it to let others read and replicate.
    */
-  get key (): Buffer { return this.#engine?.key as Buffer }
+  get key (): Buffer { return this.opening?.key as Buffer }
   /**
    * The topic peers meet on; it reveals nothing about the key.
    *
@@ -179,131 +79,7 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
   /**
    * Counters of the fold; they only grow, across reopens too.
    */
-  stats (): Stats { return { ...(this.#engine?.stats ?? NO_STATS) } }
-
-  /** @internal */
-  async _open (options: OpenOptions): Promise<void> {
-    const location = this.viewLocation()
-    const exists = existsSync(join(location, 'CURRENT'))
-    if (!exists && !options.createIfMissing) {
-      throw new MeshError('MESHBEE_STORAGE', `${location} does not exist (createIfMissing is false)`)
-    }
-    if (exists && options.errorIfExists) {
-      throw new MeshError('MESHBEE_STORAGE', `${location} exists (errorIfExists is true)`)
-    }
-    const engine = this.createEngine()
-    // The counters only grow, across reopens too.
-    if (this.#engine !== null) Object.assign(engine.stats, this.#engine.stats)
-    this.#engine = engine
-    try {
-      await engine.open()
-    } catch (err) {
-      // abstract-level does not call _close() after a failed _open(): release the storage here.
-      await engine.close().catch(() => {})
-      throw err
-    }
-  }
-
-  /** @internal */
-  async _close (): Promise<void> {
-    await this.#sync?.leave()
-    await this.engine.close()
-  }
-
-  // Every read is a synchronous LevelDB read (served from its cache, several times faster than a
-  // round trip through the thread pool) behind the view's write-behind table. Without an explicit
-  // snapshot it is its own implicit snapshot: it sees exactly the writes committed before the call.
-  /** @internal */
-  async _get (key: Bytes, options: ReadOptions): Promise<Bytes | undefined> {
-    return this._getSync(key, options)
-  }
-
-  /** @internal */
-  async _has (key: Bytes, options: ReadOptions): Promise<boolean> {
-    return this._getSync(key, options) !== undefined
-  }
-
-  /** @internal */
-  async _hasMany (keys: Bytes[], options: ReadOptions): Promise<boolean[]> {
-    return keys.map((k) => this._getSync(k, options) !== undefined)
-  }
-
-  /** @internal */
-  _getSync (key: Bytes, options: ReadOptions): Bytes | undefined {
-    const view = this.engine.view
-    return options.snapshot == null ? view.getValueSync(key) : view.getValueAt(key, options.snapshot.view)
-  }
-
-  /** @internal */
-  async _getMany (keys: Bytes[], options: ReadOptions): Promise<Array<Bytes | undefined>> {
-    return keys.map((k) => this._getSync(k, options))
-  }
-
-  /** @internal */
-  async _put (key: Bytes, value: Bytes): Promise<void> {
-    await this.engine.write([{ type: 'put', key, value }])
-  }
-
-  /** @internal */
-  async _del (key: Bytes): Promise<void> {
-    await this.engine.write([{ type: 'del', key }])
-  }
-
-  /** @internal */
-  async _batch (operations: Array<{ type: 'put' | 'del', key: Bytes, value?: Bytes }>): Promise<void> {
-    await this.engine.write(operations.map((op): WriteOp =>
-      op.type === 'put' ? { type: 'put', key: op.key, value: op.value as Bytes } : { type: 'del', key: op.key }))
-  }
-
-  /** @internal */
-  _snapshot (options: { owner: unknown }): MeshSnapshot {
-    return new MeshSnapshot(options, this.engine.view.snapshot())
-  }
-
-  /** @internal */
-  _iterator (options: Record<string, unknown>): MeshIterator {
-    const view = this.engine.view
-    const it = view.valueIterator(options as ValueRangeOptions, (options as ReadOptions).snapshot?.view)
-    return new MeshIterator(this as AbstractLevel<Bytes, unknown, unknown>, options, it, view.valuesPrefix)
-  }
-
-  /** @internal */
-  async _clear (options: Record<string, unknown>): Promise<void> {
-    const limit = options.limit as number
-    const view = this.engine.view
-    const it = view.valueIterator({ ...options as ValueRangeOptions, keys: true, values: false }, (options as ReadOptions).snapshot?.view)
-    const found: Bytes[] = []
-    try {
-      while (limit < 0 || found.length < limit) {
-        const more = await it.nextv(limit < 0 ? 1000 : Math.min(1000, limit - found.length))
-        if (more.length === 0) break
-        for (const [k] of more) found.push(k.subarray(view.valuesPrefix.byteLength))
-      }
-    } finally {
-      await it.close()
-    }
-    if (found.length > 0) await this.engine.write(found.map((key): WriteOp => ({ type: 'del', key })))
-  }
-
-  private encodeKey (key: KeyInput): Bytes {
-    if (key === null || key === undefined) throw invalidArgument('Key cannot be null or undefined')
-    const enc = this.keyEncoding() as unknown as { encode: (k: unknown) => Bytes }
-    return this.prefixKey(enc.encode(key), 'buffer', true) as Bytes
-  }
-
-  /**
-   * abstract-level's deferred open for meshbee's own methods: an operation called while the
-   * database opens waits for it (in abstract-level's queue, like `get` and `put`); on a database
-   * that is not open it fails as theirs do.
-   */
-  private async opened (): Promise<void> {
-    if (this.status === 'opening') await this.deferAsync(async () => {})
-    if (this.status !== 'open') {
-      const err = new Error('Database is not open') as Error & { code: string }
-      err.code = 'LEVEL_DATABASE_NOT_OPEN'
-      throw err
-    }
-  }
+  stats (): Stats { return { ...(this.opening?.stats ?? NO_STATS) } }
 
   /**
    * Sets fields of the document at `key` (LWW map: each field merges on its own, by its stamp). A
@@ -426,15 +202,6 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     return await this.engine.update()
   }
 
-  private decodeKey (key: Buffer): K {
-    return (this.keyEncoding() as unknown as { decode: (b: Buffer) => K }).decode(key)
-  }
-
-  private decodeValue (value: Buffer | null): V | undefined {
-    if (value === null) return undefined
-    return (this.valueEncoding() as unknown as { decode: (b: Buffer) => V }).decode(value)
-  }
-
   /**
    * Every writer log reached from the creator: its length, cut, folded length, membership and clock skew (`[]` while not open).
    */
@@ -525,11 +292,6 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
     return this.syncer.add(isInitiatorOrStream)
   }
 
-  private get syncer (): Sync {
-    if (this.#sync === null) throw new MeshError('MESHBEE_CLOSED', 'The database has not been opened yet')
-    return this.#sync
-  }
-
   /**
    * Joins Hyperswarm on the discovery key (as client and server) and replicates every connection;
    * resolves once the topic is announced. `opts.swarm` (else the constructor's `swarm`): an existing
@@ -547,14 +309,14 @@ export class MeshDB<K = string, V = string> extends AbstractLevel<Bytes, K, V> {
    * Leaves the swarm: a swarm meshbee created is destroyed, a given one keeps running. `close()` leaves too.
    */
   async leave (): Promise<void> {
-    await this.#sync?.leave()
+    await this.syncing?.leave()
   }
 
   /**
    * The number of live replication connections (swarm or in-process).
    */
   get peers (): number {
-    return this.#sync?.connections ?? 0
+    return this.syncing?.connections ?? 0
   }
 
   /**

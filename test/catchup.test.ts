@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import Corestore from 'corestore'
 import { MeshDB } from '../index.js'
-import { cleanup, connect, createPeers, pipe, tempDir, until } from './helpers/peers.js'
+import { cleanup, connect, createPeers, pipe, tempDir, until, ownLength } from './helpers/peers.js'
 
 /** Pipes a MeshDB and a bare Corestore together; returns the cut. */
 function connectStore (db: MeshDB<any, any>, store: Corestore): () => void {
@@ -28,7 +28,7 @@ function logOf (db: MeshDB<any, any>, writer: MeshDB<any, any>): { length: numbe
 
 async function sameView (a: MeshDB<any, any>, b: MeshDB<any, any>): Promise<boolean> {
   const folded = b.writers().find((w) => w.key.equals(a.writerKey))?.folded
-  return folded === a.engine.own.core.length && (await a.hash()).equals(await b.hash())
+  return folded === ownLength(a) && (await a.hash()).equals(await b.hash())
 }
 
 describe('catch-up after offline', function () {
@@ -38,7 +38,7 @@ describe('catch-up after offline', function () {
   it('fetches only the blocks its diffs read, folds, then downloads the rest and seeds it', async () => {
     const [a, b] = await createPeers(2)
     await overwrite(a, ROUNDS) // b is away: 2,000 entries over 50 keys
-    const behind = a.engine.own.core.length
+    const behind = ownLength(a)
     const before = b.stats()
 
     const cut = connect(a, b)
@@ -77,7 +77,7 @@ describe('catch-up after offline', function () {
     await until([b], async () => await sameView(a, b), () => `b folded ${JSON.stringify(b.writers())}`)
     expect(b.stats().sparseFetches).to.equal(0)
     expect(b.stats().sparseSkipped).to.be.at.least(1)
-    expect(logOf(b, a).contiguousLength).to.equal(a.engine.own.core.length)
+    expect(logOf(b, a).contiguousLength).to.equal(ownLength(a))
     cut()
     // c has never seen a's log: the tree's size, estimated from its last block, decides at once
     const c = new MeshDB<any, any>(await tempDir('c'), { key: a.key })
@@ -133,7 +133,7 @@ describe('catch-up after offline', function () {
     const cut = connect(a, b)
     await until([b], async () => await sameView(a, b), () => `b folded ${JSON.stringify(b.writers())}`)
     expect(b.stats().sparseFetches).to.equal(0)
-    expect(logOf(b, a).contiguousLength).to.equal(a.engine.own.core.length)
+    expect(logOf(b, a).contiguousLength).to.equal(ownLength(a))
     cut()
     await cleanup(a, b)
   })
@@ -147,7 +147,7 @@ describe('catch-up after offline', function () {
     cut()
     cut = connect(a, b)
     await until([b], async () => await sameView(a, b), () => `b folded ${JSON.stringify(b.writers())}`)
-    await until([b], () => logOf(b, a).contiguousLength === a.engine.own.core.length, () => `b holds ${JSON.stringify(logOf(b, a))}`)
+    await until([b], () => logOf(b, a).contiguousLength === ownLength(a), () => `b holds ${JSON.stringify(logOf(b, a))}`)
     expect(await b.get('k0')).to.equal(`r${ROUNDS - 1}-0`)
     cut()
     await cleanup(a, b)
@@ -157,7 +157,7 @@ describe('catch-up after offline', function () {
     const a = new MeshDB<any, any>(await tempDir('a'))
     await a.open()
     await overwrite(a, ROUNDS)
-    const len = a.engine.own.core.length
+    const len = ownLength(a)
     // a relay that holds only the header and the last batch of a's log: what a sparse catch-up needs
     const relay = new Corestore(join(await tempDir('relay'), 'cores'))
     const core = relay.get({ key: a.writerKey })

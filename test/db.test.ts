@@ -2,7 +2,7 @@ import { expect } from 'chai'
 import { join } from 'node:path'
 import Corestore from 'corestore'
 import { MeshDB } from '../index.js'
-import { cleanup, connect, createPeers, tempDir, until, rejects } from './helpers/peers.js'
+import { cleanup, connect, createPeers, tempDir, until, rejects, ownLength } from './helpers/peers.js'
 
 describe('MeshDB', function () {
   this.timeout(60_000)
@@ -157,10 +157,10 @@ describe('MeshDB', function () {
     const db = new MeshDB<string, Buffer>(await tempDir(), { valueEncoding: 'buffer' })
     dbs.push(db)
     await db.put('k', Buffer.from('ok'))
-    const before = db.engine.own.core.length
+    const before = ownLength(db)
     expect((await rejects(db.put('k', Buffer.alloc(4 * 1024 * 1024 + 1)))).code).to.equal('MESHBEE_TOO_LARGE')
     expect((await rejects(db.put('x'.repeat(5000), Buffer.from('v')))).code).to.equal('MESHBEE_TOO_LARGE')
-    expect(db.engine.own.core.length).to.equal(before)
+    expect(ownLength(db)).to.equal(before)
     expect((await db.get('k'))?.toString()).to.equal('ok')
   })
 
@@ -194,7 +194,7 @@ describe('MeshDB', function () {
       for (let i = 0; i < 1000; i++) ops.push({ type: 'put' as const, key: 'key' + (i % 10), value: `r${round}-${i}` })
       await a.batch(ops)
     }
-    expect(a.engine.own.core.length).to.be.greaterThan(100_000)
+    expect(ownLength(a)).to.be.greaterThan(100_000)
 
     b = new MeshDB<string, string>(store.namespace('b'), { key: a.key, viewPath: join(dir, 'b') })
     dbs.push(a, b)

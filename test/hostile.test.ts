@@ -14,7 +14,7 @@ import {
   dataKey, encodeEntry, membershipKey, type Entry
 } from '../lib/entry.js'
 import { wellFormed } from '../lib/blocks.js'
-import { cleanup, connect, createPeers, dump, sameDump, tempDir, until } from './helpers/peers.js'
+import { cleanup, connect, createPeers, dump, sameDump, tempDir, until, ownLength } from './helpers/peers.js'
 
 type DB = MeshDB<string, string>
 
@@ -165,7 +165,7 @@ describe('hostile logs', function () {
       clocks[2] = 2200
       // A batch right before the block: its inner blocks carry no tree nodes, which is fine.
       await c.batch([{ type: 'put', key: 'before2', value: 'c2' }, { type: 'put', key: 'k', value: 'c' }, { type: 'del', key: 'before1' }, { type: 'put', key: 'before3', value: 'c3' }])
-      const poison = c.engine.own.core.length
+      const poison = ownLength(c)
       const garbage = [Buffer.from('this is not a hyperbee node'), Buffer.alloc(64, 0xff), Buffer.alloc(0)]
       for (const g of garbage) expect(wellFormed(g, poison)).to.equal(false)
       await c.engine.own.core.append(garbage[0])

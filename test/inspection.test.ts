@@ -6,7 +6,7 @@ import { expect } from 'chai'
 import { createHash } from 'node:crypto'
 import { MeshDB } from '../index.js'
 import type { WriterInfo } from '../lib/types.js'
-import { cleanup, connect, createPeers, dump, sameDump, tempDir, until } from './helpers/peers.js'
+import { cleanup, connect, createPeers, dump, sameDump, tempDir, until, ownLength } from './helpers/peers.js'
 
 type DB = MeshDB<string, any>
 type Coded = Error & { code?: string }
@@ -132,7 +132,7 @@ describe('inspection', function () {
     const a = new MeshDB<string, any>(await tempDir(), { valueEncoding: 'json', wallClock: () => wall })
     dbs = [a]
     await a.open()
-    const len = (): number => a.engine.own.core.length
+    const len = (): number => ownLength(a)
     const L0 = len()
     await a.put('x', 1)
     await a.put('y', 1)
@@ -181,7 +181,7 @@ describe('inspection', function () {
   it('diff of a remote writer, read on another peer, matches its own', async () => {
     const [a, b] = dbs = await createPeers(2, () => ({ valueEncoding: 'json' }))
     await b.put('p', 1)
-    const from = b.engine.own.core.length
+    const from = ownLength(b)
     await b.put('p', 2)
     await b.put('q', 3)
     await sync([a, b])
@@ -200,11 +200,11 @@ describe('inspection', function () {
     await sync([a, b])
 
     const wb = info(a, b.writerKey)
-    expect(wb).to.include({ length: b.engine.own.core.length, cut: b.engine.own.core.length, folded: b.engine.own.core.length, member: true, removed: false, local: false })
+    expect(wb).to.include({ length: ownLength(b), cut: ownLength(b), folded: ownLength(b), member: true, removed: false, local: false })
     expect(wb.maxSkew).to.be.within(AHEAD - 10_000, AHEAD + 1000)
     expect(a.stats().clampedStamps).to.equal(1)
     const wa = info(a, a.writerKey)
-    expect(wa).to.include({ local: true, removed: false, maxSkew: 0, length: a.engine.own.core.length, folded: a.engine.own.core.length })
+    expect(wa).to.include({ local: true, removed: false, maxSkew: 0, length: ownLength(a), folded: ownLength(a) })
     // a is behind b: b sees no skew and clamps nothing
     expect(info(b, a.writerKey).maxSkew).to.equal(0)
     expect(b.stats().clampedStamps).to.equal(0)
@@ -324,7 +324,7 @@ describe('inspection', function () {
     const now = a.checkout(a.cuts()) as unknown as MeshDB<string, any>
     expect(sameDump(await dump(now), await dump(a))).to.equal(true)
     await now.close()
-    const onlyA = a.checkout({ [hex(a.writerKey)]: a.engine.own.core.length }) as unknown as MeshDB<string, any>
+    const onlyA = a.checkout({ [hex(a.writerKey)]: ownLength(a) }) as unknown as MeshDB<string, any>
     expect(await onlyA.iterator().all()).to.deep.equal([['x', 2]])
     await onlyA.close()
     // the live view is untouched by all this
@@ -345,7 +345,7 @@ describe('inspection', function () {
     await db.sadd('s', 'm')
     const view = await dump(db)
     const hash = db.hash()
-    const length = db.engine.own.core.length
+    const length = ownLength(db)
 
     const misuse: Array<[string, () => unknown, string]> = [
       ['patch with a number', () => db.patch('doc', 5 as never), 'MESHBEE_INVALID_ARGUMENT'],
@@ -376,7 +376,7 @@ describe('inspection', function () {
     }
     expect(sameDump(await dump(db), view)).to.equal(true)
     expect(db.hash().equals(hash)).to.equal(true)
-    expect(db.engine.own.core.length).to.equal(length)
+    expect(ownLength(db)).to.equal(length)
 
     await db.close()
     const closed: Array<[string, () => unknown]> = [
@@ -405,6 +405,6 @@ describe('inspection', function () {
     await db.open()
     expect(sameDump(await dump(db), view)).to.equal(true)
     expect(db.hash().equals(hash)).to.equal(true)
-    expect(db.engine.own.core.length).to.equal(length)
+    expect(ownLength(db)).to.equal(length)
   })
 })

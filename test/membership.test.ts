@@ -8,7 +8,7 @@ import { expect } from 'chai'
 import { MeshDB } from '../index.js'
 import { ADD_WRITER, PUT, REMOVE_WRITER, dataKey, encodeEntry, membershipKey } from '../lib/entry.js'
 import type { WriterInfo } from '../lib/types.js'
-import { cleanup, connect, createPeers, dump, sameDump, tempDir, until, rejects } from './helpers/peers.js'
+import { cleanup, connect, createPeers, dump, sameDump, tempDir, until, rejects, ownLength } from './helpers/peers.js'
 
 type DB = MeshDB<string, string>
 
@@ -32,7 +32,7 @@ async function sameViews (peers: DB[]): Promise<boolean> {
 
 /** Every peer holds `writer`'s whole log (as long as `owner`'s copy) and has folded what it may. */
 async function hasWholeLog (peers: DB[], owner: DB): Promise<boolean> {
-  const len = owner.engine.own.core.length
+  const len = ownLength(owner)
   for (const p of peers) {
     const w = info(p, owner.writerKey)
     if (w === undefined || w.length !== len || p.engine.writers.get(hex(owner.writerKey))?.core.contiguousLength !== len) return false
@@ -69,7 +69,7 @@ describe('membership', function () {
     let cut = mesh(peers)
     await until(peers, async () => await sameViews(peers) && await hasWholeLog(peers, c), async () => await describe3(peers))
     cut()
-    const before = c.engine.own.core.length
+    const before = ownLength(c)
     expect(await a.get('k')).to.equal('b-k')
     expect(await a.get('won')).to.equal('c-won')
 
@@ -116,7 +116,7 @@ describe('membership', function () {
       expect(await p.get('fresh2')).to.equal(undefined)
       const w = info(p, c.writerKey) as WriterInfo
       expect(w).to.include({ removed: true, cut: before, member: true })
-      expect(w.length).to.equal(c.engine.own.core.length)
+      expect(w.length).to.equal(ownLength(c))
       expect(info(p, a.writerKey)).to.include({ removed: false })
       expect(info(p, b.writerKey)).to.include({ removed: false })
       const v = await p.versions('k')
@@ -170,7 +170,7 @@ describe('membership', function () {
     const members = d.writers().filter((w) => w.member).map((w) => hex(w.key)).sort()
     expect(members).to.deep.equal([a, b, c].map((p) => hex(p.writerKey)).sort())
     expect(d.hash().equals(a.hash())).to.equal(true)
-    expect(info(d, c.writerKey)).to.include({ removed: false, folded: c.engine.own.core.length })
+    expect(info(d, c.writerKey)).to.include({ removed: false, folded: ownLength(c) })
   })
 
   it('a log that no member added changes nothing, even when its entries are folded beside the members\'', async () => {
@@ -274,7 +274,7 @@ describe('membership', function () {
 
     await a.removeWriter(c.writerKey)
     const len = (info(a, c.writerKey) as WriterInfo).cut
-    expect(len).to.equal(c.engine.own.core.length)
+    expect(len).to.equal(ownLength(c))
     expect(events.a).to.deep.equal([['add', cid], ['remove', cid, len]])
     await until([b, c], async () => {
       await b.update()
@@ -284,13 +284,13 @@ describe('membership', function () {
     for (const cut of links) cut()
     expect(events.b).to.deep.equal([['add', cid], ['remove', cid, len]])
 
-    const ownLength = a.engine.own.core.length
+    const lengthBefore = ownLength(a)
     for (const p of [a, b]) {
       expect((await rejects(p.addWriter(c.writerKey))).code).to.equal('MESHBEE_WRITER_REMOVED')
       expect((await rejects(p.addWriter(cid))).code).to.equal('MESHBEE_WRITER_REMOVED')
       expect(info(p, c.writerKey)).to.include({ removed: true, cut: len })
     }
-    expect(a.engine.own.core.length, 'a refused add appends nothing').to.equal(ownLength)
+    expect(ownLength(a), 'a refused add appends nothing').to.equal(lengthBefore)
     expect(await a.get('c'), 'writes before the cut count').to.equal('1')
     expect((await rejects(c.put('c', '2'))).code).to.equal('MESHBEE_NOT_WRITABLE')
     // removing it again is a no-op, not a second event
@@ -306,11 +306,11 @@ describe('membership', function () {
     await c.open()
     dbs.push(c)
     expect(b.writable).to.equal(true)
-    const length = b.engine.own.core.length
+    const length = ownLength(b)
     const err = await rejects(b.addWriter(c.writerKey))
     expect(err.code).to.equal('MESHBEE_CLOCK_BEHIND')
     expect((await rejects(b.removeWriter(a.writerKey))).code).to.equal('MESHBEE_CLOCK_BEHIND')
-    expect(b.engine.own.core.length, 'a refused change appends nothing').to.equal(length)
+    expect(ownLength(b), 'a refused change appends nothing').to.equal(length)
     await b.put('x', 'data still counts') // data entries count by log position, not by stamp
     expect(await b.get('x')).to.equal('data still counts')
 
@@ -337,8 +337,8 @@ describe('membership', function () {
         let cut = mesh(peers)
         await until(peers, async () => await sameViews(peers) && await hasWholeLog(peers, a) && await hasWholeLog(peers, b), async () => await describe3(peers))
         cut()
-        const lenA = a.engine.own.core.length
-        const lenB = b.engine.own.core.length
+        const lenA = ownLength(a)
+        const lenB = ownLength(b)
 
         // Disconnected: a removes b while b removes a; each then writes once more.
         clocks[0] = wa

@@ -178,7 +178,7 @@ describe('view write-behind table', function () {
     const again = new MeshDB<string, string>(dir)
     dbs.push(again)
     await again.open()
-    expect([again.engine.stats.diffEntries, again.engine.stats.keysMerged]).to.deep.equal([0, 0])
+    expect([again.stats().diffEntries, again.stats().keysMerged]).to.deep.equal([0, 0])
     expect(again.engine.view.overlay()).to.equal(null)
     expect((await again.keys().all()).length).to.equal(KEYS.length - 1)
     expect(await again.get('k39')).to.equal('K39')

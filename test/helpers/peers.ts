@@ -129,3 +129,8 @@ export async function holdBlocks (from: MeshDB<any, any>, dir: string, start: nu
   await store.close()
   return held
 }
+
+/** The length of a database's own writer log, through the public API. */
+export function ownLength (db: MeshDB<any, any>): number {
+  return db.writers().find((w) => w.local)?.length ?? 0
+}

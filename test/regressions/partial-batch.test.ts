@@ -16,7 +16,7 @@
 import { expect } from 'chai'
 import { MeshDB } from '../../index.js'
 import { wellFormed } from '../../lib/blocks.js'
-import { cleanup, connect, dump, holdBlocks, sameDump, tempDir, until } from '../helpers/peers.js'
+import { cleanup, connect, dump, holdBlocks, sameDump, tempDir, until, ownLength } from '../helpers/peers.js'
 
 describe('regression: a remote log held up to the middle of a batch', function () {
   this.timeout(60_000)
@@ -67,7 +67,7 @@ describe('regression: a remote log held up to the middle of a batch', function (
     await a.batch(Array.from({ length: 50 }, (_, i) => ({ type: 'put' as const, key: 'k' + String(i).padStart(2, '0'), value: 'v' + i })))
     const before = await a.iterator().all()
     await a.batch(Array.from({ length: 60 }, (_, i) => ({ type: 'put' as const, key: 'k' + String((i * 7) % 80).padStart(2, '0'), value: 'w' + i })))
-    expect(a.engine.own.core.length).to.equal(111)
+    expect(ownLength(a)).to.equal(111)
     const full = await a.iterator().all()
 
     for (let middle = 52; middle < 111; middle += 4) {

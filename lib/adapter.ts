@@ -1,0 +1,255 @@
+/**
+ * The abstract-level adapter under MeshDB. abstract-level owns the policy (argument checks,
+ * encodings, deferred open, sublevels, hooks, events); this class only adapts storage: writes go
+ * to the own writer log through the engine, reads come from the view store. It also opens and
+ * closes the engine and the sync layer. MeshDB adds meshbee's own methods on top.
+ */
+import { AbstractLevel } from 'abstract-level'
+import type { AbstractDatabaseOptions } from 'abstract-level'
+import type Corestore from 'corestore'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Duplex } from 'node:stream'
+import { Sync } from '../sync/swarm.js'
+import { Engine, type EngineOptions, type WriteOp } from './engine.js'
+import { MeshError, invalidArgument, notOpened } from './errors.js'
+import { MeshIterator, MeshSnapshot, type ReadOptions } from './iterator.js'
+import { toKey } from './keys.js'
+import type { CorestoreLike, JoinRequest, MeshDBOptions, SwarmOptions } from './types.js'
+import type { ValueRangeOptions } from './view.js'
+
+type Bytes = Buffer
+
+interface OpenOptions { createIfMissing: boolean, errorIfExists: boolean }
+
+/** meshbee's own methods, declared to abstract-level (its manifest lists them). */
+const ADDITIONAL_METHODS = ['patch', 'sadd', 'srem', 'smembers', 'typeOf', 'addWriter', 'removeWriter', 'update', 'stats',
+  'replicate', 'join', 'leave', 'requestJoin', 'writers', 'cuts', 'versions', 'diff', 'hash', 'checkout']
+
+/** The abstract-level storage adapter MeshDB is built on; see MeshDB. */
+export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
+  private readonly storage: string | Corestore
+  private readonly engineOptions: EngineOptions
+  /** @internal For `join()`: the constructor's `swarm` option. */
+  protected readonly swarmOption: SwarmOptions['swarm']
+  #engine: Engine | null = null
+  #sync: Sync | null = null
+
+  /** @internal See MeshDB's constructor. */
+  constructor (storage: string | CorestoreLike, options: MeshDBOptions<K, V> = {}) {
+    const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, ...rest } = options
+    const manifest = {
+      encodings: { buffer: true },
+      implicitSnapshots: true,
+      explicitSnapshots: true,
+      has: true,
+      getSync: true,
+      seek: true,
+      permanence: true,
+      createIfMissing: true,
+      errorIfExists: true,
+      signals: { iterators: true },
+      events: { update: true, 'writer-add': true, 'writer-remove': true, 'peer-add': true, 'peer-remove': true, 'join-request': true },
+      additionalMethods: Object.fromEntries(ADDITIONAL_METHODS.map((name) => [name, true]))
+    }
+    super(manifest as ConstructorParameters<typeof AbstractLevel>[0], rest as AbstractDatabaseOptions<K, V>)
+    if (typeof storage !== 'string' && (storage === null || typeof storage !== 'object')) {
+      throw invalidArgument('storage must be a directory path or a Corestore')
+    }
+    if (typeof storage !== 'string' && typeof viewPath !== 'string') {
+      throw invalidArgument('A Corestore as storage needs opts.viewPath, a directory for the view')
+    }
+    if (sparseAfter !== undefined && !(typeof sparseAfter === 'number' && (sparseAfter === Infinity || (Number.isSafeInteger(sparseAfter) && sparseAfter >= 0)))) {
+      throw invalidArgument('sparseAfter must be a whole number of blocks (>= 0) or Infinity')
+    }
+    this.storage = storage as string | Corestore
+    this.swarmOption = swarm
+    this.engineOptions = { key: key === undefined ? undefined : toKey(key, 'key'), viewPath, logger, maxDrift, wallClock, sparseAfter }
+  }
+
+  /**
+   * @internal The engine of the current (or last) open. Each open creates one over the same
+   * storage, since a closed Corestore or view cannot be reopened. Tests reach the fold through it.
+   */
+  get engine (): Engine {
+    if (this.#engine === null) throw notOpened()
+    return this.#engine
+  }
+
+  /** Where the view lives (the Engine's layout); a database exists here iff its LevelDB does. */
+  private viewLocation (): string {
+    return typeof this.storage === 'string' ? join(this.storage, 'view') : this.engineOptions.viewPath as string
+  }
+
+  private createEngine (): Engine {
+    const engine = new Engine(this.storage, this.engineOptions)
+    engine.on('update', () => this.emit('update'))
+    engine.on('writer-add', (k: Buffer) => this.emit('writer-add', k))
+    engine.on('writer-remove', (k: Buffer, cut: number) => this.emit('writer-remove', k, cut))
+    const sync = new Sync({
+      replicate: (conn) => engine.store.replicate(conn) as Duplex,
+      get discoveryKey () { return engine.creator.core.discoveryKey },
+      get writerKey () { return engine.own.key as Buffer },
+      get writable () { return engine.writable },
+      isMember: (id) => engine.members.has(id)
+    })
+    sync.on('peer-add', (k: Buffer | null) => this.emit('peer-add', k))
+    sync.on('peer-remove', (k: Buffer | null) => this.emit('peer-remove', k))
+    sync.on('join-request', (r: JoinRequest) => this.emit('join-request', r))
+    engine.on('writer-add', () => sync.membershipChanged())
+    this.#sync = sync
+    return engine
+  }
+
+  /** @internal The engine of the current open, or null before the first. */
+  protected get opening (): Engine | null {
+    return this.#engine
+  }
+
+  /** @internal The sync layer of the current open, or null before the first. */
+  protected get syncing (): Sync | null {
+    return this.#sync
+  }
+
+  /** @internal The sync layer of the current open. */
+  protected get syncer (): Sync {
+    if (this.#sync === null) throw notOpened()
+    return this.#sync
+  }
+
+  /** @internal */
+  async _open (options: OpenOptions): Promise<void> {
+    const location = this.viewLocation()
+    const exists = existsSync(join(location, 'CURRENT'))
+    if (!exists && !options.createIfMissing) {
+      throw new MeshError('MESHBEE_STORAGE', `${location} does not exist (createIfMissing is false)`)
+    }
+    if (exists && options.errorIfExists) {
+      throw new MeshError('MESHBEE_STORAGE', `${location} exists (errorIfExists is true)`)
+    }
+    const engine = this.createEngine()
+    // The counters only grow, across reopens too.
+    if (this.#engine !== null) Object.assign(engine.stats, this.#engine.stats)
+    this.#engine = engine
+    try {
+      await engine.open()
+    } catch (err) {
+      // abstract-level does not call _close() after a failed _open(): release the storage here.
+      await engine.close().catch(() => {})
+      throw err
+    }
+  }
+
+  /** @internal */
+  async _close (): Promise<void> {
+    await this.#sync?.leave()
+    await this.engine.close()
+  }
+
+  // Every read is a synchronous LevelDB read (served from its cache, several times faster than a
+  // round trip through the thread pool) behind the view's write-behind table. Without an explicit
+  // snapshot it is its own implicit snapshot: it sees exactly the writes committed before the call.
+  /** @internal */
+  async _get (key: Bytes, options: ReadOptions): Promise<Bytes | undefined> {
+    return this._getSync(key, options)
+  }
+
+  /** @internal */
+  async _has (key: Bytes, options: ReadOptions): Promise<boolean> {
+    return this._getSync(key, options) !== undefined
+  }
+
+  /** @internal */
+  async _hasMany (keys: Bytes[], options: ReadOptions): Promise<boolean[]> {
+    return keys.map((k) => this._getSync(k, options) !== undefined)
+  }
+
+  /** @internal */
+  _getSync (key: Bytes, options: ReadOptions): Bytes | undefined {
+    const view = this.engine.view
+    return options.snapshot == null ? view.getValueSync(key) : view.getValueAt(key, options.snapshot.view)
+  }
+
+  /** @internal */
+  async _getMany (keys: Bytes[], options: ReadOptions): Promise<Array<Bytes | undefined>> {
+    return keys.map((k) => this._getSync(k, options))
+  }
+
+  /** @internal */
+  async _put (key: Bytes, value: Bytes): Promise<void> {
+    await this.engine.write([{ type: 'put', key, value }])
+  }
+
+  /** @internal */
+  async _del (key: Bytes): Promise<void> {
+    await this.engine.write([{ type: 'del', key }])
+  }
+
+  /** @internal */
+  async _batch (operations: Array<{ type: 'put' | 'del', key: Bytes, value?: Bytes }>): Promise<void> {
+    await this.engine.write(operations.map((op): WriteOp =>
+      op.type === 'put' ? { type: 'put', key: op.key, value: op.value as Bytes } : { type: 'del', key: op.key }))
+  }
+
+  /** @internal */
+  _snapshot (options: { owner: unknown }): MeshSnapshot {
+    return new MeshSnapshot(options, this.engine.view.snapshot())
+  }
+
+  /** @internal */
+  _iterator (options: Record<string, unknown>): MeshIterator {
+    const view = this.engine.view
+    const it = view.valueIterator(options as ValueRangeOptions, (options as ReadOptions).snapshot?.view)
+    return new MeshIterator(this as AbstractLevel<Bytes, unknown, unknown>, options, it, view.valuesPrefix)
+  }
+
+  /** @internal */
+  async _clear (options: Record<string, unknown>): Promise<void> {
+    const limit = options.limit as number
+    const view = this.engine.view
+    const it = view.valueIterator({ ...options as ValueRangeOptions, keys: true, values: false }, (options as ReadOptions).snapshot?.view)
+    const found: Bytes[] = []
+    try {
+      while (limit < 0 || found.length < limit) {
+        const more = await it.nextv(limit < 0 ? 1000 : Math.min(1000, limit - found.length))
+        if (more.length === 0) break
+        for (const [k] of more) found.push(k.subarray(view.valuesPrefix.byteLength))
+      }
+    } finally {
+      await it.close()
+    }
+    if (found.length > 0) await this.engine.write(found.map((key): WriteOp => ({ type: 'del', key })))
+  }
+
+  /** @internal A key as the view stores it: encoded with the key encoding, prefixed as a sublevel would. */
+  protected encodeKey (key: unknown): Bytes {
+    if (key === null || key === undefined) throw invalidArgument('Key cannot be null or undefined')
+    const enc = this.keyEncoding() as unknown as { encode: (k: unknown) => Bytes }
+    return this.prefixKey(enc.encode(key), 'buffer', true) as Bytes
+  }
+
+  /**
+   * abstract-level's deferred open for meshbee's own methods: an operation called while the
+   * database opens waits for it (in abstract-level's queue, like `get` and `put`); on a database
+   * that is not open it fails as theirs do.
+   */
+  protected async opened (): Promise<void> {
+    if (this.status === 'opening') await this.deferAsync(async () => {})
+    if (this.status !== 'open') {
+      const err = new Error('Database is not open') as Error & { code: string }
+      err.code = 'LEVEL_DATABASE_NOT_OPEN'
+      throw err
+    }
+  }
+
+  /** @internal */
+  protected decodeKey (key: Buffer): K {
+    return (this.keyEncoding() as unknown as { decode: (b: Buffer) => K }).decode(key)
+  }
+
+  /** @internal */
+  protected decodeValue (value: Buffer | null): V | undefined {
+    if (value === null) return undefined
+    return (this.valueEncoding() as unknown as { decode: (b: Buffer) => V }).decode(value)
+  }
+}

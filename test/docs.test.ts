@@ -1,5 +1,5 @@
 import { expect } from 'chai'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 
 describe('docs', () => {
@@ -12,6 +12,33 @@ describe('docs', () => {
       expect(missing, `paths named in ${doc} that do not exist`).to.deep.equal([])
     })
   }
+})
+
+/** Every .ts source file of the package (lib/, crdt/, sync/, cli/, index.ts), with its text. */
+function sources (): Map<string, string> {
+  const out = new Map<string, string>([['index.ts', readFileSync('index.ts', 'utf8')]])
+  for (const dir of ['lib', 'crdt', 'sync', 'cli']) {
+    for (const f of readdirSync(dir)) if (f.endsWith('.ts')) out.set(`${dir}/${f}`, readFileSync(join(dir, f), 'utf8'))
+  }
+  return out
+}
+
+describe('ARCHITECTURE.md names what exists', () => {
+  it('every `Class.member` it names is a class in the sources with that member', () => {
+    const text = readFileSync('ARCHITECTURE.md', 'utf8')
+    const named = new Set([...text.matchAll(/`([A-Z][A-Za-z]+)\.([a-zA-Z_]\w*)`/g)].map((m) => `${m[1]}.${m[2]}`))
+    expect(named.size, 'ARCHITECTURE.md names some members').to.be.greaterThan(10)
+    const files = sources()
+    // classes of dependencies that the text names, read from the installed package
+    files.set('hypercore/lib/merkle-tree.js', readFileSync('node_modules/hypercore/lib/merkle-tree.js', 'utf8'))
+    const missing = [...named].filter((name) => {
+      const [cls, member] = name.split('.')
+      const file = [...files.values()].find((t) => new RegExp(`\\bclass ${cls}\\b`).test(t))
+      if (file === undefined) return true
+      return !new RegExp(`(^|\\s)(?:(?:private|protected|readonly|static|async|get|set)\\s+)*\\*?\\s*${member}\\s*[(:=<!]`, 'm').test(file)
+    })
+    expect(missing, 'members named in ARCHITECTURE.md that do not exist').to.deep.equal([])
+  })
 })
 
 describe('API reference', () => {

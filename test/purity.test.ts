@@ -63,3 +63,31 @@ describe('purity of crdt/', () => {
     ])
   })
 })
+
+/** The relative imports of every .ts file in `dir`, resolved to repository paths. */
+function importsOf (dir: string): Array<{ file: string, target: string }> {
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+  return readdirSync(join(root, dir)).filter((f) => f.endsWith('.ts')).flatMap((f) =>
+    specifiers(readFileSync(join(root, dir, f), 'utf8')).filter((s) => s.startsWith('.'))
+      .map((s) => ({ file: `${dir}/${f}`, target: relative(root, resolve(root, dir, s)).replace(/\.js$/, '.ts') })))
+}
+
+describe('layering', () => {
+  it('sync/ imports nothing of lib/: lib/ gives it a SyncHost', () => {
+    expect(importsOf('sync').filter((i) => i.target.startsWith('lib' + sep)).map((i) => `${i.file} → ${i.target}`)).to.deep.equal([])
+  })
+
+  it('no module below the engine imports it: only the adapter that opens it does', () => {
+    const users = importsOf('lib').filter((i) => i.target === join('lib', 'engine.ts')).map((i) => i.file)
+    expect(users).to.deep.equal(['lib/adapter.ts'])
+  })
+
+  it('nothing under scripts/ imports from test/', () => {
+    const files = readdirSync('scripts', { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile() && e.name.endsWith('.ts'))
+      .map((e) => join(e.parentPath, e.name))
+    expect(files.length).to.be.greaterThan(5)
+    const bad = files.filter((f) => specifiers(readFileSync(f, 'utf8')).some((s) => s.startsWith('.') && relative('.', resolve(dirname(f), s)).startsWith('test' + sep)))
+    expect(bad).to.deep.equal([])
+  })
+})

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { Sync } from '../sync/swarm.js'
 import { Engine, type EngineOptions, type WriteOp } from './engine.js'
-import { MeshError, invalidArgument, notOpened } from './errors.js'
+import { invalidArgument, levelError, notOpened, storageExists, storageMissing } from './errors.js'
 import { MeshIterator, MeshSnapshot, type ReadOptions } from './iterator.js'
 import { toKey } from './keys.js'
 import type { CorestoreLike, JoinRequest, MeshDBOptions, SwarmOptions } from './types.js'
@@ -122,10 +122,10 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
     const location = this.viewLocation()
     const exists = existsSync(join(location, 'CURRENT'))
     if (!exists && !options.createIfMissing) {
-      throw new MeshError('MESHBEE_STORAGE', `${location} does not exist (createIfMissing is false)`)
+      throw storageMissing(location)
     }
     if (exists && options.errorIfExists) {
-      throw new MeshError('MESHBEE_STORAGE', `${location} exists (errorIfExists is true)`)
+      throw storageExists(location)
     }
     const engine = this.createEngine()
     // The counters only grow, across reopens too.
@@ -235,11 +235,7 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
    */
   protected async opened (): Promise<void> {
     if (this.status === 'opening') await this.deferAsync(async () => {})
-    if (this.status !== 'open') {
-      const err = new Error('Database is not open') as Error & { code: string }
-      err.code = 'LEVEL_DATABASE_NOT_OPEN'
-      throw err
-    }
+    if (this.status !== 'open') throw levelError('LEVEL_DATABASE_NOT_OPEN', 'Database is not open')
   }
 
   /** @internal */

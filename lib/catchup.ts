@@ -12,6 +12,7 @@
 import type Hypercore from 'hypercore'
 import type { Logger } from 'pino'
 import { treeLevels, treeSizeEstimate, type TreeLevel } from './blocks.js'
+import { fetchFailed } from './errors.js'
 import { FETCH_TIMEOUT, type WriterLog } from './writer-log.js'
 
 export type CatchUpPhase = 'idle' | 'downloading' | 'fetching' | 'fetched'
@@ -139,7 +140,7 @@ export class CatchUp {
       await Promise.all(seqs.map(async (seq) => {
         if (!(await core.has(seq))) fetched++
         const block = await core.get(seq, { timeout: FETCH_TIMEOUT })
-        if (block === null) throw new Error(`block ${seq} is not available`)
+        if (block === null) throw fetchFailed(`block ${seq} is not available`)
         indexes.set(seq, treeLevels(block))
       }))
     }
@@ -152,7 +153,7 @@ export class CatchUp {
       const next: Array<[number, number]> = []
       for (const [seq, offset] of level) {
         const node = (indexes.get(seq) as TreeLevel[])[offset]
-        if (node === undefined) throw new Error(`block ${seq} has no tree node ${offset}`)
+        if (node === undefined) throw fetchFailed(`block ${seq} has no tree node ${offset}`)
         for (const k of node.keys) if (k >= from && k <= seq) want.add(k)
         for (let j = 0; j + 1 < node.children.length; j += 2) {
           const [cs, co] = [node.children[j], node.children[j + 1]]

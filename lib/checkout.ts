@@ -3,37 +3,33 @@
  */
 import type { AbstractDatabaseOptions } from 'abstract-level'
 import { MemoryLevel } from 'memory-level'
-import { MeshTypeError } from './errors.js'
+import { invalidCuts, levelError } from './errors.js'
 import { toKey } from './keys.js'
 import type { Cuts } from './types.js'
 
 /** Cuts as given to `checkout`, as a map of hex writer key to length. */
 export function normalizeCuts (cuts: Cuts): Map<string, number> {
-  if (cuts === null || typeof cuts !== 'object') throw new MeshTypeError('MESHBEE_INVALID_CUTS', 'cuts must be a Map, an object or pairs of writer key and length')
+  if (cuts === null || typeof cuts !== 'object') throw invalidCuts('cuts must be a Map, an object or pairs of writer key and length')
   const pairs: Iterable<readonly [string | Uint8Array, number]> = Symbol.iterator in cuts
     ? cuts as Iterable<readonly [string | Uint8Array, number]>
     : Object.entries(cuts)
   const out = new Map<string, number>()
   for (const pair of pairs) {
-    if (!Array.isArray(pair) || pair.length !== 2) throw new MeshTypeError('MESHBEE_INVALID_CUTS', 'each cut is a [writer key, length] pair')
+    if (!Array.isArray(pair) || pair.length !== 2) throw invalidCuts('each cut is a [writer key, length] pair')
     const [k, len] = pair as [unknown, unknown]
     let id: string
     try {
       id = toKey(k as string, 'writer key').toString('hex')
     } catch {
-      throw new MeshTypeError('MESHBEE_INVALID_CUTS', 'a writer key in cuts is not 32 bytes or 64 hex characters')
+      throw invalidCuts('a writer key in cuts is not 32 bytes or 64 hex characters')
     }
-    if (!Number.isSafeInteger(len) || (len as number) < 0) throw new MeshTypeError('MESHBEE_INVALID_CUTS', `the cut of ${id} is not a length`)
+    if (!Number.isSafeInteger(len) || (len as number) < 0) throw invalidCuts(`the cut of ${id} is not a length`)
     out.set(id, len as number)
   }
   return out
 }
 
-function readOnly (): Error {
-  const err = new Error('A checkout is read-only') as Error & { code: string }
-  err.code = 'LEVEL_READONLY'
-  return err
-}
+const readOnly = (): Error => levelError('LEVEL_READONLY', 'A checkout is read-only')
 
 /** A read-only abstract-level database holding the view at a set of cuts, built when it opens. */
 export class Checkout<K, V> extends MemoryLevel<K, V> {

@@ -77,3 +77,29 @@ export const notAMember = (id: string): MeshError =>
 
 export const notOpened = (): MeshError =>
   new MeshError('MESHBEE_CLOSED', 'The database has not been opened yet')
+
+export const storageMissing = (location: string): MeshError =>
+  new MeshError('MESHBEE_STORAGE', `${location} does not exist (createIfMissing is false)`)
+
+export const storageExists = (location: string): MeshError =>
+  new MeshError('MESHBEE_STORAGE', `${location} exists (errorIfExists is true)`)
+
+export const viewRefused = (err: unknown): MeshError =>
+  new MeshError('MESHBEE_STORAGE', `The view's LevelDB refused a write (${(err as Error).message}). ` +
+    'Nothing is lost: the logs hold every write, and reopening the database folds them into the view again', { cause: err })
+
+export const invalidCuts = (what: string): MeshTypeError =>
+  new MeshTypeError('MESHBEE_INVALID_CUTS', what)
+
+/** An error with one of abstract-level's own codes, as abstract-level makes them. */
+export function levelError (code: 'LEVEL_READONLY' | 'LEVEL_DATABASE_NOT_OPEN', message: string): Error & { code: string } {
+  const err = new Error(message) as Error & { code: string }
+  err.code = code
+  return err
+}
+
+/**
+ * A sparse fetch that cannot go on (a block not served in time, a tree node missing). It never
+ * reaches the app: the log is then downloaded whole.
+ */
+export const fetchFailed = (what: string): Error => new Error(`sparse fetch: ${what}`)

@@ -20,7 +20,7 @@ import c from 'compact-encoding'
 import { ClassicLevel } from 'classic-level'
 import type { AbstractSublevel } from 'abstract-level'
 import { pack, unpack } from '../crdt/codec.js'
-import { MeshError } from './errors.js'
+import { MeshError, viewRefused } from './errors.js'
 import { compareKeys, stampEncoding, type Stamp } from '../crdt/hlc.js'
 
 type Bytes = Buffer
@@ -236,7 +236,7 @@ export class ViewStore {
       } catch (err) {
         // not applied; the view takes no further commit (as for a refused table batch)
         if (err instanceof MeshError) throw err
-        this.failed ??= refused(err)
+        this.failed ??= viewRefused(err)
         throw this.failed
       }
       return
@@ -265,7 +265,7 @@ export class ViewStore {
       } catch (err) {
         // keep the writes readable (newer ones win) and refuse further commits
         for (const [k, op] of table) if (!this.pending.has(k)) this.pending.set(k, op)
-        this.failed = refused(err)
+        this.failed = viewRefused(err)
       } finally {
         this.flushing = null
       }
@@ -282,11 +282,6 @@ export class ViewStore {
   private flushed: Promise<void> = Promise.resolve()
   private timer: NodeJS.Timeout | null = null
   private failed: Error | null = null
-}
-
-function refused (err: unknown): MeshError {
-  return new MeshError('MESHBEE_STORAGE', `The view's LevelDB refused a write (${(err as Error).message}). ` +
-    'Nothing is lost: the logs hold every write, and reopening the database folds them into the view again', { cause: err })
 }
 
 /** A read point of the view: LevelDB's snapshot and the commits it does not hold yet. */

@@ -32,6 +32,7 @@ export class CliError extends Error {
 
 export const usage = (message: string): CliError => new CliError('MESHBEE_USAGE', message, EXIT.USAGE)
 
+/** Exit 3: the key (or the set) is not there. */
 export const notFound = (message: string): CliError => new CliError('MESHBEE_NOT_FOUND', message, EXIT.NOT_FOUND)
 
 /** Library error codes that mean the user passed a bad argument. */
@@ -74,6 +75,7 @@ export function describeError (err: unknown): { code: string, message: string, e
   while (e !== null && typeof e === 'object' && e.code === 'LEVEL_DATABASE_NOT_OPEN' && e.cause != null) {
     e = e.cause as typeof e
   }
+  if (e?.code === 'EPIPE') return describeError(new CliError('MESHBEE_OUTPUT_CLOSED', 'the output was closed'))
   if (typeof e?.syscall === 'string') {
     const f = fileError(e, typeof e.path === 'string' ? e.path : e.syscall)
     if (f instanceof CliError) return describeError(f)
@@ -203,9 +205,11 @@ export async function openDb (dir: string, logger: Logger, opts: OpenOptions = {
   return db
 }
 
+/** Another process holds the database in `location`. */
 export const busy = (location: string): CliError =>
   new CliError('MESHBEE_BUSY', `${location} is open in another meshbee process (a "join" or "seed" runs there, or another command: try again)`)
 
+/** `init` in a directory that holds a database. */
 export const dbExists = (location: string): CliError =>
   new CliError('MESHBEE_DB_EXISTS', `${location} already holds a database`)
 

@@ -161,10 +161,18 @@ export async function forward (dir: string, argv: string[], io: Io): Promise<num
         socket.end()
       }
     }, () => socket.destroy())
+    // a reader of our stdout that went away (`| head`) ends the command
+    const outputClosed = (): void => {
+      socket.destroy()
+      reject(new CliError('MESHBEE_OUTPUT_CLOSED', 'the output was closed'))
+    }
+    io.stdout.once('error', outputClosed)
     socket.on('error', () => {})
-    socket.on('close', () => exit !== null
-      ? resolve(exit)
-      : reject(new CliError('MESHBEE_PEER_GONE', `the peer running on ${dir} closed the connection before the command finished`)))
+    socket.on('close', () => {
+      io.stdout.off('error', outputClosed)
+      if (exit !== null) resolve(exit)
+      else reject(new CliError('MESHBEE_PEER_GONE', `the peer running on ${dir} closed the connection before the command finished`))
+    })
     send(socket, { v: 1, argv, cwd: io.cwd })
   })
 }

@@ -65,6 +65,10 @@ function signalled (): Promise<NodeJS.Signals> {
   })
 }
 
+/**
+ * Joins the swarm with `db` and prints what happens on `out` (text, or one JSON event per line)
+ * until SIGINT or SIGTERM; then leaves. Resolves when it has left.
+ */
 export async function online (db: DB, out: Output, log: Logger, opts: OnlineOptions): Promise<void> {
   const stop = signalled()
   const dht = opts.bootstrap !== undefined && opts.bootstrap.length > 0

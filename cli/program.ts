@@ -497,7 +497,8 @@ function wantsJson (argv: string[]): boolean {
 
 /**
  * Parses and runs one command line (`argv` as in process.argv); resolves to the exit code.
- * `output` receives commander's own text (help, usage errors) instead of stdout/stderr.
+ * `output` receives commander's own text (help, usage errors) instead of stdout/stderr;
+ * `session` runs the command with other io (a client's) and a running peer's database.
  */
 export async function run (argv: string[], output?: { writeOut: (s: string) => void, writeErr: (s: string) => void }, session?: Session): Promise<number> {
   const json = wantsJson(argv)

@@ -16,8 +16,10 @@ export const IMPORT_BATCH = 500
 const MAX_KEY_BYTES = 4096
 const MAX_VALUE_BYTES = 4 * 1024 * 1024
 
+/** Range options of `ls` and `export`. */
 export interface Range { gt?: string, gte?: string, lt?: string, lte?: string, limit?: number, reverse?: boolean }
 
+/** The range options that were given, without the absent ones. */
 export function rangeOf (o: Range): Range {
   const r: Range = {}
   for (const k of ['gt', 'gte', 'lt', 'lte', 'limit', 'reverse'] as const) if (o[k] !== undefined) (r as Record<string, unknown>)[k] = o[k]
@@ -104,6 +106,7 @@ function parseLine (text: string): Line | string {
   return `unknown "type" ${JSON.stringify(type)} (expected "doc", "set", or none for a whole value)`
 }
 
+/** What an import wrote: whole values, deletes, documents and sets. */
 export interface Imported { puts: number, dels: number, docs: number, sets: number }
 
 const written = (n: Imported): number => n.puts + n.dels + n.docs + n.sets

@@ -422,7 +422,7 @@ describe('cli online', function () {
       await pa.waitFor('the join request of b', (e) => e.event === 'join-request' && e.writer === opened.writerKey)
       await pb.waitFor('b becoming a writer', (e) => e.event === 'writer-add' && e.self === true)
       expect(pa.events[0]).to.include({ event: 'joining', key: created.key, writable: true, mode: 'join' })
-      expect(pa.events.find((e) => e.event === 'peer-add')).to.include({ peers: 1 })
+      expect(pa.events.find((e) => e.event === 'peer-add').peers).to.be.at.least(1)
 
       // written through b's socket, it reaches a; both say when they are caught up, at the same view
       expect(await json(dir, '--dir', b, 'put', 'from-b', '2')).to.deep.equal({ key: 'from-b', value: 2 })

@@ -48,6 +48,8 @@ const FILE_CODES: Record<string, [string, string]> = {
   ENOTDIR: ['MESHBEE_FILE_NOT_FOUND', 'a part of the path is not a directory']
 }
 
+const FILE_SYSCALLS = new Set(['open', 'read', 'write', 'stat', 'lstat', 'fstat', 'mkdir', 'rmdir', 'unlink', 'rename', 'close', 'scandir', 'access'])
+
 /** A file system error as a CliError naming `path` (the path as the user gave it), once. */
 export function fileError (err: unknown, path: string): unknown {
   const code = (err as { code?: unknown } | null)?.code
@@ -76,7 +78,7 @@ export function describeError (err: unknown): { code: string, message: string, e
     e = e.cause as typeof e
   }
   if (e?.code === 'EPIPE') return describeError(new CliError('MESHBEE_OUTPUT_CLOSED', 'the output was closed'))
-  if (typeof e?.syscall === 'string') {
+  if (typeof e?.syscall === 'string' && FILE_SYSCALLS.has(e.syscall)) {
     const f = fileError(e, typeof e.path === 'string' ? e.path : e.syscall)
     if (f instanceof CliError) return describeError(f)
   }

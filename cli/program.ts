@@ -460,8 +460,8 @@ export function buildProgram (opts: {
 
   program.command('testnet')
     .description('run a local DHT on 127.0.0.1 for join/seed --bootstrap (prints its host:port) until Ctrl-C')
-    .option('--nodes <n>', 'DHT nodes', positiveInt, 3)
-    .option('--port <port>', 'UDP port of the bootstrap node (default: a free one)', positiveInt)
+    .option('--nodes <n>', 'DHT nodes', intIn(1, 100), 3)
+    .option('--port <port>', 'UDP port of the bootstrap node (default: a free one)', intIn(1, 65535))
     .action(async (o: { nodes: number, port?: number }, cmd: Command) => {
       const r = await context(cmd)
       if (r.session.db !== undefined) throw usage('testnet does not run inside a peer')
@@ -471,9 +471,10 @@ export function buildProgram (opts: {
   return program
 }
 
-function positiveInt (text: string): number {
+/** commander parser: an integer from `min` to `max`. */
+const intIn = (min: number, max: number) => (text: string): number => {
   const n = nonNegativeInt(text)
-  if (n === 0 || n > 65535) throw new InvalidArgumentError('expected a number from 1 to 65535')
+  if (n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}`)
   return n
 }
 

@@ -33,18 +33,18 @@ const TICK_MS = 250
 
 /**
  * Blocks of members' logs known here (the signed lengths heard of, up to each member's cut) and
- * folded into the view. Blocks downloaded but not yet folded are not counted: the library does not
- * say how many there are.
+ * arrived: held from the start of the log, or folded (a sparse catch-up folds before the rest of
+ * the log has arrived).
  */
-function backlog (db: DB): { known: number, folded: number } {
+function backlog (db: DB): { known: number, arrived: number } {
   let known = 0
-  let folded = 0
+  let arrived = 0
   for (const w of db.writers()) {
     if (!w.member) continue
     known += w.cut
-    folded += Math.min(w.folded, w.cut)
+    arrived += Math.min(Math.max(w.held, w.folded), w.cut)
   }
-  return { known, folded }
+  return { known, arrived }
 }
 
 async function readValue (db: DB, key: string): Promise<Json | undefined> {
@@ -157,24 +157,24 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
     event('caught-up', { hash, writers }, [...lines, `caught up: ${hash}`].join('\n'))
   }
 
-  // Progress of a large catch-up, on a terminal only: blocks of members' logs folded of those known.
+  // Progress of a large catch-up, on a terminal only: blocks of members' logs arrived of those known.
   const tick = (): void => {
     if (!tty || db.status !== 'open') return
-    const { known, folded } = backlog(db)
+    const { known, arrived } = backlog(db)
     if (bar === null) {
-      if (known - folded < LARGE_BACKLOG) return
-      barBase = folded
+      if (known - arrived < LARGE_BACKLOG) return
+      barBase = arrived
       bar = new SingleBar({
-        format: 'catching up [{bar}] {percentage}% | {value}/{total} blocks folded',
+        format: 'catching up [{bar}] {percentage}% | {value}/{total} blocks arrived',
         hideCursor: true,
         stream: process.stderr
       }, Presets.shades_classic)
-      bar.start(known - folded, 0)
+      bar.start(known - arrived, 0)
       return
     }
     bar.setTotal(known - barBase)
-    bar.update(folded - barBase)
-    if (folded >= known) {
+    bar.update(arrived - barBase)
+    if (arrived >= known) {
       bar.stop()
       bar = null
     }

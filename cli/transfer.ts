@@ -8,6 +8,7 @@ import { open } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { finished } from 'node:stream/promises'
 import { createInterface } from 'node:readline'
+import type { WriteOperation } from '../lib/types.js'
 import { CliError, decodeStored, drained, fileError, parseJson, type DB, type Io, type Json } from './context.js'
 
 /** Lines per batch: each is parsed and checked whole before any of it is written. */
@@ -112,39 +113,32 @@ export interface Imported { puts: number, dels: number, docs: number, sets: numb
 const written = (n: Imported): number => n.puts + n.dels + n.docs + n.sets
 
 /**
- * Writes one checked batch in line order. Whole values and deletes go through `db.batch` (one
- * atomic append each run of them). A document or set becomes a delete of the key (which ends the
- * run) and then `patch` / `sadd` calls: MeshDB has no public write that takes patch or sadd ops
- * together with others, so those lines land in several appends.
+ * Writes one checked batch, in line order, as one atomic append (`db.write`): a whole value is a
+ * put or a delete; a document or set line resets the key (a delete) and then patches its fields
+ * or adds its members, so the imported key holds exactly what the line says and later `patch` and
+ * `sadd` merge into it.
  */
 async function apply (db: DB, batch: Line[], n: Imported): Promise<void> {
-  let run: Array<{ type: 'put', key: string, value: Json } | { type: 'del', key: string }> = []
-  const flush = async (): Promise<void> => {
-    if (run.length > 0) await db.batch(run)
-    run = []
-  }
+  const ops: Array<WriteOperation<string, Json>> = []
   for (const line of batch) {
     if (line.type === 'put' || line.type === 'del') {
-      run.push(line)
+      ops.push(line)
       n[line.type === 'put' ? 'puts' : 'dels']++
       continue
     }
-    run.push({ type: 'del', key: line.key })
-    await flush()
+    ops.push({ type: 'del', key: line.key })
     if (line.type === 'doc') {
       // an empty document stays a document: a deleted field marks it as one
-      await db.patch(line.key, Object.keys(line.fields).length > 0 ? line.fields : { '': undefined })
+      ops.push({ type: 'patch', key: line.key, fields: Object.keys(line.fields).length > 0 ? line.fields : { '': undefined } })
       n.docs++
     } else {
-      for (const m of line.members) await db.sadd(line.key, m)
-      if (line.members.length === 0) {
-        await db.sadd(line.key, null)
-        await db.srem(line.key, null)
-      }
+      for (const member of line.members) ops.push({ type: 'sadd', key: line.key, member })
+      // an empty set stays a set: an add and its remove mark it as one
+      if (line.members.length === 0) ops.push({ type: 'sadd', key: line.key, member: null }, { type: 'srem', key: line.key, member: null })
       n.sets++
     }
   }
-  await flush()
+  await db.write(ops)
 }
 
 /**

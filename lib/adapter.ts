@@ -23,7 +23,7 @@ type Bytes = Buffer
 interface OpenOptions { createIfMissing: boolean, errorIfExists: boolean }
 
 /** meshbee's own methods, declared to abstract-level (its manifest lists them). */
-const ADDITIONAL_METHODS = ['patch', 'sadd', 'srem', 'smembers', 'typeOf', 'addWriter', 'removeWriter', 'update', 'stats',
+const ADDITIONAL_METHODS = ['write', 'patch', 'sadd', 'srem', 'smembers', 'typeOf', 'addWriter', 'removeWriter', 'update', 'stats',
   'replicate', 'join', 'leave', 'requestJoin', 'writers', 'cuts', 'versions', 'diff', 'hash', 'checkout']
 
 /** The abstract-level storage adapter MeshDB is built on; see MeshDB. */

@@ -56,6 +56,7 @@ export class Inspection {
         length: w.core.length,
         cut: m === undefined ? 0 : Math.min(m.removed ? m.cut : w.core.length, w.malformedAt),
         folded: this.s.checkpoints.get(id) ?? 0,
+        held: w.core.contiguousLength,
         member: m !== undefined,
         removed: m?.removed ?? false,
         maxSkew: w.maxSkew,

@@ -12,7 +12,8 @@ import { digestToBuffer } from './digest.js'
 import { ADD_WRITER, REMOVE_WRITER } from './entry.js'
 import { invalidArgument } from './errors.js'
 import { toKey } from './keys.js'
-import type { CorestoreLike, Cuts, DiffChange, KeyType, KeyVersion, MeshDBOptions, Stats, SwarmOptions, WriterInfo } from './types.js'
+import type { WriteOp } from './entry-rule.js'
+import type { CorestoreLike, Cuts, DiffChange, KeyType, KeyVersion, MeshDBOptions, Stats, SwarmOptions, WriteOperation, WriterInfo } from './types.js'
 
 type Bytes = Buffer
 
@@ -91,16 +92,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    *   for a key over 4 KiB or a document over 4 MiB; `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async patch (key: K, fields: Record<string, Json | undefined>): Promise<void> {
-    if (!isPlainObject(fields)) throw invalidArgument('fields must be a plain object')
-    const list: Array<[string, Json | undefined]> = []
-    for (const [name, value] of Object.entries(fields)) {
-      if (!isWellFormed(name)) throw invalidArgument('a field name is not well-formed Unicode')
-      if (value !== undefined && !isJson(value)) throw invalidArgument(`field ${name} is not JSON`)
-      list.push([name, value])
-    }
-    const k = this.encodeKey(key)
-    await this.opened()
-    if (list.length > 0) await this.engine.write([{ type: 'patch', key: k, fields: list }])
+    await this.write([{ type: 'patch', key, fields }])
   }
 
   /**
@@ -111,10 +103,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    * @throws MeshError `MESHBEE_NOT_WRITABLE`, `MESHBEE_TOO_LARGE` (as `patch`); `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async sadd (key: K, member: Json): Promise<void> {
-    if (!isJson(member)) throw invalidArgument('member must be JSON')
-    const k = this.encodeKey(key)
-    await this.opened()
-    await this.engine.write([{ type: 'sadd', key: k, member }])
+    await this.write([{ type: 'sadd', key, member }])
   }
 
   /**
@@ -125,10 +114,54 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    * @throws MeshError `MESHBEE_NOT_WRITABLE`, `MESHBEE_TOO_LARGE` (as `patch`); `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async srem (key: K, member: Json): Promise<void> {
-    if (!isJson(member)) throw invalidArgument('member must be JSON')
-    const k = this.encodeKey(key)
+    await this.write([{ type: 'srem', key, member }])
+  }
+
+  /**
+   * Writes operations of every kind (`put`, `del`, `patch`, `sadd`, `srem`) as one atomic append
+   * to this peer's log and one view commit: all of them or none. Operations on the same key apply
+   * in order (e.g. a `del` then `sadd`s makes a fresh set). abstract-level's `batch` takes only
+   * `put` and `del`.
+   *
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for an operation of an unknown type, a `patch`
+   *   whose `fields` are not a plain object of JSON values, or a set member that is not JSON
+   * @throws MeshError `MESHBEE_NOT_WRITABLE`, `MESHBEE_TOO_LARGE` (as `patch`); `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
+   */
+  async write (ops: Array<WriteOperation<K, V>>): Promise<void> {
+    if (!Array.isArray(ops)) throw invalidArgument('ops must be an array of operations')
+    const encoded = ops.map((op) => this.toWriteOp(op)).filter((op) => op.type !== 'patch' || op.fields.length > 0)
     await this.opened()
-    await this.engine.write([{ type: 'srem', key: k, member }])
+    if (encoded.length > 0) await this.engine.write(encoded)
+  }
+
+  /** One operation validated and encoded for the engine. */
+  private toWriteOp (op: WriteOperation<K, V>): WriteOp {
+    if (op === null || typeof op !== 'object') throw invalidArgument('an operation must be an object')
+    const key = this.encodeKey(op.key)
+    switch (op.type) {
+      case 'put': {
+        if (op.value === null || op.value === undefined) throw invalidArgument('a put needs a value')
+        const enc = this.valueEncoding() as unknown as { encode: (v: V) => Buffer }
+        return { type: 'put', key, value: enc.encode(op.value) }
+      }
+      case 'del': return { type: 'del', key }
+      case 'patch': {
+        if (!isPlainObject(op.fields)) throw invalidArgument('fields must be a plain object')
+        const fields: Array<[string, Json | undefined]> = []
+        for (const [name, value] of Object.entries(op.fields)) {
+          if (!isWellFormed(name)) throw invalidArgument('a field name is not well-formed Unicode')
+          if (value !== undefined && !isJson(value)) throw invalidArgument(`field ${name} is not JSON`)
+          fields.push([name, value])
+        }
+        return { type: 'patch', key, fields }
+      }
+      case 'sadd':
+      case 'srem':
+        if (!isJson(op.member)) throw invalidArgument('member must be JSON')
+        return { type: op.type, key, member: op.member }
+      default:
+        throw invalidArgument(`unknown operation type ${String((op as { type?: unknown }).type)}`)
+    }
   }
 
   /**

@@ -5,6 +5,7 @@
 import type { AbstractDatabaseOptions } from 'abstract-level'
 import type { Logger } from 'pino'
 import type { Stamp } from '../crdt/hlc.js'
+import type { Json } from '../crdt/json.js'
 import type { HyperswarmLike, HyperswarmOptions } from '../sync/types.js'
 
 export type { HostPort, HyperswarmLike, HyperswarmOptions, JoinRequest, SwarmOptions } from '../sync/types.js'
@@ -82,6 +83,11 @@ export interface WriterInfo {
   cut: number
   /** The length of its log the view reflects. */
   folded: number
+  /**
+   * How much of its log this peer holds from the start (its contiguous blocks): what has arrived.
+   * After a sparse catch-up it can be below `folded` until the rest has downloaded.
+   */
+  held: number
   /** Whether it is a member (removed members included: see `removed`). */
   member: boolean
   /** Whether it was removed: its entries past `cut` never count. */
@@ -124,6 +130,17 @@ export interface DiffChange<K, V> {
 
 /** Writer lengths: a cut per writer key (hex string or bytes); unlisted writers count as empty. */
 export type Cuts = Map<string | Uint8Array, number> | Record<string, number> | Iterable<readonly [string | Uint8Array, number]>
+
+/**
+ * One operation of `db.write(ops)`: a whole-value `put` or `del`, a document `patch` (a field set
+ * to `undefined` is deleted), or a set's `sadd`/`srem`.
+ */
+export type WriteOperation<K, V> =
+  | { type: 'put', key: K, value: V }
+  | { type: 'del', key: K }
+  | { type: 'patch', key: K, fields: Record<string, Json | undefined> }
+  | { type: 'sadd', key: K, member: Json }
+  | { type: 'srem', key: K, member: Json }
 
 /** What a key holds (`db.typeOf(key)`): a whole value, a document, or a set. */
 export type KeyType = 'value' | 'doc' | 'set'

@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events'
 import c from 'compact-encoding'
 import Hypercore from 'hypercore'
-import Hyperswarm from 'hyperswarm'
+import type Hyperswarm from 'hyperswarm'
 import Protomux, { type Channel, type Message } from 'protomux'
 import type { Duplex } from 'node:stream'
 import type { JoinRequest, SwarmOptions } from './types.js'
@@ -67,6 +67,8 @@ export class Sync extends EventEmitter {
   }
 
   async join (opts: SwarmOptions = {}): Promise<void> {
+    // loaded on the first join (~200 ms): a database that never goes online does not pay for it
+    const { default: Hyperswarm } = await import('hyperswarm')
     if (this.swarm !== null) return
     const given = opts.swarm
     this.owned = !(given instanceof Hyperswarm)

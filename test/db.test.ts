@@ -128,6 +128,33 @@ describe('MeshDB', function () {
     expect(await db.smembers('missing')).to.deep.equal([])
   })
 
+  it('write(): operations of every kind in one atomic append, applied in order; one bad operation writes nothing', async () => {
+    const db = new MeshDB<string, any>(await tempDir(), { valueEncoding: 'json' })
+    dbs.push(db)
+    await db.sadd('s', 'old')
+    const before = ownLength(db)
+    await db.write([
+      { type: 'put', key: 'v', value: { x: 1 } },
+      { type: 'del', key: 's' },
+      { type: 'sadd', key: 's', member: 'a' },
+      { type: 'sadd', key: 's', member: 'b' },
+      { type: 'patch', key: 'd', fields: { title: 'milk', done: false } },
+      { type: 'srem', key: 's', member: 'b' }
+    ])
+    // one Hyperbee batch: one node per operation, appended together
+    expect(ownLength(db) - before).to.equal(6)
+    expect(await db.get('v')).to.deep.equal({ x: 1 })
+    expect(await db.smembers('s'), 'the del reset the set before the adds').to.deep.equal(['a'])
+    expect([await db.typeOf('s'), await db.typeOf('d'), await db.typeOf('v')]).to.deep.equal(['set', 'doc', 'value'])
+    expect(await db.get('d')).to.deep.equal({ done: false, title: 'milk' })
+    const length = ownLength(db)
+    const bad = [{ type: 'put', key: 'w', value: 1 }, { type: 'sadd', key: 's', member: () => 1 }]
+    expect((await rejects(db.write(bad as never))).code).to.equal('MESHBEE_INVALID_ARGUMENT')
+    expect((await rejects(db.write([{ type: 'merge', key: 'w' }] as never))).code).to.equal('MESHBEE_INVALID_ARGUMENT')
+    expect(ownLength(db), 'nothing appended').to.equal(length)
+    expect(await db.get('w')).to.equal(undefined)
+  })
+
   it('add-wins: a remove does not delete an add it had not seen', async () => {
     const [a, b] = dbs = await createPeers(2, () => ({ valueEncoding: 'json' }))
     await a.sadd('s', 'x')

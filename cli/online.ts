@@ -239,12 +239,12 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
  */
 export async function testnet (out: Output, opts: { nodes: number, port?: number }): Promise<void> {
   const stop = signalled()
-  const { default: createTestnet } = await import('hyperdht/testnet.js')
-  const net = await createTestnet(opts.nodes, { host: '127.0.0.1', port: opts.port })
+  const { startTestnet } = await import('../lib/testnet.js')
+  const net = await startTestnet(opts.nodes, { port: opts.port })
   try {
     const bootstrap = net.bootstrap.map((n) => `${n.host}:${n.port}`)
-    out.result({ bootstrap, nodes: net.nodes.length }, () => [
-      `testnet of ${net.nodes.length} DHT nodes on 127.0.0.1`,
+    out.result({ bootstrap, nodes: opts.nodes }, () => [
+      `testnet of ${opts.nodes} DHT nodes on 127.0.0.1`,
       ...bootstrap.map((b) => `bootstrap ${b}`),
       `  meshbee join ${bootstrap.map((b) => `--bootstrap ${b}`).join(' ')}`,
       '  Ctrl-C to stop'

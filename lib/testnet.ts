@@ -31,10 +31,16 @@ export interface Testnet {
   destroy: () => Promise<void>
 }
 
-/** Starts a local DHT of `size` nodes (default 3) on 127.0.0.1. */
-export async function startTestnet (size = 3): Promise<Testnet> {
+/**
+ * Starts a local DHT of `size` nodes (default 3) on 127.0.0.1; its first node listens on
+ * `opts.port` (default: any free port).
+ *
+ * @throws TypeError for a size below 1 or a port that is not one
+ */
+export async function startTestnet (size = 3, opts: { port?: number } = {}): Promise<Testnet> {
   if (!Number.isSafeInteger(size) || size < 1) throw new TypeError('size must be a whole number of nodes, at least 1')
-  const net = await createTestnet(size, { host: '127.0.0.1' })
+  if (opts.port !== undefined && !(Number.isInteger(opts.port) && opts.port >= 0 && opts.port <= 65535)) throw new TypeError('port must be 0-65535')
+  const net = await createTestnet(size, { host: '127.0.0.1', port: opts.port })
   return {
     bootstrap: net.bootstrap.map(({ host, port }) => ({ host, port })),
     swarmOptions: () => ({ dht: net.createNode() }),

@@ -10,7 +10,6 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Duplex } from 'node:stream'
 import { prng as mulberry32 } from '../prng.js'
 
 export { mulberry32 }
@@ -150,17 +149,7 @@ export async function profStop (label: string): Promise<void> {
 
 // ---------------------------------------------------------------- replication
 
-/** Pipes two replication streams together (initiator first). Returns a function that cuts the link. */
-export function pipe (s1: Duplex, s2: Duplex): () => void {
-  s1.pipe(s2).pipe(s1)
-  const noop = (): void => {}
-  s1.on('error', noop)
-  s2.on('error', noop)
-  return () => {
-    s1.destroy()
-    s2.destroy()
-  }
-}
+export { pipe } from '../link.js'
 
 // ---------------------------------------------------------------- facts
 

@@ -26,20 +26,8 @@ import { pino } from 'pino'
 import { MeshDB } from '../../index.js'
 import { ChaosFailure, describeGroup, dump, fail, showDump, finalChecks, inSync, settled, waitFor, type Ack } from './checks.js'
 import { EPOCH, describeSchedule, replayCommand, type ChaosOp, type Schedule, type Step } from './schedule.js'
+import { connect } from '../link.js'
 
-/** Pipes two peers' replication streams together (initiator first). Returns a function that cuts the link. */
-function connect (a: MeshDB<any, any>, b: MeshDB<any, any>): () => void {
-  const s1 = a.replicate(true)
-  const s2 = b.replicate(false)
-  s1.pipe(s2).pipe(s1)
-  const noop = (): void => {}
-  s1.on('error', noop)
-  s2.on('error', noop)
-  return () => {
-    s1.destroy()
-    s2.destroy()
-  }
-}
 
 export { replayCommand }
 

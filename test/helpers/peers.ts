@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
+import { connect, pipe } from '../../scripts/link.js'
 import Corestore from 'corestore'
 import { MeshDB, type MeshDBOptions } from '../../index.js'
 
@@ -17,23 +18,6 @@ export async function tempDir (name = 'db'): Promise<string> {
 export async function cleanup (...dbs: Array<MeshDB<any, any>>): Promise<void> {
   for (const db of dbs) if (db.status !== 'closed') await db.close()
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true })
-}
-
-/** Pipes two replication streams together (initiator first). Returns a function that cuts the link. */
-export function pipe (s1: Duplex, s2: Duplex): () => void {
-  s1.pipe(s2).pipe(s1)
-  const noop = (): void => {}
-  s1.on('error', noop)
-  s2.on('error', noop)
-  return () => {
-    s1.destroy()
-    s2.destroy()
-  }
-}
-
-/** Pipes two peers' replication streams together. Returns a function that cuts the link. */
-export function connect (a: MeshDB<any, any>, b: MeshDB<any, any>): () => void {
-  return pipe(a.replicate(true), b.replicate(false))
 }
 
 /**
@@ -134,3 +118,5 @@ export async function holdBlocks (from: MeshDB<any, any>, dir: string, start: nu
 export function ownLength (db: MeshDB<any, any>): number {
   return db.writers().find((w) => w.local)?.length ?? 0
 }
+
+export { connect, pipe }

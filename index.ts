@@ -22,8 +22,8 @@
  */
 export { MeshDB } from './lib/meshdb.js'
 export type {
-  CorestoreLike, Cuts, DiffChange, HostPort, HyperswarmLike, HyperswarmOptions, JoinRequest, KeyType, KeyVersion,
-  MeshDBOptions, Stats, SwarmOptions, WriteOperation, WriterInfo
+  CorestoreLike, Cuts, DelOperation, DiffChange, HostPort, HyperswarmLike, HyperswarmOptions, JoinRequest, KeyType, KeyVersion,
+  MeshDBOptions, PatchOperation, PutOperation, SetOperation, Stats, SwarmOptions, WriteOperation, WriterInfo
 } from './lib/types.js'
 export { MeshError, MeshTypeError } from './lib/errors.js'
 export type { ErrorCode } from './lib/errors.js'

@@ -4,7 +4,7 @@
 try {
   await import('../dist/cli/main.js')
 } catch (err) {
-  if (err?.code !== 'ERR_MODULE_NOT_FOUND' || !String(err.message).includes('dist')) throw err
+  if (err?.code !== 'ERR_MODULE_NOT_FOUND' || !String(err.message).includes('dist/cli/main.js')) throw err
   process.stderr.write('meshbee: MESHBEE_NOT_BUILT: dist/ is missing: run "npm run build" in the meshbee package\n')
   process.exitCode = 1
 }

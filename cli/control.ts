@@ -8,12 +8,13 @@
  *   peer → client  {"out":"…"} {"err":"…"} {"stdin":true} … and last {"exit":<code>}
  *
  * The socket is `<dir>/meshbee.sock`, mode 0600. When that path is too long for a Unix socket, it
- * is `<tmpdir>/meshbee-<uid>/<hash of the directory>.sock`, in a directory only this user can
- * enter, and `<dir>/meshbee.sock.path` names it.
+ * is `<tmpdir>/meshbee-<uid>/<hash of the directory's real path>.sock`, in a directory only this
+ * user can enter. A socket left by a peer that died is removed by the next peer that binds; a
+ * client finding nobody there opens the database itself.
  */
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { lstatSync, mkdirSync, realpathSync, unlinkSync, writeFileSync, type Stats } from 'node:fs'
+import { lstatSync, mkdirSync, realpathSync, unlinkSync, type Stats } from 'node:fs'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
@@ -105,8 +106,12 @@ function removeIfSame (path: string, st: Stats): void {
   } catch {}
 }
 
-/** A connection to the peer listening on `path`, or null; a socket nobody listens on (its peer died) is removed. */
-async function connect (path: string): Promise<Socket | null> {
+/**
+ * A connection to the peer listening on `path`, or null. With `removeStale` (a peer about to bind
+ * there), a socket nobody listens on (its peer died) is removed; clients leave it alone, so that a
+ * client can never remove the socket of a peer that has just bound the same path.
+ */
+async function connect (path: string, removeStale = false): Promise<Socket | null> {
   const st = checked(path, (s) => s.isSocket(), 'a socket')
   if (st === null) return null
   const socket = createConnection(path)
@@ -115,7 +120,7 @@ async function connect (path: string): Promise<Socket | null> {
     return socket
   } catch (err) {
     socket.destroy()
-    if (errno(err) === 'ECONNREFUSED') removeIfSame(path, st)
+    if (removeStale && errno(err) === 'ECONNREFUSED') removeIfSame(path, st)
     if (errno(err) === 'ECONNREFUSED' || errno(err) === 'ENOENT') return null
     throw err
   }
@@ -142,9 +147,12 @@ export async function forward (dir: string, argv: string[], io: Io): Promise<num
     let exit: number | null = null
     readLines(socket, (m) => {
       if (!isMessage(m)) return
-      if (typeof m.out === 'string' && !io.stdout.write(m.out)) {
-        socket.pause()
-        io.stdout.once('drain', () => socket.resume())
+      if (typeof m.out === 'string') {
+        // one wait for drain however many lines of the chunk found the pipe full
+        if (!io.stdout.write(m.out) && !socket.isPaused()) {
+          socket.pause()
+          io.stdout.once('drain', () => socket.resume())
+        }
       } else if (typeof m.err === 'string') io.stderr.write(m.err)
       else if (m.stdin === true) {
         const input = io.stdin()
@@ -214,9 +222,13 @@ function session (socket: Socket, run: (req: Request, io: Io) => Promise<number>
         const req = request(m)
         serving = req !== null
         if (req !== null) void serve(req).finally(resolve)
-        else socket.destroy()
+        else {
+          // a client of this version never sends one: say why (too many arguments) and close
+          send(socket, { err: 'meshbee: MESHBEE_USAGE: the running peer takes a command of at most 256 arguments\n' })
+          send(socket, { exit: 2 }, () => socket.end())
+        }
       } else if (isMessage(m) && i !== null && typeof m.stdin === 'string') {
-        if (!i.write(Buffer.from(m.stdin, 'base64'))) {
+        if (!i.write(Buffer.from(m.stdin, 'base64')) && !socket.isPaused()) {
           socket.pause()
           i.once('drain', () => socket.resume())
         }
@@ -233,8 +245,8 @@ function session (socket: Socket, run: (req: Request, io: Io) => Promise<number>
 }
 
 async function bind (server: Server, path: string, dir: string): Promise<Stats> {
-  // connect() removes a stale socket; a live one means another peer runs on the database
-  const live = await connect(path)
+  // a stale socket is removed; a live one means another peer runs on the database
+  const live = await connect(path, true)
   live?.destroy()
   if (live !== null) throw busy(dir)
   // umask, not a chmod after listen: the socket never exists with wider permissions
@@ -277,14 +289,7 @@ export async function listen (dir: string, run: (req: Request, io: Io) => Promis
     running.add(p)
   })
   const st = await bind(server, path, dir)
-  const pointer = path === join(dir, 'meshbee.sock') ? null : join(dir, 'meshbee.sock.path')
-  if (pointer !== null) writeFileSync(pointer, path + '\n')
-  const cleanup = (): void => {
-    removeIfSame(path, st)
-    try {
-      if (pointer !== null) unlinkSync(pointer)
-    } catch {}
-  }
+  const cleanup = (): void => { removeIfSame(path, st) }
   process.once('exit', cleanup)
   return {
     path,

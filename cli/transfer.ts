@@ -8,14 +8,13 @@ import { open } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { finished } from 'node:stream/promises'
 import { createInterface } from 'node:readline'
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../lib/entry.js'
 import type { WriteOperation } from '../lib/types.js'
 import { CliError, decodeStored, drained, fileError, parseJson, type DB, type Io, type Json } from './context.js'
 
 /** Lines per batch: each is parsed and checked whole before any of it is written. */
 export const IMPORT_BATCH = 500
 /** The library's limits on a key and a value (README, MESHBEE_TOO_LARGE). */
-const MAX_KEY_BYTES = 4096
-const MAX_VALUE_BYTES = 4 * 1024 * 1024
 
 /** Range options of `ls` and `export`. */
 export interface Range { gt?: string, gte?: string, lt?: string, lte?: string, limit?: number, reverse?: boolean }
@@ -45,7 +44,8 @@ export async function * entries (db: DB, range: Range, types = false): AsyncGene
       for (const [key, raw] of batch) {
         const value = decodeStored(raw)
         // the shape check guards against a write landing between the iterator's read and typeOf
-        const type = types ? await db.typeOf(key) : undefined
+        // only an object or an array can be a document or a set
+        const type = types && (isObject(value) || Array.isArray(value)) ? await db.typeOf(key) : undefined
         if (type === 'doc' && isObject(value)) yield { key, type, value }
         else if (type === 'set' && Array.isArray(value)) yield { key, type, value }
         else yield { key, value }

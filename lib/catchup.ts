@@ -3,11 +3,13 @@
  * and serves every member's whole log) and the sparse fetch (a peer far behind fetches only the
  * blocks its fold's diff reads, folds, then downloads the rest).
  *
- *   idle ──resume──▶ downloading ──far behind──▶ fetching ──done──▶ fetched ──fold read it──▶ downloading
- *                         ▲                          │
- *                         └──── skipped, failed ─────┘
+ *   idle ──resume──▶ downloading ──far behind──▶ fetching ──done──▶ fetched ──next fold──▶ downloading
+ *     ▲                                               │   ▲                      │
+ *     └──── skipped, failed (resumes downloading) ────┘   └── an append, while the checkpoint
+ *                                                             is past the contiguous length
  *
- * The own log stays idle: it is written here, never downloaded.
+ * Every fold resumes the download of a log that is not fetching. The own log stays idle: it is
+ * written here, never downloaded.
  */
 import type Hypercore from 'hypercore'
 import type { Logger } from 'pino'

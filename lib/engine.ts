@@ -26,7 +26,7 @@ import type { WriteOp } from './entry-rule.js'
 import { closed, invalidArgument, keyMismatch } from './errors.js'
 import { Fold } from './fold.js'
 import { Inspection, type EntryVersion, type WriterChange } from './inspect.js'
-import type { Member } from './membership.js'
+import { live, type Member } from './membership.js'
 import { OwnWrites } from './own-writes.js'
 import type { KeyType, Stats, WriterInfo } from './types.js'
 import { ViewStore } from './view.js'
@@ -244,18 +244,13 @@ export class Engine extends EventEmitter {
       if (!core.writable) catchUp.resumeDownload()
       core.on('append', () => {
         w.appended()
-        catchUp.maybeFetch(this.checkpoints.get(id) ?? 0, this.isMember(id))
+        catchUp.maybeFetch(this.checkpoints.get(id) ?? 0, live(this.members.get(id)))
         this.schedule()
       })
       // during a sparse fetch the fetch itself schedules the fold, once, when all its blocks are in
       core.on('download', () => { if (!catchUp.fetching && w.movable(this.members.get(id)?.cut ?? Infinity)) this.schedule() })
     }
     return w
-  }
-
-  private isMember (id: string): boolean {
-    const m = this.members.get(id)
-    return m !== undefined && !m.removed
   }
 
   /** Runs `fn` after every earlier locked task: folds and own writes never interleave. */

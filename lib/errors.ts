@@ -50,9 +50,6 @@ export const notWritable = (): MeshError =>
 export const keyMismatch = (stored: string, given: string): MeshError =>
   new MeshError('MESHBEE_KEY_MISMATCH', `The storage holds database ${stored}, not ${given}`)
 
-export const invalidKey = (what: string): MeshTypeError =>
-  new MeshTypeError('MESHBEE_INVALID_KEY', what)
-
 export const invalidArgument = (what: string): MeshTypeError =>
   new MeshTypeError('MESHBEE_INVALID_ARGUMENT', what)
 

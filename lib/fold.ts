@@ -9,7 +9,7 @@ import type { HLC, Stamp } from '../crdt/hlc.js'
 import type { CatchUp } from './catchup.js'
 import type { ViewCommit } from './commit.js'
 import { DATA_RANGE, MEMBERSHIP_RANGE, decodeData, decodeMembership, slotState } from './entry.js'
-import { resolveMembers, type Member } from './membership.js'
+import { live, resolveMembers, type Member } from './membership.js'
 import type { Stats } from './types.js'
 import { setSlot, type ViewStore } from './view.js'
 import type { WriterLog } from './writer-log.js'
@@ -182,10 +182,7 @@ export class Fold {
     const { view, commit, checkpoints, stats } = this.h
     stats.folds++
     await this.refreshMembership()
-    for (const [id, c] of this.h.catchUps) {
-      const m = this.members.get(id)
-      c.maybeFetch(checkpoints.get(id) ?? 0, m !== undefined && !m.removed)
-    }
+    for (const [id, c] of this.h.catchUps) c.maybeFetch(checkpoints.get(id) ?? 0, live(this.members.get(id)))
     const changed = new Map<string, { key: Buffer, slots: Map<string, Uint8Array | null> }>()
     const done = new Map<string, number>()
     let viewChanged = false

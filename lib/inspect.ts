@@ -7,6 +7,7 @@ import { compareVersions, type Stamp } from '../crdt/hlc.js'
 import { kind, render } from '../crdt/keystate.js'
 import { DATA_RANGE, DEL, PUT, decodeData, decodeEntry, mergeSlots, slotState, type DataEntry } from './entry.js'
 import { unknownWriter } from './errors.js'
+import { buf } from './keys.js'
 import { resolveMembers, type Member, type MembershipRecord } from './membership.js'
 import type { KeyType, WriterInfo } from './types.js'
 import type { Slot, ViewStore } from './view.js'
@@ -41,7 +42,6 @@ export interface InspectionSource {
   key: () => Buffer
 }
 
-const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 
 export class Inspection {
   constructor (private readonly s: InspectionSource) {}

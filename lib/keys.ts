@@ -1,5 +1,11 @@
 import { invalidArgument } from './errors.js'
 
+/** The bytes as a Buffer, without copying. */
+export const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+
+/** The bytes in hex. */
+export const hex = (b: Uint8Array): string => buf(b).toString('hex')
+
 /** A 32-byte key given as bytes or 64 hex characters, as a Buffer. */
 export function toKey (key: Uint8Array | string, name: string): Buffer {
   if (typeof key === 'string') {

@@ -12,6 +12,7 @@
  */
 import { compareKeys, compareStamps, type Stamp } from '../crdt/hlc.js'
 import { ADD_WRITER, type MembershipEntry } from './entry.js'
+import { hex } from './keys.js'
 
 export interface MembershipRecord {
   readonly author: Uint8Array
@@ -27,7 +28,11 @@ export interface Member {
   since: Stamp | null
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+
+/** Whether a member's entries count now: a member, not removed. */
+export function live (m: Member | undefined): m is Member {
+  return m !== undefined && !m.removed
+}
 
 export function compareRecords (a: MembershipRecord, b: MembershipRecord): number {
   return compareStamps(a.entry.stamp, b.entry.stamp) || compareKeys(a.author, b.author) || a.seq - b.seq

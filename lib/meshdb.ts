@@ -120,8 +120,10 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
   /**
    * Writes operations of every kind (`put`, `del`, `patch`, `sadd`, `srem`) as one atomic append
    * to this peer's log and one view commit: all of them or none. Operations on the same key apply
-   * in order (e.g. a `del` then `sadd`s makes a fresh set). abstract-level's `batch` takes only
-   * `put` and `del`.
+   * in order (e.g. a `del` then `sadd`s makes a fresh set), and each key's last entry is what is
+   * appended (it holds the whole contribution). abstract-level's `batch` takes only `put` and
+   * `del`; unlike it, `write` runs no `prewrite` hook and emits no `write` event (as `patch`,
+   * `sadd` and `srem`).
    *
    * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for an operation of an unknown type, a `patch`
    *   whose `fields` are not a plain object of JSON values, or a set member that is not JSON
@@ -215,9 +217,9 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    * Removes a member. The length of its log this peer has folded becomes its cut: its entries past
    * the cut never count anywhere, and the keys they touched fall back to the other writers' entries.
    *
-   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a malformed key; `MESHBEE_INVALID_KEY` for a
-   *   key that is not a member
-   * @throws MeshError `MESHBEE_NOT_WRITABLE`, `MESHBEE_CLOCK_BEHIND` (as `addWriter`); `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a malformed key
+   * @throws MeshError `MESHBEE_INVALID_KEY` for a key that is not a member; `MESHBEE_NOT_WRITABLE`,
+   *   `MESHBEE_CLOCK_BEHIND` (as `addWriter`); `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async removeWriter (key: Uint8Array | string): Promise<void> {
     const k = toKey(key, 'writer key')
@@ -268,9 +270,9 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    *
    * @param writerKey - the writer (32 bytes or 64 hex characters)
    * @param opts - `from` (default 0) and `to` (default: the whole log) are log lengths
-   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a malformed key, lengths or `since`;
-   *   `MESHBEE_INVALID_KEY` for a writer this peer does not know
-   * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a malformed key, lengths or `since`
+   * @throws MeshError `MESHBEE_INVALID_KEY` for a writer this peer does not know;
+   *   `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async * diff (writerKey: Uint8Array | string, opts: { from?: number, to?: number, since?: Stamp | number } = {}): AsyncGenerator<DiffChange<K, V>> {
     const w = toKey(writerKey, 'writer key')

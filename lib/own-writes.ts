@@ -8,8 +8,9 @@ import { EMPTY } from '../crdt/keystate.js'
 import type { ViewCommit } from './commit.js'
 import { ADD_WRITER, MAX_KEY_BYTES, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, slotState, type DataEntry } from './entry.js'
 import { buildEntry, type WriteOp } from './entry-rule.js'
+import { buf, hex } from './keys.js'
 import { clockBehind, notAMember, notWritable, tooLarge, writerRemoved } from './errors.js'
-import type { Member } from './membership.js'
+import { live, type Member } from './membership.js'
 import { setSlot, type Slot, type ViewStore } from './view.js'
 import type { WriterLog } from './writer-log.js'
 
@@ -29,16 +30,13 @@ export interface OwnWritesHost {
   updated: () => void
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
-const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 
 export class OwnWrites {
   constructor (private readonly h: OwnWritesHost) {}
 
   /** Whether this peer is a member, not removed. */
   writable (): boolean {
-    const m = this.h.members().get(this.h.own().id)
-    return m !== undefined && !m.removed
+    return live(this.h.members().get(this.h.own().id))
   }
 
   /** Appends own writes as one atomic batch and commits them to the view before resolving. */
@@ -50,7 +48,11 @@ export class OwnWrites {
     if ((this.h.checkpoints.get(own.id) ?? 0) !== own.core.length) await this.h.fold()
 
     const keys = new Map<string, { key: Buffer, slots: Slot[] }>()
-    const appends: Array<[Buffer, Buffer]> = []
+    // Each entry holds the writer's whole contribution to its key, so only a key's last entry of
+    // the call is appended: a set of N members written in one call is one entry, not N growing
+    // ones. Keys go in the order of their last op, so the last block holds the newest stamp
+    // (open() restores the clock from it).
+    const appends = new Map<string, [Buffer, Buffer]>()
     for (const op of ops) {
       if (op.key.byteLength > MAX_KEY_BYTES) throw tooLarge('A key', op.key.byteLength, MAX_KEY_BYTES)
       const kid = hex(op.key)
@@ -61,13 +63,14 @@ export class OwnWrites {
       const entry = encodeEntry(buildEntry(op, mine === undefined ? EMPTY : slotState(decodeEntry(mine.entry) as DataEntry, mine.writer),
         () => mergeSlots(slots), own.key, this.h.hlc.now()))
       if (entry.byteLength > MAX_VALUE_BYTES + 64) throw tooLarge('An entry', entry.byteLength, MAX_VALUE_BYTES)
-      appends.push([dataKey(op.key), entry])
+      appends.delete(kid)
+      appends.set(kid, [dataKey(op.key), entry])
       k.slots = setSlot(k.slots, own.key, entry)
     }
-    if (appends.length === 0) return
+    if (appends.size === 0) return
 
     const batch = own.bee.batch()
-    for (const [k, v] of appends) await batch.put(k, v)
+    for (const [k, v] of appends.values()) await batch.put(k, v)
     // The log's length once the append lands: the header (if any) is written by the first put.
     const len = own.core.length + (batch as unknown as { length: number }).length
     // The view's commit is staged while the append is written, and made once it has landed (the

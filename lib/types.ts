@@ -15,6 +15,8 @@ export type { HostPort, HyperswarmLike, HyperswarmOptions, JoinRequest, SwarmOpt
  * the database takes its namespace of it. Pass `viewPath` with it.
  */
 export interface CorestoreLike {
+  /** A session of the store (meshbee keeps its own, in the store's namespace). */
+  session: (opts?: any) => unknown
   /** Opens a Hypercore of the store. */
   get: (opts: any) => unknown
   /** A session of the store under a name. */
@@ -131,16 +133,46 @@ export interface DiffChange<K, V> {
 /** Writer lengths: a cut per writer key (hex string or bytes); unlisted writers count as empty. */
 export type Cuts = Map<string | Uint8Array, number> | Record<string, number> | Iterable<readonly [string | Uint8Array, number]>
 
-/**
- * One operation of `db.write(ops)`: a whole-value `put` or `del`, a document `patch` (a field set
- * to `undefined` is deleted), or a set's `sadd`/`srem`.
- */
-export type WriteOperation<K, V> =
-  | { type: 'put', key: K, value: V }
-  | { type: 'del', key: K }
-  | { type: 'patch', key: K, fields: Record<string, Json | undefined> }
-  | { type: 'sadd', key: K, member: Json }
-  | { type: 'srem', key: K, member: Json }
+/** A whole-value write in `db.write(ops)`. */
+export interface PutOperation<K, V> {
+  /** The kind of operation. */
+  type: 'put'
+  /** The key. */
+  key: K
+  /** The value, encoded with the value encoding. */
+  value: V
+}
+
+/** A whole-value delete in `db.write(ops)`. */
+export interface DelOperation<K> {
+  /** The kind of operation. */
+  type: 'del'
+  /** The key. */
+  key: K
+}
+
+/** Fields of a document set in `db.write(ops)`, as `patch` sets them. */
+export interface PatchOperation<K> {
+  /** The kind of operation. */
+  type: 'patch'
+  /** The document's key. */
+  key: K
+  /** The fields to set; a field set to `undefined` is deleted. */
+  fields: Record<string, Json | undefined>
+}
+
+/** A member added to (`sadd`) or removed from (`srem`) a set in `db.write(ops)`. */
+export interface SetOperation<K> {
+  /** The kind of operation: add or remove. */
+  type: 'sadd' | 'srem'
+  /** The set's key. */
+  key: K
+  /** The member. */
+  member: Json
+}
+
+/** One operation of `db.write(ops)`. */
+export type WriteOperation<K, V> = PutOperation<K, V> | DelOperation<K> | PatchOperation<K> | SetOperation<K>
 
 /** What a key holds (`db.typeOf(key)`): a whole value, a document, or a set. */
 export type KeyType = 'value' | 'doc' | 'set'

@@ -8,6 +8,7 @@ import type Hypercore from 'hypercore'
 import { compareStamps, type Stamp } from '../crdt/hlc.js'
 import { decodeNode, innerBatchNode, treeLevels, treeSizeEstimate, wellFormed } from './blocks.js'
 import { decodeEntry } from './entry.js'
+import { buf } from './keys.js'
 import type { MembershipRecord } from './membership.js'
 
 /** A bee key whose latest entry changed, with that entry (value null: the key has none now). */
@@ -23,7 +24,6 @@ const SCAN_READS = 64
 /** How long a read that may fetch from peers waits for one block. */
 export const FETCH_TIMEOUT = 15_000
 
-const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 
 /** What `readBlocks` needs of a Hypercore's storage (hypercore 11's session state). */
 interface BlockReader { state?: { storage?: { read?: () => { getBlock: (i: number) => Promise<Uint8Array | null>, tryFlush: () => void } } } }

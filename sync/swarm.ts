@@ -15,7 +15,7 @@ import Hypercore from 'hypercore'
 import type Hyperswarm from 'hyperswarm'
 import Protomux, { type Channel, type Message } from 'protomux'
 import type { Duplex } from 'node:stream'
-import type { JoinRequest, SwarmOptions } from './types.js'
+import type { HyperswarmLike, JoinRequest, SwarmOptions } from './types.js'
 
 export type { JoinRequest, SwarmOptions }
 
@@ -55,6 +55,8 @@ export class Sync extends EventEmitter {
   private discovery: { destroy: () => Promise<void>, flushed: () => Promise<void> } | null = null
   private readonly peers = new Set<Peer>()
   private asking = false
+  /** How many times leave() was called: a join that began before the last one makes no swarm. */
+  private leaves = 0
   private readonly relayed = new Map<string, number>()
   private readonly onconnection = (conn: Duplex & { remotePublicKey?: Buffer }): void => { this.add(conn) }
 
@@ -67,18 +69,23 @@ export class Sync extends EventEmitter {
   }
 
   async join (opts: SwarmOptions = {}): Promise<void> {
+    const leaves = this.leaves
     // loaded on the first join (~200 ms): a database that never goes online does not pay for it
     const { default: Hyperswarm } = await import('hyperswarm')
-    if (this.swarm !== null) return
+    // a leave() (or close) while the module loaded wins: no swarm is made after it
+    if (this.swarm !== null || this.leaves !== leaves) return
     const given = opts.swarm
-    this.owned = !(given instanceof Hyperswarm)
-    this.swarm = given instanceof Hyperswarm ? given : new Hyperswarm((given ?? {}) as Record<string, unknown>)
+    // an app's swarm is recognised by its shape: its hyperswarm may be another copy than meshbee's
+    const shared = given !== undefined && typeof (given as HyperswarmLike).join === 'function' && typeof (given as HyperswarmLike).on === 'function'
+    this.owned = !shared
+    this.swarm = shared ? given as unknown as Hyperswarm : new Hyperswarm((given ?? {}) as Record<string, unknown>)
     this.swarm.on('connection', this.onconnection)
     this.discovery = this.swarm.join(this.host.discoveryKey, { client: true, server: true })
     await this.discovery.flushed()
   }
 
   async leave (): Promise<void> {
+    this.leaves++
     const swarm = this.swarm
     if (swarm === null) return
     this.swarm = null

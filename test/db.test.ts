@@ -2,6 +2,7 @@ import { expect } from 'chai'
 import { join } from 'node:path'
 import Corestore from 'corestore'
 import { MeshDB } from '../index.js'
+import { PUT, dataKey, encodeEntry } from '../lib/entry.js'
 import { cleanup, connect, createPeers, tempDir, until, rejects, ownLength } from './helpers/peers.js'
 
 describe('MeshDB', function () {
@@ -141,8 +142,8 @@ describe('MeshDB', function () {
       { type: 'patch', key: 'd', fields: { title: 'milk', done: false } },
       { type: 'srem', key: 's', member: 'b' }
     ])
-    // one Hyperbee batch: one node per operation, appended together
-    expect(ownLength(db) - before).to.equal(6)
+    // one Hyperbee batch, one entry per key: a key's last entry holds the writer's whole contribution
+    expect(ownLength(db) - before).to.equal(3)
     expect(await db.get('v')).to.deep.equal({ x: 1 })
     expect(await db.smembers('s'), 'the del reset the set before the adds').to.deep.equal(['a'])
     expect([await db.typeOf('s'), await db.typeOf('d'), await db.typeOf('v')]).to.deep.equal(['set', 'doc', 'value'])
@@ -153,6 +154,10 @@ describe('MeshDB', function () {
     expect((await rejects(db.write([{ type: 'merge', key: 'w' }] as never))).code).to.equal('MESHBEE_INVALID_ARGUMENT')
     expect(ownLength(db), 'nothing appended').to.equal(length)
     expect(await db.get('w')).to.equal(undefined)
+    // a set of many members written at once is one entry
+    await db.write([{ type: 'del', key: 'big' }, ...Array.from({ length: 1000 }, (_, i) => ({ type: 'sadd' as const, key: 'big', member: i }))])
+    expect(ownLength(db) - length).to.equal(1)
+    expect(await db.smembers('big')).to.have.lengthOf(1000)
   })
 
   it('add-wins: a remove does not delete an add it had not seen', async () => {
@@ -216,11 +221,17 @@ describe('MeshDB', function () {
     expect(b.writable).to.equal(true)
     await b.close() // b goes offline
 
+    // 100,000 entries of history, appended 1,000 at a time (a's own writes would append only each
+    // key's last entry of a batch, so the history is written to its log directly)
     for (let round = 0; round < 100; round++) {
-      const ops = []
-      for (let i = 0; i < 1000; i++) ops.push({ type: 'put' as const, key: 'key' + (i % 10), value: `r${round}-${i}` })
-      await a.batch(ops)
+      const batch = a.engine.own.bee.batch()
+      for (let i = 0; i < 1000; i++) {
+        const value = Buffer.from(`r${round}-${i}`)
+        await batch.put(dataKey(Buffer.from('key' + (i % 10))), encodeEntry({ type: PUT, stamp: a.engine.hlc.now(), value }))
+      }
+      await batch.flush()
     }
+    await a.update()
     expect(ownLength(a)).to.be.greaterThan(100_000)
 
     b = new MeshDB<string, string>(store.namespace('b'), { key: a.key, viewPath: join(dir, 'b') })

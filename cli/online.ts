@@ -185,12 +185,9 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
     reporting = reporting.then(checkCaughtUp).catch((err) => log.error({ err }, 'could not check the catch-up'))
   }, TICK_MS)
 
-  db.on('update', onUpdate)
-  db.on('peer-add', onPeerAdd)
-  db.on('peer-remove', onPeerRemove)
-  db.on('writer-add', onWriterAdd)
-  db.on('writer-remove', onWriterRemove)
-  db.on('join-request', onJoinRequest)
+  const listeners: Array<[string, (...args: any[]) => void]> = [['update', onUpdate], ['peer-add', onPeerAdd], ['peer-remove', onPeerRemove],
+    ['writer-add', onWriterAdd], ['writer-remove', onWriterRemove], ['join-request', onJoinRequest]]
+  for (const [event, fn] of listeners) db.on(event, fn)
   try {
     const info = { key: hex(db.key), discoveryKey: hex(db.discoveryKey), writerKey: hex(db.writerKey), writable: db.writable, mode: opts.mode, socket: opts.socket ?? null }
     event('joining', info, [
@@ -218,12 +215,7 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
     clearInterval(ticker)
     const b = bar as SingleBar | null
     b?.stop()
-    db.off('update', onUpdate)
-    db.off('peer-add', onPeerAdd)
-    db.off('peer-remove', onPeerRemove)
-    db.off('writer-add', onWriterAdd)
-    db.off('writer-remove', onWriterRemove)
-    db.off('join-request', onJoinRequest)
+    for (const [event, fn] of listeners) db.off(event, fn)
     await reporting
     await db.leave().catch(() => {})
     if (dht !== null) await dht.destroy().catch(() => {})

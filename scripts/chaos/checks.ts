@@ -160,10 +160,26 @@ export interface Ack {
   target?: string
 }
 
+/**
+ * The ops whose entries a write appends, in log order: one per key, the key's last op of the call
+ * (its entry holds the writer's whole contribution), keys in the order of their last op.
+ */
+function appendedOps (op: ChaosOp): ChaosOp[] {
+  const items: ChaosOp[] = op.kind === 'batch' ? op.items.map((i) => i.type === 'put' ? { kind: 'put', key: i.key, value: i.value } : { kind: 'del', key: i.key }) : op.kind === 'write' ? op.items : [op]
+  const last = new Map<string, ChaosOp>()
+  for (const item of items) {
+    const key = 'key' in item ? item.key : `membership ${JSON.stringify(item)}`
+    last.delete(key)
+    last.set(key, item)
+  }
+  return [...last.values()]
+}
+
 /** The number of entries a write appends (membership writes: 0 when they were no-ops). */
 export function entriesOf (op: ChaosOp): number | [number, number] {
   switch (op.kind) {
-    case 'batch': return op.items.length
+    case 'batch':
+    case 'write': return appendedOps(op).length
     case 'add-writer':
     case 'remove-writer': return [0, 1]
     default: return 1
@@ -189,11 +205,11 @@ export async function checkAcks (dbs: DB[], acks: Ack[]): Promise<void> {
     const n = a.after - start
     const want = entriesOf(a.op)
     if (typeof want === 'number' ? n !== want : (n < want[0] || n > want[1])) fail(`${where}: ${n} entries appended, expected ${String(want)}`)
-    const items = a.op.kind === 'batch' ? a.op.items.map((i) => ({ ...i, kind: i.type })) : [a.op]
+    const items = appendedOps(a.op)
     for (let i = 0; i < n; i++) {
       const node = await w.bee.getBySeq(start + i)
       if (node === null) fail(`${where}: entry ${start + i} is missing`)
-      const op = items[i] as ChaosOp | (ChaosOp & { kind: 'put' | 'del' })
+      const op = items[i] as ChaosOp
       const e = decodeEntry(node.value)
       const bad: (why: string) => never = (why) => fail(`${where}: entry ${start + i} does not hold the write: ${why}`)
       switch (op.kind) {

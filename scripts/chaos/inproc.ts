@@ -23,7 +23,7 @@ import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import Corestore from 'corestore'
 import { pino } from 'pino'
-import { MeshDB } from '../../index.js'
+import { MeshDB, type WriteOperation } from '../../index.js'
 import { ChaosFailure, describeGroup, dump, fail, showDump, finalChecks, inSync, settled, waitFor, type Ack } from './checks.js'
 import { EPOCH, describeSchedule, replayCommand, type ChaosOp, type Schedule, type Step } from './schedule.js'
 import { connect } from '../link.js'
@@ -94,8 +94,21 @@ export async function applyOp (db: MeshDB<string, string>, op: ChaosOp, writerKe
       return await db.patch(op.key, Object.fromEntries(op.fields.map((f) => [f[0], f.length === 1 ? undefined : f[1]])))
     case 'sadd': return await db.sadd(op.key, op.member)
     case 'srem': return await db.srem(op.key, op.member)
+    case 'write': return await db.write(op.items.map(writeOperation))
     case 'add-writer': return await db.addWriter(writerKeys[op.target] as string)
     case 'remove-writer': return await db.removeWriter(writerKeys[op.target] as string)
+  }
+}
+
+/** A data op of a chaos `write`, as `db.write` takes it. */
+function writeOperation (op: ChaosOp): WriteOperation<string, string> {
+  switch (op.kind) {
+    case 'put': return { type: 'put', key: op.key, value: op.value }
+    case 'del': return { type: 'del', key: op.key }
+    case 'patch': return { type: 'patch', key: op.key, fields: Object.fromEntries(op.fields.map((f) => [f[0], f.length === 1 ? undefined : f[1]])) }
+    case 'sadd':
+    case 'srem': return { type: op.kind, key: op.key, member: op.member }
+    default: throw new TypeError(`a write holds data ops only, not ${op.kind}`)
   }
 }
 
@@ -133,6 +146,7 @@ export function opText (op: ChaosOp): string {
     case 'srem': return `srem ${op.key} ${JSON.stringify(op.member)}`
     case 'add-writer': return `add-writer p${op.target}`
     case 'remove-writer': return `remove-writer p${op.target}`
+    case 'write': return `write [${op.items.map(opText).join(', ')}]`
   }
 }
 

@@ -31,6 +31,8 @@ export type ChaosOp =
   | { kind: 'srem', key: string, member: Json }
   | { kind: 'add-writer', target: number }
   | { kind: 'remove-writer', target: number }
+  /** Data writes of every kind in one `db.write` (one atomic append). */
+  | { kind: 'write', items: ChaosOp[] }
 
 /**
  * One step. `dt` is how far (ms) the shared virtual clock moves before the step; each peer reads
@@ -134,6 +136,12 @@ export function genOp (rng: Rng, keys: string[], peers: number, self: number, ta
   const r = rng()
   if (r < 0.2) return { kind: 'put', key, value: value(rng, tag) }
   if (r < 0.28) return { kind: 'del', key }
+  if (r >= 0.34 && r < 0.38) {
+    const items: ChaosOp[] = []
+    const n = 2 + int(rng, 4)
+    for (let i = 0; i < n; i++) items.push(genDataOp(rng, keys, `${tag}.${i}`))
+    return { kind: 'write', items }
+  }
   if (r < 0.38) {
     const items: BatchItem[] = []
     const n = 2 + int(rng, 4)
@@ -155,6 +163,14 @@ export function genOp (rng: Rng, keys: string[], peers: number, self: number, ta
   // rare: removals are final, and a removed peer never writes again
   const others = [...Array(peers).keys()].filter((p) => p !== self)
   return { kind: 'remove-writer', target: chance(rng, 0.1) ? self : pick(rng, others) }
+}
+
+/** A data write (put, del, patch, sadd or srem), for the items of a `write`. */
+function genDataOp (rng: Rng, keys: string[], tag: string): ChaosOp {
+  while (true) {
+    const op = genOp(rng, keys, 3, 0, tag)
+    if (op.kind === 'put' || op.kind === 'del' || op.kind === 'patch' || op.kind === 'sadd' || op.kind === 'srem') return op
+  }
 }
 
 function allowedLinks (rng: Rng, style: Style, n: number): Array<[number, number]> {

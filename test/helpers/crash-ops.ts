@@ -32,6 +32,11 @@ export type Op =
   | { kind: 'patch', key: string, fields: Array<[string] | [string, Json]> }
   | { kind: 'sadd', key: string, member: string }
   | { kind: 'srem', key: string, member: string }
+  /** Data writes of every kind in one `db.write` (one atomic append). */
+  | { kind: 'write', ops: DataOp[] }
+
+/** The ops a `write` holds. */
+export type DataOp = Exclude<Op, { kind: 'batch' } | { kind: 'write' }>
 
 /** Messages the child writes to stdout, one JSON object a line. */
 export type ChildMessage =
@@ -74,6 +79,12 @@ export function genOp (rng: () => number, tag: string): Op {
   const r = rng()
   if (r < 0.25) return { kind: 'put', key: pick(rng, VALUE_KEYS), value: tag + filler(rng) }
   if (r < 0.33) return { kind: 'del', key: pick(rng, VALUE_KEYS) }
+  if (r >= 0.43 && r < 0.48) {
+    const ops: DataOp[] = []
+    const n = 2 + int(rng, 4)
+    for (let i = 0; i < n; i++) ops.push(genDataOp(rng, `${tag}.${i}`))
+    return { kind: 'write', ops }
+  }
   if (r < 0.48) {
     const ops: BatchItem[] = []
     const n = 2 + int(rng, 4)
@@ -92,6 +103,13 @@ export function genOp (rng: () => number, tag: string): Op {
   if (r < 0.76) return { kind: 'del', key: pick(rng, DOC_KEYS) }
   if (r < 0.89) return { kind: 'sadd', key: pick(rng, SET_KEYS), member: pick(rng, MEMBERS) }
   return { kind: 'srem', key: pick(rng, SET_KEYS), member: pick(rng, MEMBERS) }
+}
+
+function genDataOp (rng: () => number, tag: string): DataOp {
+  while (true) {
+    const op = genOp(rng, tag)
+    if (op.kind !== 'batch' && op.kind !== 'write') return op
+  }
 }
 
 /** JSON with object keys sorted, recursively: the form both sides are compared in. */
@@ -116,6 +134,7 @@ export class Model {
   apply (op: Op): void {
     switch (op.kind) {
       case 'batch':
+      case 'write':
         for (const item of op.ops) this.apply(item)
         break
       case 'put':

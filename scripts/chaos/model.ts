@@ -1,6 +1,6 @@
 /**
  * The chaos test's reference model: the final state the CRDT rules dictate, computed the slow and
- * obvious way from the writer logs themselves — independent of the fold engine (lib/engine.ts),
+ * obvious way from the writer logs themselves — independent of the fold engine (lib/engine.ts and its rooms),
  * of the view store, of lib/membership.ts and of crdt/ (it shares only the on-log entry decoder,
  * lib/entry.ts, and msgpack for STATE payloads).
  *

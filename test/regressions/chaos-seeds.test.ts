@@ -5,7 +5,8 @@
  *
  * - inproc-seed-3: a peer folded a remote log while holding part of a Hyperbee batch; the fold
  *   could not read the tree there and capped the writer's log on that peer only (fixed in
- *   lib/engine.ts: the fold stops only where the log can be read; see partial-batch.test.ts).
+ *   the fold stops only where the log can be read, now `WriterLog.readableEnd` in lib/writer-log.ts;
+ *   see partial-batch.test.ts).
  * - inproc-seed-17: two peers reached the same length of a log at once from a third; Hypercore's
  *   replicator lost the length announcement between them and a peer behind that relay never got
  *   the writer's next entry (worked around in lib/hypercore-patch.ts, part 1).
@@ -18,13 +19,13 @@
  *   say so) but of the checks, which looked for every acknowledged write on one peer.
  * - procs-seed-1359955530: a peer SIGKILLed while downloading the creator's log restarted holding
  *   a prefix of it; its membership read found no signed length it could read, and every member
- *   but the creator left its view (fixed in lib/engine.ts: the membership read resumes from the
+ *   but the creator left its view (fixed in the fold, now lib/fold.ts: the membership read resumes from the
  *   checkpoint; restart-partial-log.test.ts reproduces it exactly — this schedule, with real
  *   kill timings, only usually does).
  * - inproc-seed-9000025 (sparse catch-up after 8 blocks): a peer fetched a writer's log sparsely
  *   up to a length that a removal cut then put out of the fold's reach; the whole-log download
  *   resumed only once a fold read the fetched length, so it never did and the log stayed partly
- *   held (fixed in lib/engine.ts: every fold resumes the download of logs not being fetched).
+ *   held (fixed in the fold, now lib/fold.ts: every fold resumes the download of logs not being fetched).
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'

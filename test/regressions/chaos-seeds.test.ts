@@ -4,7 +4,7 @@
  * replays exactly — `npm run chaos -- --file test/regressions/chaos/<file>` — and must pass.
  *
  * - inproc-seed-3: a peer folded a remote log while holding part of a Hyperbee batch; the fold
- *   could not read the tree there and capped the writer's log on that peer only (fixed in
+ *   could not read the tree there and capped the writer's log on that peer only (fixed:
  *   the fold stops only where the log can be read, now `WriterLog.readableEnd` in lib/writer-log.ts;
  *   see partial-batch.test.ts).
  * - inproc-seed-17: two peers reached the same length of a log at once from a third; Hypercore's

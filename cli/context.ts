@@ -318,4 +318,4 @@ export function show (value: Json | undefined): string {
   return value === undefined ? '(deleted)' : JSON.stringify(value)
 }
 
-export const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
+export { hex } from '../lib/keys.js'

@@ -102,12 +102,12 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
   }
 
   /** @internal The engine of the current open, or null before the first. */
-  protected get opening (): Engine | null {
+  protected get currentEngine (): Engine | null {
     return this.#engine
   }
 
   /** @internal The sync layer of the current open, or null before the first. */
-  protected get syncing (): Sync | null {
+  protected get currentSync (): Sync | null {
     return this.#sync
   }
 

@@ -60,7 +60,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
   /**
    * The database key: the creator's writer key, set once open. Share it to let others read and replicate.
    */
-  get key (): Buffer { return this.opening?.key as Buffer }
+  get key (): Buffer { return this.currentEngine?.key as Buffer }
   /**
    * The topic peers meet on; it reveals nothing about the key.
    *
@@ -80,7 +80,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
   /**
    * Counters of the fold; they only grow, across reopens too.
    */
-  stats (): Stats { return { ...(this.opening?.stats ?? NO_STATS) } }
+  stats (): Stats { return { ...(this.currentEngine?.stats ?? NO_STATS) } }
 
   /**
    * Sets fields of the document at `key` (LWW map: each field merges on its own, by its stamp). A
@@ -344,14 +344,14 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    * Leaves the swarm: a swarm meshbee created is destroyed, a given one keeps running. `close()` leaves too.
    */
   async leave (): Promise<void> {
-    await this.syncing?.leave()
+    await this.currentSync?.leave()
   }
 
   /**
    * The number of live replication connections (swarm or in-process).
    */
   get peers (): number {
-    return this.syncing?.connections ?? 0
+    return this.currentSync?.connections ?? 0
   }
 
   /**

@@ -24,7 +24,7 @@ import { isStamp, stamp, stampToString, type Stamp, type Version } from './hlc.j
 import { isJson, isWellFormed, type Json } from './json.js'
 import { type Register } from './lww.js'
 import { type FieldValue, type Fields, type MapState } from './lwwmap.js'
-import { tagId, type Adds, type Removed, type SetState, type Tag } from './orset.js'
+import { normalizeMember, tagId, type Adds, type MemberState, type Removed, type SetState, type Tag } from './orset.js'
 import { type KeyState } from './keystate.js'
 
 type WireVersion = [number, number, Uint8Array]
@@ -104,14 +104,14 @@ function version (arr: unknown, at: number, writerLength: number | null): Versio
   return { stamp: stamp(st.wall, st.counter), writer }
 }
 
-function top (bytes: Uint8Array, length: number): unknown[] {
+function top (bytes: Uint8Array, length: number, format = FORMAT): unknown[] {
   let raw: unknown
   try {
     raw = unpack(bytes)
   } catch {
     fail('msgpack')
   }
-  if (!Array.isArray(raw) || raw.length !== length || raw[0] !== FORMAT) fail('shape')
+  if (!Array.isArray(raw) || raw.length !== length || raw[0] !== format) fail('shape')
   return raw
 }
 
@@ -134,10 +134,9 @@ function readFields (f: unknown, writerLength: number | null): Map<string, Regis
   const fields = new Map<string, Register<FieldValue>>()
   for (const e of f) {
     if (!Array.isArray(e) || e.length !== 5 || typeof e[0] !== 'string' || !isWellFormed(e[0])) fail('field')
-    const v = e[4]
-    if (v !== null && (!Array.isArray(v) || v.length !== 1 || !isJson(v[0]))) fail('field value')
+    const value = fieldValue(e[4])
     if (fields.has(e[0])) fail('duplicate field')
-    fields.set(e[0], { ...version(e, 1, writerLength), value: v === null ? null : [v[0] as Json] })
+    fields.set(e[0], { ...version(e, 1, writerLength), value })
   }
   return fields
 }
@@ -193,3 +192,66 @@ export function decodeSet (bytes: Uint8Array, writerLength: number | null = 32):
 }
 
 export { stampToString }
+
+/*
+ * Parts of a key (log format 2), each starting with the format version `2`:
+ *
+ * ```
+ * member     [2, adds, removed]            adds, removed: [[writer, wall, counter], ...] sorted by writer
+ * field      [2, wall, counter, writer, [json] | null]
+ * ```
+ */
+const PARTS = 2
+
+function wireDots (dots: ReadonlyMap<string, Stamp>): unknown[] {
+  return [...dots.entries()].sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
+    .map(([w, s]) => [Buffer.from(w, 'hex'), s.wall, s.counter])
+}
+
+/** Encodes a member's state (normalized, canonical: equal states, equal bytes). */
+export function encodeMember (m: MemberState): Uint8Array {
+  return pack([PARTS, wireDots(m.adds), wireDots(m.removed)])
+}
+
+function readDots (x: unknown, writerLength: number | null): Map<string, Stamp> {
+  if (!Array.isArray(x)) fail('dots')
+  const out = new Map<string, Stamp>()
+  let last = ''
+  for (const e of x) {
+    if (!Array.isArray(e) || e.length !== 3) fail('dot')
+    const v = version([e[1], e[2], e[0]], 0, writerLength)
+    const w = Buffer.from(v.writer).toString('hex')
+    if (w <= last && out.size > 0) fail('dots out of order')
+    out.set(w, v.stamp)
+    last = w
+  }
+  return out
+}
+
+/** Decodes a member's state; refuses one that is not normalized (an add its own removal covers). */
+export function decodeMember (bytes: Uint8Array, writerLength: number | null = 32): MemberState {
+  const [, a, r] = top(bytes, 3, PARTS)
+  const adds = readDots(a, writerLength)
+  const removed = readDots(r, writerLength)
+  const size = adds.size
+  const m = normalizeMember(adds, removed)
+  if (m.adds.size !== size) fail('covered add')
+  return m
+}
+
+/** Encodes a field's register. */
+export function encodeField (f: Register<FieldValue>): Uint8Array {
+  return pack([PARTS, f.stamp.wall, f.stamp.counter, f.writer, f.value === null ? null : [f.value[0]]])
+}
+
+/** Decodes a field's register. */
+export function decodeField (bytes: Uint8Array, writerLength: number | null = 32): Register<FieldValue> {
+  const raw = top(bytes, 5, PARTS)
+  return { ...version(raw, 1, writerLength), value: fieldValue(raw[4]) }
+}
+
+/** A field's value as msgpack holds it: `[json]`, or null for a deleted field. */
+export function fieldValue (v: unknown): FieldValue | null {
+  if (v !== null && (!Array.isArray(v) || v.length !== 1 || !isJson(v[0]))) fail('field value')
+  return v === null ? null : [v[0] as Json]
+}

@@ -14,16 +14,17 @@ import { Sync } from '../sync/swarm.js'
 import { Engine, type EngineOptions, type WriteOp } from './engine.js'
 import { invalidArgument, levelError, notOpened, storageExists, storageMissing } from './errors.js'
 import { MeshIterator, MeshSnapshot, type ReadOptions } from './iterator.js'
+import { RowIterator, readRow, readRowSync } from './render.js'
 import { toKey } from './keys.js'
 import type { CorestoreLike, JoinRequest, MeshDBOptions, SwarmOptions } from './types.js'
-import type { ValueRangeOptions } from './view.js'
+import { ROW_VALUE, type ValueRangeOptions } from './view.js'
 
 type Bytes = Buffer
 
 interface OpenOptions { createIfMissing: boolean, errorIfExists: boolean }
 
 /** meshbee's own methods, declared to abstract-level (its manifest lists them). */
-const ADDITIONAL_METHODS = ['write', 'patch', 'sadd', 'srem', 'smembers', 'typeOf', 'addWriter', 'removeWriter', 'update', 'stats',
+const ADDITIONAL_METHODS = ['write', 'patch', 'sadd', 'srem', 'smembers', 'sismember', 'typeOf', 'addWriter', 'removeWriter', 'update', 'stats',
   'replicate', 'join', 'leave', 'requestJoin', 'writers', 'cuts', 'versions', 'diff', 'hash', 'checkout']
 
 /** The abstract-level storage adapter MeshDB is built on; see MeshDB. */
@@ -151,28 +152,54 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
   // snapshot it is its own implicit snapshot: it sees exactly the writes committed before the call.
   /** @internal */
   async _get (key: Bytes, options: ReadOptions): Promise<Bytes | undefined> {
-    return this._getSync(key, options)
+    const row = this.row(key, options)
+    if (row === undefined || row[0] === ROW_VALUE) return row?.subarray(1)
+    // a document or set: its items at one read point with its row
+    const view = this.engine.view
+    if (options.snapshot != null) return await readRow(view, key, row, options.snapshot.view)
+    const snap = view.snapshot()
+    try {
+      return await readRow(view, key, view.getRow(key, snap) ?? row, snap)
+    } finally {
+      await snap.inner.close()
+    }
+  }
+
+  /** The values row of `key` (see view.ts), at the read's snapshot or now. */
+  private row (key: Bytes, options: ReadOptions): Bytes | undefined {
+    return this.engine.view.getRow(key, options.snapshot?.view ?? undefined)
   }
 
   /** @internal */
   async _has (key: Bytes, options: ReadOptions): Promise<boolean> {
-    return this._getSync(key, options) !== undefined
+    return this.row(key, options) !== undefined
   }
 
   /** @internal */
   async _hasMany (keys: Bytes[], options: ReadOptions): Promise<boolean[]> {
-    return keys.map((k) => this._getSync(k, options) !== undefined)
+    return keys.map((k) => this.row(k, options) !== undefined)
   }
 
   /** @internal */
   _getSync (key: Bytes, options: ReadOptions): Bytes | undefined {
-    const view = this.engine.view
-    return options.snapshot == null ? view.getValueSync(key) : view.getValueAt(key, options.snapshot.view)
+    const row = this.row(key, options)
+    return row === undefined ? undefined : readRowSync(row)
   }
 
   /** @internal */
   async _getMany (keys: Bytes[], options: ReadOptions): Promise<Array<Bytes | undefined>> {
-    return keys.map((k) => this._getSync(k, options))
+    const rows = keys.map((k) => this.row(k, options))
+    if (rows.every((r) => r === undefined || r[0] === ROW_VALUE)) return rows.map((r) => r?.subarray(1))
+    const view = this.engine.view
+    const snap = options.snapshot?.view ?? view.snapshot()
+    try {
+      return await Promise.all(keys.map(async (k) => {
+        const row = view.getRow(k, snap)
+        return row === undefined ? undefined : await readRow(view, k, row, snap)
+      }))
+    } finally {
+      if (options.snapshot == null) await snap.inner.close()
+    }
   }
 
   /** @internal */
@@ -199,8 +226,15 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
   /** @internal */
   _iterator (options: Record<string, unknown>): MeshIterator {
     const view = this.engine.view
-    const it = view.valueIterator(options as ValueRangeOptions, (options as ReadOptions).snapshot?.view)
-    return new MeshIterator(this as AbstractLevel<Bytes, unknown, unknown>, options, it, view.valuesPrefix)
+    const given = (options as ReadOptions).snapshot?.view
+    if (options.values === false) {
+      return new MeshIterator(this as AbstractLevel<Bytes, unknown, unknown>, options, view.valueIterator(options as ValueRangeOptions, given), view.valuesPrefix)
+    }
+    // documents and sets are assembled at the iterator's own read point
+    const snap = given ?? view.snapshot()
+    const rows = new RowIterator(view, view.valueIterator({ ...options as ValueRangeOptions, keys: true }, snap), view.valuesPrefix, snap,
+      options.keys !== false, async () => { if (given === undefined) await snap.inner.close() })
+    return new MeshIterator(this as AbstractLevel<Bytes, unknown, unknown>, options, rows, view.valuesPrefix)
   }
 
   /** @internal */

@@ -1,18 +1,94 @@
 /**
- * The view commit: a key's new slots are rendered into its value, the digest follows every value
- * that changed, and the slots, values, checkpoints, digest and clock land in one atomic batch
+ * The view commit: a key's changed entries are merged into its slots and parts, each changed part
+ * is rendered into its item, the key's row follows, the digest follows every row and item that
+ * changed, and all of it, with the checkpoints and the clock, lands in one atomic batch
  * (invariant 4).
+ *
+ * A key is its whole-value slots (PUT/DEL, and format-1 STATE entries) and its parts: one row per
+ * document field and per set member, each holding every member's latest entry for that part. A
+ * change to some parts costs those parts (plus the key's record and row): the key's head keeps the
+ * newest field and tag versions among all its parts, which is all that decides whether it reads as
+ * a document or a set. When the register's version changes (a whole-value write resets the parts)
+ * or a cut moves back (a removal), every part of the key is re-rendered and the head recomputed.
  */
-import type { Stamp } from '../crdt/hlc.js'
-import { render } from '../crdt/keystate.js'
-import { digestToBuffer, replaceEntry } from './digest.js'
-import { mergeSlots } from './entry.js'
-import type { BatchOp, Slot, ViewStore } from './view.js'
+import { encodeField, encodeMember } from '../crdt/codec.js'
+import { compareVersions, type Stamp, type Version } from '../crdt/hlc.js'
+import { type Register } from '../crdt/lww.js'
+import { newestTag } from '../crdt/orset.js'
+import { fieldItem, legacyParts, maxVersion, memberItem, partsKind, structuredKind } from '../crdt/parts.js'
+import { digestToBuffer, partDigest, replaceEntry } from './digest.js'
+import { FIELD_NS, LEGACY, MEMBER_NS, isState, legacyState, mergeField, mergeMember, registerOf, type PartKind } from './entry.js'
+import { ROW_DOC, ROW_SET, ROW_VALUE, decodeSlots, partKey, partPrefix, setSlot, type BatchOp, type Head, type Slot, type ViewStore } from './view.js'
 
 /** The operations of one commit being built, and the digest they lead to. */
 export class Staged {
   readonly ops: BatchOp[] = []
   constructor (public digest: bigint) {}
+}
+
+/** New entries for one part of a key: by writer (hex), the entry, or null for none. */
+export interface PartChange {
+  readonly kind: PartKind
+  readonly name: Buffer
+  readonly slots: Map<string, Uint8Array | null>
+}
+
+/** What changed for one user key in a fold step or an own write. */
+export interface KeyChange {
+  readonly key: Buffer
+  /** New whole-value entries, by writer (hex); null: the writer has none now. */
+  readonly slots: Map<string, Uint8Array | null>
+  /** New part entries, by part key (hex). */
+  readonly parts: Map<string, PartChange>
+  /** A cut moved back: every part of the key is re-merged and its head recomputed. */
+  full: boolean
+}
+
+export function keyChange (key: Buffer): KeyChange {
+  return { key, slots: new Map(), parts: new Map(), full: false }
+}
+
+/** The newest field and tag versions of one part. */
+function partHead (kind: PartKind, slots: readonly Slot[]): { field: Version | null, tag: Version | null } {
+  if (kind === FIELD_NS) return { field: mergeField(slots), tag: null }
+  return { field: null, tag: newestTag(mergeMember(slots)) }
+}
+
+/** What a part renders as in the view (its item), or null when it does not count. */
+function partItem (kind: PartKind, slots: readonly Slot[], reset: Version | null): Uint8Array | null {
+  if (kind === FIELD_NS) {
+    const f = mergeField(slots)
+    return f === null ? null : fieldItem(f, reset)
+  }
+  return memberItem(mergeMember(slots), reset) ? new Uint8Array(0) : null
+}
+
+function joinHeads (a: Head, b: { field: Version | null, tag: Version | null }): Head {
+  return { field: maxVersion(a.field, b.field), tag: maxVersion(a.tag, b.tag), reset: a.reset }
+}
+
+function sameVersion (a: Version | null, b: Version | null): boolean {
+  return a === null || b === null ? a === b : compareVersions(a, b) === 0
+}
+
+function equalBytes (a: Uint8Array | null | undefined, b: Uint8Array | null | undefined): boolean {
+  if (a == null || b == null) return (a == null) === (b == null)
+  return Buffer.compare(a, b) === 0
+}
+
+/** The kind a part key names (its byte after the user key). */
+function kindOfPart (part: Buffer, key: Uint8Array): PartKind {
+  return part[partPrefix(key, null).byteLength] as PartKind
+}
+
+/** The values row of a key: kind byte ‖ payload (see view.ts), or null when it reads as absent. */
+function rowOf (reg: Register<Uint8Array> | null, head: Head | null): Buffer | null {
+  switch (partsKind(reg, head?.field ?? null, head?.tag ?? null)) {
+    case 'value': return Buffer.concat([Buffer.from([ROW_VALUE]), (reg as Register<Uint8Array>).value as Uint8Array])
+    case 'doc': return Buffer.concat([Buffer.from([ROW_DOC]), reg?.value ?? new Uint8Array(0)])
+    case 'set': return Buffer.from([ROW_SET])
+    default: return null
+  }
 }
 
 export class ViewCommit {
@@ -26,15 +102,109 @@ export class ViewCommit {
     return new Staged(this.digest)
   }
 
-  /** Stages one key's new slots and rendered value; true if the rendered value changed. */
-  stage (staged: Staged, key: Buffer, slots: Slot[]): boolean {
-    const before = this.view.getValueSync(key)
-    const after = render(mergeSlots(slots))
-    staged.ops.push(this.view.putSlots(key, slots))
-    if (before === undefined ? after === null : after !== null && before.equals(after)) return false
-    staged.ops.push(this.view.putValue(key, after))
-    staged.digest = replaceEntry(staged.digest, key, before, after)
-    return true
+  /**
+   * Stages one key's changed entries: its slots, parts, items, head and row. True if what the key
+   * reads as changed. A key is staged at most once per commit.
+   */
+  async stage (staged: Staged, ch: KeyChange): Promise<boolean> {
+    const view = this.view
+    const key = ch.key
+    const rec = view.getRecordSync(key)
+    let slots = rec.slots
+    for (const [id, entry] of ch.slots) slots = setSlot(slots, Buffer.from(id, 'hex'), entry)
+    const slotsChanged = ch.slots.size > 0
+
+    // the parts this change writes, with their new slots
+    const parts = new Map<string, { part: Buffer, kind: PartKind, slots: Slot[] }>()
+    const partRow = (part: Buffer, kind: PartKind): { part: Buffer, kind: PartKind, slots: Slot[] } => {
+      const id = part.toString('hex')
+      let p = parts.get(id)
+      if (p === undefined) parts.set(id, p = { part, kind, slots: view.getPartSync(part) })
+      return p
+    }
+    for (const [id, pc] of ch.parts) {
+      const p = partRow(Buffer.from(id, 'hex'), pc.kind)
+      for (const [w, entry] of pc.slots) p.slots = setSlot(p.slots, Buffer.from(w, 'hex'), entry)
+    }
+    // format-1 STATE slots that changed: what they say of each field and member is re-projected
+    const byWriter = (list: readonly Slot[], id: string): Slot | undefined => list.find((s) => Buffer.from(s.writer).toString('hex') === id)
+    if ([...ch.slots.keys()].some((id) => isState(byWriter(rec.slots, id)) || isState(byWriter(slots, id)))) {
+      const before = legacyParts(legacyState(rec.slots))
+      const after = legacyParts(legacyState(slots))
+      for (const name of new Set([...before.fields.keys(), ...after.fields.keys()])) {
+        const f = after.fields.get(name)
+        const p = partRow(partKey(key, FIELD_NS, Buffer.from(name)), FIELD_NS)
+        p.slots = setSlot(p.slots, LEGACY, f === undefined ? null : encodeField(f))
+      }
+      for (const c of new Set([...before.members.keys(), ...after.members.keys()])) {
+        const m = after.members.get(c)
+        const p = partRow(partKey(key, MEMBER_NS, Buffer.from(c)), MEMBER_NS)
+        p.slots = setSlot(p.slots, LEGACY, m === undefined || (m.adds.size === 0 && m.removed.size === 0) ? null : encodeMember(m))
+      }
+    }
+
+    // the register, decoded only when a whole-value entry changed or a row needs its value
+    let reg: Register<Uint8Array> | null | undefined = slotsChanged ? registerOf(slots) : undefined
+    const register = (): Register<Uint8Array> | null => reg === undefined ? (reg = registerOf(slots)) : reg
+    const hasParts = rec.head !== null || parts.size > 0
+    const reset: Version | null = slotsChanged || rec.head === null ? register() : rec.head.reset
+    let head: Head | null = rec.head
+    let changed = false
+    const item = (part: Buffer, before: Uint8Array | undefined, after: Uint8Array | null): void => {
+      if (equalBytes(before, after)) return
+      staged.ops.push(view.putItem(part, after))
+      if (before !== undefined) staged.digest = partDigest(staged.digest, part, before, -1)
+      if (after !== null) staged.digest = partDigest(staged.digest, part, after, 1)
+      changed = true
+    }
+    for (const p of parts.values()) staged.ops.push(view.putPart(p.part, p.slots))
+
+    if (hasParts && (ch.full || rec.head === null || !sameVersion(rec.head.reset, reset))) {
+      // every part of the key, re-rendered: its rows as they are now, with this change's laid over
+      const rows = new Map<string, { part: Buffer, kind: PartKind, slots: Slot[] }>()
+      if (rec.head !== null) {
+        for await (const [part, raw] of view.scan('parts', partPrefix(key, null))) {
+          rows.set(part.toString('hex'), { part, kind: kindOfPart(part, key), slots: decodeSlots(raw) })
+        }
+      }
+      for (const [id, p] of parts) rows.set(id, p)
+      const old = new Map<string, Uint8Array>()
+      if (rec.head !== null) for await (const [part, raw] of view.scan('items', partPrefix(key, null))) old.set(part.toString('hex'), raw)
+      let h: Head = { field: null, tag: null, reset }
+      let any = false
+      for (const [id, p] of rows) {
+        if (p.slots.length === 0) continue
+        any = true
+        h = joinHeads(h, partHead(p.kind, p.slots))
+        const after = partItem(p.kind, p.slots, reset)
+        item(p.part, old.get(id), after)
+        old.delete(id)
+      }
+      for (const [id, before] of old) item(Buffer.from(id, 'hex'), before, null)
+      head = any ? h : null
+    } else if (hasParts) {
+      let h: Head = { ...(rec.head as Head), reset }
+      for (const p of parts.values()) {
+        h = joinHeads(h, partHead(p.kind, p.slots))
+        item(p.part, view.getItemSync(p.part), partItem(p.kind, p.slots, reset))
+      }
+      head = h
+    }
+
+    // The key's row: recomputed when its register changed, or when its parts now make it read
+    // as another kind (with the register unchanged, a document's or set's row stays the same).
+    const before = view.getRow(key)
+    const kindBefore = before === undefined ? null : before[0] === ROW_DOC ? 'doc' : before[0] === ROW_SET ? 'set' : null
+    if (slotsChanged || ch.full || structuredKind(reset, head?.field ?? null, head?.tag ?? null) !== kindBefore) {
+      const after = rowOf(register(), head)
+      if (!equalBytes(before, after)) {
+        staged.ops.push(view.putValue(key, after))
+        staged.digest = replaceEntry(staged.digest, key, before, after)
+        changed = true
+      }
+    }
+    if (slotsChanged || head !== rec.head) staged.ops.push(view.putRecord(key, { slots, head }))
+    return changed
   }
 
   /**

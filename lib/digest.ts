@@ -1,5 +1,6 @@
 /**
- * The view digest: a homomorphic set hash. Each entry contributes sha256(len(key) ‖ key ‖ value),
+ * The view digest: a homomorphic set hash. Each values row contributes sha256(len(key) ‖ key ‖ row),
+ * and each item of a document or set one more term (see `partDigest`),
  * read as a 256-bit number; the digest is their sum modulo 2^256. Adding or removing one entry is
  * one addition or subtraction, so the fold keeps the digest current without a scan, and two views
  * with the same entries always share it, whatever order the entries arrived in.
@@ -21,6 +22,16 @@ export function replaceEntry (digest: bigint, key: Uint8Array, before: Uint8Arra
   let d = digest
   if (before != null) d -= entryDigest(key, before)
   if (after != null) d += entryDigest(key, after)
+  return ((d % MOD) + MOD) % MOD
+}
+
+/**
+ * The digest with one part's item added (`sign` 1) or removed (-1). An item contributes
+ * sha256(len(part) ‖ part ‖ 0x03 ‖ item): a values row starts with its kind byte (0, 1 or 2), so
+ * no item's input is ever a row's.
+ */
+export function partDigest (digest: bigint, part: Uint8Array, item: Uint8Array, sign: 1 | -1): bigint {
+  const d = digest + BigInt(sign) * entryDigest(part, Buffer.concat([Buffer.from([3]), item]))
   return ((d % MOD) + MOD) % MOD
 }
 

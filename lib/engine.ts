@@ -25,11 +25,11 @@ import { ADD_WRITER, REMOVE_WRITER, decodeEntry } from './entry.js'
 import type { WriteOp } from './entry-rule.js'
 import { closed, invalidArgument, keyMismatch } from './errors.js'
 import { Fold } from './fold.js'
-import { Inspection, type EntryVersion, type WriterChange } from './inspect.js'
+import { Inspection, type KeyEntryVersion, type WriterChange } from './inspect.js'
 import { live, type Member } from './membership.js'
 import { OwnWrites } from './own-writes.js'
 import type { KeyType, Stats, WriterInfo } from './types.js'
-import { ViewStore } from './view.js'
+import { VIEW_FORMAT, ViewStore } from './view.js'
 import { WriterLog } from './writer-log.js'
 import { digestFromBuffer } from './digest.js'
 import './hypercore-patch.js' // a lost length announcement in Hypercore's replicator: see the file
@@ -81,7 +81,7 @@ export class Engine extends EventEmitter {
    * Test hooks, unset in use. `runScan` sees whether a long fold step mostly adds new keys and
    * decides whether to read its blocks one by one instead of diffing the tree.
    */
-  readonly testHooks: { runScan?: (mostlyNewKeys: boolean) => boolean } = {}
+  readonly testHooks: { runScan?: (mostlyNewKeys: boolean) => boolean, format?: 1 | 2 } = {}
   key!: Buffer
   own!: WriterLog
   creator!: WriterLog
@@ -141,7 +141,8 @@ export class Engine extends EventEmitter {
       own: () => this.own,
       members,
       fold: async () => await this.folder.run(),
-      updated: () => this.emit('update')
+      updated: () => this.emit('update'),
+      format: () => this.testHooks.format ?? 2
     })
     this.inspection = new Inspection({ writers: this.writers, checkpoints: this.checkpoints, view: this.view, members, key: () => this.key })
   }
@@ -167,6 +168,7 @@ export class Engine extends EventEmitter {
     if (stored !== undefined && this.givenKey !== null && !stored.equals(this.givenKey)) {
       throw keyMismatch(stored.toString('hex'), this.givenKey.toString('hex'))
     }
+    await this.migrateView()
     for (const [id, len] of await this.view.readCheckpoints()) this.checkpoints.set(id, len)
     this.own = await this.openWriter(this.store.get({ name: 'meshbee-writer' }), true)
     this.key = this.givenKey ?? stored ?? this.own.key
@@ -180,6 +182,21 @@ export class Engine extends EventEmitter {
     if (last !== null) this.hlc.restore(last)
     if (stored === undefined) await this.view.write([this.view.putMeta('key', this.key)])
     await this.update()
+  }
+
+  /**
+   * A view written in another layout (an older release's) is emptied and folded anew from the
+   * logs: it is derived, the logs are the truth. The database key stays.
+   */
+  private async migrateView (): Promise<void> {
+    const format = await this.view.getMeta('format')
+    if (format !== undefined && format.byteLength === 1 && format[0] === VIEW_FORMAT) return
+    if ((await this.view.readCheckpoints()).size > 0) {
+      this.log.info({ from: format?.[0] ?? 1, to: VIEW_FORMAT }, 'the view has another layout: rebuilding it from the logs')
+      await this.view.clearDerived()
+    }
+    await this.view.write([this.view.putMeta('format', Buffer.from([VIEW_FORMAT]))])
+    await this.view.settle()
   }
 
   async close (): Promise<void> {
@@ -301,8 +318,8 @@ export class Engine extends EventEmitter {
     return this.inspection.kindOf(key)
   }
 
-  async versions (key: Uint8Array): Promise<EntryVersion[]> {
-    return this.inspection.versions(key)
+  async versions (key: Uint8Array): Promise<KeyEntryVersion[]> {
+    return await this.inspection.versions(key)
   }
 
   diff (writer: Uint8Array, from: number, to: number | undefined, since: Stamp | undefined): AsyncGenerator<WriterChange> {

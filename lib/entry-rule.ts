@@ -1,16 +1,20 @@
 /**
- * The rule that builds a writer's entry for one of its own writes (DESIGN: "an entry carries the
- * writer's whole contribution"). The fold reads only each writer's latest entry per key, so that
- * entry holds everything the writer has said about the key: its last whole-value write, every
- * document field it has set, its live set adds and every tag it has removed. Pure: no I/O.
+ * The rule that builds a writer's entries for one of its own writes (log format 2). A whole-value
+ * write is one entry under the key; a patch is one entry per field it writes; a set add or remove
+ * is one entry under the member, holding the writer's state of that member only: its newest add,
+ * and per adder the newest add it has removed. So an entry costs what the write changes, however
+ * large the document or set. Pure: no I/O.
  */
 import type { Stamp } from '../crdt/hlc.js'
 import type { Json } from '../crdt/json.js'
-import { normalize, type KeyState } from '../crdt/keystate.js'
-import { encodeState } from '../crdt/codec.js'
-import { tagId, tagsOf } from '../crdt/orset.js'
-import { DEL, MAX_VALUE_BYTES, PUT, STATE, type DataEntry } from './entry.js'
+import { EMPTY_MEMBER, addMember, removeMember, type MemberState } from '../crdt/orset.js'
+import { pack } from '../crdt/codec.js'
+import {
+  DEL, FIELD, FIELD_NS, MAX_NAME_BYTES, MAX_VALUE_BYTES, MEMBER, MEMBER_NS, PUT, dataKey, decodeEntry, memberName, memberState,
+  mergeMember, partBeeKey, type DataEntry, type EntrySlot, type PartKind
+} from './entry.js'
 import { tooLarge } from './errors.js'
+import { hex } from './keys.js'
 
 /** One own write, with its key and value already encoded. */
 export type WriteOp =
@@ -20,57 +24,67 @@ export type WriteOp =
   | { type: 'sadd', key: Uint8Array, member: Json }
   | { type: 'srem', key: Uint8Array, member: Json }
 
+/** One entry to append: its bee key, the part it writes (null: the whole value), the entry. */
+export interface Built {
+  readonly beeKey: Buffer
+  readonly part: { readonly kind: PartKind, readonly name: Buffer } | null
+  readonly entry: DataEntry
+}
+
 const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0
 
+function name (what: string, bytes: Buffer): Buffer {
+  if (bytes.byteLength > MAX_NAME_BYTES) throw tooLarge(what, bytes.byteLength, MAX_NAME_BYTES)
+  return bytes
+}
+
 /**
- * The entry `writer` appends for `op`, stamped `stamp`: its contribution so far (`own`, the key
- * state of its previous entry for the key, or EMPTY) with the op applied. `seen` is the merged
- * state of every writer's entry for the key, which a remove needs: it removes the tags of the
- * member that this peer has seen, whoever added them. A contribution that is one whole-value write
- * and nothing else is written as a plain PUT or DEL; anything else as its encoded state.
+ * The entries `writer` appends for `op`, stamped `stamp`. `slotsOf(kind, name)` gives a part's
+ * slots as this peer sees them now (every writer's latest entry for it, with this call's earlier
+ * writes): a set add continues the writer's own state of the member, and a remove removes every
+ * add of the member this peer has seen, whoever made it. A remove of a member with no add seen,
+ * or none this writer has not removed already, appends nothing.
  *
- * @throws MeshError `MESHBEE_TOO_LARGE` for a value over the size limit
+ * @throws MeshError `MESHBEE_TOO_LARGE` for a value, field name or member over its size limit
  */
-export function buildEntry (op: WriteOp, own: KeyState, seen: () => KeyState, writer: Uint8Array, stamp: Stamp): DataEntry {
-  let next: KeyState
+export function buildEntries (op: WriteOp, slotsOf: (kind: PartKind, name: Buffer) => readonly EntrySlot[], writer: Uint8Array, stamp: Stamp): Built[] {
   switch (op.type) {
     case 'put':
       if (op.value.byteLength > MAX_VALUE_BYTES) throw tooLarge('A value', op.value.byteLength, MAX_VALUE_BYTES)
-      next = { ...own, reg: { stamp, writer, value: op.value } }
-      break
+      return [{ beeKey: dataKey(op.key), part: null, entry: { type: PUT, stamp, value: op.value } }]
     case 'del':
-      next = { ...own, reg: { stamp, writer, value: null } }
-      break
-    case 'patch': {
-      const fields = new Map(own.fields)
-      for (const [name, value] of op.fields) fields.set(name, { stamp, writer, value: value === undefined ? null : [value] })
-      next = { ...own, fields }
-      break
-    }
-    case 'sadd': {
-      const adds = new Map(own.adds)
-      const tag = { stamp, writer }
-      adds.set(tagId(tag), { tag, member: op.member })
-      next = { ...own, adds }
-      break
-    }
+      return [{ beeKey: dataKey(op.key), part: null, entry: { type: DEL, stamp } }]
+    case 'patch':
+      return op.fields.map(([field, value]) => {
+        const n = name('A field name', Buffer.from(field))
+        if (value !== undefined) {
+          const size = pack([value]).byteLength
+          if (size > MAX_VALUE_BYTES) throw tooLarge('A field value', size, MAX_VALUE_BYTES)
+        }
+        return { beeKey: partBeeKey(FIELD_NS, op.key, n), part: { kind: FIELD_NS, name: n }, entry: { type: FIELD, stamp, value: value === undefined ? null : [value] } }
+      })
+    case 'sadd':
     case 'srem': {
-      const all = seen()
-      const adds = new Map(own.adds)
-      const removed = new Map(own.removed)
-      for (const tag of tagsOf(all.adds, all.removed, op.member)) {
-        const id = tagId(tag)
-        adds.delete(id)
-        removed.set(id, tag)
+      const n = name('A set member', memberName(op.member))
+      const slots = slotsOf(MEMBER_NS, n)
+      const mine = slots.find((s) => same(s.writer, writer))
+      const own: MemberState = mine === undefined ? EMPTY_MEMBER : memberState(decodeEntry(mine.entry) as DataEntry, writer)
+      let next: MemberState
+      if (op.type === 'sadd') next = addMember(own, hex(writer), stamp)
+      else {
+        next = removeMember(own, mergeMember(slots))
+        if (sameDots(next.removed, own.removed) && next.adds.size === own.adds.size) return []
       }
-      next = { ...own, adds, removed }
-      break
+      return [{ beeKey: partBeeKey(MEMBER_NS, op.key, n), part: { kind: MEMBER_NS, name: n }, entry: { type: MEMBER, stamp, state: next } }]
     }
   }
-  next = normalize(next)
-  const reg = next.reg
-  const plain = next.fields.size === 0 && next.adds.size === 0 && next.removed.size === 0 &&
-    reg !== null && reg.stamp === stamp && same(reg.writer, writer)
-  if (plain) return reg.value === null ? { type: DEL, stamp } : { type: PUT, stamp, value: reg.value }
-  return { type: STATE, stamp, state: encodeState(next) }
+}
+
+function sameDots (a: ReadonlyMap<string, Stamp>, b: ReadonlyMap<string, Stamp>): boolean {
+  if (a.size !== b.size) return false
+  for (const [w, s] of a) {
+    const t = b.get(w)
+    if (t === undefined || t.wall !== s.wall || t.counter !== s.counter) return false
+  }
+  return true
 }

@@ -3,35 +3,57 @@
  *
  * A writer log is a Hyperbee. Its keys are namespaced by the first byte:
  *
- *   'd' ‖ user key          → the writer's latest entry for that user key (PUT, DEL or STATE)
- *   'm' ‖ 'a' ‖ writer key  → ADD_WRITER of that writer
- *   'm' ‖ 'r' ‖ writer key  → REMOVE_WRITER of that writer
+ *   'd' ‖ user key                       → the writer's latest whole-value entry for the key
+ *                                          (PUT or DEL; a format-1 log's STATE)
+ *   'f' ‖ uint len ‖ user key ‖ name      → the writer's latest write of one document field
+ *                                          (FIELD; name in UTF-8)
+ *   'e' ‖ uint len ‖ user key ‖ member    → the writer's state of one set member (MEMBER; the
+ *                                          member as canonical JSON)
+ *   'm' ‖ 'a' ‖ writer key               → ADD_WRITER of that writer
+ *   'm' ‖ 'r' ‖ writer key               → REMOVE_WRITER of that writer
  *
- * An entry value (compact-encoding) starts with the format version, so the format can evolve:
+ * An entry value (compact-encoding) starts with the format version of its type, so the format
+ * can evolve:
  *
- *   uint version (=1) · uint type · uint wall · uint counter · payload
+ *   uint version · uint type · uint wall · uint counter · payload
  *
+ *   version 1
  *   PUT 1            buffer value
  *   DEL 2            (nothing)
  *   STATE 3          buffer msgpack KeyState: the writer's whole contribution to the key
- *                    (register, document fields, set tags) — see crdt/codec.ts
+ *                    (register, document fields, set tags) — see crdt/codec.ts; read, no longer written
  *   ADD_WRITER 10    fixed32 writer key
  *   REMOVE_WRITER 11 fixed32 writer key · uint length of its log the remover had seen
  *
- * Decoding is strict: trailing bytes, unknown versions or types, oversize payloads and keys whose
- * namespace does not match the type are all rejected. A rejected entry is skipped by every peer
- * alike, because the rule looks only at the bytes.
+ *   version 2
+ *   FIELD 4          buffer msgpack [json] (the field's value) or nil (the field deleted)
+ *   MEMBER 5         buffer msgpack member state (crdt/codec.ts): the writer's newest add of the
+ *                    member, and per adder the newest add of it the writer removed
+ *
+ * A type keeps the version it was introduced with while its shape stays the same, so a release
+ * that knows only version 1 still reads whole values and membership from a newer log. Decoding is
+ * strict: trailing bytes, unknown versions or types, a type under another version, oversize
+ * payloads and keys whose namespace does not match the type are all rejected. A rejected entry is
+ * skipped by every peer alike, because the rule looks only at the bytes (and the log's key).
  */
 import c from 'compact-encoding'
-import { decodeState, encodeState } from '../crdt/codec.js'
+import { decodeField, decodeMember, decodeState, encodeMember, encodeState, fieldValue, pack, unpack } from '../crdt/codec.js'
 import { type Stamp, stamp as mkStamp } from '../crdt/hlc.js'
+import { canonicalJson, isJson, type Json } from '../crdt/json.js'
 import { EMPTY, mergeAll, type KeyState } from '../crdt/keystate.js'
+import { mergeRegisters, type Register } from '../crdt/lww.js'
+import { type FieldValue } from '../crdt/lwwmap.js'
+import { EMPTY_MEMBER, mergeMembers, type MemberState } from '../crdt/orset.js'
+import { legacyParts, renderParts } from '../crdt/parts.js'
 
-export const FORMAT = 1
+/** The newest format version: what a log written now uses for the types it introduced. */
+export const FORMAT = 2
 
 export const PUT = 1
 export const DEL = 2
 export const STATE = 3
+export const FIELD = 4
+export const MEMBER = 5
 export const ADD_WRITER = 10
 export const REMOVE_WRITER = 11
 
@@ -39,8 +61,12 @@ export const REMOVE_WRITER = 11
 export const MAX_KEY_BYTES = 4096
 /** Largest value or encoded state, in bytes. */
 export const MAX_VALUE_BYTES = 4 * 1024 * 1024
+/** Largest document field name (UTF-8) or set member (canonical JSON), in bytes. */
+export const MAX_NAME_BYTES = 4096
 
 export const DATA = 0x64 // 'd'
+export const MEMBER_NS = 0x65 // 'e': set elements
+export const FIELD_NS = 0x66 // 'f'
 export const MEMBERSHIP = 0x6d // 'm'
 const ADD = 0x61 // 'a'
 const REMOVE = 0x72 // 'r'
@@ -49,6 +75,8 @@ export type DataEntry =
   | { type: typeof PUT, stamp: Stamp, value: Uint8Array }
   | { type: typeof DEL, stamp: Stamp }
   | { type: typeof STATE, stamp: Stamp, state: Uint8Array }
+  | { type: typeof FIELD, stamp: Stamp, value: FieldValue | null }
+  | { type: typeof MEMBER, stamp: Stamp, state: MemberState }
 
 export type MembershipEntry =
   | { type: typeof ADD_WRITER, stamp: Stamp, writer: Uint8Array }
@@ -88,8 +116,13 @@ function fixed32 (s: S, b: Uint8Array, m: Mode): void {
   else c.fixed32.encode(s, b)
 }
 
+/** The format version each type was introduced with. */
+function versionOf (type: number): number {
+  return type === FIELD || type === MEMBER ? 2 : 1
+}
+
 function header (s: S, e: Entry, m: Mode): void {
-  uint(s, FORMAT, m)
+  uint(s, versionOf(e.type), m)
   uint(s, e.type, m)
   uint(s, e.stamp.wall, m)
   uint(s, e.stamp.counter, m)
@@ -100,6 +133,8 @@ function payload (s: S, e: Entry, m: Mode): void {
     case PUT: bytes(s, e.value, m); break
     case DEL: break
     case STATE: bytes(s, e.state, m); break
+    case FIELD: bytes(s, pack(e.value === null ? null : [e.value[0]]), m); break
+    case MEMBER: bytes(s, encodeMember(e.state), m); break
     case ADD_WRITER: fixed32(s, e.writer, m); break
     case REMOVE_WRITER: fixed32(s, e.writer, m); uint(s, e.length, m); break
   }
@@ -115,8 +150,9 @@ export function decodeEntry (buf: Uint8Array): Entry {
   let e: Entry
   try {
     const version = c.uint.decode(s)
-    if (version !== FORMAT) bad('unknown format version ' + version)
+    if (version !== 1 && version !== 2) bad('unknown format version ' + version)
     const type = c.uint.decode(s)
+    if (versionOf(type) !== version) bad(`type ${type} under format version ${version}`)
     const wall = c.uint.decode(s)
     const counter = c.uint.decode(s)
     if (!Number.isSafeInteger(wall) || counter > 0xffffffff) bad('stamp out of range')
@@ -125,6 +161,8 @@ export function decodeEntry (buf: Uint8Array): Entry {
       case PUT: e = { type, stamp: st, value: c.buffer.decode(s) ?? Buffer.alloc(0) }; break
       case DEL: e = { type, stamp: st }; break
       case STATE: e = { type, stamp: st, state: c.buffer.decode(s) ?? Buffer.alloc(0) }; break
+      case FIELD: e = { type, stamp: st, value: fieldValue(unpack(c.buffer.decode(s) ?? Buffer.alloc(0))) }; break
+      case MEMBER: e = { type, stamp: st, state: decodeMember(c.buffer.decode(s) ?? Buffer.alloc(0)) }; break
       case ADD_WRITER: e = { type, stamp: st, writer: c.fixed32.decode(s) }; break
       case REMOVE_WRITER: {
         const writer = c.fixed32.decode(s)
@@ -143,6 +181,7 @@ export function decodeEntry (buf: Uint8Array): Entry {
   if ((e.type === PUT && e.value.byteLength > MAX_VALUE_BYTES) || (e.type === STATE && e.state.byteLength > MAX_VALUE_BYTES)) {
     bad('oversize value')
   }
+  if ((e.type === FIELD || e.type === MEMBER) && buf.byteLength > MAX_VALUE_BYTES + 64) bad('oversize value')
   return e
 }
 
@@ -161,15 +200,82 @@ export function membershipKey (type: typeof ADD_WRITER | typeof REMOVE_WRITER, w
   return out
 }
 
-export const DATA_RANGE = { gte: Buffer.from([DATA]), lt: Buffer.from([DATA + 1]) }
+/** Every data entry: whole values ('d'), set members ('e') and document fields ('f'). */
+export const DATA_RANGE = { gte: Buffer.from([DATA]), lt: Buffer.from([FIELD_NS + 1]) }
 export const MEMBERSHIP_RANGE = { gte: Buffer.from([MEMBERSHIP]), lt: Buffer.from([MEMBERSHIP + 1]) }
 
-/** A data entry under a bee key, validated as a whole: the user key and the entry must both be sane. */
+/** Which part of a key a data entry is about: the whole value, a document field or a set member. */
+export type PartKind = typeof FIELD_NS | typeof MEMBER_NS
+
+/** A data bee key, parsed: the user key, and for a field or member entry its kind and name. */
+export interface DataKey {
+  key: Buffer
+  part: { kind: PartKind, name: Buffer } | null
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+function asBuffer (b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+}
+
+/** The bee key of a field ('f') or member ('e') of `key`; `name` is the UTF-8 name or canonical JSON. */
+export function partBeeKey (kind: PartKind, key: Uint8Array, name: Uint8Array): Buffer {
+  const len = c.encode(c.uint, key.byteLength)
+  return Buffer.concat([Buffer.from([kind]), len, key, name])
+}
+
+/**
+ * Parses a data bee key. Throws EntryError for one that is not well-formed: an oversize key or
+ * name, a length prefix that does not fit, a field name that is not UTF-8, a member that is not
+ * canonical JSON.
+ */
+export function parseDataKey (beeKey: Uint8Array): DataKey {
+  const b = asBuffer(beeKey)
+  if (b.byteLength < 1) bad('empty key')
+  const ns = b[0]
+  if (ns === DATA) {
+    if (b.byteLength - 1 > MAX_KEY_BYTES) bad('oversize key')
+    return { key: b.subarray(1), part: null }
+  }
+  if (ns !== FIELD_NS && ns !== MEMBER_NS) bad('not a data key')
+  const s = { start: 1, end: b.byteLength, buffer: b }
+  let len: number
+  try {
+    len = c.uint.decode(s)
+  } catch {
+    bad('part key length')
+  }
+  if (len > MAX_KEY_BYTES) bad('oversize key')
+  if (s.start + len > b.byteLength) bad('part key length')
+  const key = b.subarray(s.start, s.start + len)
+  const name = b.subarray(s.start + len)
+  if (name.byteLength > MAX_NAME_BYTES) bad('oversize name')
+  let text: string
+  try {
+    text = utf8.decode(name)
+  } catch {
+    bad('name not UTF-8')
+  }
+  if (ns === MEMBER_NS) {
+    let member: unknown
+    try {
+      member = JSON.parse(text)
+    } catch {
+      bad('member not JSON')
+    }
+    if (!isJson(member) || canonicalJson(member) !== text) bad('member not canonical JSON')
+  }
+  return { key, part: { kind: ns, name } }
+}
+
+/** A data entry under a bee key, validated as a whole: the key and the entry must both be sane and agree. */
 export function decodeData (beeKey: Uint8Array, value: Uint8Array): DataEntry {
-  if (beeKey.byteLength - 1 > MAX_KEY_BYTES) bad('oversize key')
+  const { part } = parseDataKey(beeKey)
   const e = decodeEntry(value)
-  if (e.type !== PUT && e.type !== DEL && e.type !== STATE) bad('membership entry under a data key')
-  return e
+  const want = part === null ? 'whole' : part.kind === FIELD_NS ? FIELD : MEMBER
+  if (want === 'whole' ? (e.type !== PUT && e.type !== DEL && e.type !== STATE) : e.type !== want) bad('entry type does not match its key')
+  return e as DataEntry
 }
 
 /** A membership entry under a bee key; the key must name the same writer as the entry. */
@@ -181,9 +287,11 @@ export function decodeMembership (beeKey: Uint8Array, value: Uint8Array): Member
   return e
 }
 
-/** The writer's contribution to a key, as a key state. A STATE payload is decoded strictly. */
+/** The writer's contribution to a key's whole value, as a key state. A STATE payload is decoded strictly. */
 export function slotState (e: DataEntry, writer: Uint8Array): KeyState {
   switch (e.type) {
+    case FIELD:
+    case MEMBER: bad('a part entry is not a whole-value entry')
     case PUT: return { ...EMPTY, reg: { stamp: e.stamp, writer, value: e.value } }
     case DEL: return { ...EMPTY, reg: { stamp: e.stamp, writer, value: null } }
     case STATE: {
@@ -206,4 +314,100 @@ export function mergeSlots (slots: ReadonlyArray<{ readonly writer: Uint8Array, 
   return mergeAll(slots.map((s) => slotState(decodeEntry(s.entry) as DataEntry, s.writer)))
 }
 
+/** A field entry's register: the writer's latest write of the field. */
+export function fieldState (e: DataEntry, writer: Uint8Array): Register<FieldValue> {
+  if (e.type !== FIELD) bad('not a field entry')
+  return { stamp: e.stamp, writer, value: e.value }
+}
+
+/**
+ * A member entry's state. Its adds may only be the writer's own (an add names its adder): the
+ * rule depends on the bytes and the log's key, so every peer skips the same entries.
+ */
+export function memberState (e: DataEntry, writer: Uint8Array): MemberState {
+  if (e.type !== MEMBER) bad('not a member entry')
+  const own = asBuffer(writer).toString('hex')
+  for (const w of e.state.adds.keys()) if (w !== own) bad('an add by another writer')
+  return e.state
+}
+
+/** A member's bytes in its key: its canonical JSON, in UTF-8. */
+export function memberName (member: Json): Buffer {
+  return Buffer.from(canonicalJson(member))
+}
+
+/** One writer's latest entry for a key or a part (the view keeps them: view.ts `Slot`). */
+export interface EntrySlot { readonly writer: Uint8Array, readonly entry: Uint8Array }
+
+/**
+ * The writer key of the slot that holds what format-1 STATE entries say of a part: their merged
+ * state, encoded by crdt/codec.ts (`encodeField`, `encodeMember`) rather than as an entry.
+ */
+export const LEGACY = new Uint8Array(0)
+
+/** The register a slot's whole-value entry holds (entries in the view were validated when folded). */
+function slotRegister (s: EntrySlot): Register<Uint8Array> | null {
+  const e = decodeEntry(s.entry) as DataEntry
+  switch (e.type) {
+    case PUT: return { stamp: e.stamp, writer: s.writer, value: e.value }
+    case DEL: return { stamp: e.stamp, writer: s.writer, value: null }
+    case STATE: return decodeState(e.state).reg
+    default: return null
+  }
+}
+
+/** The merged register of a key's whole-value slots. */
+export function registerOf (slots: readonly EntrySlot[]): Register<Uint8Array> | null {
+  let reg: Register<Uint8Array> | null = null
+  for (const s of slots) reg = mergeRegisters(reg, slotRegister(s))
+  return reg
+}
+
+export function isState (s: EntrySlot | undefined): boolean {
+  return s !== undefined && (decodeEntry(s.entry) as DataEntry).type === STATE
+}
+
+/** The merged state of the format-1 STATE entries among a key's slots. */
+export function legacyState (slots: readonly EntrySlot[]): KeyState {
+  return mergeAll(slots.filter((s) => isState(s)).map((s) => decodeState((decodeEntry(s.entry) as { state: Uint8Array }).state)))
+}
+
+/** A field's merged register from its slots. */
+export function mergeField (slots: readonly EntrySlot[]): Register<FieldValue> | null {
+  let reg: Register<FieldValue> | null = null
+  for (const s of slots) reg = mergeRegisters(reg, s.writer.byteLength === 0 ? decodeField(s.entry) : fieldState(decodeEntry(s.entry) as DataEntry, s.writer))
+  return reg
+}
+
+/** A member's merged state from its slots. */
+export function mergeMember (slots: readonly EntrySlot[]): MemberState {
+  let m = EMPTY_MEMBER
+  for (const s of slots) m = mergeMembers(m, s.writer.byteLength === 0 ? decodeMember(s.entry) : memberState(decodeEntry(s.entry) as DataEntry, s.writer))
+  return m
+}
+
 export { encodeState }
+
+/** One part's entries: every writer's latest entry for one document field or set member. */
+export interface PartSlots { readonly kind: PartKind, readonly name: Uint8Array, readonly slots: readonly EntrySlot[] }
+
+/**
+ * What a key reads as, from all of its entries at once: its whole-value slots and its parts.
+ * Inspection reads keys this way (`checkout`, `versions`); the view renders the same part by part.
+ */
+export function renderKey (whole: readonly EntrySlot[], parts: Iterable<PartSlots>): Uint8Array | null {
+  const legacy = legacyParts(legacyState(whole))
+  const fields = new Map(legacy.fields)
+  const members = new Map(legacy.members)
+  for (const p of parts) {
+    if (p.kind === FIELD_NS) {
+      const name = asBuffer(p.name).toString('utf8')
+      const f = mergeRegisters(fields.get(name) ?? null, mergeField(p.slots))
+      if (f !== null) fields.set(name, f)
+    } else {
+      const name = asBuffer(p.name).toString('utf8')
+      members.set(name, mergeMembers(members.get(name) ?? EMPTY_MEMBER, mergeMember(p.slots)))
+    }
+  }
+  return renderParts({ reg: registerOf(whole), fields, members })
+}

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'MESHBEE_CLOSED'
   | 'MESHBEE_STORAGE'
   | 'MESHBEE_CLOCK_BEHIND'
+  | 'MESHBEE_NOT_SYNC'
 
 /**
  * An error meshbee raises on purpose at run time (storage, membership, a closed database...).
@@ -87,6 +88,9 @@ export const viewRefused = (err: unknown): MeshError =>
 
 export const invalidCuts = (what: string): MeshTypeError =>
   new MeshTypeError('MESHBEE_INVALID_CUTS', what)
+
+export const notSync = (): MeshError =>
+  new MeshError('MESHBEE_NOT_SYNC', 'The key holds a document or a set, which is assembled from its fields or members: read it with get(), not getSync()')
 
 /** An error with one of abstract-level's own codes, as abstract-level makes them. */
 export function levelError (code: 'LEVEL_READONLY' | 'LEVEL_DATABASE_NOT_OPEN', message: string): Error & { code: string } {

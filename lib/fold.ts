@@ -8,10 +8,11 @@ import type { Logger } from 'pino'
 import type { HLC, Stamp } from '../crdt/hlc.js'
 import type { CatchUp } from './catchup.js'
 import type { ViewCommit } from './commit.js'
-import { DATA_RANGE, MEMBERSHIP_RANGE, decodeData, decodeMembership, slotState } from './entry.js'
+import { keyChange, type KeyChange } from './commit.js'
+import { DATA_RANGE, FIELD, MEMBERSHIP_RANGE, MEMBER, decodeData, decodeMembership, fieldState, memberState, parseDataKey, slotState } from './entry.js'
 import { live, resolveMembers, type Member } from './membership.js'
 import type { Stats } from './types.js'
-import { setSlot, type ViewStore } from './view.js'
+import { partKey, type ViewStore } from './view.js'
 import type { WriterLog } from './writer-log.js'
 
 /** A fold commits once this many keys are staged, at the end of a writer's diff (see `foldOnce`). */
@@ -183,21 +184,21 @@ export class Fold {
     stats.folds++
     await this.refreshMembership()
     for (const [id, c] of this.h.catchUps) c.maybeFetch(checkpoints.get(id) ?? 0, live(this.members.get(id)))
-    const changed = new Map<string, { key: Buffer, slots: Map<string, Uint8Array | null> }>()
+    const changed = new Map<string, KeyChange>()
+    let entries = 0
     const done = new Map<string, number>()
     let viewChanged = false
     const flush = async (): Promise<void> => {
       const staged = commit.begin()
-      for (const { key, slots: updates } of changed.values()) {
-        let slots = view.getSlotsSync(key)
-        for (const [id, entry] of updates) slots = setSlot(slots, Buffer.from(id, 'hex'), entry)
-        if (commit.stage(staged, key, slots)) viewChanged = true
+      for (const ch of changed.values()) {
+        if (await commit.stage(staged, ch)) viewChanged = true
         stats.keysMerged++
       }
       for (const [id, len] of done) staged.ops.push(view.putCheckpoint(Buffer.from(id, 'hex'), len))
       await commit.commit(staged, this.h.hlc.last)
       for (const [id, len] of done) checkpoints.set(id, len)
       changed.clear()
+      entries = 0
       done.clear()
     }
     const steps: Array<{ w: WriterLog, from: number, to: number }> = []
@@ -211,22 +212,39 @@ export class Fold {
     // a reader could see the removal counted and the removed writer's later entries still in.
     const chunked = steps.every(({ from, to }) => to > from)
     for (const { w, from, to } of steps) {
-      const found: Array<{ key: Buffer, entry: Uint8Array | null }> = []
+      const found: Array<{ beeKey: Buffer, seq: number, entry: Uint8Array | null }> = []
       const outcome = await readLog(w, from, to, async () => {
         for (const c of await w.changedKeys(from, to, DATA_RANGE)) {
-          found.push({ key: c.key.subarray(1), entry: c.value === null ? null : this.validate(w, c.seq, c.key, c.value) })
+          found.push({ beeKey: c.key, seq: c.seq, entry: c.value === null ? null : this.validate(w, c.seq, c.key, c.value) })
         }
       }, this.h.closing)
       if (!this.settle(w, from, to, outcome)) continue
-      for (const { key, entry } of found) {
-        const kid = key.toString('hex')
+      for (const { beeKey, seq, entry } of found) {
+        let dk
+        try {
+          dk = parseDataKey(beeKey)
+        } catch (err) {
+          // a key no entry can be valid under: nothing of it ever counts (a removed entry too)
+          if (entry !== null) this.skip(w, seq, err)
+          continue
+        }
+        const kid = dk.key.toString('hex')
         let c = changed.get(kid)
-        if (c === undefined) changed.set(kid, c = { key, slots: new Map() })
-        c.slots.set(w.id, entry)
+        if (c === undefined) changed.set(kid, c = keyChange(Buffer.from(dk.key)))
+        if (to < from) c.full = true
+        if (dk.part === null) c.slots.set(w.id, entry)
+        else {
+          const part = partKey(dk.key, dk.part.kind, dk.part.name)
+          const pid = part.toString('hex')
+          let pc = c.parts.get(pid)
+          if (pc === undefined) c.parts.set(pid, pc = { kind: dk.part.kind, name: Buffer.from(dk.part.name), slots: new Map() })
+          pc.slots.set(w.id, entry)
+        }
+        entries++
         stats.diffEntries++
       }
       done.set(w.id, to)
-      if (chunked && changed.size >= FOLD_CHUNK) await flush()
+      if (chunked && entries >= FOLD_CHUNK) await flush()
     }
     if (changed.size > 0 || done.size > 0) await flush()
     if (viewChanged) this.h.emit('update')
@@ -238,7 +256,9 @@ export class Fold {
     let stamp: Stamp
     try {
       const e = decodeData(beeKey, value)
-      slotState(e, w.key)
+      if (e.type === FIELD) fieldState(e, w.key)
+      else if (e.type === MEMBER) memberState(e, w.key)
+      else slotState(e, w.key)
       stamp = e.stamp
     } catch (err) {
       this.skip(w, seq, err)

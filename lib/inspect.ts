@@ -3,29 +3,40 @@
  * key's value, a writer's changes between two lengths of its log, and the view at past cuts. It
  * reads the logs and the view and changes nothing.
  */
-import { compareVersions, type Stamp } from '../crdt/hlc.js'
-import { kind, render } from '../crdt/keystate.js'
-import { DATA_RANGE, DEL, PUT, decodeData, decodeEntry, mergeSlots, slotState, type DataEntry } from './entry.js'
+import { compareStamps, compareVersions, type Stamp } from '../crdt/hlc.js'
+import { canonicalJson, type Json } from '../crdt/json.js'
+import { render } from '../crdt/keystate.js'
+import {
+  DATA_RANGE, DEL, FIELD, FIELD_NS, MEMBER, PUT, decodeData, decodeEntry, memberState, parseDataKey, renderKey, slotState,
+  type DataEntry, type DataKey, type EntrySlot, type PartKind, type PartSlots
+} from './entry.js'
 import { unknownWriter } from './errors.js'
 import { buf } from './keys.js'
 import { resolveMembers, type Member, type MembershipRecord } from './membership.js'
 import type { KeyType, WriterInfo } from './types.js'
-import type { Slot, ViewStore } from './view.js'
+import { ROW_DOC, ROW_SET, decodeSlots, partPrefix, type Slot, type ViewStore } from './view.js'
 import { FETCH_TIMEOUT, type WriterLog } from './writer-log.js'
 
 /** One writer's latest entry for a key. `value` is what that writer alone says the key holds. */
 export interface EntryVersion {
   writer: Buffer
   stamp: Stamp
-  type: 'put' | 'del' | 'state'
+  type: 'put' | 'del' | 'state' | 'field' | 'member'
   value: Buffer | null
 }
 
-/** One key's change in a writer's log between two lengths (see `Inspection.writerChanges`). */
+/** A writer's say on a whole key (`versions`): a whole-value entry, or all its entries for the key together. */
+export type KeyEntryVersion = EntryVersion & { type: 'put' | 'del' | 'state' }
+
+/** One entry's change in a writer's log between two lengths (see `Inspection.writerChanges`). */
 export interface WriterChange {
   key: Buffer
-  /** 'put'/'del'/'state': the writer's new entry; 'gone': it has no entry for the key at `to`. */
-  type: 'put' | 'del' | 'state' | 'gone'
+  /** The document field the entry is about, if it is a field entry. */
+  field?: string
+  /** The set member the entry is about, if it is a member entry. */
+  member?: Json
+  /** 'put'/'del'/'state'/'field'/'member': the writer's new entry; 'gone': it has no entry for it at `to`. */
+  type: 'put' | 'del' | 'state' | 'field' | 'member' | 'gone'
   value: Buffer | null
   previous: Buffer | null
   stamp: Stamp | null
@@ -67,15 +78,51 @@ export class Inspection {
 
   /** What `key` holds in the view: a whole value, a document, a set, or nothing. */
   kindOf (key: Uint8Array): KeyType | undefined {
-    const k = kind(mergeSlots(this.s.view.getSlotsSync(key)))
-    return k === 'none' ? undefined : k
+    const row = this.s.view.getRow(key)
+    if (row === undefined) return undefined
+    return row[0] === ROW_DOC ? 'doc' : row[0] === ROW_SET ? 'set' : 'value'
   }
 
-  /** Every member's latest entry for `key` at its cut, the winner (greatest version) first. */
-  versions (key: Uint8Array): EntryVersion[] {
-    const slots = this.s.view.getSlotsSync(key)
-    return slots.map((s) => describeEntry(decodeEntry(s.entry) as DataEntry, s.writer))
-      .sort((a, b) => compareVersions({ stamp: b.stamp, writer: b.writer }, { stamp: a.stamp, writer: a.writer }))
+  /**
+   * Every member's latest say on `key` at its cut, the winner (greatest version) first: its
+   * whole-value entry, or, for a writer that also wrote fields or members of the key, what all of
+   * its entries for the key say together (type 'state', stamped with the newest of them).
+   */
+  async versions (key: Uint8Array): Promise<KeyEntryVersion[]> {
+    const { view } = this.s
+    const byWriter = new Map<string, { whole: Slot | null, parts: PartSlots[], newest: Stamp | null }>()
+    const of = (w: Uint8Array): { whole: Slot | null, parts: PartSlots[], newest: Stamp | null } => {
+      const id = buf(w).toString('hex')
+      let e = byWriter.get(id)
+      if (e === undefined) byWriter.set(id, e = { whole: null, parts: [], newest: null })
+      return e
+    }
+    const newer = (a: Stamp | null, b: Stamp): Stamp => a === null || compareStamps(b, a) > 0 ? b : a
+    for (const s of view.getSlotsSync(key)) {
+      const e = of(s.writer)
+      e.whole = s
+      e.newest = newer(e.newest, decodeEntry(s.entry).stamp)
+    }
+    const at = partPrefix(key, null).byteLength
+    for await (const [part, raw] of view.scan('parts', partPrefix(key, null))) {
+      for (const s of decodeSlots(raw)) {
+        if (s.writer.byteLength === 0) continue // what format-1 STATE entries say: in their writers' whole-value slots
+        const e = of(s.writer)
+        e.parts.push({ kind: part[at] as PartKind, name: part.subarray(at + 1), slots: [s] })
+        e.newest = newer(e.newest, decodeEntry(s.entry).stamp)
+      }
+    }
+    const out: KeyEntryVersion[] = []
+    for (const [id, e] of byWriter) {
+      const writer = Buffer.from(id, 'hex')
+      if (e.parts.length === 0 && e.whole !== null) {
+        out.push(describeEntry(decodeEntry(e.whole.entry) as DataEntry, writer) as KeyEntryVersion)
+        continue
+      }
+      const v = renderKey(e.whole === null ? [] : [e.whole], e.parts)
+      out.push({ writer, stamp: e.newest as Stamp, type: 'state', value: v === null ? null : buf(v) })
+    }
+    return out.sort((a, b) => compareVersions({ stamp: b.stamp, writer: b.writer }, { stamp: a.stamp, writer: a.writer }))
   }
 
   /** The data entries of a writer's log that differ between two lengths, one per key. */
@@ -93,10 +140,20 @@ export class Inspection {
     try {
       for await (const { left, right } of snap.createDiffStream(start, DATA_RANGE, { timeout: FETCH_TIMEOUT })) {
         const node = left ?? right as NonNullable<typeof right>
+        let dk: DataKey
+        try {
+          dk = parseDataKey(node.key)
+        } catch {
+          continue
+        }
         const now = left === null ? null : safeDescribe(left.key, left.value, w.key)
         const before = right === null ? null : safeDescribe(right.key, right.value, w.key)
+        const part = dk.part === null
+          ? {}
+          : dk.part.kind === FIELD_NS ? { field: dk.part.name.toString('utf8') } : { member: JSON.parse(dk.part.name.toString('utf8')) as Json }
         yield {
-          key: node.key.subarray(1),
+          key: buf(dk.key),
+          ...part,
           type: now === null ? 'gone' : now.type,
           value: now?.value ?? null,
           previous: before?.value ?? null,
@@ -121,7 +178,7 @@ export class Inspection {
       for (const r of w.records.values()) if (r.seq < len) records.push(r)
     }
     const members = resolveMembers(this.s.key(), records)
-    const slots = new Map<string, { key: Buffer, slots: Slot[] }>()
+    const keys = new Map<string, { key: Buffer, whole: EntrySlot[], parts: Map<string, { kind: PartKind, name: Buffer, slots: EntrySlot[] }> }>()
     for (const [id, m] of members) {
       const w = this.s.writers.get(id)
       if (w === undefined) continue
@@ -130,37 +187,54 @@ export class Inspection {
       const snap = w.bee.checkout(len)
       try {
         for await (const node of snap.createReadStream(DATA_RANGE, { timeout: FETCH_TIMEOUT })) {
-          let ok = true
+          let dk: DataKey
           try {
-            slotState(decodeData(node.key, node.value), w.key)
+            dk = parseDataKey(node.key)
+            describeEntry(decodeData(node.key, node.value), w.key)
           } catch {
-            ok = false
+            continue
           }
-          if (!ok) continue
-          const key = node.key.subarray(1)
-          const kid = key.toString('hex')
-          let e = slots.get(kid)
-          if (e === undefined) slots.set(kid, e = { key, slots: [] })
-          e.slots.push({ writer: w.key, entry: node.value })
+          const kid = dk.key.toString('hex')
+          let e = keys.get(kid)
+          if (e === undefined) keys.set(kid, e = { key: buf(dk.key), whole: [], parts: new Map() })
+          const slot = { writer: w.key, entry: node.value }
+          if (dk.part === null) {
+            e.whole.push(slot)
+            continue
+          }
+          const pid = dk.part.name.toString('hex') + dk.part.kind
+          let p = e.parts.get(pid)
+          if (p === undefined) e.parts.set(pid, p = { kind: dk.part.kind, name: dk.part.name, slots: [] })
+          p.slots.push(slot)
         }
       } finally {
         await snap.close()
       }
     }
     const out: Array<[Buffer, Buffer]> = []
-    for (const { key, slots: list } of slots.values()) {
-      const v = render(mergeSlots(list))
+    for (const { key, whole, parts } of keys.values()) {
+      const v = renderKey(whole, parts.values())
       if (v !== null) out.push([key, buf(v)])
     }
     return out.sort((a, b) => Buffer.compare(a[0], b[0]))
   }
 }
 
+/**
+ * What one entry says, validated as the fold validates it. A field entry: the field's value as
+ * JSON (null: deleted); a member entry: the member as JSON while the writer's own add of it is live
+ * in its state, else null (it removed it).
+ */
 function describeEntry (e: DataEntry, writer: Uint8Array): EntryVersion {
   const w = buf(writer)
   switch (e.type) {
     case PUT: return { writer: w, stamp: e.stamp, type: 'put', value: buf(e.value) }
     case DEL: return { writer: w, stamp: e.stamp, type: 'del', value: null }
+    case FIELD: return { writer: w, stamp: e.stamp, type: 'field', value: e.value === null ? null : Buffer.from(canonicalJson(e.value[0])) }
+    case MEMBER: {
+      memberState(e, writer)
+      return { writer: w, stamp: e.stamp, type: 'member', value: e.state.adds.has(w.toString('hex')) ? Buffer.alloc(0) : null }
+    }
     default: {
       const v = render(slotState(e, writer))
       return { writer: w, stamp: e.stamp, type: 'state', value: v === null ? null : buf(v) }
@@ -170,7 +244,10 @@ function describeEntry (e: DataEntry, writer: Uint8Array): EntryVersion {
 
 function safeDescribe (beeKey: Uint8Array, value: Uint8Array, writer: Uint8Array): EntryVersion | null {
   try {
-    return describeEntry(decodeData(beeKey, value), writer)
+    const d = describeEntry(decodeData(beeKey, value), writer)
+    // a member entry's value is the member itself, from its key
+    if (d.type === 'member' && d.value !== null) d.value = parseDataKey(beeKey).part?.name ?? null
+    return d
   } catch {
     return null
   }

@@ -9,11 +9,28 @@ import { isStamp, type Stamp } from '../crdt/hlc.js'
 import { MeshLevel } from './adapter.js'
 import { Checkout, normalizeCuts } from './checkout.js'
 import { digestToBuffer } from './digest.js'
-import { ADD_WRITER, REMOVE_WRITER } from './entry.js'
+import { ADD_WRITER, MEMBER_NS, REMOVE_WRITER, memberName } from './entry.js'
 import { invalidArgument } from './errors.js'
 import { toKey } from './keys.js'
 import type { WriteOp } from './entry-rule.js'
-import type { CorestoreLike, Cuts, DiffChange, KeyType, KeyVersion, MeshDBOptions, Stats, SwarmOptions, WriteOperation, WriterInfo } from './types.js'
+import type { CorestoreLike, Cuts, DiffChange, KeyType, KeyVersion, MembersRange, MeshDBOptions, Stats, SwarmOptions, WriteOperation, WriterInfo } from './types.js'
+import { ROW_SET, partKey, partPrefix, type ScanRange } from './view.js'
+
+/** A range of members as `view.scan` takes it: the part keys of the members at the bounds. */
+function membersRange (key: Buffer, opts: MembersRange): ScanRange {
+  if (opts === null || typeof opts !== 'object') throw invalidArgument('smembers options must be an object')
+  const out: ScanRange = { reverse: opts.reverse === true }
+  for (const name of ['gt', 'gte', 'lt', 'lte'] as const) {
+    const v = opts[name]
+    if (v === undefined) continue
+    if (!isJson(v)) throw invalidArgument(`smembers ${name} must be JSON`)
+    out[name] = partKey(key, MEMBER_NS, memberName(v))
+  }
+  const { limit } = opts
+  if (limit !== undefined && limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 0)) throw invalidArgument('smembers limit must be a non-negative integer')
+  if (limit !== undefined && limit !== Infinity) out.limit = limit
+  return out
+}
 
 type Bytes = Buffer
 
@@ -167,21 +184,39 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
   }
 
   /**
-   * The sorted members of the set at `key` (`[]` when the key holds no set).
+   * The members of the set at `key` in order (`[]` when the key holds no set), each read from its
+   * own row: a range of a large set costs the range, not the set. Members are ordered by the UTF-8
+   * bytes of their canonical JSON (object keys sorted), as `get` lists them.
    *
+   * @param opts - `gt`/`gte`/`lt`/`lte` bound the members (JSON values, compared in that order);
+   *   `limit` caps how many come back; `reverse` reads from the end
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a bound that is not JSON or a bad limit
    * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
-  async smembers (key: K): Promise<Json[]> {
+  async smembers (key: K, opts: MembersRange = {}): Promise<Json[]> {
     const k = this.encodeKey(key)
+    const range = membersRange(k, opts)
     await this.opened()
-    const raw = this.engine.view.getValueSync(k)
-    if (raw === undefined) return []
-    try {
-      const v: unknown = JSON.parse(raw.toString('utf8'))
-      return Array.isArray(v) ? v as Json[] : []
-    } catch {
-      return []
-    }
+    const view = this.engine.view
+    if (view.getRow(k)?.[0] !== ROW_SET) return []
+    const at = partPrefix(k, MEMBER_NS).byteLength
+    const out: Json[] = []
+    for await (const [part] of view.scan('items', partPrefix(k, MEMBER_NS), undefined, range)) out.push(JSON.parse(part.subarray(at).toString('utf8')) as Json)
+    return out
+  }
+
+  /**
+   * Whether `member` is in the set at `key` (false when the key holds no set). Reads one row.
+   *
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `member` is not JSON
+   * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
+   */
+  async sismember (key: K, member: Json): Promise<boolean> {
+    const k = this.encodeKey(key)
+    if (!isJson(member)) throw invalidArgument('member must be JSON')
+    await this.opened()
+    const view = this.engine.view
+    return view.getRow(k)?.[0] === ROW_SET && view.getItemSync(partKey(k, MEMBER_NS, memberName(member))) !== undefined
   }
 
   /**

@@ -6,12 +6,14 @@ import type { Logger } from 'pino'
 import { compareStamps, type HLC, type Stamp } from '../crdt/hlc.js'
 import { EMPTY } from '../crdt/keystate.js'
 import type { ViewCommit } from './commit.js'
-import { ADD_WRITER, MAX_KEY_BYTES, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, slotState, type DataEntry } from './entry.js'
-import { buildEntry, type WriteOp } from './entry-rule.js'
+import { ADD_WRITER, MAX_KEY_BYTES, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, slotState, type DataEntry, type PartKind } from './entry.js'
+import { buildEntries, type Built, type WriteOp } from './entry-rule.js'
+import { buildEntryV1 } from './entry-rule-v1.js'
+import { keyChange, type KeyChange } from './commit.js'
 import { buf, hex } from './keys.js'
 import { clockBehind, notAMember, notWritable, tooLarge, writerRemoved } from './errors.js'
 import { live, type Member } from './membership.js'
-import { setSlot, type Slot, type ViewStore } from './view.js'
+import { partKey, setSlot, type Slot, type ViewStore } from './view.js'
 import type { WriterLog } from './writer-log.js'
 
 /** What own writes need from the engine, given at construction. */
@@ -28,6 +30,8 @@ export interface OwnWritesHost {
   fold: () => Promise<boolean>
   /** The view changed. */
   updated: () => void
+  /** The log format own writes use (a test hook: 1 writes format-1 entries, as an older release). */
+  format?: () => 1 | 2
 }
 
 
@@ -47,25 +51,45 @@ export class OwnWrites {
     view.check() // a view that cannot commit refuses the write before it reaches the log
     if ((this.h.checkpoints.get(own.id) ?? 0) !== own.core.length) await this.h.fold()
 
-    const keys = new Map<string, { key: Buffer, slots: Slot[] }>()
-    // Each entry holds the writer's whole contribution to its key, so only a key's last entry of
-    // the call is appended: a set of N members written in one call is one entry, not N growing
-    // ones. Keys go in the order of their last op, so the last block holds the newest stamp
-    // (open() restores the clock from it).
+    const changes = new Map<string, KeyChange>()
+    // each part's slots and each key's whole-value slots as this call's earlier writes left them
+    const partSlots = new Map<string, Slot[]>()
+    const keySlots = new Map<string, Slot[]>()
+    // Only a bee key's last entry of the call is appended (it supersedes the others). Keys go in
+    // the order of their last write, so the last block holds the newest stamp (open() restores
+    // the clock from it).
     const appends = new Map<string, [Buffer, Buffer]>()
+    const format = this.h.format?.() ?? 2
     for (const op of ops) {
       if (op.key.byteLength > MAX_KEY_BYTES) throw tooLarge('A key', op.key.byteLength, MAX_KEY_BYTES)
       const kid = hex(op.key)
-      let k = keys.get(kid)
-      if (k === undefined) keys.set(kid, k = { key: buf(op.key), slots: view.getSlotsSync(op.key) })
-      const slots = k.slots
-      const mine = slots.find((s) => buf(s.writer).equals(own.key))
-      const entry = encodeEntry(buildEntry(op, mine === undefined ? EMPTY : slotState(decodeEntry(mine.entry) as DataEntry, mine.writer),
-        () => mergeSlots(slots), own.key, this.h.hlc.now()))
-      if (entry.byteLength > MAX_VALUE_BYTES + 64) throw tooLarge('An entry', entry.byteLength, MAX_VALUE_BYTES)
-      appends.delete(kid)
-      appends.set(kid, [dataKey(op.key), entry])
-      k.slots = setSlot(k.slots, own.key, entry)
+      let ch = changes.get(kid)
+      if (ch === undefined) changes.set(kid, ch = keyChange(buf(op.key)))
+      const slotsOf = (kind: PartKind, name: Buffer): Slot[] => {
+        const id = partKey(op.key, kind, name).toString('hex')
+        let list = partSlots.get(id)
+        if (list === undefined) partSlots.set(id, list = view.getPartSync(partKey(op.key, kind, name)))
+        return list
+      }
+      const stamp = this.h.hlc.now()
+      const built = format === 1 ? this.buildV1(op, keySlots, own.key, stamp) : buildEntries(op, slotsOf, own.key, stamp)
+      for (const b of built) {
+        const entry = encodeEntry(b.entry)
+        if (entry.byteLength > MAX_VALUE_BYTES + 64) throw tooLarge('An entry', entry.byteLength, MAX_VALUE_BYTES)
+        const bid = b.beeKey.toString('hex')
+        appends.delete(bid)
+        appends.set(bid, [b.beeKey, entry])
+        if (b.part === null) {
+          ch.slots.set(own.id, entry)
+          keySlots.set(kid, setSlot(keySlots.get(kid) ?? view.getSlotsSync(op.key), own.key, entry))
+          continue
+        }
+        const pid = partKey(op.key, b.part.kind, b.part.name).toString('hex')
+        partSlots.set(pid, setSlot(slotsOf(b.part.kind, b.part.name), own.key, entry))
+        let pc = ch.parts.get(pid)
+        if (pc === undefined) ch.parts.set(pid, pc = { kind: b.part.kind, name: b.part.name, slots: new Map() })
+        pc.slots.set(own.id, entry)
+      }
     }
     if (appends.size === 0) return
 
@@ -83,7 +107,7 @@ export class OwnWrites {
     await new Promise((resolve) => setImmediate(resolve))
     const staged = commit.begin()
     let viewChanged = false
-    for (const { key, slots } of keys.values()) if (commit.stage(staged, key, slots)) viewChanged = true
+    for (const ch of changes.values()) if (await commit.stage(staged, ch)) viewChanged = true
     staged.ops.push(view.putCheckpoint(own.key, len))
     await flushing
     if (own.core.length !== len) {
@@ -94,6 +118,14 @@ export class OwnWrites {
     await commit.commit(staged, null)
     this.h.checkpoints.set(own.id, len)
     if (viewChanged) this.h.updated()
+  }
+
+  /** A format-1 entry for `op` (the test hook `format`): the writer's whole contribution to the key. */
+  private buildV1 (op: WriteOp, keySlots: Map<string, Slot[]>, writer: Buffer, stamp: Stamp): Built[] {
+    const slots = keySlots.get(hex(op.key)) ?? this.h.view.getSlotsSync(op.key)
+    const mine = slots.find((s) => buf(s.writer).equals(writer))
+    const own = mine === undefined ? EMPTY : slotState(decodeEntry(mine.entry) as DataEntry, mine.writer)
+    return [{ beeKey: dataKey(op.key), part: null, entry: buildEntryV1(op, own, () => mergeSlots(slots), writer, stamp) }]
   }
 
   /** Appends a membership entry to the own log and folds it. */

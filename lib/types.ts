@@ -118,9 +118,21 @@ export interface KeyVersion<K, V> {
 export interface DiffChange<K, V> {
   /** The key that changed. */
   key: K
-  /** `'put'`/`'del'`/`'state'`: the writer's entry at `to`; `'gone'`: it has no entry for the key at `to`. */
-  type: 'put' | 'del' | 'state' | 'gone'
-  /** What the writer's entry at `to` says the key holds, or undefined. */
+  /** For a change of one document field (a `'field'` entry): the field's name. */
+  field?: string
+  /** For a change of one set member (a `'member'` entry): the member. */
+  member?: Json
+  /**
+   * The writer's entry at `to`: `'put'`/`'del'` a whole value, `'field'` one document field,
+   * `'member'` the writer's say on one set member, `'state'` a whole contribution (logs written by
+   * format 1); `'gone'`: it has no such entry at `to`.
+   */
+  type: 'put' | 'del' | 'state' | 'field' | 'member' | 'gone'
+  /**
+   * What the writer's entry at `to` says, or undefined: a whole value; a field's value as JSON
+   * (undefined: deleted); the member as JSON while the writer's own add of it is live (undefined:
+   * it removed the member).
+   */
   value: V | undefined
   /** What its entry at `from` said, or undefined. */
   previous: V | undefined
@@ -128,6 +140,22 @@ export interface DiffChange<K, V> {
   stamp: Stamp | null
   /** The index of the entry at `to` in the writer's log, or null when `type` is `'gone'`. */
   seq: number | null
+}
+
+/** Which members `db.smembers(key, range)` reads: bounds on the members (JSON values), a cap, an order. */
+export interface MembersRange {
+  /** Members after this one (by the UTF-8 bytes of the canonical JSON). */
+  gt?: Json
+  /** Members from this one on. */
+  gte?: Json
+  /** Members before this one. */
+  lt?: Json
+  /** Members up to this one. */
+  lte?: Json
+  /** At most this many members. */
+  limit?: number
+  /** From the last member backwards. */
+  reverse?: boolean
 }
 
 /** Writer lengths: a cut per writer key (hex string or bytes); unlisted writers count as empty. */

@@ -2,11 +2,24 @@
  * The view store: one LevelDB (classic-level) holding everything the fold derives, so that the
  * view, the per-key slots and the checkpoints always change together in one atomic batch.
  *
- *   values      user key → the key's rendered value (what get and iterators read)
- *   slots       user key → msgpack [[writer key, entry bytes], …] sorted by writer: each member's
- *               latest entry for the key at its cut (the inputs of the merge)
+ *   values      user key → a row: kind byte ‖ payload (ROW_VALUE ‖ the value; ROW_DOC ‖ the
+ *               register's bytes, the document's base; ROW_SET). What get and iterators read: a
+ *               value as it is, a document or set assembled from its items.
+ *   slots       user key → msgpack [[[writer key, entry bytes], …] sorted by writer, head]: each
+ *               member's latest whole-value entry for the key at its cut (the inputs of the
+ *               register's merge), and the key's head: the newest field and the newest set tag
+ *               version among all its parts (null for a key without parts)
+ *   parts       part key → msgpack [[writer key, entry bytes], …]: each member's latest entry for
+ *               one document field or set member; the empty writer key holds what format-1 STATE
+ *               entries say of the part (their merged state, crdt/codec.ts)
+ *   items       part key → a live part, rendered: a field's value as canonical JSON (empty: the
+ *               field deleted), a member (empty)
  *   checkpoints writer key → the length of its log the view reflects
- *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'hash' → the view digest
+ *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'hash' → the view digest,
+ *               'format' → the view's layout version (VIEW_FORMAT)
+ *
+ * A part key is uint len ‖ user key ‖ kind ('e' member, 'f' field) ‖ name, so a key's members and
+ * fields are each one range, members in the order of their canonical JSON bytes.
  *
  * Small commits are write-behind: `write()` applies one to an in-memory table at once (every read
  * here sees it) and LevelDB takes the table in one batch a few milliseconds later (FLUSH_MS), or at
@@ -21,7 +34,7 @@ import { ClassicLevel } from 'classic-level'
 import type { AbstractSublevel } from 'abstract-level'
 import { pack, unpack } from '../crdt/codec.js'
 import { MeshError, viewRefused } from './errors.js'
-import { compareKeys, stampEncoding, type Stamp } from '../crdt/hlc.js'
+import { compareKeys, stamp as mkStamp, stampEncoding, type Stamp, type Version } from '../crdt/hlc.js'
 
 type Bytes = Buffer
 export type Sub = AbstractSublevel<ClassicLevel<Bytes, Bytes>, string | Buffer | Uint8Array, Bytes, Bytes>
@@ -30,6 +43,23 @@ const BUF = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const
 
 /** One writer's latest entry for a key. */
 export interface Slot { readonly writer: Uint8Array, readonly entry: Uint8Array }
+
+/**
+ * The newest field version and the newest set tag version among all of a key's parts, and the
+ * version of the key's register (the reset its parts are rendered against).
+ */
+export interface Head { readonly field: Version | null, readonly tag: Version | null, readonly reset: Version | null }
+
+/** A key's slots (its whole-value entries) and its head (null: the key has no parts). */
+export interface KeyRecord { readonly slots: Slot[], readonly head: Head | null }
+
+/** The layout of the view this code writes; a view of another layout is rebuilt from the logs. */
+export const VIEW_FORMAT = 2
+
+/** Row kinds in the values table. */
+export const ROW_VALUE = 0
+export const ROW_DOC = 1
+export const ROW_SET = 2
 
 /** A write to the root LevelDB, its key already carrying the sublevel's prefix. */
 export type BatchOp =
@@ -50,6 +80,8 @@ export class ViewStore {
   readonly db: ClassicLevel<Bytes, Bytes>
   readonly values: Sub
   readonly slots: Sub
+  readonly parts: Sub
+  readonly items: Sub
   readonly checkpoints: Sub
   readonly meta: Sub
 
@@ -57,6 +89,8 @@ export class ViewStore {
     this.db = new ClassicLevel<Bytes, Bytes>(location, BUF)
     this.values = this.db.sublevel<Bytes, Bytes>('v', BUF)
     this.slots = this.db.sublevel<Bytes, Bytes>('s', BUF)
+    this.parts = this.db.sublevel<Bytes, Bytes>('u', BUF)
+    this.items = this.db.sublevel<Bytes, Bytes>('i', BUF)
     this.checkpoints = this.db.sublevel<Bytes, Bytes>('c', BUF)
     this.meta = this.db.sublevel<Bytes, Bytes>('m', BUF)
     this.pv = Buffer.from(this.values.prefix)
@@ -64,6 +98,8 @@ export class ViewStore {
     this.valuesEnd = Buffer.from(this.pv)
     this.valuesEnd[this.valuesEnd.byteLength - 1]++
     this.ps = Buffer.from(this.slots.prefix)
+    this.pu = Buffer.from(this.parts.prefix)
+    this.pi = Buffer.from(this.items.prefix)
     this.pc = Buffer.from(this.checkpoints.prefix)
     this.pm = Buffer.from(this.meta.prefix)
   }
@@ -73,6 +109,8 @@ export class ViewStore {
   readonly valuesPrefix: Bytes
   readonly valuesEnd: Bytes
   private readonly ps: Bytes
+  private readonly pu: Bytes
+  private readonly pi: Bytes
   private readonly pc: Bytes
   private readonly pm: Bytes
 
@@ -101,9 +139,66 @@ export class ViewStore {
     return this.db.getSync(root, { snapshot: snap.inner })
   }
 
-  getSlotsSync (key: Uint8Array): Slot[] {
+  /** The values row of `key` (kind byte ‖ payload), at `snap` or now. */
+  getRow (key: Uint8Array, snap?: ViewSnapshot): Bytes | undefined {
+    return snap === undefined ? this.getValueSync(key) : this.getValueAt(key, snap)
+  }
+
+  getRecordSync (key: Uint8Array): KeyRecord {
     const raw = this.getSync(ViewStore.at(this.ps, key))
+    return raw === undefined ? { slots: [], head: null } : decodeRecord(raw)
+  }
+
+  getSlotsSync (key: Uint8Array): Slot[] {
+    return this.getRecordSync(key).slots
+  }
+
+  /** The slots of one part (see the top of this file). */
+  getPartSync (part: Uint8Array): Slot[] {
+    const raw = this.getSync(ViewStore.at(this.pu, part))
     return raw === undefined ? [] : decodeSlots(raw)
+  }
+
+  getItemSync (part: Uint8Array): Bytes | undefined {
+    return this.getSync(ViewStore.at(this.pi, part))
+  }
+
+  /**
+   * The parts (`table` 'parts') or items ('items') whose part keys start with `prefix`, in order,
+   * at `snap` or now, with the write-behind table laid over LevelDB. Keys come back without the
+   * table's prefix; `range` narrows them further (part keys, as `prefix` is).
+   */
+  async * scan (table: 'parts' | 'items', prefix: Uint8Array, snap?: ViewSnapshot, range: ScanRange = {}): AsyncGenerator<[Bytes, Bytes]> {
+    const p = table === 'parts' ? this.pu : this.pi
+    const lo = ViewStore.at(p, prefix)
+    const hi = Buffer.from(lo)
+    let i = hi.byteLength - 1
+    while (i >= 0 && hi[i] === 0xff) hi[i--] = 0
+    hi[i]++ // a prefix of all-0xff bytes cannot occur: it starts with a sublevel's prefix
+    // the prefix's range, narrowed by the caller's bounds (as in LevelDB, gte wins over gt, lte over lt)
+    const bounds: KeyRange = { gte: lo, lt: hi }
+    const low = range.gte !== undefined ? { gte: ViewStore.at(p, range.gte) } : range.gt !== undefined ? { gt: ViewStore.at(p, range.gt) } : null
+    const high = range.lte !== undefined ? { lte: ViewStore.at(p, range.lte) } : range.lt !== undefined ? { lt: ViewStore.at(p, range.lt) } : null
+    if (low !== null && Buffer.compare(low.gte ?? low.gt as Bytes, lo) >= 0) {
+      delete bounds.gte
+      Object.assign(bounds, low)
+    }
+    if (high !== null && Buffer.compare(high.lte ?? high.lt as Bytes, hi) < 0) {
+      delete bounds.lt
+      Object.assign(bounds, high)
+    }
+    const it = this.rangeIterator(bounds, { reverse: range.reverse === true, keys: true, values: true }, snap)
+    let left = range.limit ?? Infinity
+    try {
+      while (left > 0) {
+        const more = await it.nextv(Math.min(left, 1024))
+        if (more.length === 0) break
+        for (const [k, v] of more) yield [k.subarray(p.byteLength), v]
+        left -= more.length
+      }
+    } finally {
+      await it.close()
+    }
   }
 
   /** A root-level key's value: the write-behind table first, then LevelDB. */
@@ -134,7 +229,6 @@ export class ViewStore {
    * come back with it), at `snap` or now, with the write-behind table laid over LevelDB's entries.
    */
   valueIterator (options: ValueRangeOptions, snap?: ViewSnapshot): InnerIterator {
-    const overlay = snap !== undefined ? snap.overlay : this.overlay()
     const range: KeyRange = {}
     for (const r of RANGE) if (options[r] !== undefined) range[r] = Buffer.concat([this.valuesPrefix, options[r]])
     // as in LevelDB: gte wins over gt, lte over lt
@@ -142,6 +236,12 @@ export class ViewStore {
     if (range.lte !== undefined) delete range.lt
     if (range.gt === undefined && range.gte === undefined) range.gte = this.valuesPrefix
     if (range.lt === undefined && range.lte === undefined) range.lt = this.valuesEnd
+    return this.rangeIterator(range, options, snap)
+  }
+
+  /** An iterator over root keys in `range`, at `snap` or now, the write-behind table laid over LevelDB. */
+  private rangeIterator (range: KeyRange, options: ValueRangeOptions, snap?: ViewSnapshot): InnerIterator {
+    const overlay = snap !== undefined ? snap.overlay : this.overlay()
     const reverse = options.reverse === true
     const keys = options.keys !== false
     const values = options.values !== false
@@ -198,9 +298,30 @@ export class ViewStore {
     return value === null ? { type: 'del', key: k } : { type: 'put', key: k, value: Buffer.from(value.buffer, value.byteOffset, value.byteLength) }
   }
 
-  putSlots (key: Uint8Array, slots: Slot[]): BatchOp {
+  putRecord (key: Uint8Array, rec: KeyRecord): BatchOp {
     const k = ViewStore.at(this.ps, key)
+    return rec.slots.length === 0 && rec.head === null ? { type: 'del', key: k } : { type: 'put', key: k, value: encodeRecord(rec) }
+  }
+
+  putPart (part: Uint8Array, slots: Slot[]): BatchOp {
+    const k = ViewStore.at(this.pu, part)
     return slots.length === 0 ? { type: 'del', key: k } : { type: 'put', key: k, value: encodeSlots(slots) }
+  }
+
+  putItem (part: Uint8Array, item: Uint8Array | null): BatchOp {
+    const k = ViewStore.at(this.pi, part)
+    return item === null ? { type: 'del', key: k } : { type: 'put', key: k, value: Buffer.from(item) }
+  }
+
+  /**
+   * Empties every table but the database key (before a rebuild from the logs: a view written in
+   * another layout). One batch per table, then the layout version: a process that dies midway
+   * rebuilds again on the next open.
+   */
+  async clearDerived (): Promise<void> {
+    await this.settle()
+    for (const t of [this.values, this.slots, this.parts, this.items, this.checkpoints]) await t.clear()
+    for (const name of ['hlc', 'hash', 'format']) await this.meta.del(Buffer.from(name))
   }
 
   putCheckpoint (writer: Uint8Array, length: number): BatchOp {
@@ -301,6 +422,41 @@ export function decodeSlots (raw: Uint8Array): Slot[] {
   return arr.map(([writer, entry]) => ({ writer, entry }))
 }
 
+type WireVersion = [number, number, Uint8Array] | null
+
+function wireVersion (v: Version | null): WireVersion {
+  return v === null ? null : [v.stamp.wall, v.stamp.counter, v.writer]
+}
+
+function readVersion (w: WireVersion): Version | null {
+  return w === null ? null : { stamp: mkStamp(w[0], w[1]), writer: w[2] }
+}
+
+export function encodeRecord (rec: KeyRecord): Bytes {
+  const sorted = [...rec.slots].sort((a, b) => compareKeys(a.writer, b.writer))
+  const head = rec.head === null ? null : [wireVersion(rec.head.field), wireVersion(rec.head.tag), wireVersion(rec.head.reset)]
+  const packed = pack([sorted.map((s) => [s.writer, s.entry]), head])
+  return Buffer.from(packed.buffer, packed.byteOffset, packed.byteLength)
+}
+
+export function decodeRecord (raw: Uint8Array): KeyRecord {
+  const [slots, head] = unpack(raw) as [Array<[Uint8Array, Uint8Array]>, [WireVersion, WireVersion, WireVersion] | null]
+  return {
+    slots: slots.map(([writer, entry]) => ({ writer, entry })),
+    head: head === null ? null : { field: readVersion(head[0]), tag: readVersion(head[1]), reset: readVersion(head[2]) }
+  }
+}
+
+/** The part key of a field or member of `key` (see the top of this file). */
+export function partKey (key: Uint8Array, kind: number, name: Uint8Array): Bytes {
+  return Buffer.concat([c.encode(c.uint, key.byteLength), key, Buffer.from([kind]), name])
+}
+
+/** The prefix of every part key of `key` of one kind (or, with kind null, of every kind). */
+export function partPrefix (key: Uint8Array, kind: number | null): Bytes {
+  return Buffer.concat([c.encode(c.uint, key.byteLength), key, kind === null ? Buffer.alloc(0) : Buffer.from([kind])])
+}
+
 /** Replaces (or, with `entry` null, removes) one writer's slot. */
 export function setSlot (slots: Slot[], writer: Uint8Array, entry: Uint8Array | null): Slot[] {
   const out = slots.filter((s) => compareKeys(s.writer, writer) !== 0)
@@ -315,6 +471,9 @@ export interface InnerIterator {
   seek: (target: Bytes) => void
   close: () => Promise<void>
 }
+
+/** Bounds (part keys), order and a cap for `ViewStore.scan`. */
+export interface ScanRange { gt?: Uint8Array, gte?: Uint8Array, lt?: Uint8Array, lte?: Uint8Array, reverse?: boolean, limit?: number }
 
 /** Root-key bounds, as abstract-level spells them. */
 export interface KeyRange { gt?: Bytes, gte?: Bytes, lt?: Bytes, lte?: Bytes }

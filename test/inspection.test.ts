@@ -39,13 +39,21 @@ async function all<T> (it: AsyncIterable<T>): Promise<T[]> {
  * The view digest recomputed from scratch over a full iteration, written out here independently of
  * lib/digest.ts: the sum mod 2^256 of sha256(u32be(len(key)) ‖ key ‖ value) over raw entries.
  */
+/**
+ * The digest recomputed from the whole view: every values row (kind byte ‖ payload) and every item
+ * of a document or set (marked 3), each hashed with its length-prefixed key (lib/digest.ts).
+ */
 async function fullHash (db: DB): Promise<Buffer> {
   let sum = 0n
-  for (const [k, v] of await dump(db)) {
+  const term = (k: Buffer, v: Buffer): bigint => {
     const len = Buffer.alloc(4)
     len.writeUInt32BE(k.length)
-    sum += BigInt('0x' + createHash('sha256').update(Buffer.concat([len, k, v])).digest('hex'))
+    return BigInt('0x' + createHash('sha256').update(Buffer.concat([len, k, v])).digest('hex'))
   }
+  const view = db.engine.view
+  await view.settle()
+  for await (const [k, v] of view.values.iterator()) sum += term(k, v)
+  for await (const [k, v] of view.items.iterator()) sum += term(k, Buffer.concat([Buffer.from([3]), v]))
   sum %= 1n << 256n
   return Buffer.from(sum.toString(16).padStart(64, '0'), 'hex')
 }

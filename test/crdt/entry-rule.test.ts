@@ -7,7 +7,8 @@ import { encodeState } from '../../crdt/codec.js'
 import type { Stamp } from '../../crdt/hlc.js'
 import { EMPTY, merge, render, type KeyState } from '../../crdt/keystate.js'
 import { DEL, PUT, STATE, slotState } from '../../lib/entry.js'
-import { buildEntry, type WriteOp } from '../../lib/entry-rule.js'
+import { buildEntryV1 as buildEntry } from '../../lib/entry-rule-v1.js'
+import type { WriteOp } from '../../lib/entry-rule.js'
 import { describeConvergence, expectBytes, type LocalOp, type Model } from './arbitraries.js'
 
 const KEY = new Uint8Array([1])

@@ -12,6 +12,7 @@ import {
   type DB, type GlobalOptions, type Io, type Json, type OpenOptions, type ValueMode
 } from './context.js'
 import type { Range } from './transfer.js'
+import type { MembersRange } from '../lib/types.js'
 import { packageVersion } from './version.js'
 
 // Modules that pull in the network or the database load when a command needs them.
@@ -314,21 +315,50 @@ export function buildProgram (opts: {
         const m = parseValue(member, valueMode(o), 'member')
         await withDb(r, async (db) => {
           await (name === 'sadd' ? db.sadd(key, m) : db.srem(key, m))
-          const members = await db.smembers(key)
-          r.out.result({ key, members }, () => `${key} ${JSON.stringify(members)}`)
+          // the member's own row, not the whole set: a write to a large set stays cheap to confirm
+          const present = await db.sismember(key, m)
+          r.out.result({ key, member: m, present }, () => `${key} ${JSON.stringify(m)} ${present ? 'present' : 'absent'}`)
         })
       })
   }
 
-  program.command('smembers')
-    .description('the sorted members of the set at a key (exit 3 when it holds no set)')
+  interface MembersOptions { gt?: string, gte?: string, lt?: string, lte?: string, limit?: string, reverse?: boolean, string?: boolean, jsonValue?: boolean }
+
+  valueOptions(program.command('smembers'))
+    .description('the members of the set at a key, in order (exit 3 when it holds no set); bounds and --limit read a range')
     .argument('<key>')
-    .action(async (key: string, _o: unknown, cmd: Command) => {
+    .option('--gt <member>', 'members after this one')
+    .option('--gte <member>', 'members from this one on')
+    .option('--lt <member>', 'members before this one')
+    .option('--lte <member>', 'members up to this one')
+    .option('--limit <n>', 'at most n members')
+    .option('--reverse', 'from the last member backwards')
+    .action(async (key: string, o: MembersOptions, cmd: Command) => {
       const r = await context(cmd)
+      const range: MembersRange = { reverse: o.reverse === true }
+      for (const b of ['gt', 'gte', 'lt', 'lte'] as const) if (o[b] !== undefined) range[b] = parseValue(o[b] as string, valueMode(o), '--' + b)
+      if (o.limit !== undefined) {
+        const n = Number(o.limit)
+        if (!Number.isSafeInteger(n) || n < 0) throw new CliError('MESHBEE_INVALID_ARGUMENT', '--limit takes a whole number >= 0', EXIT.USAGE)
+        range.limit = n
+      }
       await withDb(r, async (db) => {
         if (await db.typeOf(key) !== 'set') throw notFound(`no set at ${key}`)
-        const members = await db.smembers(key)
+        const members = await db.smembers(key, range)
         r.out.result(members, () => members.map((m) => JSON.stringify(m)).join('\n'))
+      })
+    })
+
+  valueOptions(program.command('sismember'))
+    .description('whether a member is in the set at a key: prints true or false (reads that member\'s row only)')
+    .argument('<key>')
+    .argument('<member>')
+    .action(async (key: string, member: string, o: { string?: boolean, jsonValue?: boolean }, cmd: Command) => {
+      const r = await context(cmd)
+      const m = parseValue(member, valueMode(o), 'member')
+      await withDb(r, async (db) => {
+        const present = await db.sismember(key, m)
+        r.out.result({ key, member: m, present }, () => String(present))
       })
     })
 

@@ -115,7 +115,7 @@ describe('cli', function () {
   it('--help of every command exits 0; usage errors exit 2', async () => {
     const program = buildProgram()
     const names = program.commands.map((c) => c.name())
-    expect(names).to.include.members(['init', 'info', 'put', 'get', 'del', 'ls', 'patch', 'sadd', 'srem', 'smembers', 'writers',
+    expect(names).to.include.members(['init', 'info', 'put', 'get', 'del', 'ls', 'patch', 'sadd', 'srem', 'smembers', 'sismember', 'writers',
       'add-writer', 'remove-writer', 'versions', 'diff', 'join', 'seed', 'import', 'export', 'testnet'])
     for (const name of [...names, null]) {
       let text = ''
@@ -209,8 +209,13 @@ describe('cli', function () {
     expect(patched.value).to.deep.equal({ done: true, title: 'milk' })
     await json(dir, 'sadd', 'tags', 'home')
     await json(dir, 'sadd', 'tags', '7')
-    expect((await json(dir, 'srem', 'tags', 'home')).members).to.deep.equal([7])
+    expect(await json(dir, 'srem', 'tags', 'home')).to.deep.equal({ key: 'tags', member: 'home', present: false })
     expect(await json(dir, 'smembers', 'tags')).to.deep.equal([7])
+    await json(dir, 'sadd', 'tags', 'work')
+    expect(await json(dir, 'smembers', 'tags', '--lt', '7')).to.deep.equal(['work'], 'members before 7, in canonical-JSON byte order')
+    expect(await json(dir, 'smembers', 'tags', '--limit', '1', '--reverse')).to.deep.equal([7])
+    expect(await json(dir, 'sismember', 'tags', 'work')).to.deep.equal({ key: 'tags', member: 'work', present: true })
+    expect(await json(dir, 'sismember', 'tags', 'home')).to.deep.equal({ key: 'tags', member: 'home', present: false })
 
     expect(await ndjson(dir, 'ls')).to.deep.equal([
       { key: 'n', value: '42' },
@@ -285,7 +290,8 @@ describe('cli', function () {
     expect(readFileSync(out, 'utf8')).to.equal(expected)
 
     // the imported set and document are a set and a document: sadd adds, patch merges
-    expect(await json(dir, '--dir', b, 'sadd', 'tags', 'work')).to.deep.equal({ key: 'tags', members: ['home', 'work', 7] })
+    expect(await json(dir, '--dir', b, 'sadd', 'tags', 'work')).to.deep.equal({ key: 'tags', member: 'work', present: true })
+    expect(await json(dir, '--dir', b, 'smembers', 'tags')).to.deep.equal(['home', 'work', 7])
     expect((await json(dir, '--dir', b, 'patch', 'doc', '{"done":true}')).value).to.deep.equal({ done: true, n: { x: [1] }, title: 'milk' })
   })
 

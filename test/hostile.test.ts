@@ -10,7 +10,7 @@ import { expect } from 'chai'
 import { encode as pack } from '@msgpack/msgpack'
 import { MeshDB } from '../index.js'
 import {
-  ADD_WRITER, DEL, MAX_KEY_BYTES, MAX_VALUE_BYTES, PUT, REMOVE_WRITER, STATE,
+  ADD_WRITER, DEL, FIELD, FIELD_NS, MAX_KEY_BYTES, MAX_NAME_BYTES, MAX_VALUE_BYTES, MEMBER, MEMBER_NS, PUT, REMOVE_WRITER, STATE, partBeeKey,
   dataKey, encodeEntry, membershipKey, type Entry
 } from '../lib/entry.js'
 import { wellFormed } from '../lib/blocks.js'
@@ -125,7 +125,18 @@ describe('hostile logs', function () {
         ['forged add: ma+X naming z', membershipKey(ADD_WRITER, Buffer.alloc(32, 1)), entry({ type: ADD_WRITER, stamp: st(1), writer: z.writerKey })],
         ['forged removal: mr+X naming b', membershipKey(REMOVE_WRITER, Buffer.alloc(32, 2)), entry({ type: REMOVE_WRITER, stamp: st(1), writer: b.writerKey, length: 0 })],
         ['data entry under a membership key', membershipKey(ADD_WRITER, z.writerKey), put(1, 'v')],
-        ['undecodable membership entry', membershipKey(REMOVE_WRITER, a.writerKey), Buffer.from([1, 11, 1])]
+        ['undecodable membership entry', membershipKey(REMOVE_WRITER, a.writerKey), Buffer.from([1, 11, 1])],
+        // format 2: fields and members, each under its own key
+        ['a field entry under a whole-value key', dk('t-field'), entry({ type: FIELD, stamp: st(3000), value: ['x'] })],
+        ['a whole value under a field key', partBeeKey(FIELD_NS, Buffer.from('t-doc'), Buffer.from('f')), put(3000, 'v')],
+        ['a member entry under a field key', partBeeKey(FIELD_NS, Buffer.from('t-doc'), Buffer.from('g')), entry({ type: MEMBER, stamp: st(3000), state: { adds: new Map([[hex(c.writerKey), st(3000)]]), removed: new Map() } })],
+        ['an add in the name of another writer', partBeeKey(MEMBER_NS, Buffer.from('t-set'), Buffer.from('"m"')), entry({ type: MEMBER, stamp: st(3000), state: { adds: new Map([[hex(a.writerKey), st(3000)]]), removed: new Map() } })],
+        ['a member state that is not normalized', partBeeKey(MEMBER_NS, Buffer.from('t-set'), Buffer.from('"n"')), entry({ type: MEMBER, stamp: st(3000), state: { adds: new Map([[hex(c.writerKey), st(3000)]]), removed: new Map([[hex(c.writerKey), st(3000)]]) } })],
+        ['a member that is not canonical JSON', partBeeKey(MEMBER_NS, Buffer.from('t-set'), Buffer.from('{"b":1,"a":2}')), entry({ type: MEMBER, stamp: st(3000), state: { adds: new Map([[hex(c.writerKey), st(3000)]]), removed: new Map() } })],
+        ['a member that is not JSON', partBeeKey(MEMBER_NS, Buffer.from('t-set'), Buffer.from('nope')), entry({ type: MEMBER, stamp: st(3000), state: { adds: new Map([[hex(c.writerKey), st(3000)]]), removed: new Map() } })],
+        ['a field name that is not UTF-8', partBeeKey(FIELD_NS, Buffer.from('t-doc'), Buffer.from([0xff, 0xfe])), entry({ type: FIELD, stamp: st(3000), value: [1] })],
+        ['an oversize field name', partBeeKey(FIELD_NS, Buffer.from('t-doc'), Buffer.alloc(MAX_NAME_BYTES + 1, 0x61)), entry({ type: FIELD, stamp: st(3000), value: [1] })],
+        ['a part key whose length runs past its end', Buffer.from([FIELD_NS, 200, 0x61, 0x62]), entry({ type: FIELD, stamp: st(3000), value: [1] })]
       ]
       for (const [, key, value] of bad) await raw(c, key, value)
       expect(await c.update()).to.be.a('boolean') // the hostile peer folds its own log too

@@ -432,10 +432,12 @@ export function buildProgram (opts: {
       const w = hexKey(writer, 'writer key')
       await withDb(r, async (db) => {
         for await (const c of db.diff(w, o)) {
-          const item = { key: c.key, type: c.type, value: c.value ?? null, previous: c.previous ?? null, stamp: stampJson(c.stamp), seq: c.seq }
+          const part = c.field !== undefined ? { field: c.field } : c.member !== undefined ? { member: c.member } : {}
+          const item = { key: c.key, ...part, type: c.type, value: c.value ?? null, previous: c.previous ?? null, stamp: stampJson(c.stamp), seq: c.seq }
+          const where = c.field !== undefined ? `${c.key}.${c.field}` : c.member !== undefined ? `${c.key} ${JSON.stringify(c.member)}` : c.key
           await r.out.write(r.json
             ? JSON.stringify(item)
-            : `${c.type.padEnd(5)} ${c.key} ${show(c.value)}${c.previous === undefined ? '' : ` (was ${show(c.previous)})`}  ${stampText(c.stamp)}`)
+            : `${c.type.padEnd(6)} ${where} ${show(c.value)}${c.previous === undefined ? '' : ` (was ${show(c.previous)})`}  ${stampText(c.stamp)}`)
         }
       })
     })

@@ -191,7 +191,8 @@ describe('cli', function () {
     ])
   })
 
-  it('init, put, get, ls, patch, sets, versions, writers, diff, del, info; a missing key exits 3', async () => {
+  it('init, put, get, ls, patch, sets, versions, writers, diff, del, info; a missing key exits 3', async function () {
+    this.timeout(180_000) // some thirty commands, each a process of its own
     const created = await json(dir, 'init')
     expect(created.key).to.match(/^[0-9a-f]{64}$/)
     expect(created.writerKey).to.equal(created.key)
@@ -212,14 +213,10 @@ describe('cli', function () {
     expect(await json(dir, 'srem', 'tags', 'home')).to.deep.equal({ key: 'tags', member: 'home', present: false })
     expect(await json(dir, 'smembers', 'tags')).to.deep.equal([7])
     await json(dir, 'sadd', 'tags', 'work')
-    expect(await json(dir, 'smembers', 'tags', '--lt', '7')).to.deep.equal(['work'], 'members before 7, in canonical-JSON byte order')
-    expect(await json(dir, 'smembers', 'tags', '--limit', '1', '--reverse')).to.deep.equal([7])
-    expect(await json(dir, 'sismember', 'tags', 'work')).to.deep.equal({ key: 'tags', member: 'work', present: true })
-    expect(await json(dir, 'sismember', 'tags', 'home')).to.deep.equal({ key: 'tags', member: 'home', present: false })
 
     expect(await ndjson(dir, 'ls')).to.deep.equal([
       { key: 'n', value: '42' },
-      { key: 'tags', value: [7] },
+      { key: 'tags', value: ['work', 7] },
       { key: 'todo/1', value: { done: true, title: 'milk' } }
     ])
     expect(await ndjson(dir, 'ls', '--gt', 'n', '--limit', '1', '--reverse')).to.deep.equal([
@@ -231,9 +228,13 @@ describe('cli', function () {
     expect(versions[0]).to.include({ writer: created.writerKey, type: 'state', winner: true })
     expect(versions[0].value).to.deep.equal({ done: true, title: 'milk' })
 
+    // one change per entry: whole values, then set members, then document fields (the log's key order)
     const changes = await ndjson(dir, 'diff', created.writerKey)
-    expect(changes.map((c) => c.key)).to.deep.equal(['n', 'tags', 'todo/1'])
-    expect(changes[2]).to.include({ type: 'state', seq: 3 })
+    expect(changes.map((c) => [c.key, c.type, c.member ?? c.field ?? null, c.value])).to.deep.equal([
+      ['n', 'put', null, '42'], ['todo/1', 'put', null, { title: 'milk' }],
+      ['tags', 'member', 'home', null], ['tags', 'member', 'work', 'work'], ['tags', 'member', 7, 7], ['todo/1', 'field', 'done', true]
+    ])
+    expect(changes[5]).to.include({ type: 'field', seq: 3 })
     expect(await ndjson(dir, 'diff', created.writerKey, '--from', '2', '--to', '3')).to.have.length(1)
 
     expect(await json(dir, 'del', 'n')).to.deep.equal({ key: 'n', deleted: true })
@@ -258,6 +259,19 @@ describe('cli', function () {
     expect(info).to.include({ key: created.key, writerKey: created.writerKey, writable: true, writers: 1 })
     expect(info.hash).to.match(/^[0-9a-f]{64}$/)
     expect(info.stats).to.have.property('folds')
+  })
+
+  it('smembers reads a range of a set; sismember reads one member', async () => {
+    await json(dir, 'init')
+    const imported = await cliIn(dir, JSON.stringify({ key: 's', type: 'set', value: ['c', 7, 'a', { x: 1 }, 'b'] }) + '\n', 'import', '-')
+    expect(imported.code, imported.stderr).to.equal(0)
+    expect(await json(dir, 'smembers', 's')).to.deep.equal(['a', 'b', 'c', 7, { x: 1 }], 'canonical-JSON byte order: strings, numbers, objects')
+    expect(await json(dir, 'smembers', 's', '--gt', 'a', '--lt', '7')).to.deep.equal(['b', 'c'])
+    expect(await json(dir, 'smembers', 's', '--gte', 'c', '--limit', '2')).to.deep.equal(['c', 7])
+    expect(await json(dir, 'smembers', 's', '--limit', '1', '--reverse')).to.deep.equal([{ x: 1 }])
+    expect(await json(dir, 'sismember', 's', 'b')).to.deep.equal({ key: 's', member: 'b', present: true })
+    expect(await json(dir, 'sismember', 's', 'z')).to.deep.equal({ key: 's', member: 'z', present: false })
+    expect(errorOf(await cli(dir, '--json', 'smembers', 's', '--limit', '-1'), 2).code).to.equal('MESHBEE_INVALID_ARGUMENT')
   })
 
   it('export, import round trip keeps documents and sets; files are never overwritten without --force', async () => {

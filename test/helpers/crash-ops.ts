@@ -5,7 +5,9 @@
  *
  * The key space is small and split by kind, so that keys are overwritten often and the model stays
  * simple: `v*` keys hold plain values (put/del), `d*` keys hold documents (patch, whole-object put,
- * del), `s*` keys hold sets (sadd/srem). Batches mix `v*` and `d*` puts and dels.
+ * del), `s*` keys hold sets (sadd/srem). Batches mix `v*` and `d*` puts and dels. Now and then a
+ * `write` is bulk: hundreds of members of one set or fields of one document in one append, so sets
+ * and documents grow large and kills land inside large appends and their commits.
  */
 import type { Json } from '../../crdt/json.js'
 import { prng } from '../../scripts/prng.js'
@@ -20,6 +22,8 @@ export const DOC_KEYS = ['d0', 'd1', 'd2']
 export const SET_KEYS = ['s0', 's1', 's2']
 const FIELDS = ['a', 'b', 'c', 'd']
 const MEMBERS = ['m0', 'm1', 'm2', 'm3', 'm4']
+/** How many members or fields a bulk write draws from. */
+const BULK = 600
 
 /** A batch item: a put or del of a `v*` or `d*` key (a `d*` put holds a JSON object). */
 export type BatchItem = { kind: 'put', key: string, value: string } | { kind: 'del', key: string }
@@ -80,6 +84,7 @@ export function genOp (rng: () => number, tag: string): Op {
   if (r < 0.25) return { kind: 'put', key: pick(rng, VALUE_KEYS), value: tag + filler(rng) }
   if (r < 0.33) return { kind: 'del', key: pick(rng, VALUE_KEYS) }
   if (r >= 0.43 && r < 0.48) {
+    if (rng() < 0.3) return bulkWrite(rng, tag)
     const ops: DataOp[] = []
     const n = 2 + int(rng, 4)
     for (let i = 0; i < n; i++) ops.push(genDataOp(rng, `${tag}.${i}`))
@@ -103,6 +108,20 @@ export function genOp (rng: () => number, tag: string): Op {
   if (r < 0.76) return { kind: 'del', key: pick(rng, DOC_KEYS) }
   if (r < 0.89) return { kind: 'sadd', key: pick(rng, SET_KEYS), member: pick(rng, MEMBERS) }
   return { kind: 'srem', key: pick(rng, SET_KEYS), member: pick(rng, MEMBERS) }
+}
+
+/** A write of 50-300 adds and removes on one set, or one patch of as many fields of one document. */
+function bulkWrite (rng: () => number, tag: string): Op {
+  const n = 50 + int(rng, 250)
+  if (rng() < 0.5) {
+    const key = pick(rng, SET_KEYS)
+    const ops: DataOp[] = []
+    for (let i = 0; i < n; i++) ops.push({ kind: rng() < 0.8 ? 'sadd' : 'srem', key, member: 'b' + String(int(rng, BULK)) })
+    return { kind: 'write', ops }
+  }
+  const fields: Array<[string] | [string, Json]> = []
+  for (let i = 0; i < n; i++) fields.push(rng() < 0.1 ? ['f' + String(int(rng, BULK))] : ['f' + String(int(rng, BULK)), fieldValue(rng, tag)])
+  return { kind: 'write', ops: [{ kind: 'patch', key: pick(rng, DOC_KEYS), fields }] }
 }
 
 function genDataOp (rng: () => number, tag: string): DataOp {

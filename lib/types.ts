@@ -106,15 +106,21 @@ export interface KeyVersion<K, V> {
   key: K
   /** The writer whose entry this is. */
   writer: Buffer
-  /** The entry's hybrid logical clock stamp (with the writer key, it orders the versions). */
+  /** The entry's hybrid logical clock stamp (for `'state'`, its newest entry's): with the writer key, it orders the versions. */
   stamp: Stamp
-  /** `'put'` and `'del'` are whole-value writes; `'state'` holds that writer's document fields or set tags. */
+  /**
+   * `'put'` and `'del'` are whole-value writes; `'state'` is everything that writer said of the
+   * key's document fields or set members (with its whole-value write, if any), taken together.
+   */
   type: 'put' | 'del' | 'state'
   /** What this writer alone says the key holds (decoded with the value encoding), or undefined. */
   value: V | undefined
 }
 
-/** One key's change in a writer's log, as `db.diff(writer, range)` yields them. */
+/**
+ * One entry's change in a writer's log, as `db.diff(writer, range)` yields them: a key's whole
+ * value, or one of its document fields or set members (each is an entry of its own).
+ */
 export interface DiffChange<K, V> {
   /** The key that changed. */
   key: K

@@ -2,10 +2,12 @@
  * One trial in its own process: `tsx scripts/bench/child.ts '<spec as JSON>'`. Prints one line,
  * RESULT_TAG + the result as JSON, on stdout; anything else goes to stderr.
  */
+import { runB3 } from './b3.js'
 import { removeTempDirs } from './common.js'
 import { runCatchup } from './catchup.js'
 import { runConverge } from './converge.js'
 import { runLocal } from './local.js'
+import { runParts } from './parts.js'
 import { runScaleFold, runScaleSetup } from './scale.js'
 import { RESULT_TAG, type Result, type Spec } from './types.js'
 
@@ -16,6 +18,8 @@ async function run (spec: Spec): Promise<Result> {
     case 'catchup': return await runCatchup(spec.system, spec.params)
     case 'scale-setup': return await runScaleSetup(spec.params)
     case 'scale-fold': return await runScaleFold(spec.params)
+    case 'parts': return await runParts(spec.params, spec.round)
+    case 'b3': return await runB3(spec.system, spec.params)
   }
 }
 

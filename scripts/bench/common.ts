@@ -173,7 +173,7 @@ export function versions (): string {
     const dirty = execFileSync('git', ['status', '--porcelain', '--', 'lib', 'crdt', 'sync', 'index.ts'], { cwd: ROOT, encoding: 'utf8' }).trim()
     if (dirty !== '') commit += ' + uncommitted changes in lib/crdt/sync'
   } catch {}
-  const pkgs = ['hypercore', 'hyperbee', 'corestore', 'autobase', 'classic-level', 'abstract-level']
+  const pkgs = ['hypercore', 'hyperbee', 'corestore', 'autobase', 'classic-level', 'abstract-level', 'yjs', '@automerge/automerge']
   return `meshbee ${own} (git ${commit}), ` + pkgs.map((p) => `${p} ${versionOf(p)}`).join(', ')
 }
 

@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick | --medium | --full] [--only local,converge,catchup,scale,sync,viewstore] [--rounds N]
+ * npm run bench [-- --quick | --medium | --full] [--only local,converge,catchup,scale,sync,parts,viewstore] [--rounds N]
  *
  * Runs every workload for meshbee and for its anchors (raw Hyperbee, classic-level, autobase),
  * alternating systems within each round, each trial in its own child process (fresh heap, its own
@@ -13,6 +13,11 @@
  *   catchup   a peer away while 3 writers overwrite K keys many times; its catch-up (catchup.ts)
  *   scale     one fresh peer folds 16 and 64 writers' logs: time, peak RSS, disk (scale.ts)
  *   sync      write-to-visible latency over a hyperdht testnet (sync.ts, run as a child process)
+ *   parts     a sadd to a 100,000-member set and a one-field patch of a 10,000-field document
+ *             against the same writes to an empty set and a 3-field document, and the log bytes
+ *             each appends (parts.ts); the merge core beside Yjs and Automerge on crdt-benchmarks'
+ *             B3.1, 1,540 writers setting one map key (b3.ts); in the default set (about 2 minutes
+ *             at the full preset, the issue's sizes in every preset)
  *   viewstore the view-store candidates, classic-level, rocksdb-native and Hyperbee, loaded and read
  *             back (viewstore.ts, run as a child process); opt-in: only with --only viewstore
  */
@@ -32,10 +37,10 @@ const HERE = path.dirname(fileURLToPath(import.meta.url))
 const CHILD = path.join(HERE, 'child.ts')
 const SYNC = path.join(HERE, 'sync.ts')
 const VIEWSTORE = path.join(HERE, 'viewstore.ts')
-const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync', 'viewstore'] as const
+const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts', 'viewstore'] as const
 type Workload = (typeof WORKLOADS)[number]
 /** What runs without --only: every workload but the view-store comparison. */
-const DEFAULT: readonly Workload[] = ['local', 'converge', 'catchup', 'scale', 'sync']
+const DEFAULT: readonly Workload[] = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts']
 
 interface Args { preset: Preset, only: Set<Workload>, rounds: number, argv: string[] }
 
@@ -69,6 +74,8 @@ function label (spec: Spec): string {
     case 'catchup': return `catch-up ${p.keys}x${p.overwrites} ${spec.system}`
     case 'scale-setup': return `scale setup ${p.writers}x${p.perWriter}`
     case 'scale-fold': return `scale fold ${p.writers} writers`
+    case 'parts': return `parts ${p.members}-member set, ${p.fields}-field doc`
+    case 'b3': return `B3.1 ${p.clients} writers ${spec.system}`
   }
 }
 
@@ -113,7 +120,7 @@ async function runChild (spec: Spec, timeoutMs: number): Promise<Trial['result']
 /** Every trial of the run, in order: within a round each case runs every system, the order rotating. */
 function schedule (p: Plan, only: Set<Workload>): Spec[] {
   const specs: Spec[] = []
-  const rounds = Math.max(p.local.rounds, p.catchup.rounds, p.scaleRounds, ...p.converge.map((c) => c.rounds))
+  const rounds = Math.max(p.local.rounds, p.catchup.rounds, p.scaleRounds, p.parts.rounds, p.b3.rounds, ...p.converge.map((c) => c.rounds))
   const rotate = <T>(xs: T[], r: number): T[] => xs.map((_, i) => xs[(i + r) % xs.length])
   for (let round = 0; round < rounds; round++) {
     if (only.has('local') && round < p.local.rounds) {
@@ -137,6 +144,16 @@ function schedule (p: Plan, only: Set<Workload>): Spec[] {
         // the logs are built once per size (round 0); each round folds them in a fresh process
         if (round === 0) specs.push({ workload: 'scale-setup', system: 'meshbee', params: { ...s, batch: 1000 }, round })
         specs.push({ workload: 'scale-fold', system: 'meshbee', params: { dir: '', key: '', writers: s.writers, ops: s.writers * s.perWriter, round }, round })
+      }
+    }
+    if (only.has('parts')) {
+      if (round < p.parts.rounds) {
+        const { rounds: _, ...params } = p.parts
+        specs.push({ workload: 'parts', system: 'meshbee', params, round })
+      }
+      if (round < p.b3.rounds) {
+        const { rounds: _, ...params } = p.b3
+        for (const system of rotate(['meshbee', 'yjs', 'automerge'] as const, round)) specs.push({ workload: 'b3', system, params, round })
       }
     }
   }
@@ -167,6 +184,8 @@ async function main (): Promise<void> {
     p.local.rounds = Math.min(p.local.rounds, args.rounds)
     p.catchup.rounds = Math.min(p.catchup.rounds, args.rounds)
     p.scaleRounds = Math.min(p.scaleRounds, args.rounds)
+    p.parts.rounds = Math.min(p.parts.rounds, args.rounds)
+    p.b3.rounds = Math.min(p.b3.rounds, args.rounds)
     for (const c of p.converge) c.rounds = Math.min(c.rounds, args.rounds)
   }
   const specs = schedule(p, args.only)

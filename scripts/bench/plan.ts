@@ -5,7 +5,7 @@
  * needs well over an hour); `quick` is a smoke run (about 2 minutes on a quiet machine). Ratios
  * are only ever taken between figures of the same run.
  */
-import type { CatchupParams, ConvergeParams, LocalParams, ScaleSetupParams } from './types.js'
+import type { B3Params, CatchupParams, ConvergeParams, LocalParams, PartsParams, ScaleSetupParams } from './types.js'
 
 export type Preset = 'quick' | 'medium' | 'full'
 
@@ -24,6 +24,10 @@ export interface Plan {
   catchup: CatchupParams & { rounds: number }
   scale: Array<Omit<ScaleSetupParams, 'batch'>>
   scaleRounds: number
+  /** Writes to a large set and document against small ones (parts.ts); the issue's sizes in every preset. */
+  parts: PartsParams & { rounds: number }
+  /** crdt-benchmarks B3.1 (b3.ts): its N = 6,000, so 20·⌊√N⌋ = 1,540 writers, in every preset. */
+  b3: B3Params & { rounds: number }
   /** Per-trial time limit (ms): a trial over it is recorded as a timeout (a lower bound). */
   trialTimeoutMs: number
 }
@@ -45,6 +49,8 @@ export function plan (preset: Preset): Plan {
       catchup: { writers: 3, keys: 100, overwrites: 10, rounds: 3 },
       scale: [{ writers: 16, perWriter: 200 }, { writers: 64, perWriter: 200 }],
       scaleRounds: 3,
+      parts: { members: 100_000, fields: 10_000, smallFields: 3, batch: 5000, ops: 200, warmup: 20, rounds: 1 },
+      b3: { n: 6000, clients: 1540, rounds: 1 },
       trialTimeoutMs: 120_000
     }
     case 'medium': return {
@@ -60,6 +66,8 @@ export function plan (preset: Preset): Plan {
       catchup: { writers: 3, keys: 1000, overwrites: 10, rounds: 3 },
       scale: [{ writers: 16, perWriter: 1000 }, { writers: 64, perWriter: 1000 }],
       scaleRounds: 3,
+      parts: { members: 100_000, fields: 10_000, smallFields: 3, batch: 5000, ops: 200, warmup: 20, rounds: 3 },
+      b3: { n: 6000, clients: 1540, rounds: 3 },
       trialTimeoutMs: 300_000
     }
     case 'full': return {
@@ -75,6 +83,8 @@ export function plan (preset: Preset): Plan {
       catchup: { writers: 3, keys: 1000, overwrites: 100, rounds: 3 },
       scale: [{ writers: 16, perWriter: 2000 }, { writers: 64, perWriter: 2000 }],
       scaleRounds: 3,
+      parts: { members: 100_000, fields: 10_000, smallFields: 3, batch: 5000, ops: 200, warmup: 20, rounds: 3 },
+      b3: { n: 6000, clients: 1540, rounds: 3 },
       trialTimeoutMs: 900_000
     }
   }

@@ -37,6 +37,8 @@ const int = (x: number): string => Number.isFinite(x) ? Math.round(x).toLocaleSt
 const ms = (x: number): string => !Number.isFinite(x) ? '—' : x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : `${Math.round(x).toLocaleString('en-US')} ms`
 const ratio = (x: number): string => !Number.isFinite(x) ? '—' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2)
 const mb = (x: number): string => Number.isFinite(x) ? x.toFixed(0) : '—'
+/** Short times, to the µs below 10 ms. */
+const fine = (x: number): string => !Number.isFinite(x) ? '—' : x < 10 ? `${x.toFixed(3)} ms` : `${Math.round(x).toLocaleString('en-US')} ms`
 
 export function report (r: ReportInput): string {
   const { plan: p, trials } = r
@@ -72,7 +74,7 @@ export function report (r: ReportInput): string {
 
   type Dir = 'higher' | 'lower'
   /** A summary row: meshbee vs an anchor on one metric; `target` is on meshbee / anchor. */
-  const row = (name: string, m: Cell, anchorName: string, a: Cell, f: (x: number) => string, dir: Dir, target?: number): void => {
+  const row = (name: string, m: Cell, anchorName: string, a: Cell, f: (x: number) => string, dir: Dir, target?: number, less = 'faster', more = 'slower'): void => {
     const q = m.median / a.median
     let rq = ratio(q)
     // a timed-out anchor makes the ratio of times an upper bound
@@ -84,7 +86,7 @@ export function report (r: ReportInput): string {
       t = dir === 'higher' ? `≥ ${target}` : `≤ ${target} (${Math.round(1 / target)}× faster)`
       if (Number.isFinite(q) && !m.lower) met = (dir === 'higher' ? q >= target : q <= target) ? 'yes' : '**no**'
     }
-    if (dir === 'lower' && Number.isFinite(q) && q > 0) rq += ` (${ratio(1 / q)}× ${q < 1 ? 'faster' : 'slower'})`
+    if (dir === 'lower' && Number.isFinite(q) && q > 0) rq += ` (${ratio(1 / q)}× ${q < 1 ? less : more})`
     rows.push([name, fmtCell(m, f), anchorName, fmtCell(a, f), rq, t, met])
   }
 
@@ -147,6 +149,38 @@ export function report (r: ReportInput): string {
       `${ratio(q)}× the time`, `≤ ${ratio(opsQ * 1.25)}× the time`, Number.isFinite(q) ? (q <= opsQ * 1.25 ? 'yes' : '**no**') : '—'])
   }
 
+  // ---- parts (log format 2): large set and document against small ones, and B3.1
+  const pc = (k: string): Cell => cell((s) => s.workload === 'parts', k)
+  const PT = p.parts
+  if (trials.some((t) => t.spec.workload === 'parts')) {
+    /** A row of two meshbee cases of the same run: `target` bounds big / small. */
+    const pair = (name: string, big: string, anchorName: string, small: string, target?: number): void => {
+      const a = pc(big)
+      const b = pc(small)
+      const q = a.median / b.median
+      rows.push([name, fmtCell(a, fine), anchorName, fmtCell(b, fine), `${ratio(q)}× the time`,
+        target !== undefined ? `≤ ${target}× the time` : '—', target !== undefined && Number.isFinite(q) ? (q <= target ? 'yes' : '**no**') : '—'])
+    }
+    pair(`sadd of a new member to a ${int(PT.members)}-member set (median ms per awaited sadd; ${int(PT.ops)} sadds)`, 'saddBigMs', 'meshbee, sadd to an empty set (a new key each time)', 'saddEmptyMs', 1.5)
+    pair('〃', 'saddBigMs', `meshbee, sadd to a small set (0–${PT.warmup + PT.ops - 1} members)`, 'saddSmallMs', 1.5)
+    pair(`diagnostic: sadd of a new member sorting after all ${int(PT.members)} (its log key next to the last one's)`, 'saddLastMs', 'meshbee, sadd to an empty set', 'saddEmptyMs')
+    pair(`one-field patch of a ${int(PT.fields)}-field document (median ms per awaited patch; ${int(PT.ops)} patches)`, 'patchBigMs', `meshbee, one-field patch of a ${PT.smallFields}-field document`, 'patchSmallMs', 1.5)
+    const bytes = (k: string): string => int(pc(k).median)
+    rows.push([`log bytes appended per sadd, ${int(PT.members)}-member set / empty set / small set (Hypercore block bytes; of which the entry's bee key + value)`,
+      `${bytes('saddBigBytes')} / ${bytes('saddEmptyBytes')} / ${bytes('saddSmallBytes')} (${bytes('saddBigEntry')} / ${bytes('saddEmptyEntry')} / ${bytes('saddSmallEntry')})`,
+      'meshbee, sadd to an empty set in a fresh log', bytes('freshSaddBytes'), '—', '—', '—'])
+    rows.push([`log bytes appended per one-field patch, ${int(PT.fields)}-field / ${PT.smallFields}-field document (block bytes; entry bytes)`,
+      `${bytes('patchBigBytes')} / ${bytes('patchSmallBytes')} (${bytes('patchBigEntry')} / ${bytes('patchSmallEntry')})`, '—', '—', '—', '—', '—'])
+  }
+  const b3 = (s: System, k: string): Cell => cell(of('b3', s), k)
+  if (trials.some((t) => t.spec.workload === 'b3')) {
+    for (const anchor of ['yjs', 'automerge'] as const) {
+      const name = anchor === 'yjs' ? 'Yjs' : 'Automerge'
+      row(`B3.1: ${int(p.b3.clients)} writers set one map key; time to apply every update to one replica (merge core)`, b3('meshbee', 'ms'), name, b3(anchor, 'ms'), fine, 'lower')
+      row('B3.1: encoded state of the merged replica (bytes)', b3('meshbee', 'docBytes'), name, b3(anchor, 'docBytes'), int, 'lower', undefined, 'smaller', 'larger')
+    }
+  }
+
   // ---- header
   out(`### ${r.started.toISOString().slice(0, 10)} — \`${r.command}\` (preset: ${p.preset})`)
   out()
@@ -158,7 +192,7 @@ export function report (r: ReportInput): string {
   out(`Versions: ${r.versions}.`)
   out()
   out(`Wall time ${r.minutes.toFixed(1)} min. Each figure is the median over rounds (local ${p.local.rounds}, convergence ${[...new Set(p.converge.map((c) => c.rounds))].join('/')}, ` +
-    `catch-up ${p.catchup.rounds}, scale folds ${p.scaleRounds}); within a round the systems alternate (their order rotates) and every trial runs ` +
+    `catch-up ${p.catchup.rounds}, scale folds ${p.scaleRounds}, parts ${p.parts.rounds}, B3.1 ${p.b3.rounds}); within a round the systems alternate (their order rotates) and every trial runs ` +
     'in its own child process. Ratio = meshbee / anchor on the figure shown (ops/s: higher is better; times: lower is better).')
   out()
   out('| measure | meshbee | anchor | anchor value | meshbee / anchor | target | met |')
@@ -210,6 +244,48 @@ export function report (r: ReportInput): string {
     out()
   }
 
+  if (trials.some((t) => t.spec.workload === 'parts')) {
+    out(`Parts details (medians over rounds): one fresh database per round; a set of ${int(PT.members)} members (16 B each) and a document of ${int(PT.fields)} fields ` +
+      `built untimed with \`db.write\` (${int(PT.batch)} sadds, or one patch of ${int(PT.batch)} fields, per write), then ${PT.warmup} unmeasured and ${int(PT.ops)} measured ` +
+      'single awaited writes per case, the cases interleaved write by write (their order rotating with the round). Block bytes: the own core\'s byteLength delta per write ' +
+      '(the Hyperbee block: entry plus index path); entry bytes: the bee key + value of that block; log blocks read: Hypercore blocks Hyperbee read per write ' +
+      `(\`core.get\` calls, its B-tree path where not in memory), over ${Math.min(PT.ops, 50)} more untimed writes per case.`)
+    out()
+    out('| case | median ms | mean ms | p95 ms | first write after the build (in this order: empty set, large set, large document) | block bytes / write | entry bytes / write | log blocks read / write |')
+    out('|---|---:|---:|---:|---:|---:|---:|---:|')
+    const caseRow = (name: string, k: string, first?: string): void => {
+      out(`| ${name} | ${fine(pc(k + 'Ms').median)} | ${fine(pc(k + 'Mean').median)} | ${fine(pc(k + 'P95').median)} | ${first !== undefined ? fine(pc(first).median) : '—'} | ` +
+        `${int(pc(k + 'Bytes').median)} | ${int(pc(k + 'Entry').median)} | ${pc(k + 'Reads').median.toFixed(2)} |`)
+    }
+    caseRow(`sadd, ${int(PT.members)}-member set (new member at a random place)`, 'saddBig', 'firstSaddBigMs')
+    caseRow('sadd, empty set (a new key each time)', 'saddEmpty', 'firstSaddEmptyMs')
+    caseRow(`sadd, small set (0–${PT.warmup + PT.ops - 1} members)`, 'saddSmall')
+    caseRow(`sadd, ${int(PT.members)}-member set, new member sorting last`, 'saddLast')
+    caseRow(`patch, ${int(PT.fields)}-field document`, 'patchBig', 'firstPatchBigMs')
+    caseRow(`patch, ${PT.smallFields}-field document`, 'patchSmall')
+    out()
+    out(`Build (untimed in the figures above): the set in ${ms(pc('buildSetMs').median)}, the document in ${ms(pc('buildDocMs').median)}. ` +
+      `A sadd to an empty set in a fresh log (a second database) appends ${int(pc('freshSaddBytes').median)} block bytes. ` +
+      `A Hyperbee lookup in the own log (\`bee.get\`, median of ${int(PT.ops)}) of a random member of the large set takes ${fine(pc('lookupRandomMs').median)}, ` +
+      `of a member of the small set ${fine(pc('lookupSmallMs').median)}.`)
+    out()
+    const per = (k: string): string => trials.filter((t) => t.spec.workload === 'parts' && t.result.metrics[k] !== undefined).map((t) => ratio(t.result.metrics[k])).join(', ')
+    out(`Ratios per round: sadd large / empty set ${per('saddRatio')}; large / small set ${per('saddSmallRatio')}; sorting last / empty set ${per('saddLastRatio')}; patch ${per('patchRatio')}.`)
+    out()
+  }
+  if (trials.some((t) => t.spec.workload === 'b3')) {
+    out(`B3.1 details (medians over rounds), after crdt-benchmarks' B3.1 "20√N clients concurrently set number in Map" with its N = ${int(p.b3.n)}: ` +
+      `${int(p.b3.clients)} writers each set key 'v' of one map to their index; time = applying all ${int(p.b3.clients)} updates to replica 1 (replica 0, the reference, applied them untimed); ` +
+      'meshbee is the pure merge core (LWW field registers: decodeField + mergeRegisters; encodeField), no log or view (b3.ts).')
+    out()
+    out('| system | time | updates, total bytes | encode time | encoded state bytes | parse time |')
+    out('|---|---:|---:|---:|---:|---:|')
+    for (const [s, name] of [['meshbee', 'meshbee merge core'], ['yjs', 'Yjs'], ['automerge', 'Automerge']] as const) {
+      out(`| ${name} | ${fmtCell(b3(s, 'ms'), fine)} | ${int(b3(s, 'updateBytes').median)} | ${fine(b3(s, 'encodeMs').median)} | ${int(b3(s, 'docBytes').median)} | ${fine(b3(s, 'parseMs').median)} |`)
+    }
+    out()
+  }
+
   // ---- every round
   out('<details><summary>Every round</summary>')
   out()
@@ -254,5 +330,7 @@ function describe (s: Spec): string {
     case 'catchup': return `catch-up ${s.params.keys}x${s.params.overwrites} ${s.system}`
     case 'scale-setup': return `scale setup ${s.params.writers}x${s.params.perWriter}`
     case 'scale-fold': return `scale fold ${s.params.writers} writers`
+    case 'parts': return 'parts'
+    case 'b3': return `B3.1 ${s.system}`
   }
 }

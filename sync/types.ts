@@ -46,6 +46,31 @@ export interface SwarmOptions {
 export interface JoinRequest {
   /** The writer key the requester asks to be added with: pass it to `addWriter` to accept. */
   key: Buffer
-  /** The requester's connection key (its swarm identity), or null for an in-process stream. */
+  /**
+   * The connection key (swarm identity) of the peer it came from, or null for an in-process
+   * stream: the requester's own, or, when `relayed`, the key of the peer that relayed it.
+   */
   remotePublicKey: Buffer | null
+  /** Whether another peer relayed it (the requester is one hop further away). */
+  relayed: boolean
+}
+
+/**
+ * Counters of the join-request channel, since the database was opened (`Sync.stats`). A relayed
+ * request is never relayed again, so `relayed` can only grow while direct requests arrive: at
+ * most `direct` × (connections − 1).
+ */
+export interface JoinStats {
+  /** Requests sent by the peer at the other end of a connection (its own, or an older peer's relay), within budget. */
+  direct: number
+  /** Requests another peer relayed to this one, within budget (never relayed on). */
+  relayedIn: number
+  /** Requests over a connection's budget: dropped unread. */
+  dropped: number
+  /** Relays sent: one per other connection, for a direct request whose key was not relayed within the interval. */
+  relayed: number
+  /** `'join-request'` events emitted. */
+  events: number
+  /** Requests from a non-member for a key already surfaced within the interval (or with the memory full): no event. */
+  repeats: number
 }

@@ -92,7 +92,8 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
       get discoveryKey () { return engine.creator.core.discoveryKey },
       get writerKey () { return engine.own.key as Buffer },
       get writable () { return engine.writable },
-      isMember: (id) => engine.members.has(id)
+      isMember: (id) => engine.members.has(id),
+      logger: engine.log
     })
     sync.on('peer-add', (k: Buffer | null) => this.emit('peer-add', k))
     sync.on('peer-remove', (k: Buffer | null) => this.emit('peer-remove', k))

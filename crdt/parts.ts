@@ -20,6 +20,11 @@ export interface KeyParts {
   readonly fields: ReadonlyMap<string, Register<FieldValue>>
   /** member's canonical JSON → the member's merged state */
   readonly members: ReadonlyMap<string, MemberState>
+  /**
+   * The newest tag that format-1 STATE entries list as removed: a tag version of the key even when
+   * its add is gone and no member carries it (an adder that removed its own add).
+   */
+  readonly removed?: Version | null
 }
 
 const encoder = new TextEncoder()
@@ -101,7 +106,7 @@ function utf8Order (a: string, b: string): number {
 export function newestParts (p: KeyParts): { field: Version | null, tag: Version | null } {
   let field: Version | null = null
   for (const f of p.fields.values()) field = maxVersion(field, f)
-  let tag: Version | null = null
+  let tag: Version | null = p.removed ?? null
   for (const m of p.members.values()) tag = maxVersion(tag, newestTag(m))
   return { field, tag }
 }
@@ -127,7 +132,14 @@ export function renderParts (p: KeyParts): Uint8Array | null {
   }
 }
 
+/** The newest tag a key state of log format 1 lists as removed. */
+export function removedTag (s: KeyState): Version | null {
+  let tag: Version | null = null
+  for (const t of s.removed.values()) tag = maxVersion(tag, t)
+  return tag
+}
+
 /** A key state of log format 1 (tags, whole contributions) as parts. */
 export function legacyParts (s: KeyState): KeyParts {
-  return { reg: s.reg, fields: s.fields, members: memberStates(s.adds, s.removed) }
+  return { reg: s.reg, fields: s.fields, members: memberStates(s.adds, s.removed), removed: removedTag(s) }
 }

@@ -15,7 +15,7 @@ import { encodeField, encodeMember } from '../crdt/codec.js'
 import { compareVersions, type Stamp, type Version } from '../crdt/hlc.js'
 import { type Register } from '../crdt/lww.js'
 import { newestTag } from '../crdt/orset.js'
-import { fieldItem, legacyParts, maxVersion, memberItem, partsKind, structuredKind } from '../crdt/parts.js'
+import { fieldItem, legacyParts, maxVersion, memberItem, partsKind, removedTag, structuredKind } from '../crdt/parts.js'
 import { digestToBuffer, partDigest, replaceEntry } from './digest.js'
 import { FIELD_NS, LEGACY, MEMBER_NS, isState, legacyState, mergeField, mergeMember, registerOf, type PartKind } from './entry.js'
 import { ROW_DOC, ROW_SET, ROW_VALUE, decodeSlots, partKey, partPrefix, setSlot, type BatchOp, type Head, type Slot, type ViewStore } from './view.js'
@@ -61,6 +61,14 @@ function partItem (kind: PartKind, slots: readonly Slot[], reset: Version | null
     return f === null ? null : fieldItem(f, reset)
   }
   return memberItem(mergeMember(slots), reset) ? new Uint8Array(0) : null
+}
+
+/**
+ * The newest tag the format-1 STATE slots of a key list as removed. It counts as a tag of the key
+ * (it makes the key a set) even when its add is gone, and then no member part carries it.
+ */
+function stateRemoved (slots: readonly Slot[]): Version | null {
+  return slots.some((s) => isState(s)) ? removedTag(legacyState(slots)) : null
 }
 
 function joinHeads (a: Head, b: { field: Version | null, tag: Version | null }): Head {
@@ -146,7 +154,9 @@ export class ViewCommit {
     // the register, decoded only when a whole-value entry changed or a row needs its value
     let reg: Register<Uint8Array> | null | undefined = slotsChanged ? registerOf(slots) : undefined
     const register = (): Register<Uint8Array> | null => reg === undefined ? (reg = registerOf(slots)) : reg
-    const hasParts = rec.head !== null || parts.size > 0
+    // format-1 removed tags, re-read whenever the whole-value slots change or the head is rebuilt
+    const removed = slotsChanged || ch.full || rec.head === null ? stateRemoved(slots) : null
+    const hasParts = rec.head !== null || parts.size > 0 || removed !== null
     const reset: Version | null = slotsChanged || rec.head === null ? register() : rec.head.reset
     let head: Head | null = rec.head
     let changed = false
@@ -170,8 +180,8 @@ export class ViewCommit {
       for (const [id, p] of parts) rows.set(id, p)
       const old = new Map<string, Uint8Array>()
       if (rec.head !== null) for await (const [part, raw] of view.scan('items', partPrefix(key, null))) old.set(part.toString('hex'), raw)
-      let h: Head = { field: null, tag: null, reset }
-      let any = false
+      let h: Head = { field: null, tag: removed, reset }
+      let any = removed !== null
       for (const [id, p] of rows) {
         if (p.slots.length === 0) continue
         any = true
@@ -183,7 +193,7 @@ export class ViewCommit {
       for (const [id, before] of old) item(Buffer.from(id, 'hex'), before, null)
       head = any ? h : null
     } else if (hasParts) {
-      let h: Head = { ...(rec.head as Head), reset }
+      let h: Head = joinHeads({ ...(rec.head as Head), reset }, { field: null, tag: removed })
       for (const p of parts.values()) {
         h = joinHeads(h, partHead(p.kind, p.slots))
         item(p.part, view.getItemSync(p.part), partItem(p.kind, p.slots, reset))

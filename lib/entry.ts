@@ -409,5 +409,5 @@ export function renderKey (whole: readonly EntrySlot[], parts: Iterable<PartSlot
       members.set(name, mergeMembers(members.get(name) ?? EMPTY_MEMBER, mergeMember(p.slots)))
     }
   }
-  return renderParts({ reg: registerOf(whole), fields, members })
+  return renderParts({ reg: registerOf(whole), fields, members, removed: legacy.removed })
 }

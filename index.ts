@@ -23,7 +23,7 @@
 export { MeshDB } from './lib/meshdb.js'
 export type {
   CorestoreLike, Cuts, DelOperation, DiffChange, HostPort, HyperswarmLike, HyperswarmOptions, JoinRequest, KeyType, KeyVersion,
-  MembersRange, MeshDBOptions, PatchOperation, PutOperation, SetOperation, Stats, SwarmOptions, WriteOperation, WriterInfo
+  MembersRange, MeshDBOptions, PatchOperation, PutOperation, SetOperation, Stats, SwarmOptions, VerifyResult, WriteOperation, WriterInfo
 } from './lib/types.js'
 export { MeshError, MeshTypeError } from './lib/errors.js'
 export type { ErrorCode } from './lib/errors.js'

@@ -24,7 +24,7 @@ type Bytes = Buffer
 interface OpenOptions { createIfMissing: boolean, errorIfExists: boolean }
 
 /** meshbee's own methods, declared to abstract-level (its manifest lists them). */
-const ADDITIONAL_METHODS = ['write', 'patch', 'sadd', 'srem', 'smembers', 'sismember', 'typeOf', 'addWriter', 'removeWriter', 'update', 'stats',
+const ADDITIONAL_METHODS = ['write', 'patch', 'sadd', 'srem', 'smembers', 'sismember', 'verify', 'typeOf', 'addWriter', 'removeWriter', 'update', 'stats',
   'replicate', 'join', 'leave', 'requestJoin', 'writers', 'cuts', 'versions', 'diff', 'hash', 'checkout']
 
 /** The abstract-level storage adapter MeshDB is built on; see MeshDB. */
@@ -50,7 +50,7 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
       createIfMissing: true,
       errorIfExists: true,
       signals: { iterators: true },
-      events: { update: true, 'writer-add': true, 'writer-remove': true, 'peer-add': true, 'peer-remove': true, 'join-request': true },
+      events: { update: true, 'writer-add': true, 'writer-remove': true, 'peer-add': true, 'peer-remove': true, 'join-request': true, rebuild: true },
       additionalMethods: Object.fromEntries(ADDITIONAL_METHODS.map((name) => [name, true]))
     }
     super(manifest as ConstructorParameters<typeof AbstractLevel>[0], rest as AbstractDatabaseOptions<K, V>)
@@ -87,6 +87,7 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
     engine.on('update', () => this.emit('update'))
     engine.on('writer-add', (k: Buffer) => this.emit('writer-add', k))
     engine.on('writer-remove', (k: Buffer, cut: number) => this.emit('writer-remove', k, cut))
+    engine.on('rebuild', (reason: string) => this.emit('rebuild', reason))
     const sync = new Sync({
       replicate: (conn) => engine.store.replicate(conn) as Duplex,
       get discoveryKey () { return engine.creator.core.discoveryKey },

@@ -30,11 +30,15 @@ import { live, type Member } from './membership.js'
 import { OwnWrites } from './own-writes.js'
 import type { KeyType, Stats, WriterInfo } from './types.js'
 import { VIEW_FORMAT, ViewStore } from './view.js'
+import { recomputeDigest, verifyView, type VerifyReport } from './verify.js'
 import { WriterLog } from './writer-log.js'
 import { digestFromBuffer } from './digest.js'
 import './hypercore-patch.js' // a lost length announcement in Hypercore's replicator: see the file
 
 export type { WriteOp }
+
+/** Where the own log's store keeps the key of the database it belongs to (Hypercore user data). */
+const IDENTITY = 'meshbee/database'
 
 export interface EngineOptions {
   key?: Uint8Array
@@ -70,7 +74,7 @@ export class Engine extends EventEmitter {
   readonly store: Corestore
   readonly view: ViewStore
   readonly log: Logger
-  readonly stats: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0 }
+  readonly stats: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0 }
   /** Every writer log opened, by writer key (hex), and its catch-up. */
   readonly writers = new Map<string, WriterLog>()
   readonly catchUps = new Map<string, CatchUp>()
@@ -163,25 +167,71 @@ export class Engine extends EventEmitter {
 
   async open (): Promise<void> {
     await this.store.ready()
-    await this.view.open()
+    // an unreadable view is removed and rebuilt from the logs (it is derived from them)
+    let rebuild = await this.view.open()
+    this.own = await this.openWriter(this.store.get({ name: 'meshbee-writer' }), true)
+    // The database this directory belongs to: kept in the own log's store (it survives a lost
+    // view) and in the view (directories written before the log store kept it).
+    const logged = await this.own.core.getUserData(IDENTITY) as Buffer | null
     const stored = await this.view.getMeta('key')
-    if (stored !== undefined && this.givenKey !== null && !stored.equals(this.givenKey)) {
-      throw keyMismatch(stored.toString('hex'), this.givenKey.toString('hex'))
+    const known = logged ?? stored ?? null
+    if (known !== null && this.givenKey !== null && !known.equals(this.givenKey)) {
+      throw keyMismatch(known.toString('hex'), this.givenKey.toString('hex'))
     }
+    this.key = this.givenKey ?? known ?? this.own.key
+    if (stored !== undefined && !stored.equals(this.key)) rebuild ??= 'the view belongs to another database than its logs'
     await this.migrateView()
     for (const [id, len] of await this.view.readCheckpoints()) this.checkpoints.set(id, len)
-    this.own = await this.openWriter(this.store.get({ name: 'meshbee-writer' }), true)
-    this.key = this.givenKey ?? stored ?? this.own.key
     this.creator = this.writers.get(this.key.toString('hex')) ?? await this.openWriter(this.store.get({ key: this.key }))
+    // a view that reflects more of a log than the log store holds: the logs were lost or replaced
+    for (const w of [this.own, this.creator]) {
+      if ((this.checkpoints.get(w.id) ?? 0) > w.core.length) rebuild ??= `the view reflects ${this.checkpoints.get(w.id) ?? 0} entries of log ${w.id.slice(0, 8)}, which holds ${w.core.length}`
+    }
     const hash = await this.view.getMeta('hash')
     this.commit.digest = hash === undefined ? 0n : digestFromBuffer(hash)
+    // damaged rows (flipped bytes in a table file) no longer sum to the stored digest
+    if (rebuild === null && this.checkpoints.size > 0 && await recomputeDigest(this.view) !== this.commit.digest) {
+      rebuild = "the view's rows do not match its digest"
+    }
+    if (rebuild !== null) await this.rebuild(rebuild)
+    if (logged === null) await this.own.core.setUserData(IDENTITY, this.key)
+    if (stored === undefined || !stored.equals(this.key)) await this.view.write([this.view.putMeta('key', this.key)])
 
     const saved = await this.view.readStamp()
     if (saved !== null) this.hlc.restore(saved)
     const last = await this.lastOwnStamp()
     if (last !== null) this.hlc.restore(last)
-    if (stored === undefined) await this.view.write([this.view.putMeta('key', this.key)])
     await this.update()
+  }
+
+  /**
+   * Empties the view and lets the next fold rebuild it from the logs (the caller folds). Emits
+   * 'rebuild' with the reason.
+   */
+  private async rebuild (reason: string): Promise<void> {
+    this.log.warn({ reason }, 'rebuilding the view from the logs')
+    this.stats.rebuilds++
+    this.emit('rebuild', reason)
+    await this.view.clearDerived()
+    await this.view.write([this.view.putMeta('format', Buffer.from([VIEW_FORMAT])), this.view.putMeta('key', this.key)])
+    await this.view.settle()
+    this.checkpoints.clear()
+    this.commit.digest = 0n
+  }
+
+  /**
+   * Checks the view against the logs (lib/verify.ts); with `repair`, a view that disagrees is
+   * rebuilt from them and folded again before this resolves.
+   */
+  verify (repair: boolean, progress?: (done: number, total: number) => void): Promise<VerifyReport & { repaired: boolean }> {
+    return this.locked(async () => {
+      await this.folder.run()
+      const report = await verifyView({ view: this.view, writers: this.writers, checkpoints: this.checkpoints, digest: this.commit.digest }, progress)
+      if (report.ok || !repair) return { ...report, repaired: false }
+      await this.rebuild(report.problems[0] ?? 'verify found damage')
+      await this.folder.run()
+      return { ...report, repaired: true }
+    })
   }
 
   /**

@@ -13,7 +13,7 @@ import { ADD_WRITER, MEMBER_NS, REMOVE_WRITER, memberName } from './entry.js'
 import { invalidArgument } from './errors.js'
 import { toKey } from './keys.js'
 import type { WriteOp } from './entry-rule.js'
-import type { CorestoreLike, Cuts, DiffChange, KeyType, KeyVersion, MembersRange, MeshDBOptions, Stats, SwarmOptions, WriteOperation, WriterInfo } from './types.js'
+import type { CorestoreLike, Cuts, DiffChange, KeyType, KeyVersion, MembersRange, MeshDBOptions, Stats, SwarmOptions, VerifyResult, WriteOperation, WriterInfo } from './types.js'
 import { ROW_SET, partKey, partPrefix, type ScanRange } from './view.js'
 
 /** A range of members as `view.scan` takes it: the part keys of the members at the bounds. */
@@ -34,7 +34,7 @@ function membersRange (key: Buffer, opts: MembersRange): ScanRange {
 
 type Bytes = Buffer
 
-const NO_STATS: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0 }
+const NO_STATS: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0 }
 
 /**
  * A leaderless multi-writer database. Every peer writes to its own signed log; the fold merges all
@@ -106,7 +106,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    *
    * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `fields` is not a plain object of JSON values
    * @throws MeshError `MESHBEE_NOT_WRITABLE` on a peer that is not a member; `MESHBEE_TOO_LARGE`
-   *   for a key over 4 KiB or a document over 4 MiB; `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
+   *   for a key or field name over 4 KiB or a field value over 4 MiB; `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async patch (key: K, fields: Record<string, Json | undefined>): Promise<void> {
     await this.write([{ type: 'patch', key, fields }])
@@ -260,6 +260,23 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
     const k = toKey(key, 'writer key')
     await this.opened()
     await this.engine.changeMembership(REMOVE_WRITER, k)
+  }
+
+  /**
+   * Checks the view against the logs, layer by layer: each member's log at the length the view
+   * reflects against the entries the view holds for it, those entries against what each key reads
+   * as, and every row against the view's digest. It reads the whole view and every log (a full
+   * check; `open()` makes only the cheap ones: a view that cannot be read, that reflects more of a
+   * log than the log store holds, or whose rows do not sum to its digest is rebuilt there).
+   *
+   * @param opts - `repair`: rebuild the view from the logs if the check fails (emits 'rebuild');
+   *   `progress(done, total)`: called as each writer's log has been checked
+   * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
+   */
+  async verify (opts: { repair?: boolean, progress?: (done: number, total: number) => void } = {}): Promise<VerifyResult> {
+    if (opts === null || typeof opts !== 'object') throw invalidArgument('verify options must be an object')
+    await this.opened()
+    return await this.engine.verify(opts.repair === true, opts.progress)
   }
 
   /**

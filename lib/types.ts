@@ -73,6 +73,22 @@ export interface Stats {
   sparseBlocks: number
   /** Sparse catch-ups not taken: the diff needed most of the missing blocks, so the log was downloaded whole. */
   sparseSkipped: number
+  /** Times the view was emptied and rebuilt from the logs (unreadable, damaged, or ahead of the logs; see the 'rebuild' event). */
+  rebuilds: number
+}
+
+/** What `db.verify()` found. */
+export interface VerifyResult {
+  /** Whether the view agreed with the logs. */
+  ok: boolean
+  /** Whether it did not, and was rebuilt from the logs (`repair: true`). */
+  repaired: boolean
+  /** Keys checked. */
+  keys: number
+  /** Log entries read. */
+  entries: number
+  /** The first problems found (at most 20), for people. */
+  problems: string[]
 }
 
 /** One writer log as `db.writers()` describes it. */

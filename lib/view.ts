@@ -30,6 +30,7 @@
  * entries already appended, and the reopened engine folds them again from LevelDB's checkpoints.
  */
 import c from 'compact-encoding'
+import { rm } from 'node:fs/promises'
 import { ClassicLevel } from 'classic-level'
 import type { AbstractSublevel } from 'abstract-level'
 import { pack, unpack } from '../crdt/codec.js'
@@ -77,22 +78,17 @@ export const FLUSH_NOW = 1024
 export const DIRECT_OPS = 256
 
 export class ViewStore {
-  readonly db: ClassicLevel<Bytes, Bytes>
-  readonly values: Sub
-  readonly slots: Sub
-  readonly parts: Sub
-  readonly items: Sub
-  readonly checkpoints: Sub
-  readonly meta: Sub
+  // (set anew, over a fresh directory, when LevelDB reports the view corrupt: see `open`)
+  db!: ClassicLevel<Bytes, Bytes>
+  values!: Sub
+  slots!: Sub
+  parts!: Sub
+  items!: Sub
+  checkpoints!: Sub
+  meta!: Sub
 
-  constructor (location: string) {
-    this.db = new ClassicLevel<Bytes, Bytes>(location, BUF)
-    this.values = this.db.sublevel<Bytes, Bytes>('v', BUF)
-    this.slots = this.db.sublevel<Bytes, Bytes>('s', BUF)
-    this.parts = this.db.sublevel<Bytes, Bytes>('u', BUF)
-    this.items = this.db.sublevel<Bytes, Bytes>('i', BUF)
-    this.checkpoints = this.db.sublevel<Bytes, Bytes>('c', BUF)
-    this.meta = this.db.sublevel<Bytes, Bytes>('m', BUF)
+  constructor (readonly location: string) {
+    this.attach()
     this.pv = Buffer.from(this.values.prefix)
     this.valuesPrefix = this.pv
     this.valuesEnd = Buffer.from(this.pv)
@@ -114,8 +110,35 @@ export class ViewStore {
   private readonly pc: Bytes
   private readonly pm: Bytes
 
-  async open (): Promise<void> {
-    await this.db.open()
+  /**
+   * Opens LevelDB. A view LevelDB reports as corrupt (a damaged or missing table file, a truncated
+   * MANIFEST) is removed and created anew, empty: it is derived from the logs, which the engine
+   * then folds again. Returns why it did so, or null. Any other failure (another process holds
+   * the view, an I/O error) is thrown: those are not the view's to repair.
+   */
+  async open (): Promise<string | null> {
+    try {
+      await this.db.open()
+      return null
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string, message?: string } }).cause
+      if (cause?.code !== 'LEVEL_CORRUPTION') throw err
+      await rm(this.location, { recursive: true, force: true })
+      this.attach()
+      await this.db.open()
+      return `the view could not be read (${cause.message ?? 'corrupt'})`
+    }
+  }
+
+  /** A LevelDB handle on the view's directory, and its tables (their prefixes never change). */
+  private attach (): void {
+    this.db = new ClassicLevel<Bytes, Bytes>(this.location, BUF)
+    this.values = this.db.sublevel<Bytes, Bytes>('v', BUF)
+    this.slots = this.db.sublevel<Bytes, Bytes>('s', BUF)
+    this.parts = this.db.sublevel<Bytes, Bytes>('u', BUF)
+    this.items = this.db.sublevel<Bytes, Bytes>('i', BUF)
+    this.checkpoints = this.db.sublevel<Bytes, Bytes>('c', BUF)
+    this.meta = this.db.sublevel<Bytes, Bytes>('m', BUF)
   }
 
   /** The root-level key of `key` in sublevel `sub` (sublevels are plain key prefixes). */

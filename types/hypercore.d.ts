@@ -14,6 +14,9 @@ declare module 'hypercore' {
     ready (): Promise<void>
     close (): Promise<void>
     append (blocks: Uint8Array | Uint8Array[]): Promise<{ length: number }>
+    /** Small values kept in the core's own storage beside its blocks (not replicated). */
+    setUserData (key: string, value: Uint8Array | null): Promise<void>
+    getUserData (key: string): Promise<Buffer | null>
     get (index: number, opts?: { wait?: boolean, timeout?: number }): Promise<Buffer | null>
     has (start: number, end?: number): Promise<boolean>
     update (opts?: { wait?: boolean }): Promise<boolean>

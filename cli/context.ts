@@ -12,7 +12,7 @@ import { stampToString, type Stamp } from '../crdt/hlc.js'
 // The database and the pretty printer load on first use, so that --help stays quick.
 
 /** The exit codes of `meshbee`; stable, documented in the help epilog and the README. */
-export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, NOT_FOUND: 3, NOT_WRITABLE: 4 } as const
+export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, NOT_FOUND: 3, NOT_WRITABLE: 4, DAMAGED: 5 } as const
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 

@@ -14,6 +14,7 @@ import {
 import type { Range } from './transfer.js'
 import type { MembersRange } from '../lib/types.js'
 import { packageVersion } from './version.js'
+import { Presets, SingleBar } from 'cli-progress'
 
 // Modules that pull in the network or the database load when a command needs them.
 const onlineModule = async (): Promise<typeof import('./online.js')> => await import('./online.js')
@@ -37,6 +38,7 @@ Exit codes:
   2  usage error (bad arguments, options or values)
   3  not found (get, del or versions of a missing key; smembers of a key that holds no set)
   4  not writable (MESHBEE_NOT_WRITABLE: this peer is not a member)
+  5  damaged (verify: the view disagrees with the logs and was not repaired)
 
 Environment:
   MESHBEE_DIR  the database directory when --dir is not given (default ./.meshbee)`
@@ -199,6 +201,33 @@ export function buildProgram (opts: {
           `writer key  ${info.writerKey}${db.writable ? '' : `  (not a member yet: a member runs "meshbee add-writer ${info.writerKey}")`}`
         ].join('\n'))
       }, { create: true, exclusive: true, key, own: 'init' })
+    })
+
+  program.command('verify')
+    .description('check the view against the logs in full (exit 5 when it disagrees); --repair rebuilds it from the logs')
+    .option('--repair', 'rebuild the view from the logs if the check fails')
+    .action(async (o: { repair?: boolean }, cmd: Command) => {
+      const r = await context(cmd)
+      await withDb(r, async (db) => {
+        const bar = !r.json && r.io.tty
+          ? new SingleBar({ format: 'verifying [{bar}] {value}/{total} logs', hideCursor: true, stream: r.io.stderr as NodeJS.WritableStream & NodeJS.WriteStream }, Presets.shades_classic)
+          : null
+        let started = false
+        const result = await db.verify({
+          repair: o.repair === true,
+          progress: (done, total) => {
+            if (bar === null) return
+            if (!started) bar.start(total, 0)
+            started = true
+            bar.update(done)
+          }
+        })
+        if (started) bar?.stop()
+        r.out.result(result, () => result.ok
+          ? `ok: ${result.keys} keys and ${result.entries} log entries agree`
+          : [`the view disagrees with the logs${result.repaired ? ': rebuilt from them' : ' (meshbee verify --repair rebuilds it)'}`, ...result.problems.map((p) => '  ' + p)].join('\n'))
+        if (!result.ok && !result.repaired) throw new CliError('MESHBEE_VIEW_DAMAGED', 'the view disagrees with the logs', EXIT.DAMAGED)
+      })
     })
 
   program.command('info')

@@ -274,6 +274,28 @@ describe('cli', function () {
     expect(errorOf(await cli(dir, '--json', 'smembers', 's', '--limit', '-1'), 2).code).to.equal('MESHBEE_INVALID_ARGUMENT')
   })
 
+  it('verify checks the view against the logs; --repair rebuilds a damaged one (exit 5 without it)', async () => {
+    await json(dir, 'init')
+    await json(dir, 'put', 'a', '1')
+    await json(dir, 'sadd', 's', 'x')
+    expect(await json(dir, 'verify')).to.include({ ok: true, repaired: false, keys: 2 })
+    // damage below the digest: the set's record says nothing of its parts
+    const { MeshDB } = await import('../index.js')
+    const db = new MeshDB(join(dir, '.meshbee'))
+    await db.open()
+    const view = db.engine.view
+    await view.settle()
+    const [[k]] = await view.slots.iterator({ gte: Buffer.from('s'), lte: Buffer.from('s') }).all()
+    await view.slots.del(k)
+    await db.close()
+    const damaged = await cli(dir, '--json', 'verify')
+    expect(errorOf(damaged, 5).code).to.equal('MESHBEE_VIEW_DAMAGED')
+    expect(JSON.parse(damaged.stdout)).to.include({ ok: false, repaired: false })
+    expect(await json(dir, 'verify', '--repair')).to.include({ ok: false, repaired: true })
+    expect(await json(dir, 'verify')).to.include({ ok: true })
+    expect(await json(dir, 'smembers', 's')).to.deep.equal(['x'])
+  })
+
   it('export, import round trip keeps documents and sets; files are never overwritten without --force', async () => {
     const a = join(dir, 'a')
     const b = join(dir, 'b')

@@ -11,9 +11,10 @@
  *
  * Options: --procs (the multi-process variant with SIGKILLs), --minutes M (start no schedule
  * after M minutes), --ops A-B and --peers A-B (generator bounds; a failure prints them in its
- * replay command), --save DIR (write each failing schedule there as JSON), --keep (keep a failed
- * run's directories), --quiet (no line per schedule), --verbose (trace every step).
- * Exits 1 if any schedule failed.
+ * replay command), --classic (the earlier generator's schedules: no large writes, no mixed log
+ * formats; see scripts/chaos/schedule.ts), --save DIR (write each failing schedule there as
+ * JSON), --keep (keep a failed run's directories), --quiet (no line per schedule), --verbose
+ * (trace every step), --help (this text). Exits 1 if any schedule failed.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -37,7 +38,12 @@ function range (name: string): [number, number] | undefined {
   return [Number(m[1]), Number(m[2])]
 }
 
-const known = new Set(['--seed', '--schedules', '--start', '--file', '--procs', '--minutes', '--ops', '--peers', '--save', '--keep', '--quiet', '--verbose'])
+const known = new Set(['--seed', '--schedules', '--start', '--file', '--procs', '--minutes', '--ops', '--peers', '--classic', '--save', '--keep', '--quiet', '--verbose', '--help'])
+if (flag('--help')) {
+  const text = await readFile(new URL(import.meta.url), 'utf8')
+  console.log((/\/\*\*\n([\s\S]*?)\*\//.exec(text)?.[1] ?? '').replace(/^ \* ?/gm, '').trim())
+  process.exit(0)
+}
 for (const a of args) {
   if (a.startsWith('--') && !known.has(a)) {
     console.error(`unknown option ${a}; see the comment at the top of scripts/chaos.ts`)
@@ -51,6 +57,7 @@ const peers = range('--peers')
 const gen: GenOptions = { variant: procs ? 'procs' : 'inproc' }
 if (ops !== undefined) [gen.minOps, gen.maxOps] = ops
 if (peers !== undefined) [gen.minPeers, gen.maxPeers] = peers
+if (flag('--classic')) gen.classic = true
 const verbose = flag('--verbose')
 const quiet = flag('--quiet')
 const keep = flag('--keep')

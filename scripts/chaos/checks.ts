@@ -11,7 +11,7 @@
 import { decode as unpack } from '@msgpack/msgpack'
 import type { EventEmitter } from 'node:events'
 import type { MeshDB } from '../../index.js'
-import { ADD_WRITER, DEL, PUT, REMOVE_WRITER, STATE, dataKey, decodeEntry, membershipKey } from '../../lib/entry.js'
+import { ADD_WRITER, DEL, FIELD, FIELD_NS, MEMBER, MEMBER_NS, PUT, REMOVE_WRITER, STATE, dataKey, decodeEntry, membershipKey, partBeeKey } from '../../lib/entry.js'
 import type { ChaosOp } from './schedule.js'
 import { canonical, logsOf, reference, type Reference } from './model.js'
 
@@ -158,32 +158,198 @@ export interface Ack {
   op: ChaosOp
   /** For membership ops: the target's writer key (hex). */
   target?: string
+  /** The log format the writer wrote it in (absent: 2). */
+  format?: 1 | 2
+}
+
+/** The data ops of a write, in order (a batch's items as puts and dels). */
+function dataOps (op: ChaosOp): ChaosOp[] {
+  if (op.kind === 'batch') return op.items.map((i) => i.type === 'put' ? { kind: 'put', key: i.key, value: i.value } : { kind: 'del', key: i.key })
+  if (op.kind === 'write') return op.items
+  return [op]
 }
 
 /**
- * The ops whose entries a write appends, in log order: one per key, the key's last op of the call
- * (its entry holds the writer's whole contribution), keys in the order of their last op.
+ * One entry a data op may append: under `beeKey` (hex), by the op at `index` of its write. Format
+ * 2: a whole-value write under the key, a patch one per field (in the order `patch` takes them:
+ * the object's own key order), a set add or remove one under the member — a remove appends
+ * nothing when the writer has no add of the member left to remove (`optional`). Format 1: one
+ * STATE (or PUT/DEL) under the key, whatever the op.
  */
-function appendedOps (op: ChaosOp): ChaosOp[] {
-  const items: ChaosOp[] = op.kind === 'batch' ? op.items.map((i) => i.type === 'put' ? { kind: 'put', key: i.key, value: i.value } : { kind: 'del', key: i.key }) : op.kind === 'write' ? op.items : [op]
-  const last = new Map<string, ChaosOp>()
-  for (const item of items) {
-    const key = 'key' in item ? item.key : `membership ${JSON.stringify(item)}`
-    last.delete(key)
-    last.set(key, item)
-  }
-  return [...last.values()]
+interface Producer { index: number, op: ChaosOp, beeKey: string, optional: boolean, field?: string }
+
+function producers (op: ChaosOp, format: 1 | 2): Producer[] {
+  const out: Producer[] = []
+  dataOps(op).forEach((o, index) => {
+    if (!('key' in o)) return
+    const key = Buffer.from(o.key)
+    if (format === 1 || o.kind === 'put' || o.kind === 'del') {
+      out.push({ index, op: o, beeKey: dataKey(key).toString('hex'), optional: false })
+    } else if (o.kind === 'patch') {
+      const names = Object.keys(Object.fromEntries(o.fields.map((f) => [f[0], true])))
+      for (const field of names) out.push({ index, op: o, beeKey: partBeeKey(FIELD_NS, key, Buffer.from(field)).toString('hex'), optional: false, field })
+    } else if (o.kind === 'sadd' || o.kind === 'srem') {
+      out.push({ index, op: o, beeKey: partBeeKey(MEMBER_NS, key, Buffer.from(canonical(o.member as never))).toString('hex'), optional: o.kind === 'srem' })
+    }
+  })
+  return out
 }
 
-/** The number of entries a write appends (membership writes: 0 when they were no-ops). */
-export function entriesOf (op: ChaosOp): number | [number, number] {
-  switch (op.kind) {
-    case 'batch':
-    case 'write': return appendedOps(op).length
-    case 'add-writer':
-    case 'remove-writer': return [0, 1]
-    default: return 1
+/**
+ * How many entries a write appends: [least, most]. Membership writes append one or, when they are
+ * no-ops, none.
+ */
+export function entriesOf (op: ChaosOp, format: 1 | 2 = 2): [number, number] {
+  if (op.kind === 'add-writer' || op.kind === 'remove-writer') return [0, 1]
+  const keys = new Map<string, boolean>()
+  for (const p of producers(op, format)) keys.set(p.beeKey, (keys.get(p.beeKey) ?? false) || !p.optional)
+  return [[...keys.values()].filter((d) => d).length, keys.size]
+}
+
+const sameStamp = (a: { wall: number, counter: number }, b: { wall: number, counter: number }): number =>
+  a.wall !== b.wall ? (a.wall < b.wall ? -1 : 1) : a.counter !== b.counter ? (a.counter < b.counter ? -1 : 1) : 0
+
+/** Why entry `e` does not hold what producer `p`'s op wrote, or null when it does. */
+function holds (p: Producer, e: ReturnType<typeof decodeEntry>, format: 1 | 2, writer: string): string | null {
+  const op = p.op
+  const state = (): unknown[] => {
+    if (e.type !== STATE) throw new ChaosFailure('not a STATE entry')
+    return unpack(e.state) as unknown[]
   }
+  switch (op.kind) {
+    case 'put':
+    case 'del': {
+      const value = op.kind === 'put' ? Buffer.from(op.value) : null
+      if (e.type === PUT || e.type === DEL) {
+        if (value === null ? e.type !== DEL : e.type !== PUT || !Buffer.from(e.value).equals(value)) return `type ${e.type}`
+        return null
+      }
+      // format 1: a whole-value write keeps the writer's entries newer than it: set tags it removed
+      // that another writer stamped ahead of its clock. Then the register travels in a STATE entry.
+      if (format !== 1 || e.type !== STATE) return `type ${e.type}`
+      const reg = state()[1] as unknown[] | null
+      const ok = reg !== null && reg[0] === e.stamp.wall && reg[1] === e.stamp.counter &&
+        Buffer.from(reg[2] as Uint8Array).toString('hex') === writer &&
+        (value === null ? reg[3] === null : reg[3] !== null && Buffer.from(reg[3] as Uint8Array).equals(value))
+      return ok ? null : 'the STATE entry does not hold this register'
+    }
+    case 'patch': {
+      if (format === 2) {
+        if (e.type !== FIELD) return `type ${e.type}`
+        const f = [...op.fields].reverse().find((x) => x[0] === p.field) as [string] | [string, unknown]
+        if (f.length === 1 ? e.value !== null : (e.value === null || canonical(e.value[0] as never) !== canonical(f[1] as never))) return `field ${f[0]} = ${JSON.stringify(e.value)}`
+        return null
+      }
+      if (e.type !== STATE) return `type ${e.type}`
+      const fields = state()[2] as unknown[][]
+      for (const f of op.fields) {
+        const got = fields.find((x) => x[0] === f[0])
+        if (got === undefined || got[1] !== e.stamp.wall || got[2] !== e.stamp.counter) return `field ${f[0]} not set by this entry`
+        const value = got[4] as unknown[] | null
+        const last = [...op.fields].reverse().find((x) => x[0] === f[0]) as [string] | [string, unknown]
+        if (last.length === 1 ? value !== null : (value === null || canonical(value[0] as never) !== canonical(last[1] as never))) return `field ${f[0]} = ${JSON.stringify(value)}`
+      }
+      return null
+    }
+    case 'sadd': {
+      if (format === 2) {
+        if (e.type !== MEMBER) return `type ${e.type}`
+        const own = e.state.adds.get(writer)
+        return own !== undefined && sameStamp(own, e.stamp) === 0 ? null : 'no add of this entry'
+      }
+      if (e.type !== STATE) return `type ${e.type}`
+      const adds = state()[3] as unknown[][]
+      return adds.some((x) => x[0] === e.stamp.wall && x[1] === e.stamp.counter && canonical(x[3] as never) === canonical(op.member as never)) ? null : 'no add tag of this entry'
+    }
+    case 'srem':
+      // which adds it removes depends on what the writer had observed; the model judges those
+      if (format === 2) {
+        if (e.type !== MEMBER) return `type ${e.type}`
+        if (e.state.adds.has(writer)) return 'the writer\'s own add survived its remove'
+        return e.state.removed.size > 0 ? null : 'a remove that removes nothing'
+      }
+      return e.type === STATE ? null : `type ${e.type}`
+    default:
+      return `not a data op: ${op.kind}`
+  }
+}
+
+/**
+ * Why the entries `nodes` (in log order) are not exactly what a data write appended, or null.
+ * Each entry is the last of its bee key's writes in the call that appended (a remove may append
+ * nothing), the entries go in the order of the ops that wrote them (their stamps strictly grow op
+ * by op; a patch's fields share one), and every bee key that a write surely appends is there.
+ */
+function matchData (op: ChaosOp, nodes: Array<{ key: Buffer, value: Buffer }>, format: 1 | 2, writer: string): string | null {
+  const byKey = new Map<string, Producer[]>()
+  for (const p of producers(op, format)) {
+    let list = byKey.get(p.beeKey)
+    if (list === undefined) byKey.set(p.beeKey, list = [])
+    list.push(p)
+  }
+  const seen = new Set<string>()
+  let prev: { index: number, stamp: { wall: number, counter: number } } | null = null
+  for (const [i, node] of nodes.entries()) {
+    const id = node.key.toString('hex')
+    const where = `entry ${i} (${node.key.toString('latin1').replace(/[^\x20-\x7e]/g, '.')})`
+    if (seen.has(id)) return `${where}: its bee key twice`
+    seen.add(id)
+    const cands = byKey.get(id)
+    if (cands === undefined) return `${where}: a bee key the write does not write`
+    let e: ReturnType<typeof decodeEntry>
+    try {
+      e = decodeEntry(node.value)
+    } catch (err) {
+      return `${where}: ${(err as Error).message}`
+    }
+    const lastSure = Math.max(-1, ...cands.filter((c) => !c.optional).map((c) => c.index))
+    const reasons: string[] = []
+    const pick = cands.find((c) => {
+      if (c.index < lastSure) return false
+      if (prev !== null) {
+        const order = sameStamp(e.stamp, prev.stamp)
+        if (order < 0 || (order === 0 && c.index !== prev.index) || (order > 0 && c.index <= prev.index)) {
+          reasons.push(`op ${c.index}: out of order`)
+          return false
+        }
+      }
+      const why = holds(c, e, format, writer)
+      if (why !== null) reasons.push(`op ${c.index}: ${why}`)
+      return why === null
+    })
+    if (pick === undefined) return `${where} holds none of the writes to its key: ${reasons.join('; ') || 'superseded'}`
+    prev = { index: pick.index, stamp: e.stamp }
+  }
+  for (const [id, cands] of byKey) if (!seen.has(id) && cands.some((c) => !c.optional)) return `no entry under ${Buffer.from(id, 'hex').toString('latin1').replace(/[^\x20-\x7e]/g, '.')}`
+  return null
+}
+
+/** Why the entries `nodes` are not what the write (data or membership) appended, or null. */
+export function matchWrite (op: ChaosOp, nodes: Array<{ key: Buffer, value: Buffer }>, format: 1 | 2, writer: string, target?: string): string | null {
+  if (op.kind === 'add-writer' || op.kind === 'remove-writer') {
+    if (nodes.length > 1) return `${nodes.length} entries`
+    const node = nodes[0]
+    if (node === undefined) return null
+    if (target === undefined) return 'no target'
+    if (!node.key.equals(membershipKey(op.kind === 'add-writer' ? ADD_WRITER : REMOVE_WRITER, Buffer.from(target, 'hex')))) return `key ${node.key.toString('hex')}`
+    const e = decodeEntry(node.value)
+    if (e.type !== (op.kind === 'add-writer' ? ADD_WRITER : REMOVE_WRITER) || hex(e.writer) !== target) return `type ${e.type}`
+    return null
+  }
+  return matchData(op, nodes, format, writer)
+}
+
+/** Entries [start, end) of a log, as nodes; fails on a missing one. */
+export async function entriesAt (db: DB, writer: string, start: number, end: number, where: string): Promise<Array<{ key: Buffer, value: Buffer }>> {
+  const w = db.engine.writers.get(writer)
+  if (w === undefined) fail(`${where}: the writer's log is not held`)
+  const out: Array<{ key: Buffer, value: Buffer }> = []
+  for (let i = start; i < end; i++) {
+    const node = await w.bee.getBySeq(i)
+    if (node === null) fail(`${where}: entry ${i} is missing`)
+    out.push({ key: node.key, value: node.value })
+  }
+  return out
 }
 
 /**
@@ -194,7 +360,7 @@ export function entriesOf (op: ChaosOp): number | [number, number] {
  */
 export async function checkAcks (dbs: DB[], acks: Ack[]): Promise<void> {
   for (const a of acks) {
-    const where = `ack of peer ${a.peer}'s ${JSON.stringify(a.op).slice(0, 200)} (log ${a.writer.slice(0, 8)} [${a.before}, ${a.after}))`
+    const where = `ack of peer ${a.peer}'s ${JSON.stringify(a.op).slice(0, 200)} (format ${a.format ?? 2}, log ${a.writer.slice(0, 8)} [${a.before}, ${a.after}))`
     const db = dbs[a.peer]
     if (db === undefined) fail(`${where}: no such peer`)
     const w = db.engine.writers.get(a.writer)
@@ -203,74 +369,10 @@ export async function checkAcks (dbs: DB[], acks: Ack[]): Promise<void> {
     // a log's first write also appends the Hyperbee header (block 0)
     const start = a.before === 0 && a.after > 0 ? 1 : a.before
     const n = a.after - start
-    const want = entriesOf(a.op)
-    if (typeof want === 'number' ? n !== want : (n < want[0] || n > want[1])) fail(`${where}: ${n} entries appended, expected ${String(want)}`)
-    const items = appendedOps(a.op)
-    for (let i = 0; i < n; i++) {
-      const node = await w.bee.getBySeq(start + i)
-      if (node === null) fail(`${where}: entry ${start + i} is missing`)
-      const op = items[i] as ChaosOp
-      const e = decodeEntry(node.value)
-      const bad: (why: string) => never = (why) => fail(`${where}: entry ${start + i} does not hold the write: ${why}`)
-      switch (op.kind) {
-        case 'put':
-        case 'del':
-        case 'patch':
-        case 'sadd':
-        case 'srem':
-          if (!node.key.equals(dataKey(Buffer.from(op.key)))) bad(`key ${node.key.toString()}`)
-          break
-        case 'add-writer':
-        case 'remove-writer':
-          if (a.target === undefined) bad('no target')
-          if (!node.key.equals(membershipKey(op.kind === 'add-writer' ? ADD_WRITER : REMOVE_WRITER, Buffer.from(a.target, 'hex')))) bad(`key ${node.key.toString('hex')}`)
-          break
-      }
-      switch (op.kind) {
-        case 'put':
-        case 'del': {
-          const value = op.kind === 'put' ? Buffer.from(op.value) : null
-          if (e.type === PUT || e.type === DEL) {
-            if (value === null ? e.type !== DEL : e.type !== PUT || !Buffer.from(e.value).equals(value)) bad(`type ${e.type}`)
-            break
-          }
-          // a whole-value write keeps the writer's entries newer than it: set tags it removed that
-          // another writer stamped ahead of its clock. Then the register travels in a STATE entry.
-          if (e.type !== STATE) bad(`type ${e.type}`)
-          const reg = (unpack(e.state) as unknown[])[1] as unknown[] | null
-          const ok = reg !== null && reg[0] === e.stamp.wall && reg[1] === e.stamp.counter &&
-            Buffer.from(reg[2] as Uint8Array).toString('hex') === a.writer &&
-            (value === null ? reg[3] === null : reg[3] !== null && Buffer.from(reg[3] as Uint8Array).equals(value))
-          if (!ok) bad('the STATE entry does not hold this register')
-          break
-        }
-        case 'patch': {
-          if (e.type !== STATE) bad(`type ${e.type}`)
-          const fields = (unpack(e.state) as unknown[][])[2] as unknown[][]
-          for (const f of op.fields) {
-            const got = fields.find((x) => x[0] === f[0])
-            if (got === undefined || got[1] !== e.stamp.wall || got[2] !== e.stamp.counter) bad(`field ${f[0]} not set by this entry`)
-            const value = got[4] as unknown[] | null
-            if (f.length === 1 ? value !== null : (value === null || canonical(value[0] as never) !== canonical(f[1] as never))) bad(`field ${f[0]} = ${JSON.stringify(value)}`)
-          }
-          break
-        }
-        case 'sadd': {
-          if (e.type !== STATE) bad(`type ${e.type}`)
-          const adds = (unpack(e.state) as unknown[][])[3] as unknown[][]
-          if (!adds.some((x) => x[0] === e.stamp.wall && x[1] === e.stamp.counter && canonical(x[3] as never) === canonical(op.member as never))) bad('no add tag of this entry')
-          break
-        }
-        case 'srem':
-          // which tags it removes depends on what the writer had observed; the model judges those
-          if (e.type !== STATE) bad(`type ${e.type}`)
-          break
-        case 'add-writer':
-        case 'remove-writer':
-          if (e.type !== (op.kind === 'add-writer' ? ADD_WRITER : REMOVE_WRITER) || hex(e.writer) !== a.target) bad(`type ${e.type}`)
-          break
-      }
-    }
+    const [least, most] = entriesOf(a.op, a.format ?? 2)
+    if (n < least || n > most) fail(`${where}: ${n} entries appended, expected ${least === most ? least : `${least} to ${most}`}`)
+    const why = matchWrite(a.op, await entriesAt(db, a.writer, start, a.after, where), a.format ?? 2, a.writer, a.target)
+    if (why !== null) fail(`${where}: the entries do not hold the write: ${why}`)
   }
 }
 
@@ -298,6 +400,7 @@ export async function finalChecks (dbs: DB[], names: string[], acks: Ack[]): Pro
       fail(`${name}'s view differs from the reference model at ${diff}\n  view:  ${showDump(dumps[i] as Array<[Bytes, Bytes]>)}\n  model: ${showDump(expected)}\n  rules: ${keys}`)
     }
     if (!db.hash().equals((dbs[0] as DB).hash())) fail(`${name}'s view digest differs from ${names[0] as string}'s`)
+    if (ref.bad !== 0) fail(`the model skipped ${ref.bad} bad entries; honest writers wrote none`)
     const stats = db.stats()
     if (stats.badEntries !== 0) fail(`${name} skipped ${stats.badEntries} bad entries; honest writers wrote none`)
   }

@@ -25,7 +25,7 @@ import Corestore from 'corestore'
 import { pino } from 'pino'
 import { MeshDB, type WriteOperation } from '../../index.js'
 import { ChaosFailure, describeGroup, dump, fail, showDump, finalChecks, inSync, settled, waitFor, type Ack } from './checks.js'
-import { EPOCH, describeSchedule, replayCommand, type ChaosOp, type Schedule, type Step } from './schedule.js'
+import { EPOCH, describeSchedule, formatAt, replayCommand, type ChaosOp, type Schedule, type Step } from './schedule.js'
 import { connect } from '../link.js'
 
 
@@ -136,17 +136,24 @@ export function describeStep (s: Step): string {
   }
 }
 
+/** Large writes show their size and first few ops only. */
+const SHOWN = 8
+
 export function opText (op: ChaosOp): string {
   switch (op.kind) {
     case 'put': return `put ${op.key}=${op.value.slice(0, 40)}`
     case 'del': return `del ${op.key}`
     case 'batch': return `batch${op.chained ? '(chained)' : ''} ${op.items.map((i) => i.type === 'put' ? `+${i.key}` : `-${i.key}`).join(' ')}`
-    case 'patch': return `patch ${op.key} ${JSON.stringify(op.fields)}`
+    case 'patch': return op.fields.length > SHOWN
+      ? `patch ${op.key} ${op.fields.length} fields ${JSON.stringify(op.fields.slice(0, SHOWN)).slice(0, -1)},…]`
+      : `patch ${op.key} ${JSON.stringify(op.fields)}`
     case 'sadd': return `sadd ${op.key} ${JSON.stringify(op.member)}`
     case 'srem': return `srem ${op.key} ${JSON.stringify(op.member)}`
     case 'add-writer': return `add-writer p${op.target}`
     case 'remove-writer': return `remove-writer p${op.target}`
-    case 'write': return `write [${op.items.map(opText).join(', ')}]`
+    case 'write': return op.items.length > SHOWN
+      ? `write ${op.items.length} ops [${op.items.slice(0, SHOWN).map(opText).join(', ')}, …]`
+      : `write [${op.items.map(opText).join(', ')}]`
   }
 }
 
@@ -174,6 +181,8 @@ interface Peer {
   db: DB | null
   skew: number
   writerKey: string
+  /** The log format its own writes use now (schedule.legacyUntil); kept across restarts. */
+  format: 1 | 2
 }
 
 export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): Promise<RunResult> {
@@ -209,6 +218,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
   const open = async (p: Peer): Promise<void> => {
     const db = new MeshDB<string, string>(p.dir, { key, wallClock: () => now + p.skew, logger: logger(p.index), sparseAfter: schedule.sparseAfter })
     await db.open()
+    if (p.format === 1) db.engine.testHooks.format = 1
     p.db = db
   }
   const live = (): DB[] => peers.flatMap((p) => p.db === null ? [] : [p.db])
@@ -342,9 +352,9 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
         const mine = db.writers().find((w) => w.local)
         if (mine === undefined || mine.folded !== Math.min(mine.cut, after)) fail(`read your writes: p${p.index}'s own log is folded to ${String(mine?.folded)} of ${after} (cut ${String(mine?.cut)}) after the write resolved`)
         const target = s.op.kind === 'add-writer' || s.op.kind === 'remove-writer' ? peers[s.op.target]?.writerKey : undefined
-        acks.push({ peer: p.index, writer: p.writerKey, before, after, op: s.op, target })
+        acks.push({ peer: p.index, writer: p.writerKey, before, after, op: s.op, target, format: p.format })
         counts.acked++
-        return `ok [${before},${after})`
+        return `ok [${before},${after})${p.format === 1 ? ' in format 1' : ''}`
       }
       case 'link': return link(s.a, s.b) ? 'linked' : 'no-op'
       case 'unlink': return unlink(s.a, s.b) ? 'cut' : 'no-op'
@@ -394,7 +404,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
     for (let i = 0; i < schedule.peers; i++) {
       const dir = join(root, `p${i}`)
       await seedStore(dir, seed, i)
-      const p: Peer = { index: i, dir, db: null, skew: schedule.skews[i] as number, writerKey: '' }
+      const p: Peer = { index: i, dir, db: null, skew: schedule.skews[i] as number, writerKey: '', format: formatAt(schedule, i, 0) }
       peers.push(p)
       await open(p)
       const db = p.db as unknown as DB
@@ -411,6 +421,15 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
     for (let n = 0; n < schedule.steps.length; n++) {
       const s = schedule.steps[n] as Step
       now += s.dt
+      // peers that upgrade at this step write log format 2 from now on (whether up or down)
+      const upgraded: string[] = []
+      for (const p of peers) {
+        const format = formatAt(schedule, p.index, n)
+        if (format === p.format) continue
+        p.format = format
+        if (p.db !== null) p.db.engine.testHooks.format = format
+        upgraded.push(`p${p.index}`)
+      }
       let outcome: string
       try {
         outcome = await runStep(s)
@@ -419,7 +438,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
         note(`#${n} t+${now - EPOCH} ${describeStep(s)} -> FAILED`)
         throw err
       }
-      note(`#${n} t+${now - EPOCH} ${describeStep(s)} -> ${outcome} | ${live().map((db) => db.hash().toString('hex').slice(0, 8)).join(' ')}`)
+      note(`#${n} t+${now - EPOCH} ${upgraded.length > 0 ? `[${upgraded.join(' ')} to format 2] ` : ''}${describeStep(s)} -> ${outcome} | ${live().map((db) => db.hash().toString('hex').slice(0, 8)).join(' ')}`)
     }
 
     // the final full sync: everyone up, the final links, until every peer holds and folded everything

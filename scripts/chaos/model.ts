@@ -1,7 +1,7 @@
 /**
  * The chaos test's reference model: the final state the CRDT rules dictate, computed the slow and
  * obvious way from the writer logs themselves — independent of the fold engine (lib/engine.ts and its rooms),
- * of the view store, of lib/membership.ts and of crdt/ (it shares only the on-log entry decoder,
+ * of the view store, of lib/membership.ts and of crdt/ (it shares only the on-log decoders,
  * lib/entry.ts, and msgpack for STATE payloads).
  *
  * 1. Membership (DESIGN.md "Membership"): membership records ordered by (HLC stamp, author key
@@ -9,19 +9,27 @@
  *    a record counts iff its author is a member at that point and its index is below the
  *    author's cut; a counted add makes a member (unless the key was ever removed); a counted
  *    removal bars the key and lowers its cut to the recorded length.
- * 2. Data: each member's latest entry per key in its Hyperbee at its cut.
+ * 2. Data: every entry of each member's data range ('d' to 'g': whole values, set members,
+ *    document fields) in its Hyperbee at its cut — each is the writer's latest for its bee key.
+ *    Both log formats: format 1 keeps a writer's whole contribution to a key in one STATE entry
+ *    under 'd'; format 2 writes PUT/DEL under 'd', one FIELD entry per document field under 'f'
+ *    and one MEMBER entry per set member under 'e'. A MEMBER entry whose adds name a writer other
+ *    than its log's is a bad entry: skipped (and counted: honest writers write none).
  * 3. Per key, the rules written out naively: the register is the greatest (stamp, writer) of all
- *    put/del registers; document fields and set tags count only if newer than the register; each
- *    field is its greatest version; a tag is live unless any writer removed it; the key reads as
- *    a document if its newest field is newer than its newest tag (added or removed), as a set if
- *    it has tags, else as the register's value (absent for a tombstone). Documents and sets are
- *    canonical JSON: object keys sorted, set members deduplicated by their canonical text and
- *    sorted by its UTF-8 bytes.
+ *    put/del registers (a STATE's included); document fields and set tags count only if newer
+ *    than the register; each field is its greatest version (STATE fields and FIELD entries
+ *    alike); an add (stamp, adder, member) is live unless removed: a format-1 tag by its exact id
+ *    in any STATE's removed list, any add by a format-2 removal (`removed[adder] ≥ its stamp` in
+ *    any writer's MEMBER entry for the same member). The key reads as a document if its newest
+ *    field (deleted ones included) is newer than its newest tag (adds, format-1 removed tags, and
+ *    format-2 removals as the version (stamp, adder)), as a set if it has tags, else as the
+ *    register's value (absent for a tombstone). Documents and sets are canonical JSON: object keys
+ *    sorted, set members deduplicated by their canonical text and sorted by its UTF-8 bytes.
  */
 import { decode as unpack } from '@msgpack/msgpack'
 import type Hyperbee from 'hyperbee'
 import type { MeshDB } from '../../index.js'
-import { ADD_WRITER, DEL, PUT, REMOVE_WRITER, STATE, decodeData, decodeEntry, type DataEntry } from '../../lib/entry.js'
+import { ADD_WRITER, DEL, FIELD, MEMBER, PUT, REMOVE_WRITER, STATE, decodeData, decodeEntry, parseDataKey, type DataEntry } from '../../lib/entry.js'
 
 type Bytes = Buffer
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
@@ -62,16 +70,19 @@ export interface Reference {
   view: Array<[Bytes, Bytes]>
   /** Per key, how it was decided (for failure messages). */
   why: Map<string, string>
+  /** Entries skipped as bad (a MEMBER entry naming another adder): honest writers write none. */
+  bad: number
 }
 
 interface MRecord { author: string, authorKey: Bytes, seq: number, v: V, type: number, target: string, length: number }
 
-async function readRange (bee: Hyperbee, length: number, first: number): Promise<Array<{ seq: number, key: Bytes, value: Bytes }>> {
+/** Every node of a log at `length` whose key's first byte is in [first, last]. */
+async function readRange (bee: Hyperbee, length: number, first: number, last = first): Promise<Array<{ seq: number, key: Bytes, value: Bytes }>> {
   if (length <= 1) return []
   const snap = bee.checkout(length)
   const out: Array<{ seq: number, key: Bytes, value: Bytes }> = []
   try {
-    for await (const node of snap.createReadStream({ gte: Buffer.from([first]), lt: Buffer.from([first + 1]) })) {
+    for await (const node of snap.createReadStream({ gte: Buffer.from([first]), lt: Buffer.from([last + 1]) })) {
       out.push({ seq: node.seq, key: node.key, value: node.value })
     }
   } finally {
@@ -157,22 +168,38 @@ export function canonical (v: J): string {
   return '{' + Object.keys(v).sort().map((k) => JSON.stringify(k) + ':' + canonical(v[k] as J)).join(',') + '}'
 }
 
-/** One writer's contribution to a key, flattened. */
+/** A stamp as the model orders it (the writer only breaks ties between versions). */
+interface Stamp { wall: number, counter: number }
+const cmpStamps = (a: Stamp, b: Stamp): number => a.wall !== b.wall ? (a.wall < b.wall ? -1 : 1) : a.counter !== b.counter ? (a.counter < b.counter ? -1 : 1) : 0
+
+/** What one entry says of a key, flattened. */
 interface Contribution {
   regs: Array<V & { value: Bytes | null }>
   fields: Array<V & { name: string, value: J | undefined }>
-  adds: Array<V & { member: J }>
+  /** Adds: a format-1 tag (in a STATE) or a format-2 add (in a MEMBER entry), as (stamp, adder). */
+  adds: Array<V & { member: J, legacy: boolean }>
+  /** Format-1 removals: the exact tags removed. */
   removed: V[]
+  /** Format-2 removals: every add of `member` by the adder (`writer`) up to this stamp. */
+  clears: Array<V & { member: string }>
 }
+
+const empty = (): Contribution => ({ regs: [], fields: [], adds: [], removed: [], clears: [] })
 
 function ver (wall: unknown, counter: unknown, writer: unknown): V {
   if (typeof wall !== 'number' || typeof counter !== 'number' || !(writer instanceof Uint8Array)) throw new Error('model: bad version in a STATE payload')
   return { wall, counter, writer: Buffer.from(writer) }
 }
 
-/** A data entry as the model sees it; STATE payloads are unpacked here, not by crdt/codec. */
-export function contribution (e: DataEntry, writer: Bytes): Contribution {
-  const c: Contribution = { regs: [], fields: [], adds: [], removed: [] }
+/**
+ * A data entry as the model sees it, from its bee key and value; `writer` is the log's key. STATE
+ * payloads are unpacked here, not by crdt/codec. Null for a bad entry (a MEMBER entry whose adds
+ * name another writer than the log's).
+ */
+export function contribution (beeKey: Bytes, value: Bytes, writer: Bytes): Contribution | null {
+  const e: DataEntry = decodeData(beeKey, value)
+  const { part } = parseDataKey(beeKey)
+  const c = empty()
   const v = { wall: e.stamp.wall, counter: e.stamp.counter, writer }
   if (e.type === PUT) c.regs.push({ ...v, value: Buffer.from(e.value) })
   else if (e.type === DEL) c.regs.push({ ...v, value: null })
@@ -182,8 +209,18 @@ export function contribution (e: DataEntry, writer: Bytes): Contribution {
     const [, reg, fields, adds, removed] = raw
     if (reg !== null) c.regs.push({ ...ver(reg[0], reg[1], reg[2]), value: reg[3] === null ? null : Buffer.from(reg[3] as Uint8Array) })
     for (const f of fields) c.fields.push({ ...ver(f[1], f[2], f[3]), name: f[0] as string, value: f[4] === null ? undefined : (f[4] as J[])[0] })
-    for (const a of adds) c.adds.push({ ...ver(a[0], a[1], a[2]), member: a[3] as J })
+    for (const a of adds) c.adds.push({ ...ver(a[0], a[1], a[2]), member: a[3] as J, legacy: true })
     for (const r of removed) c.removed.push(ver(r[0], r[1], r[2]))
+  } else if (e.type === FIELD) {
+    if (part === null) throw new Error('model: a FIELD entry under a whole-value key')
+    c.fields.push({ ...v, name: part.name.toString('utf8'), value: e.value === null ? undefined : e.value[0] as J })
+  } else if (e.type === MEMBER) {
+    if (part === null) throw new Error('model: a MEMBER entry under a whole-value key')
+    const text = part.name.toString('utf8')
+    const mine = hex(writer)
+    for (const adder of e.state.adds.keys()) if (adder !== mine) return null
+    for (const [adder, s] of e.state.adds) c.adds.push({ wall: s.wall, counter: s.counter, writer: Buffer.from(adder, 'hex'), member: JSON.parse(text) as J, legacy: false })
+    for (const [adder, s] of e.state.removed) c.clears.push({ wall: s.wall, counter: s.counter, writer: Buffer.from(adder, 'hex'), member: text })
   }
   return c
 }
@@ -196,14 +233,15 @@ function maxOf<T extends V> (xs: T[]): T | null {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-/** What a key reads as, from every member's contribution; null when absent. */
+/** What a key reads as, from every member's contributions; null when absent. */
 export function decide (parts: Contribution[]): { value: Bytes | null, why: string } {
   const reg = maxOf(parts.flatMap((p) => p.regs))
   const fields = parts.flatMap((p) => p.fields).filter((f) => newer(f, reg))
   const adds = parts.flatMap((p) => p.adds).filter((a) => newer(a, reg))
   const removed = parts.flatMap((p) => p.removed).filter((r) => newer(r, reg))
+  const clears = parts.flatMap((p) => p.clears)
   const newestField = maxOf(fields)
-  const newestTag = maxOf([...adds, ...removed])
+  const newestTag = maxOf([...adds, ...removed, ...clears.filter((r) => newer(r, reg))])
 
   if (newestField !== null && (newestTag === null || cmp(newestField, newestTag) > 0)) {
     let base: { [k: string]: J } = {}
@@ -220,14 +258,19 @@ export function decide (parts: Contribution[]): { value: Bytes | null, why: stri
       if (win.value === undefined) delete doc[name]
       else doc[name] = win.value
     }
-    return { value: Buffer.from(canonical(doc)), why: `doc (newest field ${vid(newestField)})` }
+    return { value: Buffer.from(canonical(doc)), why: `doc (newest field ${vid(newestField)}, ${names.length} fields)` }
   }
   if (newestTag !== null) {
     const gone = new Set(removed.map(vid))
     const live = new Set<string>()
-    for (const a of adds) if (!gone.has(vid(a))) live.add(canonical(a.member))
+    for (const a of adds) {
+      const member = canonical(a.member)
+      if (a.legacy && gone.has(vid(a))) continue
+      if (clears.some((r) => r.member === member && r.writer.equals(a.writer) && cmpStamps(r, a) >= 0)) continue
+      live.add(member)
+    }
     const sorted = [...live].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
-    return { value: Buffer.from('[' + sorted.join(',') + ']'), why: `set (newest tag ${vid(newestTag)}, ${adds.length} adds, ${removed.length} removed)` }
+    return { value: Buffer.from('[' + sorted.join(',') + ']'), why: `set (newest tag ${vid(newestTag)}, ${adds.length} adds, ${removed.length} removed tags, ${clears.length} removals by adder, ${sorted.length} live)` }
   }
   if (reg !== null && reg.value !== null) return { value: reg.value, why: `register ${vid(reg)}` }
   return { value: null, why: reg === null ? 'nothing' : `tombstone ${vid(reg)}` }
@@ -237,17 +280,21 @@ export function decide (parts: Contribution[]): { value: Bytes | null, why: stri
 export async function reference (src: LogSource): Promise<Reference> {
   const { read, members } = await membership(src)
   const perKey = new Map<string, { key: Bytes, parts: Contribution[] }>()
+  let bad = 0
   for (const [id, m] of members) {
     const log = src.logs.get(id)
     if (log === undefined) throw new Error(`model: member ${id.slice(0, 8)} is not held`)
     const len = Math.min(m.cut, log.length)
     const writer = Buffer.from(id, 'hex')
-    for (const node of await readRange(log.bee, len, 0x64)) {
-      const key = node.key.subarray(1)
+    // 'd' (whole values), 'e' (set members), 'f' (document fields)
+    for (const node of await readRange(log.bee, len, 0x64, 0x66)) {
+      const key = Buffer.from(parseDataKey(node.key).key)
       const kid = hex(key)
       let k = perKey.get(kid)
       if (k === undefined) perKey.set(kid, k = { key, parts: [] })
-      k.parts.push(contribution(decodeData(node.key, node.value), writer))
+      const c = contribution(node.key, node.value, writer)
+      if (c === null) bad++
+      else k.parts.push(c)
     }
   }
   const view: Array<[Bytes, Bytes]> = []
@@ -258,5 +305,5 @@ export async function reference (src: LogSource): Promise<Reference> {
     if (d.value !== null) view.push([key, d.value])
   }
   view.sort((a, b) => Buffer.compare(a[0], b[0]))
-  return { read, members, view, why }
+  return { read, members, view, why, bad }
 }

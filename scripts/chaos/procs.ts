@@ -22,9 +22,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MeshDB } from '../../index.js'
-import { ChaosFailure, checkAcks, dump, fail, finalChecks, type Ack } from './checks.js'
+import { ChaosFailure, dump, entriesAt, entriesOf, fail, finalChecks, matchWrite, type Ack } from './checks.js'
 import { describeStep, replayCommand, seedStore } from './inproc.js'
-import { describeSchedule, type ChaosOp, type Schedule, type Step } from './schedule.js'
+import { describeSchedule, formatAt, type ChaosOp, type Schedule, type Step } from './schedule.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const CHILD = fileURLToPath(new URL('./peer.ts', import.meta.url))
@@ -129,7 +129,7 @@ class Child {
 }
 
 /** Ops in flight at a kill: the log from `start` to `end` (its length at restart) must hold a prefix of them, each whole. */
-interface InFlight { peer: number, writer: string, start: number, end: number, ops: Array<{ op: ChaosOp, target?: string }> }
+interface InFlight { peer: number, writer: string, start: number, end: number, ops: Array<{ op: ChaosOp, target?: string, format: 1 | 2 }> }
 
 export interface ProcsResult {
   seed: number
@@ -164,6 +164,8 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
   let key: string | undefined
   let opNumber = 0
   let failed = false
+  /** The step being run: a peer writes the log format of `formatAt` it (schedule.legacyUntil). */
+  let stepIndex = 0
 
   const note = (line: string): void => {
     trace.push(line)
@@ -277,21 +279,22 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
     const c = child(i)
     const n = opNumber++
     const target = o.kind === 'add-writer' || o.kind === 'remove-writer' ? writerKeys[o.target] : undefined
+    const format = formatAt(schedule, i, stepIndex)
     const p = c.next((m) => (m.t === 'ack' || m.t === 'refused') && m.n === n, `ack of op ${n}`, timeout)
-    c.send({ c: 'op', n, op: o, keys: writerKeys })
+    c.send({ c: 'op', n, op: o, keys: writerKeys, format })
     const m = await p
     if (m.t === 'refused') {
       counts.rejected++
       return `refused ${m.code as string}`
     }
     if (m.folded !== Math.min(m.cut as number, m.after as number)) fail(`read your writes: p${i}'s own log is folded to ${String(m.folded)} of ${String(m.after)} after the write resolved`)
-    acks.push({ peer: i, writer: writerKeys[i] as string, before: m.before as number, after: m.after as number, op: o, target })
+    acks.push({ peer: i, writer: writerKeys[i] as string, before: m.before as number, after: m.after as number, op: o, target, format })
     counts.acked++
-    return `ok [${m.before as number},${m.after as number})`
+    return `ok [${m.before as number},${m.after as number})${format === 1 ? ' in format 1' : ''}`
   }
 
   /** Ops sent without waiting (a burst), by op number, so a kill can land among them. */
-  let burst: { peer: number, sent: Array<{ n: number, op: ChaosOp, target?: string }>, acked: Set<number> } | null = null
+  let burst: { peer: number, sent: Array<{ n: number, op: ChaosOp, target?: string, format: 1 | 2 }>, acked: Set<number> } | null = null
   const burstProblems: string[] = []
 
   const kill = async (i: number, s: Extract<Step, { t: 'kill' }>): Promise<string> => {
@@ -317,7 +320,7 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
       const ops = open.map(([n]) => {
         const sent = burst?.sent.find((x) => x.n === n)
         if (sent === undefined) fail(`p${i}: issued op ${n} is unknown`)
-        return { op: sent.op, target: sent.target }
+        return { op: sent.op, target: sent.target, format: sent.format }
       })
       flight = { peer: i, writer: writerKeys[i] as string, start: (open[0] as [number, { before: number }])[1].before, end: -1, ops }
       counts.inflight += ops.length
@@ -340,23 +343,24 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
       case 'burst': {
         const c = children[s.peer]
         if (c == null || !c.running) return 'peer down'
-        const b = { peer: s.peer, sent: [] as Array<{ n: number, op: ChaosOp, target?: string }>, acked: new Set<number>() }
+        const b = { peer: s.peer, sent: [] as Array<{ n: number, op: ChaosOp, target?: string, format: 1 | 2 }>, acked: new Set<number>() }
         burst = b
         c.on((m) => {
           if (!b.sent.some((x) => x.n === m.n)) return
           if (m.t === 'refused') counts.rejected++
           if (m.t !== 'ack') return
           b.acked.add(m.n as number)
-          const x = b.sent.find((y) => y.n === m.n) as { op: ChaosOp, target?: string }
-          acks.push({ peer: s.peer, writer: writerKeys[s.peer] as string, before: m.before as number, after: m.after as number, op: x.op, target: x.target })
+          const x = b.sent.find((y) => y.n === m.n) as { op: ChaosOp, target?: string, format: 1 | 2 }
+          acks.push({ peer: s.peer, writer: writerKeys[s.peer] as string, before: m.before as number, after: m.after as number, op: x.op, target: x.target, format: x.format })
           counts.acked++
           if (m.folded !== Math.min(m.cut as number, m.after as number)) burstProblems.push(`read your writes: p${s.peer}'s own log is folded to ${String(m.folded)} of ${String(m.after)} after a write resolved`)
         })
+        const format = formatAt(schedule, s.peer, stepIndex)
         for (const o of s.ops) {
           const n = opNumber++
           const target = o.kind === 'add-writer' || o.kind === 'remove-writer' ? writerKeys[o.target] : undefined
-          b.sent.push({ n, op: o, target })
-          c.send({ c: 'op', n, op: o, keys: writerKeys })
+          b.sent.push({ n, op: o, target, format })
+          c.send({ c: 'op', n, op: o, keys: writerKeys, format })
         }
         return `${s.ops.length} sent`
       }
@@ -427,6 +431,8 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
 
     for (let n = 0; n < schedule.steps.length; n++) {
       const s = schedule.steps[n] as Step
+      stepIndex = n
+      const upgraded = [...Array(schedule.peers).keys()].filter((i) => n > 0 && formatAt(schedule, i, n) !== formatAt(schedule, i, n - 1)).map((i) => `p${i}`)
       let outcome: string
       try {
         outcome = await runStep(s)
@@ -436,7 +442,7 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
         note(`#${n} ${describeStep(s)} -> FAILED`)
         throw err
       }
-      note(`#${n} ${describeStep(s)} -> ${outcome}`)
+      note(`#${n} ${upgraded.length > 0 ? `[${upgraded.join(' ')} to format 2] ` : ''}${describeStep(s)} -> ${outcome}`)
     }
 
     // the final full sync
@@ -490,24 +496,35 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
   }
 }
 
-/** The log between `start` and `end` holds a prefix of the in-flight ops, each whole, and nothing else. */
+/**
+ * The log between `start` and `end` holds a prefix of the in-flight ops, each whole, and nothing
+ * else. How many entries an op appended is found by trying each count its kind allows (a set
+ * remove may append none, a membership change that was a no-op none) until the rest fits.
+ */
 async function checkInFlight (dbs: Array<MeshDB<string, string>>, f: InFlight): Promise<void> {
   const db = dbs[f.peer] as MeshDB<string, string>
-  const w = db.engine.writers.get(f.writer)
-  if (w === undefined) fail(`p${f.peer} does not hold its own log`)
-  let cursor = f.start === 0 && f.end > 0 ? 1 : f.start // a log's first write also appends the header
-  for (const { op, target } of f.ops) {
-    if (cursor >= f.end) break
-    let n = op.kind === 'batch' ? op.items.length : 1
-    if (op.kind === 'add-writer' || op.kind === 'remove-writer') {
-      const node = await w.bee.getBySeq(cursor)
-      const prefix = op.kind === 'add-writer' ? '6d61' : '6d72'
-      n = node !== null && node.key.toString('hex') === prefix + (target as string) ? 1 : 0
+  const where = `p${f.peer}: the writes in flight at a kill`
+  const start = f.start === 0 && f.end > 0 ? 1 : f.start // a log's first write also appends the header
+  const nodes = await entriesAt(db, f.writer, start, f.end, where)
+  const reasons: string[] = []
+  const fits = (i: number, at: number): boolean => {
+    if (at === nodes.length) return true // the rest never landed (or appended nothing)
+    const x = f.ops[i]
+    if (x === undefined) {
+      reasons.push(`${nodes.length - at} entries at ${start + at} that no write in flight explains`)
+      return false
     }
-    if (cursor + n > f.end) fail(`p${f.peer}: the write in flight ${JSON.stringify(op).slice(0, 200)} is in its log only in part ([${cursor}, ${f.end}) of ${n} entries)`)
-    await checkAcks(dbs, [{ peer: f.peer, writer: f.writer, before: cursor, after: cursor + n, op, target }])
-    cursor += n
+    const [least, most] = entriesOf(x.op, x.format)
+    for (let n = Math.min(most, nodes.length - at); n >= least; n--) {
+      const why = matchWrite(x.op, nodes.slice(at, at + n), x.format, f.writer, x.target)
+      if (why !== null) {
+        reasons.push(`${JSON.stringify(x.op).slice(0, 200)} as ${n} entries at ${start + at}: ${why}`)
+        continue
+      }
+      if (fits(i + 1, at + n)) return true
+    }
+    if (least > nodes.length - at) reasons.push(`${JSON.stringify(x.op).slice(0, 200)} needs ${least} entries, ${nodes.length - at} left at ${start + at}: in the log only in part`)
+    return false
   }
-  if (cursor !== f.end) fail(`p${f.peer}: its log holds ${f.end - cursor} entries at [${cursor}, ${f.end}) that no write in flight explains`)
+  if (!fits(0, 0)) fail(`${where}: the log [${f.start}, ${f.end}) is not a prefix of them, each whole: ${reasons.slice(0, 6).join('; ')}`)
 }
-

@@ -7,7 +7,16 @@
  *
  * The key space is small (2 to 5 keys shared by every kind of write), so conflicts between
  * registers, documents and sets on the same key are the common case, not the exception.
+ *
+ * Extras, drawn from a second stream of the seed (so the steps drawn from the first are those of
+ * every earlier generator): 40 % of the seeds get one or two large writes — 50 to 400 set adds
+ * and removes, or document fields, on one of the shared keys in one append, inserted among the
+ * steps — and half get mixed log formats: peers that write format 1 (as the release before
+ * format 2 did) until their upgrade step (`legacyUntil`). The other 30 % get neither, and their
+ * schedules are the earlier generator's, byte for byte; `--classic` gives that schedule for any
+ * seed.
  */
+import { createHash } from 'node:crypto'
 import type { Json } from '../../crdt/json.js'
 import { prng } from '../prng.js'
 
@@ -74,13 +83,27 @@ export interface Schedule {
   steps: Step[]
   final: Array<[number, number]>
   /** The generator's bounds this schedule was drawn with (part of its replay command). */
-  gen: Required<Omit<GenOptions, 'variant'>>
+  gen: Required<Omit<GenOptions, 'variant' | 'classic'>>
   /**
    * Every peer's `sparseAfter` (how far behind a remote log must be for a sparse catch-up). Small
    * values make the short logs of a schedule take the sparse path. Older saved schedules lack
    * it: the default then.
    */
   sparseAfter?: number
+  /**
+   * Mixed log formats: per peer, the index of the first step at which it writes log format 2;
+   * before it, the peer writes format 1 (`db.engine.testHooks.format = 1`), as the release before
+   * format 2 did. 0: format 2 from the start; `steps.length`: format 1 throughout. Older saved
+   * schedules lack it: format 2 everywhere.
+   */
+  legacyUntil?: number[]
+  /** Indexes of the steps holding large writes (for the summary only). */
+  large?: number[]
+}
+
+/** The log format `peer` writes during step `step` (see {@link Schedule.legacyUntil}). */
+export function formatAt (s: Schedule, peer: number, step: number): 1 | 2 {
+  return (s.legacyUntil?.[peer] ?? 0) > step ? 1 : 2
 }
 
 /** Chosen by the seed, not the generator's random stream, so older seeds keep their steps. */
@@ -233,6 +256,8 @@ export interface GenOptions {
   /** Bounds on the number of peers. */
   minPeers?: number
   maxPeers?: number
+  /** The earlier generator's schedule: no large writes, no mixed formats (see the top of the file). */
+  classic?: boolean
 }
 
 /** The generator's bounds when none are given: small schedules; fewer, smaller ones with processes. */
@@ -247,6 +272,7 @@ export function replayCommand (s: Schedule): string {
   const flags = [s.variant === 'procs' ? '--procs' : '', `--seed ${s.seed}`]
   if (s.gen.minOps !== d.minOps || s.gen.maxOps !== d.maxOps) flags.push(`--ops ${s.gen.minOps}-${s.gen.maxOps}`)
   if (s.gen.minPeers !== d.minPeers || s.gen.maxPeers !== d.maxPeers) flags.push(`--peers ${s.gen.minPeers}-${s.gen.maxPeers}`)
+  if (s.legacyUntil === undefined && s.large === undefined && extrasDrawn(s.seed)) flags.push('--classic')
   return `npm run chaos -- ${flags.filter((f) => f !== '').join(' ')}`
 }
 
@@ -340,7 +366,126 @@ export function generate (seed: number, opts: GenOptions = {}): Schedule {
       ops++
     }
   }
-  return { seed, variant, peers, keys, skews: skews0, initialMembers, style, allowed, steps, final: finalLinks(rng, style, peers, allowed), gen: { minOps, maxOps, minPeers, maxPeers }, sparseAfter: SPARSE_AFTER[seed % SPARSE_AFTER.length] }
+  const schedule: Schedule = { seed, variant, peers, keys, skews: skews0, initialMembers, style, allowed, steps, final: finalLinks(rng, style, peers, allowed), gen: { minOps, maxOps, minPeers, maxPeers }, sparseAfter: SPARSE_AFTER[seed % SPARSE_AFTER.length] }
+  if (opts.classic !== true) addExtras(schedule)
+  return schedule
+}
+
+/** The second stream of a seed: the extras (a hash, so that it shares no state with the first). */
+function extrasRng (seed: number): Rng {
+  return prng(createHash('sha256').update(`meshbee-chaos-extras/${seed}`).digest().readUInt32LE(0))
+}
+
+const LARGE_P = 0.4
+const MIXED_P = 0.5
+
+/** Whether the seed's schedule has any extras (large writes or mixed formats). */
+function extrasDrawn (seed: number): boolean {
+  const x = extrasRng(seed)
+  const large = x() < LARGE_P
+  const mixed = x() < MIXED_P
+  return large || mixed
+}
+
+/** A member of the large sets: mostly strings, some numbers and objects, now and then a small op's member. */
+function largeMember (x: Rng): Json {
+  if (chance(x, 0.05)) return pick(x, MEMBERS)
+  const j = int(x, 500)
+  if (j % 7 === 0) return { L: j }
+  if (j % 5 === 0) return j
+  return `L${j}`
+}
+
+function largeFieldValue (x: Rng, tag: string, i: number): Json {
+  switch (int(x, 4)) {
+    case 0: return int(x, 1000)
+    case 1: return `${tag}.${i}`
+    case 2: return { at: tag, i }
+    default: return chance(x, 0.5)
+  }
+}
+
+/** `n` distinct field names: mostly of a large pool, now and then a small op's field. */
+function largeFields (x: Rng, n: number, tag: string): Array<[string] | [string, Json]> {
+  const names = new Set<string>()
+  while (names.size < n) names.add(chance(x, 0.03) ? pick(x, FIELDS) : `f${String(int(x, 500)).padStart(3, '0')}`)
+  return [...names].map((name, i) => chance(x, 0.1) ? [name] : [name, largeFieldValue(x, tag, i)])
+}
+
+/**
+ * A large write on one key: 50 to 400 set adds and removes in one `write` (mostly adds, or mostly
+ * removes), a patch of as many fields, or a `write` mixing patches, adds and removes with one
+ * whole-value put or del of the same key among them.
+ */
+export function largeOp (x: Rng, keys: string[], tag: string): ChaosOp {
+  const key = pick(x, keys)
+  const n = 50 + Math.floor(351 * x() ** 2) // 50 to 400, mostly the smaller sizes (they replicate faster)
+  const r = x()
+  if (r < 0.6) {
+    const adds = r < 0.35 ? 0.8 : 0.2
+    const items: ChaosOp[] = []
+    for (let i = 0; i < n; i++) items.push({ kind: chance(x, adds) ? 'sadd' : 'srem', key, member: largeMember(x) })
+    return { kind: 'write', items }
+  }
+  if (r < 0.9) return { kind: 'patch', key, fields: largeFields(x, n, tag) }
+  const items: ChaosOp[] = []
+  const whole = int(x, n)
+  for (let i = 0; i < n; i++) {
+    if (i === whole) items.push(chance(x, 0.7) ? { kind: 'put', key, value: value(x, `${tag}.${i}`) } : { kind: 'del', key })
+    else if (chance(x, 0.4)) items.push({ kind: 'patch', key, fields: largeFields(x, 1 + int(x, 4), `${tag}.${i}`) })
+    else items.push({ kind: chance(x, 0.7) ? 'sadd' : 'srem', key, member: largeMember(x) })
+  }
+  return { kind: 'write', items }
+}
+
+/** Which peers are down before each step (as the runners see it: down until up). */
+function downBefore (s: Schedule): Array<Set<number>> {
+  const down = new Set<number>()
+  const out: Array<Set<number>> = []
+  for (const step of s.steps) {
+    out.push(new Set(down))
+    if (step.t === 'down') down.add(step.peer)
+    if (step.t === 'up') down.delete(step.peer)
+  }
+  out.push(new Set(down))
+  return out
+}
+
+/** Adds the seed's extras to a schedule drawn by the first stream (see the top of the file). */
+function addExtras (s: Schedule): void {
+  const x = extrasRng(s.seed)
+  const large = x() < LARGE_P
+  const mixed = x() < MIXED_P
+  if (large) {
+    const count = 1 + int(x, 2)
+    const at: number[] = []
+    for (let i = 0; i < count; i++) {
+      const down = downBefore(s)
+      const pos = int(x, s.steps.length + 1)
+      const up = [...Array(s.peers).keys()].filter((p) => !(down[pos] as Set<number>).has(p))
+      const peer = pick(x, up)
+      const op = largeOp(x, s.keys, `p${peer}.L${i}`)
+      const dt = chance(x, 0.3) ? 0 : int(x, 3000)
+      const added: Step[] = s.variant === 'procs' && chance(x, 0.5)
+        ? [{ dt, t: 'burst', peer, ops: [op] }, { dt: 0, t: 'kill', peer, when: 'mid-write', delay: int(x, 12) }]
+        : [{ dt, t: 'op', peer, op }]
+      s.steps.splice(pos, 0, ...added)
+      for (let j = 0; j < at.length; j++) if ((at[j] as number) >= pos) at[j] = (at[j] as number) + added.length
+      at.push(pos)
+    }
+    s.large = at.sort((a, b) => a - b)
+  }
+  if (mixed) {
+    const n = s.steps.length
+    const until = [...Array(s.peers)].map((): number => {
+      const r = x()
+      if (r < 0.35) return 0
+      if (r < 0.85) return 1 + int(x, n)
+      return n
+    })
+    if (!until.some((u) => u > 0)) until[int(x, s.peers)] = 1 + int(x, n)
+    s.legacyUntil = until
+  }
 }
 
 /** A one-line summary of a schedule, for logs. */
@@ -349,7 +494,9 @@ export function describeSchedule (s: Schedule): string {
   return `seed ${s.seed} (${s.variant}): ${s.peers} peers, ${s.keys.length} keys, style ${s.style}, ` +
     `skews [${s.skews.map((x) => Math.round(x / 1000) + 's').join(' ')}], members at start [0${s.initialMembers.map((m) => ',' + m).join('')}], ` +
     `${count('op')} ops, ${count('link')}/${count('unlink')} link/unlink, ${count('oneway')} one-way, ${count('restart')} restarts, ` +
-    `${count('down')} down, ${count('kill')} kills, sparse after ${s.sparseAfter ?? 'default'}`
+    `${count('down')} down, ${count('kill')} kills, sparse after ${s.sparseAfter ?? 'default'}` +
+    (s.large !== undefined ? `, large writes at steps [${s.large.join(' ')}]` : '') +
+    (s.legacyUntil !== undefined ? `, format 1 until steps [${s.legacyUntil.join(' ')}]` : '')
 }
 
 /** A schedule as JSON, one step a line (the form test/regressions/chaos/ keeps them in). */

@@ -22,6 +22,12 @@
  *   but the creator left its view (fixed in the fold, now lib/fold.ts: the membership read resumes from the
  *   checkpoint; restart-partial-log.test.ts reproduces it exactly — this schedule, with real
  *   kill timings, only usually does).
+ * - inproc-seed-8 (mixed log formats: p0 writes format 1 until step 14): p0 added a member to a
+ *   set and removed it again in format 1; its STATE entry then held the removed tag and no add.
+ *   p0, which had folded the add first, read the key as an empty set; p1, folding the log in one
+ *   go, found no member to carry the removed tag and read the older whole value (fixed: the key's
+ *   head counts the newest removed tag of its STATE entries, lib/commit.ts `stateRemoved`;
+ *   format1-emptied-set.test.ts reproduces it alone).
  * - inproc-seed-9000025 (sparse catch-up after 8 blocks): a peer fetched a writer's log sparsely
  *   up to a length that a removal cut then put out of the fold's reach; the whole-log download
  *   resumed only once a fold read the fetched length, so it never did and the log stayed partly

@@ -169,6 +169,8 @@ export class Engine extends EventEmitter {
     await this.store.ready()
     // an unreadable view is removed and rebuilt from the logs (it is derived from them)
     let rebuild = await this.view.open()
+    // once the view's LevelDB takes writes again after refusing them, fold what was refused meanwhile
+    this.view.onRecover = () => { this.schedule() }
     this.own = await this.openWriter(this.store.get({ name: 'meshbee-writer' }), true)
     // The database this directory belongs to: kept in the own log's store (it survives a lost
     // view) and in the view (directories written before the log store kept it).

@@ -82,9 +82,23 @@ export const storageMissing = (location: string): MeshError =>
 export const storageExists = (location: string): MeshError =>
   new MeshError('MESHBEE_STORAGE', `${location} exists (errorIfExists is true)`)
 
+/** An error's message and its cause's (a storage error often says what failed only in its cause). */
+function reason (err: unknown): string {
+  const e = err as { message?: unknown, cause?: { message?: unknown } } | null | undefined
+  const message = String(e?.message ?? err)
+  const cause = e?.cause?.message
+  return typeof cause === 'string' && !message.includes(cause) ? `${message}: ${cause}` : message
+}
+
 export const viewRefused = (err: unknown): MeshError =>
-  new MeshError('MESHBEE_STORAGE', `The view's LevelDB refused a write (${(err as Error).message}). ` +
-    'Nothing is lost: the logs hold every write, and reopening the database folds them into the view again', { cause: err })
+  new MeshError('MESHBEE_STORAGE', `The view's LevelDB refused a write (${reason(err)}). Nothing acknowledged is lost: ` +
+    'the logs hold every write, and the view keeps the commits LevelDB lacks readable. Free disk space and retry: ' +
+    'the view retries on its own and takes writes again once LevelDB does. If it still refuses then, reopen the database', { cause: err })
+
+export const logRefused = (err: unknown): MeshError =>
+  new MeshError('MESHBEE_STORAGE', `The own log's storage refused an append (${reason(err)}): nothing was appended. ` +
+    'Free disk space and retry. If it still refuses then, close and reopen the database: ' +
+    'the log store (RocksDB) takes no write after a failed one until it is reopened', { cause: err })
 
 export const invalidCuts = (what: string): MeshTypeError =>
   new MeshTypeError('MESHBEE_INVALID_CUTS', what)

@@ -3,6 +3,7 @@
  * the view before they resolve (invariant 3). The engine runs them in its serialized queue.
  */
 import type { Logger } from 'pino'
+import type { BeeBatch } from 'hyperbee'
 import { compareStamps, type HLC, type Stamp } from '../crdt/hlc.js'
 import { EMPTY } from '../crdt/keystate.js'
 import type { ViewCommit } from './commit.js'
@@ -11,7 +12,7 @@ import { buildEntries, type Built, type WriteOp } from './entry-rule.js'
 import { buildEntryV1 } from './entry-rule-v1.js'
 import { keyChange, type KeyChange } from './commit.js'
 import { buf, hex } from './keys.js'
-import { clockBehind, notAMember, notWritable, tooLarge, writerRemoved } from './errors.js'
+import { clockBehind, logRefused, notAMember, notWritable, tooLarge, writerRemoved } from './errors.js'
 import { live, type Member } from './membership.js'
 import { partKey, setSlot, type Slot, type ViewStore } from './view.js'
 import type { WriterLog } from './writer-log.js'
@@ -48,7 +49,9 @@ export class OwnWrites {
     const { view, commit } = this.h
     const own = this.h.own()
     if (!this.writable()) throw notWritable()
-    view.check() // a view that cannot commit refuses the write before it reaches the log
+    // a view whose LevelDB refused a batch retries it now, and refuses the write (before it
+    // reaches the log) if LevelDB still refuses
+    if (view.refused) await view.retry()
     if ((this.h.checkpoints.get(own.id) ?? 0) !== own.core.length) await this.h.fold()
 
     const changes = new Map<string, KeyChange>()
@@ -94,9 +97,7 @@ export class OwnWrites {
     if (appends.size === 0) return
 
     const batch = own.bee.batch()
-    for (const [k, v] of appends.values()) await batch.put(k, v)
-    // The log's length once the append lands: the header (if any) is written by the first put.
-    const len = own.core.length + (batch as unknown as { length: number }).length
+    const len = await this.put(batch, [...appends.values()])
     // The view's commit is staged while the append is written, and made once it has landed (the
     // view never holds an entry its log lacks). A process that dies in between refolds the entry.
     // Staging waits a turn of the event loop first: flush() returns at its first await, long
@@ -107,17 +108,56 @@ export class OwnWrites {
     await new Promise((resolve) => setImmediate(resolve))
     const staged = commit.begin()
     let viewChanged = false
-    for (const ch of changes.values()) if (await commit.stage(staged, ch)) viewChanged = true
+    try {
+      for (const ch of changes.values()) if (await commit.stage(staged, ch)) viewChanged = true
+    } catch (err) {
+      // the view could not be read: the append goes on, and the next fold takes it in
+      await flushing.catch(() => {})
+      throw err
+    }
     staged.ops.push(view.putCheckpoint(own.key, len))
-    await flushing
+    await this.landed(flushing, len)
     if (own.core.length !== len) {
       this.h.log.error({ expected: len, length: own.core.length }, 'own append landed at an unexpected length')
       await this.h.fold()
       return
     }
-    await commit.commit(staged, null)
+    // the entries are in the log: the view takes their commit even if LevelDB refuses meanwhile
+    // (it waits in the write-behind table), so a write that rejects has appended nothing
+    await view.admitting(async () => { await commit.commit(staged, null) })
     this.h.checkpoints.set(own.id, len)
     if (viewChanged) this.h.updated()
+  }
+
+  /**
+   * Puts entries into an own-log batch; the log's length once the batch is appended. A put that
+   * fails (the first one writes the log's header) leaves the batch closed and rejects with
+   * MESHBEE_STORAGE: Hyperbee keeps its write lock for an open batch, and every later write would
+   * wait for it.
+   */
+  private async put (batch: BeeBatch, entries: Array<[Buffer, Buffer]>): Promise<number> {
+    try {
+      for (const [k, v] of entries) await batch.put(k, v)
+      // The log's length once the append lands: the header (if any) is written by the first put.
+      return this.h.own().core.length + (batch as unknown as { length: number }).length
+    } catch (err) {
+      await batch.close()
+      throw logRefused(err)
+    }
+  }
+
+  /**
+   * Waits for an own-log append to land. Hypercore moves the log's length only once its storage
+   * has taken the blocks, so an append that failed there appended nothing: MESHBEE_STORAGE. One
+   * that reached `len` and failed after (writing its hints) has landed.
+   */
+  private async landed (flushing: Promise<void>, len: number): Promise<void> {
+    try {
+      await flushing
+    } catch (err) {
+      if (this.h.own().core.length !== len) throw logRefused(err)
+      this.h.log.warn({ err }, 'the own log took an append, then its storage failed')
+    }
   }
 
   /** A format-1 entry for `op` (the test hook `format`): the writer's whole contribution to the key. */
@@ -139,14 +179,21 @@ export class OwnWrites {
       if (m !== undefined && m.removed) throw writerRemoved(id)
       if (own.records.has(hex(membershipKey(ADD_WRITER, target)))) return
       if (m !== undefined) return
-      await own.bee.put(membershipKey(ADD_WRITER, target), encodeEntry({ type, stamp: this.membershipStamp(), writer: target }))
+      await this.append(membershipKey(ADD_WRITER, target), encodeEntry({ type, stamp: this.membershipStamp(), writer: target }))
     } else {
       if (m === undefined) throw notAMember(id)
       if (m.removed) return
       const length = this.h.checkpoints.get(id) ?? 0
-      await own.bee.put(membershipKey(REMOVE_WRITER, target), encodeEntry({ type, stamp: this.membershipStamp(), writer: target, length }))
+      await this.append(membershipKey(REMOVE_WRITER, target), encodeEntry({ type, stamp: this.membershipStamp(), writer: target, length }))
     }
     await this.h.fold()
+  }
+
+  /** Appends one entry to the own log; rejects with MESHBEE_STORAGE, appending nothing, if the log refuses. */
+  private async append (key: Buffer, value: Buffer): Promise<void> {
+    const batch = this.h.own().bee.batch()
+    const len = await this.put(batch, [[key, value]])
+    await this.landed(batch.flush(), len)
   }
 
   /**

@@ -28,13 +28,22 @@
  * did next, and reads meanwhile paid for the table. The table only ever holds whole commits, so a
  * batch is still atomic; a process that dies first loses nothing: every commit comes from log
  * entries already appended, and the reopened engine folds them again from LevelDB's checkpoints.
+ *
+ * A batch LevelDB refuses (a full disk) stays in the table, readable, and the view takes no new
+ * commit (`check`, `write`) until a retry lands it: one on a timer that backs off from RETRY_MS to
+ * RETRY_MAX_MS, and one whenever an own write asks (`retry`). A commit whose log entries are
+ * already appended is taken meanwhile all the same, into the table (`admitting`). Nothing is
+ * written to LevelDB between a refused batch and the retry, so commits still land in order and
+ * whole. Once the retry has landed, LevelDB is made to start a new log file (`compactRange`): the
+ * refused write may have left a torn record at the end of the old one, and LevelDB, reopened,
+ * drops every record after a torn one.
  */
 import c from 'compact-encoding'
 import { rm } from 'node:fs/promises'
 import { ClassicLevel } from 'classic-level'
 import type { AbstractSublevel } from 'abstract-level'
 import { pack, unpack } from '../crdt/codec.js'
-import { MeshError, viewRefused } from './errors.js'
+import { viewRefused } from './errors.js'
 import { compareKeys, stamp as mkStamp, stampEncoding, type Stamp, type Version } from '../crdt/hlc.js'
 
 type Bytes = Buffer
@@ -76,6 +85,12 @@ export const FLUSH_MS = 20
 export const FLUSH_NOW = 1024
 /** A commit of this many writes skips the table: LevelDB takes it directly, after the table. */
 export const DIRECT_OPS = 256
+/** After LevelDB refused a batch, the first retry waits this long; each failed one doubles it... */
+export const RETRY_MS = 50
+/** ... up to this. */
+export const RETRY_MAX_MS = 5000
+/** A key past every table's: `compactRange` over it compacts the memtable and nothing else. */
+const PAST_ALL = Buffer.from([0xff, 0xff])
 
 export class ViewStore {
   // (set anew, over a fresh directory, when LevelDB reports the view corrupt: see `open`)
@@ -280,15 +295,56 @@ export class ViewStore {
     return overlay === null ? it : new OverlayIterator(it, overlay, range, { reverse, keys, values })
   }
 
-  /** Throws the error of a batch LevelDB refused, if one did: the view takes no commit after it. */
+  /**
+   * Throws the error of a batch LevelDB refused, while no retry has landed it: the view takes no
+   * new commit until then (see the top of this file).
+   */
   check (): void {
     if (this.failed !== null) throw this.failed
   }
 
-  /** Writes every commit made so far to LevelDB; rejects if LevelDB refused a batch. */
+  /** Whether LevelDB refused a batch that no retry has landed yet. */
+  get refused (): boolean {
+    return this.failed !== null
+  }
+
+  /**
+   * Called once a retry has landed a batch LevelDB had refused: commits are taken again, and
+   * whatever was refused meanwhile (a fold) can run again.
+   */
+  onRecover: (() => void) | null = null
+
+  /**
+   * Retries the table LevelDB refused, now, after the batch in flight; resolves once LevelDB has
+   * it, rejects with the refusal (MESHBEE_STORAGE) if LevelDB refuses it again. Resolves at once
+   * if nothing was refused.
+   */
+  async retry (): Promise<void> {
+    if (this.failed === null) return
+    const next = this.flushed.then(async () => { await this.recover() })
+    this.flushed = next.catch(() => {})
+    await next
+    this.check()
+  }
+
+  /**
+   * Runs `fn`, whose commits the view takes even while LevelDB refuses (into the table): for the
+   * commit of entries already appended to the own log, which a refusal should not turn into a
+   * failed write.
+   */
+  async admitting<T> (fn: () => Promise<T>): Promise<T> {
+    this.admitted++
+    try {
+      return await fn()
+    } finally {
+      this.admitted--
+    }
+  }
+
+  /** Writes every commit made so far to LevelDB; rejects if LevelDB refuses them. */
   async settle (): Promise<void> {
     await this.flush()
-    this.check()
+    await this.retry()
   }
 
   /**
@@ -296,7 +352,11 @@ export class ViewStore {
    * the logs hold every commit, and the next open folds what LevelDB lacks.
    */
   async close (): Promise<void> {
+    this.closed = true
     await this.flush()
+    await this.retry().catch(() => {})
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer)
+    this.retryTimer = null
     await this.db.close()
   }
 
@@ -362,35 +422,46 @@ export class ViewStore {
   /**
    * Commits `ops` atomically: every read here sees them when this returns (or, for a commit of
    * DIRECT_OPS writes or more, when it resolves). LevelDB takes them in a later batch (see the top
-   * of this file). Rejects if an earlier batch failed: the table keeps those writes.
+   * of this file). Rejects with MESHBEE_STORAGE while LevelDB refuses a batch, unless admitted
+   * (`admitting`): the commit then waits in the table with the refused ones.
    */
   async write (ops: BatchOp[]): Promise<void> {
-    this.check()
+    if (this.admitted === 0) this.check()
     if (ops.length === 0) return
     if (ops.length >= DIRECT_OPS) {
       // too big to hold: LevelDB takes it after the table, and it is readable once written
-      // never past a batch LevelDB refused: its commits must not land after later ones
       const written = this.flush().then(async () => {
-        this.check()
-        await this.db.batch(ops)
+        if (this.failed === null) {
+          try {
+            await this.db.batch(ops)
+            return
+          } catch (err) {
+            this.refuse(err)
+          }
+        } else if (this.admitted === 0) {
+          // never past a batch LevelDB refused: its commits must not land after later ones
+          throw this.failed
+        }
+        // refused, or behind a refused batch: the commit waits in the table (readable now) and
+        // lands with it
+        this.hold(ops)
       })
       this.flushed = written.catch(() => {})
-      try {
-        await written
-      } catch (err) {
-        // not applied; the view takes no further commit (as for a refused table batch)
-        if (err instanceof MeshError) throw err
-        this.failed ??= viewRefused(err)
-        throw this.failed
-      }
+      await written
       return
     }
-    for (const op of ops) this.pending.set(op.key.toString('latin1'), op)
+    this.hold(ops)
+    if (this.failed !== null) return // the retry writes the table
     if (this.pending.size >= FLUSH_NOW) void this.flush()
     else if (this.timer === null) {
       this.timer = setTimeout(() => { void this.flush() }, FLUSH_MS)
       this.timer.unref()
     }
+  }
+
+  /** Puts a commit in the table. */
+  private hold (ops: BatchOp[]): void {
+    for (const op of ops) this.pending.set(op.key.toString('latin1'), op)
   }
 
   /** Hands the table to LevelDB, one batch after the one in flight; resolves when it is written. */
@@ -400,22 +471,70 @@ export class ViewStore {
       this.timer = null
     }
     const next = this.flushed.then(async () => {
+      // while LevelDB refuses, only a retry writes (see the top of this file)
       if (this.pending.size === 0 || this.failed !== null) return
-      const table = this.pending
-      this.flushing = table
-      this.pending = new Map()
-      try {
-        await this.db.batch([...table.values()])
-      } catch (err) {
-        // keep the writes readable (newer ones win) and refuse further commits
-        for (const [k, op] of table) if (!this.pending.has(k)) this.pending.set(k, op)
-        this.failed = viewRefused(err)
-      } finally {
-        this.flushing = null
-      }
+      await this.writeTable()
     })
     this.flushed = next
     return next
+  }
+
+  /**
+   * Writes the table to LevelDB in one batch; false if LevelDB refused it. A refused table stays
+   * readable, under any commit made since (newer ones win), until a retry lands it.
+   */
+  private async writeTable (): Promise<boolean> {
+    const table = this.pending
+    this.flushing = table
+    this.pending = new Map()
+    try {
+      await this.db.batch([...table.values()])
+      return true
+    } catch (err) {
+      for (const [k, op] of table) if (!this.pending.has(k)) this.pending.set(k, op)
+      this.refuse(err)
+      return false
+    } finally {
+      this.flushing = null
+    }
+  }
+
+  /** LevelDB refused a batch: no commit is taken until a retry lands the table, scheduled here. */
+  private refuse (err: unknown): void {
+    this.failed = viewRefused(err)
+    this.torn = true
+    if (this.retryTimer !== null || this.closed) return
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null
+      this.retry().catch(() => {}) // a refusal schedules the next one
+    }, this.backoff)
+    this.retryTimer.unref()
+    this.backoff = Math.min(this.backoff * 2, RETRY_MAX_MS)
+  }
+
+  /** One retry, in the flush chain: the table, then a new LevelDB log file (see the top of this file). */
+  private async recover (): Promise<void> {
+    if (this.failed === null) return
+    if (this.pending.size > 0 && !(await this.writeTable())) return
+    if (this.torn) {
+      try {
+        await this.db.compactRange(PAST_ALL, PAST_ALL)
+      } catch (err) {
+        this.refuse(err)
+        return
+      }
+      this.torn = false
+    }
+    this.failed = null
+    this.backoff = RETRY_MS
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer)
+    this.retryTimer = null
+    // commits admitted while the retry ran
+    if (this.pending.size > 0 && this.timer === null) {
+      this.timer = setTimeout(() => { void this.flush() }, FLUSH_MS)
+      this.timer.unref()
+    }
+    this.onRecover?.()
   }
 
   /** Commits applied here and not handed to LevelDB yet. */
@@ -425,7 +544,15 @@ export class ViewStore {
   /** The last flush: each waits for the one before, so LevelDB applies them in order. */
   private flushed: Promise<void> = Promise.resolve()
   private timer: NodeJS.Timeout | null = null
+  /** The refusal of the last batch LevelDB refused, until a retry lands the table. */
   private failed: Error | null = null
+  /** LevelDB's log may end in a torn record: switch to a new one before writing on. */
+  private torn = false
+  private retryTimer: NodeJS.Timeout | null = null
+  private backoff = RETRY_MS
+  /** How many `admitting` calls run now. */
+  private admitted = 0
+  private closed = false
 }
 
 /** A read point of the view: LevelDB's snapshot and the commits it does not hold yet. */

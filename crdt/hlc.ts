@@ -7,6 +7,7 @@
  * never returns 0 for two different entries.
  */
 import c from 'compact-encoding'
+import { invalidArgument } from '../lib/errors.js'
 
 declare const stampBrand: unique symbol
 
@@ -29,11 +30,42 @@ export const DEFAULT_MAX_DRIFT = 60_000
 
 const MAX_COUNTER = 0xffffffff
 
+/**
+ * A stamp from its parts.
+ *
+ * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `wall` is not a non-negative safe integer or `counter` not a uint32.
+ */
 export function stamp (wall: number, counter: number): Stamp {
-  if (!Number.isSafeInteger(wall) || wall < 0) throw new TypeError('wall must be a non-negative safe integer')
-  if (!Number.isInteger(counter) || counter < 0 || counter > MAX_COUNTER) throw new TypeError('counter must be a uint32')
+  if (!Number.isSafeInteger(wall) || wall < 0) throw invalidArgument('wall must be a non-negative safe integer')
+  if (!Number.isInteger(counter) || counter < 0 || counter > MAX_COUNTER) throw invalidArgument('counter must be a uint32')
   return { wall, counter }
 }
+
+const CHECKED = Symbol('checked wall clock')
+
+/** Whether `ms` can be a wall time or `maxDrift`: a whole number of milliseconds, 0 or more, that a stamp can hold. */
+function isMs (ms: unknown): ms is number {
+  return Number.isSafeInteger(ms) && (ms as number) >= 0
+}
+
+/**
+ * `clock` with each reading checked: a wall time a stamp can hold (a non-negative safe integer of
+ * ms). A clock that returns anything else (NaN, a fraction, a negative number, 2^53 or more)
+ * makes the reading throw, instead of issuing a stamp that sorts wrong or cannot be encoded.
+ *
+ * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` (naming `wallClock`), from each bad reading.
+ */
+export function checkedWallClock (clock: () => number): () => number {
+  if (typeof clock !== 'function') throw invalidArgument('wallClock must be a function that returns the time in ms since the epoch')
+  if ((clock as { [CHECKED]?: true })[CHECKED] === true) return clock
+  const checked = (): number => {
+    const wall = clock()
+    if (!isMs(wall)) throw invalidArgument(`wallClock returned ${typeof wall === 'number' ? String(wall) : typeof wall}: it must return ms since the epoch, a non-negative safe integer`)
+    return wall
+  }
+  return Object.assign(checked, { [CHECKED]: true as const })
+}
+
 
 export function isStamp (s: unknown): s is Stamp {
   if (typeof s !== 'object' || s === null) return false
@@ -97,11 +129,11 @@ export function stampToString (s: Stamp): string {
 /**
  * The stamp of a string made by {@link stampToString}.
  *
- * @throws TypeError when `str` is not such a string.
+ * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `str` is not such a string.
  */
 export function stampFromString (str: string): Stamp {
-  const m = /^([0-9a-f]{14})\.([0-9a-f]{8})$/.exec(str)
-  if (m === null) throw new TypeError('not a stamp string: ' + str)
+  const m = typeof str === 'string' ? /^([0-9a-f]{14})\.([0-9a-f]{8})$/.exec(str) : null
+  if (m === null) throw invalidArgument('not a stamp string: ' + String(str))
   return stamp(parseInt(m[1], 16), parseInt(m[2], 16))
 }
 
@@ -118,9 +150,12 @@ export interface ObserveResult {
 
 /** Options of `new HLC(options)`. */
 export interface HLCOptions {
-  /** The wall clock, in ms. Defaults to Date.now. */
+  /**
+   * The wall clock, in ms since the epoch. Defaults to Date.now. Each reading must be a
+   * non-negative safe integer: `now()` and `observe()` throw `MESHBEE_INVALID_ARGUMENT` on any other.
+   */
   readonly wallClock?: () => number
-  /** Remote stamps may pull the clock at most this far ahead of the wall clock. Default 60 s. */
+  /** Remote stamps may pull the clock at most this far ahead of the wall clock: whole ms, 0 or more. Default 60 s. */
   readonly maxDrift?: number
   /** The last stamp issued or observed before a restart. */
   readonly last?: Stamp
@@ -136,10 +171,18 @@ export class HLC {
   private readonly wallClock: () => number
   private _last: Stamp
 
+  /**
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a `wallClock` that is not a function, a
+   *   `maxDrift` that is not a whole number of ms (0 or more), or a `last` that is not a stamp.
+   */
   constructor (opts: HLCOptions = {}) {
-    this.wallClock = opts.wallClock ?? Date.now
-    this.maxDrift = opts.maxDrift ?? DEFAULT_MAX_DRIFT
-    this._last = opts.last ?? ZERO
+    if (opts === null || typeof opts !== 'object') throw invalidArgument('HLC options must be an object')
+    const { wallClock = Date.now, maxDrift = DEFAULT_MAX_DRIFT, last = ZERO } = opts
+    if (!isMs(maxDrift)) throw invalidArgument(`maxDrift must be a whole number of ms, 0 or more (got ${String(maxDrift)})`)
+    if (!isStamp(last)) throw invalidArgument('last must be a stamp { wall, counter }')
+    this.wallClock = checkedWallClock(wallClock)
+    this.maxDrift = maxDrift
+    this._last = last
   }
 
   /** The greatest stamp issued, observed or restored so far. */
@@ -147,18 +190,29 @@ export class HLC {
     return this._last
   }
 
-  /** Raises the clock to at least `s`, e.g. the last stamp found in the own log after a crash. */
+  /**
+   * Raises the clock to at least `s`, e.g. the last stamp found in the own log after a crash.
+   *
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `s` is not a stamp.
+   */
   restore (s: Stamp): void {
+    if (!isStamp(s)) throw invalidArgument('restore takes a stamp { wall, counter }')
     if (compareStamps(s, this._last) > 0) this._last = s
   }
 
-  /** Issues a new stamp, strictly greater than every stamp before it. */
+  /**
+   * Issues a new stamp, strictly greater than every stamp before it.
+   *
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when the wall clock returns something other
+   *   than a non-negative safe integer, or the stamps have reached the largest wall time a stamp holds.
+   */
   now (): Stamp {
     const wall = this.wallClock()
     const last = this._last
     const next = wall > last.wall
       ? { wall, counter: 0 }
       : bump(last)
+    if (!Number.isSafeInteger(next.wall)) throw invalidArgument('wallClock: the clock has reached the largest wall time a stamp holds (2^53 - 1 ms)')
     this._last = next
     return next
   }
@@ -166,8 +220,12 @@ export class HLC {
   /**
    * Merges a remote stamp. The clock follows it up to `(wall + maxDrift, 0)`; beyond that it
    * advances only to that bound and `clamped` is set.
+   *
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `remote` is not a stamp, or the wall
+   *   clock returns something other than a non-negative safe integer.
    */
   observe (remote: Stamp): ObserveResult {
+    if (!isStamp(remote)) throw invalidArgument('observe takes a stamp { wall, counter }')
     const wall = this.wallClock()
     const drift = Math.max(0, remote.wall - wall)
     // Counter 0, not any counter: a followed counter near its maximum would make the next now()

@@ -12,7 +12,9 @@ import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { Sync } from '../sync/swarm.js'
 import { Engine, type EngineOptions, type WriteOp } from './engine.js'
-import { invalidArgument, levelError, notOpened, storageExists, storageMissing } from './errors.js'
+import { checkedWallClock } from '../crdt/hlc.js'
+import { closed, invalidArgument, levelError, notOpened, storageExists, storageMissing } from './errors.js'
+import { ensureHypercorePatched } from './hypercore-patch.js'
 import { MeshIterator, MeshSnapshot, type ReadOptions } from './iterator.js'
 import { RowIterator, readRow, readRowSync } from './render.js'
 import { toKey } from './keys.js'
@@ -27,6 +29,53 @@ interface OpenOptions { createIfMissing: boolean, errorIfExists: boolean }
 const ADDITIONAL_METHODS = ['write', 'patch', 'sadd', 'srem', 'smembers', 'sismember', 'verify', 'typeOf', 'addWriter', 'removeWriter', 'update', 'stats',
   'replicate', 'join', 'leave', 'requestJoin', 'writers', 'cuts', 'versions', 'diff', 'hash', 'checkout']
 
+const CORESTORE_METHODS = ['session', 'get', 'namespace', 'replicate', 'ready', 'close'] as const
+const LOGGER_METHODS = ['error', 'warn', 'info', 'debug'] as const
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object'
+
+/**
+ * The constructor's arguments, checked (each bad one a MeshTypeError `MESHBEE_INVALID_ARGUMENT`
+ * naming it) and split into the engine's options, the swarm option and abstract-level's options.
+ */
+function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { engineOptions: EngineOptions, swarm: SwarmOptions['swarm'], rest: object } {
+  if (!isObject(options)) throw invalidArgument('options must be an object')
+  const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, ...rest } = options as Record<string, unknown>
+  if (typeof storage === 'string') {
+    if (storage === '') throw invalidArgument('storage must be a directory path or a Corestore (got an empty path)')
+  } else if (!isObject(storage) || !CORESTORE_METHODS.every((m) => typeof storage[m] === 'function')) {
+    throw invalidArgument('storage must be a directory path or a Corestore')
+  }
+  if (viewPath !== undefined && (typeof viewPath !== 'string' || viewPath === '')) throw invalidArgument('viewPath must be a directory path')
+  if (typeof storage !== 'string' && viewPath === undefined) {
+    throw invalidArgument('A Corestore as storage needs opts.viewPath, a directory for the view')
+  }
+  if (logger !== undefined && (!isObject(logger) || !LOGGER_METHODS.every((m) => typeof logger[m] === 'function'))) {
+    throw invalidArgument(`logger must be a pino logger (an object with ${LOGGER_METHODS.join(', ')} methods)`)
+  }
+  if (maxDrift !== undefined && !(Number.isSafeInteger(maxDrift) && (maxDrift as number) >= 0)) {
+    throw invalidArgument(`maxDrift must be a whole number of ms, 0 or more (got ${String(maxDrift)})`)
+  }
+  if (wallClock !== undefined && typeof wallClock !== 'function') throw invalidArgument('wallClock must be a function that returns the time in ms since the epoch')
+  if (sparseAfter !== undefined && !(typeof sparseAfter === 'number' && (sparseAfter === Infinity || (Number.isSafeInteger(sparseAfter) && sparseAfter >= 0)))) {
+    throw invalidArgument('sparseAfter must be a whole number of blocks (>= 0) or Infinity')
+  }
+  if (swarm !== undefined && !isObject(swarm)) throw invalidArgument('swarm must be a Hyperswarm or an object of Hyperswarm options')
+  return {
+    // every reading of the wall clock is checked where it is read (the HLC, the fold, own writes)
+    engineOptions: {
+      key: key === undefined ? undefined : toKey(key as Uint8Array | string, 'key'),
+      viewPath: viewPath as string | undefined,
+      logger: logger as EngineOptions['logger'],
+      maxDrift: maxDrift as number | undefined,
+      wallClock: checkedWallClock((wallClock ?? Date.now) as () => number),
+      sparseAfter: sparseAfter as number | undefined
+    },
+    swarm: swarm as SwarmOptions['swarm'],
+    rest
+  }
+}
+
 /** The abstract-level storage adapter MeshDB is built on; see MeshDB. */
 export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
   private readonly storage: string | Corestore
@@ -38,7 +87,8 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
 
   /** @internal See MeshDB's constructor. */
   constructor (storage: string | CorestoreLike, options: MeshDBOptions<K, V> = {}) {
-    const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, ...rest } = options
+    // checked before abstract-level's constructor, which schedules the deferred open
+    const { engineOptions, swarm, rest } = checkOptions(storage, options)
     const manifest = {
       encodings: { buffer: true },
       implicitSnapshots: true,
@@ -54,18 +104,9 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
       additionalMethods: Object.fromEntries(ADDITIONAL_METHODS.map((name) => [name, true]))
     }
     super(manifest as ConstructorParameters<typeof AbstractLevel>[0], rest as AbstractDatabaseOptions<K, V>)
-    if (typeof storage !== 'string' && (storage === null || typeof storage !== 'object')) {
-      throw invalidArgument('storage must be a directory path or a Corestore')
-    }
-    if (typeof storage !== 'string' && typeof viewPath !== 'string') {
-      throw invalidArgument('A Corestore as storage needs opts.viewPath, a directory for the view')
-    }
-    if (sparseAfter !== undefined && !(typeof sparseAfter === 'number' && (sparseAfter === Infinity || (Number.isSafeInteger(sparseAfter) && sparseAfter >= 0)))) {
-      throw invalidArgument('sparseAfter must be a whole number of blocks (>= 0) or Infinity')
-    }
     this.storage = storage as string | Corestore
     this.swarmOption = swarm
-    this.engineOptions = { key: key === undefined ? undefined : toKey(key, 'key'), viewPath, logger, maxDrift, wallClock, sparseAfter }
+    this.engineOptions = engineOptions
   }
 
   /**
@@ -134,13 +175,21 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
     // The counters only grow, across reopens too.
     if (this.#engine !== null) Object.assign(engine.stats, this.#engine.stats)
     this.#engine = engine
+    // The replicator workaround (lib/hypercore-patch.ts) must hold for the Hypercore this
+    // Corestore really loads, an app's own copy included: checked on the own writer's core (the
+    // one the engine opens next) before the view is read or anything is written.
+    const own = engine.store.get({ name: 'meshbee-writer' })
     try {
+      await own.ready()
+      ensureHypercorePatched(own)
       await engine.open()
     } catch (err) {
       // abstract-level does not call _close() after a failed _open(): release the storage here.
+      await own.close().catch(() => {})
       await engine.close().catch(() => {})
       throw err
     }
+    await own.close()
   }
 
   /** @internal */
@@ -260,8 +309,14 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
   /** @internal A key as the view stores it: encoded with the key encoding, prefixed as a sublevel would. */
   protected encodeKey (key: unknown): Bytes {
     if (key === null || key === undefined) throw invalidArgument('Key cannot be null or undefined')
-    const enc = this.keyEncoding() as unknown as { encode: (k: unknown) => Bytes }
-    return this.prefixKey(enc.encode(key), 'buffer', true) as Bytes
+    const enc = this.keyEncoding() as unknown as { encode: (k: unknown) => Bytes, commonName: string }
+    let encoded: Bytes
+    try {
+      encoded = enc.encode(key)
+    } catch (err) {
+      throw invalidArgument(`a key cannot be encoded with keyEncoding ${enc.commonName}: ${(err as Error).message}`)
+    }
+    return this.prefixKey(encoded, 'buffer', true) as Bytes
   }
 
   /**

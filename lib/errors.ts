@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'MESHBEE_STORAGE'
   | 'MESHBEE_CLOCK_BEHIND'
   | 'MESHBEE_NOT_SYNC'
+  | 'MESHBEE_HYPERCORE_UNSUPPORTED'
 
 /**
  * An error meshbee raises on purpose at run time (storage, membership, a closed database...).
@@ -99,6 +100,15 @@ export const logRefused = (err: unknown): MeshError =>
   new MeshError('MESHBEE_STORAGE', `The own log's storage refused an append (${reason(err)}): nothing was appended. ` +
     'Free disk space and retry. If it still refuses then, close and reopen the database: ' +
     'the log store (RocksDB) takes no write after a failed one until it is reopened', { cause: err })
+
+/**
+ * The Hypercore that the database's Corestore loads cannot take meshbee's replicator workaround
+ * (lib/hypercore-patch.ts): without it, a peer can stop receiving a writer's entries.
+ */
+export const hypercoreUnsupported = (what: string): MeshError =>
+  new MeshError('MESHBEE_HYPERCORE_UNSUPPORTED', `The Hypercore this database's Corestore loads ${what}: meshbee's workaround for a lost ` +
+    'length announcement in its replicator cannot be applied, and without it a peer can stop receiving a writer\'s entries. ' +
+    'Give corestore the Hypercore meshbee is tested with (the version in meshbee\'s package.json, e.g. through npm "overrides")')
 
 export const invalidCuts = (what: string): MeshTypeError =>
   new MeshTypeError('MESHBEE_INVALID_CUTS', what)

@@ -10,7 +10,8 @@ import { MeshLevel } from './adapter.js'
 import { Checkout, normalizeCuts } from './checkout.js'
 import { digestToBuffer } from './digest.js'
 import { ADD_WRITER, MEMBER_NS, REMOVE_WRITER, memberName } from './entry.js'
-import { invalidArgument } from './errors.js'
+import type { Engine } from './engine.js'
+import { closed, invalidArgument, notOpened } from './errors.js'
 import { toKey } from './keys.js'
 import type { WriteOp } from './entry-rule.js'
 import type { CorestoreLike, Cuts, DiffChange, KeyType, KeyVersion, MembersRange, MeshDBOptions, Stats, SwarmOptions, VerifyResult, WriteOperation, WriterInfo } from './types.js'
@@ -33,6 +34,11 @@ function membersRange (key: Buffer, opts: MembersRange): ScanRange {
 }
 
 type Bytes = Buffer
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object'
+
+/** A stream `replicate` can take: a duplex (or a framed stream such as a Hyperswarm connection). */
+const isStream = (v: unknown): v is Duplex => isObject(v) && typeof v.pipe === 'function' && typeof v.once === 'function'
 
 const NO_STATS: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0 }
 
@@ -65,10 +71,15 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    *
    * @param storage - a directory, or a Corestore shared with the app (then `options.viewPath` too)
    * @param options - meshbee's options and abstract-level's (`keyEncoding`, `valueEncoding`...)
-   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a storage that is neither, a Corestore
-   *   without `viewPath`, a malformed `key` or `sparseAfter`. `open()` then fails with
-   *   `MESHBEE_KEY_MISMATCH` when the directory holds another database than `key`, and
-   *   `MESHBEE_STORAGE` against `createIfMissing`/`errorIfExists`.
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT`, naming the option, for a storage that is
+   *   neither, a Corestore without `viewPath`, a malformed `key`, `viewPath`, `logger` (not a pino
+   *   logger), `maxDrift` (not a whole number of ms, 0 or more), `wallClock` (not a function),
+   *   `sparseAfter` or `swarm`; what `wallClock` returns is checked at each reading, and a reading
+   *   that is not a non-negative safe integer fails the operation with the same code. `open()`
+   *   then fails with `MESHBEE_KEY_MISMATCH` when the directory holds another database than
+   *   `key`, `MESHBEE_STORAGE` against `createIfMissing`/`errorIfExists`, and
+   *   `MESHBEE_HYPERCORE_UNSUPPORTED` when the Hypercore its Corestore loads cannot take meshbee's
+   *   replicator workaround (as the `cause` of abstract-level's `LEVEL_DATABASE_NOT_OPEN`).
    */
   constructor (storage: string | CorestoreLike, options: MeshDBOptions<K, V> = {}) {
     super(storage, options)
@@ -83,13 +94,20 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    *
    * @throws MeshError `MESHBEE_CLOSED` before the first open.
    */
-  get discoveryKey (): Buffer { return this.engine.creator.core.discoveryKey }
+  get discoveryKey (): Buffer { return this.logs.creator.core.discoveryKey }
   /**
    * This peer's writer key: what a member passes to `addWriter` to let this peer write.
    *
    * @throws MeshError `MESHBEE_CLOSED` before the first open.
    */
-  get writerKey (): Buffer { return this.engine.own.key as Buffer }
+  get writerKey (): Buffer { return this.logs.own.key as Buffer }
+
+  /** The engine of an open that reached the logs (an open that failed before may not have). */
+  private get logs (): Engine {
+    const engine = this.engine
+    if ((engine.creator as Engine['creator'] | undefined) === undefined) throw notOpened()
+    return engine
+  }
   /**
    * Whether this peer is a member (and not removed), so that its writes are accepted; false while not open.
    */
@@ -160,8 +178,14 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
     switch (op.type) {
       case 'put': {
         if (op.value === null || op.value === undefined) throw invalidArgument('a put needs a value')
-        const enc = this.valueEncoding() as unknown as { encode: (v: V) => Buffer }
-        return { type: 'put', key, value: enc.encode(op.value) }
+        const enc = this.valueEncoding() as unknown as { encode: (v: V) => Buffer, commonName: string }
+        let value: Buffer
+        try {
+          value = enc.encode(op.value)
+        } catch (err) {
+          throw invalidArgument(`a value cannot be encoded with valueEncoding ${enc.commonName}: ${(err as Error).message}`)
+        }
+        return { type: 'put', key, value }
       }
       case 'del': return { type: 'del', key }
       case 'patch': {
@@ -271,10 +295,12 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    *
    * @param opts - `repair`: rebuild the view from the logs if the check fails (emits 'rebuild');
    *   `progress(done, total)`: called as each writer's log has been checked
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `opts` is not an object or `progress` not a function
    * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async verify (opts: { repair?: boolean, progress?: (done: number, total: number) => void } = {}): Promise<VerifyResult> {
     if (opts === null || typeof opts !== 'object') throw invalidArgument('verify options must be an object')
+    if (opts.progress !== undefined && typeof opts.progress !== 'function') throw invalidArgument('verify progress must be a function')
     await this.opened()
     return await this.engine.verify(opts.repair === true, opts.progress)
   }
@@ -328,13 +354,16 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    */
   async * diff (writerKey: Uint8Array | string, opts: { from?: number, to?: number, since?: Stamp | number } = {}): AsyncGenerator<DiffChange<K, V>> {
     const w = toKey(writerKey, 'writer key')
+    if (!isObject(opts)) throw invalidArgument('diff options must be an object')
     const { from = 0, to, since } = opts
     if (!Number.isSafeInteger(from) || from < 0 || (to !== undefined && (!Number.isSafeInteger(to) || to < 0))) {
       throw invalidArgument('from and to must be log lengths (non-negative integers)')
     }
     let st: Stamp | undefined
-    if (typeof since === 'number') st = { wall: since, counter: 0 }
-    else if (since !== undefined) {
+    if (typeof since === 'number') {
+      if (!Number.isSafeInteger(since) || since < 0) throw invalidArgument('since must be a stamp { wall, counter } or a time in ms (a non-negative integer)')
+      st = { wall: since, counter: 0 }
+    } else if (since !== undefined) {
       if (!isStamp(since)) throw invalidArgument('since must be a stamp { wall, counter } or a time in ms')
       st = since
     }
@@ -373,10 +402,16 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    * join-request channel beside it. Pipe it to the other peer's `replicate(!isInitiator)`, or pass
    * an existing framed stream (e.g. a Hyperswarm connection).
    *
-   * @throws MeshError `MESHBEE_CLOSED` before the first open.
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for an argument that is neither a boolean nor a stream
+   * @throws MeshError `MESHBEE_CLOSED` before the first open, and once the database closes.
    */
   replicate (isInitiatorOrStream: boolean | Duplex): Duplex {
-    return this.syncer.add(isInitiatorOrStream)
+    if (typeof isInitiatorOrStream !== 'boolean' && !isStream(isInitiatorOrStream)) {
+      throw invalidArgument('replicate takes isInitiator (a boolean) or a duplex stream')
+    }
+    const sync = this.syncer
+    if (this.status === 'closing' || this.status === 'closed') throw closed()
+    return sync.add(isInitiatorOrStream)
   }
 
   /**
@@ -385,9 +420,12 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    * Hyperswarm, left running on leave, or options for a new one (e.g. `bootstrap` for a private
    * DHT). Peers connect later: watch `'peer-add'`.
    *
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `opts` or `opts.swarm` is not an object
    * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async join (opts: SwarmOptions = {}): Promise<void> {
+    if (!isObject(opts)) throw invalidArgument('join options must be an object')
+    if (opts.swarm !== undefined && !isObject(opts.swarm)) throw invalidArgument('swarm must be a Hyperswarm or an object of Hyperswarm options')
     await this.opened()
     await this.syncer.join({ swarm: opts.swarm ?? this.swarmOption })
   }
@@ -411,9 +449,12 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    * member: members see a `'join-request'` event with this peer's writer key, and every peer
    * relays it. Returns how many peers were asked now.
    *
-   * @throws MeshError `MESHBEE_CLOSED` before the first open.
+   * @throws MeshError `MESHBEE_CLOSED` when the database is not open (before its first open, while it opens, once it closes).
    */
   requestJoin (): number {
-    return this.syncer.requestJoin()
+    const sync = this.syncer
+    if (this.status === 'closing' || this.status === 'closed') throw closed()
+    if (this.status !== 'open') throw notOpened()
+    return sync.requestJoin()
   }
 }

@@ -105,6 +105,36 @@ await a.close()
 await b.close()
 `
 
+/**
+ * An app with its own Hypercore: npm hoists it, corestore (meshbee's dependency) loads it, and
+ * meshbee's pinned one is nested in meshbee. The replicator workaround must be on the copy
+ * corestore loads, from import on, and on the one the database's cores run on.
+ */
+const LAYOUT = `
+import { mkdtempSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { MeshDB } from 'meshbee'
+
+const PATCHED = Symbol.for('meshbee.hypercore-sync-patch')
+const fromMeshbee = createRequire(createRequire(import.meta.url).resolve('meshbee/package.json'))
+const fromCorestore = createRequire(fromMeshbee.resolve('corestore'))
+const Replicator = fromCorestore('hypercore/lib/replicator.js')
+const patchedOnImport = Replicator.Peer.prototype[PATCHED] === true
+const db = new MeshDB(join(mkdtempSync(join(tmpdir(), 'meshbee-layout-')), 'db'))
+await db.put('k', 'v')
+const used = db.engine.own.core.core.replicator.constructor
+console.log(JSON.stringify({
+  corestore: fromCorestore('hypercore/package.json').version,
+  meshbee: fromMeshbee('hypercore/package.json').version,
+  patchedOnImport,
+  used: used === Replicator,
+  patchedOnOpen: used.Peer.prototype[PATCHED] === true
+}))
+await db.close()
+`
+
 describe('the package, installed in an app', function () {
   this.timeout(240_000)
   let work: string
@@ -191,5 +221,15 @@ describe('the package, installed in an app', function () {
       const { stdout } = await sh(app, process.execPath, [name], 60_000)
       for (const re of expected[name]) expect(stdout, name).to.match(re)
     }
+  })
+
+  it('patches the Hypercore corestore loads when the app has its own (hoisted, meshbee\'s nested)', async () => {
+    // last: it changes the app's tree
+    const pinned = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies.hypercore
+    const other = pinned === '11.37.1' ? '11.39.5' : '11.37.1'
+    await sh(app, NPM, ['install', '--prefer-offline', '--no-audit', '--no-fund', `hypercore@${other}`], 180_000)
+    writeFileSync(join(app, 'layout.mjs'), LAYOUT)
+    const out = JSON.parse((await sh(app, process.execPath, ['layout.mjs'])).stdout) as unknown
+    expect(out).to.deep.equal({ corestore: other, meshbee: pinned, patchedOnImport: true, used: true, patchedOnOpen: true })
   })
 })

@@ -54,10 +54,16 @@ export class CatchUp {
     return this.phase === 'fetching'
   }
 
-  /** Downloads all of the log, live; a no-op for the own log, while fetching, or already downloading. */
+  /**
+   * Downloads all of the log, live, from its start; a no-op for the own log, while fetching, or
+   * already downloading. In order (`linear`): by default Hypercore asks for blocks at random
+   * offsets across the range, so the contiguous prefix, all a fold can read, stays near empty
+   * until almost the whole log has arrived, and a peer that met a log while its writer kept
+   * appending folded none of it until the appends stopped (scripts/bench/load.ts).
+   */
   resumeDownload (): void {
     if (this.w.local || this.w.core.writable || this.host.closing() || this.phase === 'downloading' || this.phase === 'fetching') return
-    this.download = this.w.core.download({ start: 0, end: -1 }) as { destroy: () => void }
+    this.download = this.w.core.download({ start: 0, end: -1, linear: true }) as { destroy: () => void }
     this.phase = 'downloading'
   }
 

@@ -99,6 +99,12 @@ export class Engine extends EventEmitter {
   private readonly inspection: Inspection
   private queue: Promise<unknown> = Promise.resolve()
   private pending: Promise<boolean> | null = null
+  /**
+   * The own writes queued, in call order, each with a marker for any other task (not a fold)
+   * queued after it: a fold lets the writes at the head in at its yield points (`letWritesIn`),
+   * and no write passes a marker.
+   */
+  private readonly waiting: Array<WaitingWrite | object> = []
   private closing = false
 
   constructor (storage: string | Corestore, opts: EngineOptions = {}) {
@@ -322,9 +328,18 @@ export class Engine extends EventEmitter {
     return w
   }
 
-  /** Runs `fn` after every earlier locked task: folds and own writes never interleave. */
-  private locked<T> (fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` after every earlier locked task: folds and own writes never interleave, except that
+   * a fold lets the own writes queued behind it run at its yield points (`letWritesIn`): `kind`
+   * 'fold' is such a fold, 'write' an own write (`write`), 'other' anything else, which no own
+   * write queued after it passes.
+   */
+  private locked<T> (fn: () => Promise<T>, kind: 'fold' | 'write' | 'other' = 'other'): Promise<T> {
+    const marker = kind === 'other' ? {} : null
+    if (marker !== null) this.waiting.push(marker)
     const run = this.queue.then(async () => {
+      // every write queued before this task has run (in its turn or at a fold's yield point)
+      if (marker !== null) this.waiting.splice(this.waiting.indexOf(marker), 1)
       if (this.closing) throw closed()
       return await fn()
     })
@@ -340,21 +355,67 @@ export class Engine extends EventEmitter {
     })
   }
 
-  /** Folds everything available locally now. Resolves true if the view changed. */
+  /**
+   * Folds everything available locally now. Resolves true if the view changed. The fold lets own
+   * writes queued behind it in between its commits (see `letWritesIn`).
+   */
   update (): Promise<boolean> {
     if (this.pending !== null) return this.pending
     const p = this.locked(async () => {
       this.pending = null
-      return await this.folder.run()
-    })
+      return await this.folder.run(async (staged) => { await this.letWritesIn(staged) })
+    }, 'fold')
     this.pending = p
     p.catch(() => {}).finally(() => { if (this.pending === p) this.pending = null })
     return p
   }
 
-  /** Appends own writes as one atomic batch and folds them into the view before resolving. */
+  /**
+   * Appends own writes as one atomic batch and folds them into the view before resolving. Queued
+   * behind a fold, the write runs at the fold's next yield point, so it waits for at most one
+   * commit of the fold (or one slice of a long read), not for the whole fold.
+   */
   write (ops: WriteOp[]): Promise<void> {
-    return this.locked(async () => { await this.writes.write(ops) })
+    const w = new WaitingWrite(ops.map((op) => op.key), async () => { await this.writes.write(ops) })
+    this.waiting.push(w)
+    this.locked(async () => {
+      if (w.started) return // it ran at a fold's yield point
+      this.unwait(w)
+      await w.run()
+    }, 'write').catch((err: unknown) => {
+      // refused before it ran (the engine closed)
+      if (w.started) return
+      this.unwait(w)
+      w.cancel(err)
+    })
+    return w.done
+  }
+
+  /** Takes a write that starts in its turn out of `waiting` (every task before it has run: it is first). */
+  private unwait (w: WaitingWrite): void {
+    if (this.waiting[0] === w) this.waiting.shift()
+    else {
+      const i = this.waiting.indexOf(w)
+      if (i !== -1) this.waiting.splice(i, 1)
+    }
+  }
+
+  /**
+   * A fold's yield point (the fold holds the queue, outside its commits' writes): runs the own
+   * writes at the head of `waiting`, in order, up to the first marker, up to the first write to a
+   * key of `staged` (a commit the fold is staging), and only those queued by now, so a stream of
+   * writes cannot hold the fold back. Only while the own log is folded to its length: a write
+   * whose log is ahead of the view (a crash between append and commit) folds first, which it does
+   * in its own turn. Fold.foldOnce says why a write may run there.
+   */
+  private async letWritesIn (staged?: ReadonlyMap<string, unknown>): Promise<void> {
+    for (let n = this.waiting.length; n > 0; n--) {
+      const w = this.waiting[0]
+      if (!(w instanceof WaitingWrite) || this.closing || (this.checkpoints.get(this.own.id) ?? 0) !== this.own.core.length) return
+      if (staged !== undefined && w.keys.some((k) => staged.has(Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('hex')))) return
+      this.waiting.shift()
+      await w.run()
+    }
   }
 
   /** Appends a membership entry to the own log and folds it. */
@@ -380,5 +441,44 @@ export class Engine extends EventEmitter {
 
   async materialize (cuts: Map<string, number>): Promise<Array<[Buffer, Buffer]>> {
     return await this.inspection.materialize(cuts)
+  }
+}
+
+/**
+ * An own write waiting for the engine's queue. It runs once: in its turn, or earlier at a fold's
+ * yield point; `done` settles with its outcome.
+ */
+class WaitingWrite {
+  readonly done: Promise<void>
+  /** Whether it ran (or was refused). */
+  started = false
+  private resolve!: () => void
+  private reject!: (err: unknown) => void
+
+  /** `keys`: the user keys it writes. */
+  constructor (readonly keys: readonly Uint8Array[], private readonly fn: () => Promise<void>) {
+    this.done = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve
+      this.reject = reject
+    })
+  }
+
+  /** Runs the write, the first time only; never rejects (its outcome goes to `done`). */
+  async run (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    try {
+      await this.fn()
+      this.resolve()
+    } catch (err) {
+      this.reject(err)
+    }
+  }
+
+  /** The write will not run (the engine refused it). */
+  cancel (err: unknown): void {
+    if (this.started) return
+    this.started = true
+    this.reject(err)
   }
 }

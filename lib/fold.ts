@@ -16,7 +16,18 @@ import { partKey, type ViewStore } from './view.js'
 import type { WriterLog } from './writer-log.js'
 
 /** A fold commits once this many keys are staged, at the end of a writer's diff (see `foldOnce`). */
-const FOLD_CHUNK = 1024
+export const FOLD_CHUNK = 1024
+/** A commit of more keys than this yields after each this many keys staged (see `foldOnce`). */
+const STAGE_SLICE = 256
+/** The view digest's modulus (lib/digest.ts). */
+const DIGEST_MOD = 1n << 256n
+
+/**
+ * A fold's yield point (`Fold.run`): the engine runs the own writes waiting for its queue there.
+ * `staged`, when given, holds the keys (hex) of a commit the fold is staging: a write to any of
+ * them waits (the fold read their rows before it, and would write over its commit).
+ */
+export type Pause = (staged?: ReadonlyMap<string, unknown>) => Promise<void>
 
 /** What the fold needs from the engine, given at construction. */
 export interface FoldHost {
@@ -75,12 +86,19 @@ export class Fold {
 
   constructor (private readonly h: FoldHost) {}
 
-  /** Folds everything available locally now; true if the view changed. */
-  async run (): Promise<boolean> {
+  /**
+   * Folds everything available locally now; true if the view changed. `pause`, if given, is
+   * awaited at the fold's yield points: between its commits, between writers' diffs, every few
+   * dozen blocks of a long read, and every STAGE_SLICE keys while a large commit is staged (for
+   * writes to other keys) — never while a commit is written. The engine runs the own writes
+   * waiting for its queue there (see `foldOnce` for why that is safe), so an own write waits for
+   * at most one slice of a long fold and the write of one commit, not for all of it.
+   */
+  async run (pause?: Pause): Promise<boolean> {
     let changed = false
     for (let pass = 0; pass < 4; pass++) {
       this.again = false
-      if (await this.foldOnce()) changed = true
+      if (await this.foldOnce(pause)) changed = true
       if (!this.again) break
     }
     // Once a fold has read what a sparse fetch brought (or could not use it: a removal cut below
@@ -118,7 +136,7 @@ export class Fold {
     }
   }
 
-  private async refreshMembership (): Promise<void> {
+  private async refreshMembership (pause?: Pause): Promise<void> {
     // Open a log only once an add of it counts: a stranger's or an ex-member's add entries never
     // make this peer fetch anything. Records of a log that is not a member never count, so the
     // members found are the same whichever extra logs a peer happens to have open.
@@ -131,7 +149,7 @@ export class Fold {
         const len = await w.readableEnd(Infinity, Math.max(w.membershipLength, this.h.checkpoints.get(w.id) ?? 0))
         if (len !== w.membershipLength) {
           const from = w.membershipLength
-          this.settle(w, from, len, await readLog(w, from, len, async () => { await this.readMembership(w, len) }, this.h.closing))
+          this.settle(w, from, len, await readLog(w, from, len, async () => { await this.readMembership(w, len, pause) }, this.h.closing))
         }
       }
       members = resolveMembers(this.h.key(), [...this.h.writers.values()].flatMap((w) => [...w.records.values()]))
@@ -148,8 +166,8 @@ export class Fold {
     }
   }
 
-  private async readMembership (w: WriterLog, len: number): Promise<void> {
-    for (const c of await w.changedKeys(w.membershipLength, len, MEMBERSHIP_RANGE)) {
+  private async readMembership (w: WriterLog, len: number, pause?: Pause): Promise<void> {
+    for (const c of await w.changedKeys(w.membershipLength, len, MEMBERSHIP_RANGE, pause)) {
       const id = c.key.toString('hex')
       if (c.value === null) {
         w.records.delete(id)
@@ -178,25 +196,56 @@ export class Fold {
    * diffs it completes; a writer's diff is never split, and a fold in which a cut moves back (a
    * removal) commits once, so each state a reader can see is the view of a set of cuts that every
    * committed membership entry agrees with (invariants 1 and 4 hold commit by commit).
+   *
+   * `pause` (own writes may run in it) is awaited where the fold holds nothing read from the view:
+   * between commits it holds entries read from remote logs only, and a commit stages each key
+   * from the view as it is then, own writes included. So an own write that runs at a yield point
+   * commits the view of some set of cuts (its own log one longer), and the next commit of the fold
+   * lays the remote entries over it. While a commit is being staged, the keys staged so far were
+   * read from the view: a write to one of them waits for the commit, one to other keys may run
+   * (its rows are not the commit's, and the digest is a sum: the commit adds what the write added
+   * to it). Own writes run there only while the own log is folded to its length (`Engine`), so no
+   * step of the own log is pending, and they change no membership. A step whose writer another
+   * fold moved meanwhile (it cannot happen with own writes alone) is left to the next pass.
    */
-  private async foldOnce (): Promise<boolean> {
+  private async foldOnce (pause?: Pause): Promise<boolean> {
     const { view, commit, checkpoints, stats } = this.h
     stats.folds++
-    await this.refreshMembership()
+    await this.refreshMembership(pause)
     for (const [id, c] of this.h.catchUps) c.maybeFetch(checkpoints.get(id) ?? 0, live(this.members.get(id)))
     const changed = new Map<string, KeyChange>()
     let entries = 0
-    const done = new Map<string, number>()
+    /** The writers whose diffs are staged: the checkpoint each was read from, and its target. */
+    const done = new Map<string, { from: number, to: number }>()
     let viewChanged = false
+    /** Where the fold yields: only where a commit could be made (set once the steps are known). */
+    let yieldTo: Pause | undefined
     const flush = async (): Promise<void> => {
-      const staged = commit.begin()
-      for (const ch of changed.values()) {
-        if (await commit.stage(staged, ch)) viewChanged = true
-        stats.keysMerged++
+      const stale = [...done].some(([id, { from }]) => (checkpoints.get(id) ?? 0) !== from)
+      if (stale) {
+        // read from a checkpoint that has moved since: read again in another pass
+        this.again = true
+      } else {
+        const staged = commit.begin()
+        const base = staged.digest
+        let rendered = false
+        let n = 0
+        for (const ch of changed.values()) {
+          if (await commit.stage(staged, ch)) rendered = true
+          stats.keysMerged++
+          if (yieldTo !== undefined && ++n % STAGE_SLICE === 0 && n < changed.size) await yieldTo(changed)
+        }
+        // own writes committed meanwhile (to other keys): their share of the digest is added
+        if (commit.digest !== base) staged.digest = ((staged.digest + commit.digest - base) % DIGEST_MOD + DIGEST_MOD) % DIGEST_MOD
+        for (const [id, { to }] of done) staged.ops.push(view.putCheckpoint(Buffer.from(id, 'hex'), to))
+        await commit.commit(staged, this.h.hlc.last)
+        for (const [id, { to }] of done) checkpoints.set(id, to)
+        // each commit is announced as it lands: a long fold's first chunks are readable at once
+        if (rendered) {
+          viewChanged = true
+          this.h.emit('update')
+        }
       }
-      for (const [id, len] of done) staged.ops.push(view.putCheckpoint(Buffer.from(id, 'hex'), len))
-      await commit.commit(staged, this.h.hlc.last)
-      for (const [id, len] of done) checkpoints.set(id, len)
       changed.clear()
       entries = 0
       done.clear()
@@ -211,10 +260,17 @@ export class Fold {
     // A cut moving back (a removal) must land in the same commit as the remover's checkpoint, or
     // a reader could see the removal counted and the removed writer's later entries still in.
     const chunked = steps.every(({ from, to }) => to > from)
+    // Yield points only where a commit could be made: a fold in which a cut moves back commits once.
+    yieldTo = chunked ? pause : undefined
     for (const { w, from, to } of steps) {
+      if (yieldTo !== undefined) await yieldTo()
+      if ((checkpoints.get(w.id) ?? 0) !== from) {
+        this.again = true
+        continue
+      }
       const found: Array<{ beeKey: Buffer, seq: number, entry: Uint8Array | null }> = []
       const outcome = await readLog(w, from, to, async () => {
-        for (const c of await w.changedKeys(from, to, DATA_RANGE)) {
+        for (const c of await w.changedKeys(from, to, DATA_RANGE, yieldTo)) {
           found.push({ beeKey: c.key, seq: c.seq, entry: c.value === null ? null : this.validate(w, c.seq, c.key, c.value) })
         }
       }, this.h.closing)
@@ -243,11 +299,10 @@ export class Fold {
         entries++
         stats.diffEntries++
       }
-      done.set(w.id, to)
+      done.set(w.id, { from, to })
       if (chunked && entries >= FOLD_CHUNK) await flush()
     }
     if (changed.size > 0 || done.size > 0) await flush()
-    if (viewChanged) this.h.emit('update')
     return viewChanged
   }
 

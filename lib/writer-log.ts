@@ -21,9 +21,23 @@ export interface BeeRange { gte: Buffer, lt: Buffer }
 const SCAN_LIMIT = 32
 /** How many blocks a scan reads at once. */
 const SCAN_READS = 64
+/** A long diff awaits its `pause` after every this many changed keys. */
+const DIFF_PAUSE = 256
 /** How long a read that may fetch from peers waits for one block. */
 export const FETCH_TIMEOUT = 15_000
 
+
+/** The index of the first element of an ascending list that is greater than `x` (the length if none is). */
+function firstAbove (sorted: readonly number[], x: number): number {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (sorted[mid] > x) hi = mid
+    else lo = mid + 1
+  }
+  return lo
+}
 
 /** What `readBlocks` needs of a Hypercore's storage (hypercore 11's session state). */
 interface BlockReader { state?: { storage?: { read?: () => { getBlock: (i: number) => Promise<Uint8Array | null>, tryFlush: () => void } } } }
@@ -66,9 +80,10 @@ export class WriterLog {
    */
   fetchedEnd = 0
   /**
-   * Lengths of this log seen as its signed length (`core.length` on open and on every append).
-   * The writer signs at the end of each append, so these never end inside a Hyperbee batch: the
-   * fold only stops at them.
+   * Lengths of this log seen as its signed length (`core.length` on open and on every append),
+   * ascending. The writer signs at the end of each append, so these never end inside a Hyperbee
+   * batch: the fold only stops at them. A peer that hears a log grow faster than it can fold it
+   * (a burst) holds one per upgrade heard, so they are looked up by binary search.
    */
   private signed: number[]
 
@@ -87,7 +102,14 @@ export class WriterLog {
 
   /** Records the log's new signed length (on every append, local or downloaded). */
   appended (): void {
-    this.signed.push(this.core.length)
+    const n = this.core.length
+    const s = this.signed
+    if (s.length === 0 || n > s[s.length - 1]) s.push(n)
+    else {
+      // not above the last one (a log truncated and grown back): in its place, once
+      const i = firstAbove(s, n - 1)
+      if (s[i] !== n) s.splice(i, 0, n)
+    }
   }
 
   /**
@@ -99,7 +121,8 @@ export class WriterLog {
     const contiguous = this.core.contiguousLength
     if (contiguous >= this.core.length) return true
     const floor = Math.min(this.membershipLength, this.checkpoint())
-    for (const n of this.signed) if (n > floor && n <= contiguous) return true
+    const next = this.signed[firstAbove(this.signed, floor)]
+    if (next !== undefined && next <= contiguous) return true
     return cut > floor && cut <= contiguous
   }
 
@@ -133,14 +156,14 @@ export class WriterLog {
    */
   signedAtMost (len: number, floor: number): number {
     if (this.local) return Math.min(len, this.core.length)
-    let best = floor
-    for (const n of this.signed) if (n <= len && n > best) best = n
+    const below = this.signed[firstAbove(this.signed, len) - 1]
+    const best = below !== undefined && below > floor ? below : floor
     // The list serves two readers with their own floors: the membership read and the data fold
     // (the checkpoint). Drop only lengths neither can still need; pruning by this caller's `best`
     // lost the length the other one was waiting for, and its fold stalled until the next append.
     if (this.signed.length > 64) {
-      const done = Math.min(this.membershipLength, this.checkpoint())
-      this.signed = this.signed.filter((n) => n > done)
+      const done = firstAbove(this.signed, Math.min(this.membershipLength, this.checkpoint()))
+      if (done > 0) this.signed.splice(0, done)
     }
     return best
   }
@@ -179,11 +202,13 @@ export class WriterLog {
    * however long the history between them. For a short step forward (the live case, a few
    * appends) or a run of mostly new keys, reading the blocks in between is cheaper than walking
    * two trees: a key changed iff a block in between wrote it, and its last such block is its
-   * entry at `to`. Local blocks only: a fold never waits on the network.
+   * entry at `to`. Local blocks only: a fold never waits on the network. `pause`, if given, is
+   * awaited every few dozen blocks or entries read (a long read lets the engine's waiting own writes
+   * run meanwhile: it reads only this log's blocks, which they do not touch).
    */
-  async changedKeys (from: number, to: number, range: BeeRange): Promise<ChangedKey[]> {
+  async changedKeys (from: number, to: number, range: BeeRange, pause?: () => Promise<unknown>): Promise<ChangedKey[]> {
     if (to > from && (to - from <= SCAN_LIMIT || this.runScan(await this.mostlyNewKeys(from, to)))) {
-      const scanned = await this.scan(from, to, range)
+      const scanned = await this.scan(from, to, range, pause)
       if (scanned !== null) return scanned
     }
     const out: ChangedKey[] = []
@@ -192,6 +217,7 @@ export class WriterLog {
       for await (const { left, right } of snap.createDiffStream(from, range, { wait: false })) {
         const node = left ?? right as NonNullable<typeof right>
         out.push({ key: node.key, seq: left?.seq ?? node.seq, value: left === null ? null : left.value })
+        if (pause !== undefined && out.length % DIFF_PAUSE === 0) await pause()
       }
     } finally {
       await snap.close()
@@ -204,7 +230,11 @@ export class WriterLog {
    * distinct keys, such as a peer's offline writes seen for the first time). Reading those blocks
    * one by one then costs less than a diff, which walks the tree down to each of them. Judged from
    * the two ends' tree-size estimates, so a log that overwrites (a hot key in a large tree, a
-   * catch-up over many overwrites) keeps the diff, whose cost is the keys that changed.
+   * catch-up over many overwrites) keeps the diff, whose cost is the keys that changed. A tree at
+   * length n holds at most n - 1 keys: an estimate above that is the estimate's error (it runs up
+   * to 3× on trees of ascending or scattered keys), and is taken as n - 1. Unclamped, a fresh peer
+   * folding a log of new keys took the diff, ~30× slower than the blocks while replication kept
+   * the event loop busy (200 entries/s).
    */
   private async mostlyNewKeys (from: number, to: number): Promise<boolean> {
     if (to > this.core.contiguousLength) return false
@@ -213,7 +243,7 @@ export class WriterLog {
       const block = await this.core.get(len - 1, { wait: false })
       if (block === null) return null
       try {
-        return treeSizeEstimate(treeLevels(block))
+        return Math.min(treeSizeEstimate(treeLevels(block)), len - 1)
       } catch {
         return null
       }
@@ -225,14 +255,17 @@ export class WriterLog {
   }
 
   /** The blocks [from, to) read as Hyperbee nodes, last write per key; null if one is not a node. */
-  private async scan (from: number, to: number, range: BeeRange): Promise<ChangedKey[] | null> {
+  private async scan (from: number, to: number, range: BeeRange, pause?: () => Promise<unknown>): Promise<ChangedKey[] | null> {
     const latest = new Map<string, ChangedKey>()
     // read SCAN_READS blocks at a time: one by one, each read waits a turn of an event loop that
     // replication may keep busy
     let blocks: Array<Uint8Array | null> = []
     for (let seq = Math.max(1, from); seq < to; seq++) {
       const i = (seq - Math.max(1, from)) % SCAN_READS
-      if (i === 0) blocks = await readBlocks(this.core, seq, Math.min(to, seq + SCAN_READS))
+      if (i === 0) {
+        if (pause !== undefined && seq > Math.max(1, from)) await pause()
+        blocks = await readBlocks(this.core, seq, Math.min(to, seq + SCAN_READS))
+      }
       const block = blocks[i]
       if (block === null || block === undefined) return null
       let node: { key: Uint8Array, value: Uint8Array | null }

@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick | --medium | --full] [--only local,converge,catchup,scale,sync,parts,viewstore] [--rounds N]
+ * npm run bench [-- --quick | --medium | --full] [--only local,converge,catchup,scale,sync,parts,viewstore,load] [--rounds N]
  *
  * Runs every workload for meshbee and for its anchors (raw Hyperbee, classic-level, autobase),
  * alternating systems within each round, each trial in its own child process (fresh heap, its own
@@ -20,6 +20,10 @@
  *             at the full preset, the issue's sizes in every preset)
  *   viewstore the view-store candidates, classic-level, rocksdb-native and Hyperbee, loaded and read
  *             back (viewstore.ts, run as a child process); opt-in: only with --only viewstore
+ *   load      replication and folds under load, one process per peer (load.ts, run as a child
+ *             process): own-put latency idle and during a 50,000-entry remote catch-up, and
+ *             replicas that connect during a 50,000-put burst; opt-in: only with --only load
+ *             (about 3-5 minutes; 10,000 entries in --quick)
  */
 import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
@@ -37,9 +41,10 @@ const HERE = path.dirname(fileURLToPath(import.meta.url))
 const CHILD = path.join(HERE, 'child.ts')
 const SYNC = path.join(HERE, 'sync.ts')
 const VIEWSTORE = path.join(HERE, 'viewstore.ts')
-const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts', 'viewstore'] as const
+const LOAD = path.join(HERE, 'load.ts')
+const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts', 'viewstore', 'load'] as const
 type Workload = (typeof WORKLOADS)[number]
-/** What runs without --only: every workload but the view-store comparison. */
+/** What runs without --only: every workload but the view-store comparison and the load run. */
 const DEFAULT: readonly Workload[] = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts']
 
 interface Args { preset: Preset, only: Set<Workload>, rounds: number, argv: string[] }
@@ -59,7 +64,7 @@ function parseArgs (argv: string[]): Args {
       rounds = Number(argv[++i])
       if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds takes a whole number >= 1')
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('npm run bench [-- --quick | --medium | --full] [--only ' + WORKLOADS.join(',') + ' (default: all but viewstore)] [--rounds N (at most N rounds of each workload)]\n')
+      process.stdout.write('npm run bench [-- --quick | --medium | --full] [--only ' + WORKLOADS.join(',') + ' (default: all but viewstore and load)] [--rounds N (at most N rounds of each workload)]\n')
       process.exit(0)
     } else throw new Error(`unknown argument ${a}`)
   }
@@ -164,8 +169,10 @@ function schedule (p: Plan, only: Set<Workload>): Spec[] {
 const SYNC_N: Record<Preset, string | null> = { quick: '30', medium: '100', full: null }
 /** viewstore.ts's N (keys per store) per preset; its own default (100,000) otherwise. */
 const VIEWSTORE_N: Record<Preset, string | null> = { quick: '20000', medium: null, full: null }
+/** load.ts's N (entries caught up, puts in the burst) per preset; its own default (50,000) otherwise. */
+const LOAD_N: Record<Preset, string | null> = { quick: '10000', medium: null, full: null }
 
-/** Runs one of the scripts that print their own markdown (sync.ts, viewstore.ts) as a child process. */
+/** Runs one of the scripts that print their own markdown (sync.ts, viewstore.ts, load.ts) as a child process. */
 async function runScript (script: string, n: string | null, bar: cliProgress.SingleBar, timeoutMs: number): Promise<string> {
   const rel = path.relative(ROOT, script).split(path.sep).join('/')
   bar.update({ trial: `${path.basename(script, '.ts')} (${rel})` })
@@ -212,7 +219,7 @@ async function main (): Promise<void> {
     noTTYOutput: true,
     notTTYSchedule: 10_000
   }, cliProgress.Presets.shades_classic)
-  bar.start(specs.length + (args.only.has('sync') ? 1 : 0) + (args.only.has('viewstore') ? 1 : 0), 0, { trial: 'starting' })
+  bar.start(specs.length + (args.only.has('sync') ? 1 : 0) + (args.only.has('viewstore') ? 1 : 0) + (args.only.has('load') ? 1 : 0), 0, { trial: 'starting' })
 
   const trials: Trial[] = []
   const scaleDirs = new Map<number, { dir: string, key: string }>()
@@ -244,6 +251,9 @@ async function main (): Promise<void> {
   if (args.only.has('sync')) bar.increment()
   const viewstore = args.only.has('viewstore') ? await runScript(VIEWSTORE, VIEWSTORE_N[args.preset], bar, p.trialTimeoutMs) : null
   if (args.only.has('viewstore')) bar.increment()
+  // its burst and catch-up take minutes at 50,000 entries, more under load than a trial's limit
+  const underLoad = args.only.has('load') ? await runScript(LOAD, LOAD_N[args.preset], bar, Math.max(p.trialTimeoutMs, 1_200_000)) : null
+  if (args.only.has('load')) bar.increment()
   bar.stop()
 
   process.stdout.write(report({
@@ -251,6 +261,7 @@ async function main (): Promise<void> {
     trials,
     sync,
     viewstore,
+    underLoad,
     command,
     started,
     minutes: (now() - t0) / 60_000,

@@ -13,6 +13,8 @@ export interface ReportInput {
   sync: string | null
   /** The view-store comparison (opt-in): printed only when it ran. */
   viewstore: string | null
+  /** Replication and folds under load (load.ts, opt-in): printed only when it ran. */
+  underLoad: string | null
   command: string
   started: Date
   minutes: number
@@ -315,6 +317,12 @@ export function report (r: ReportInput): string {
     out()
     // viewstore.ts heads its own output for a standalone run: the section heading above replaces it
     out(r.viewstore.replace(/^## .*\n+/m, ''))
+  }
+  if (r.underLoad !== null) {
+    out()
+    out('#### Replication and folds under load')
+    out()
+    out(r.underLoad)
   }
   return lines.join('\n')
 }

@@ -31,6 +31,7 @@ import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Corestore from 'corestore'
 import { MeshDB } from '../index.js'
+import { dumpView as dumpViewAt, expectSameView, type ViewDump } from './helpers/refold.js'
 import { ViewStore } from '../lib/view.js'
 import { Model, int, normalizeView, prng, type ChildMessage, type Op } from './helpers/crash-ops.js'
 
@@ -154,40 +155,9 @@ async function copyStore (from: string, to: string): Promise<void> {
   await cp(from, to, { recursive: true, filter: (src) => basename(src) !== 'CORESTORE' })
 }
 
-interface ViewDump {
-  /** Every (key, value) of the view's LevelDB as hex, in order, except the persisted HLC stamp. */
-  raw: Array<[string, string]>
-  checkpoints: Map<string, number>
-  hasKey: boolean
-}
-
+/** The view of the database at `dir`, read raw (test/helpers/refold.ts). */
 async function dumpView (dir: string): Promise<ViewDump> {
-  const vs = new ViewStore(join(dir, 'view'))
-  await vs.open()
-  try {
-    const skip = Buffer.concat([Buffer.from(vs.meta.prefix), Buffer.from('hlc')])
-    const raw: Array<[string, string]> = []
-    for await (const [k, v] of vs.db.iterator()) {
-      if (!skip.equals(k)) raw.push([k.toString('hex'), v.toString('hex')])
-    }
-    return { raw, checkpoints: await vs.readCheckpoints(), hasKey: (await vs.getMeta('key')) !== undefined }
-  } finally {
-    await vs.close()
-  }
-}
-
-function expectSameView (actual: ViewDump, expected: ViewDump, what: string): void {
-  const n = Math.max(actual.raw.length, expected.raw.length)
-  for (let i = 0; i < n; i++) {
-    const a = actual.raw[i]
-    const e = expected.raw[i]
-    if (a === undefined || e === undefined || a[0] !== e[0] || a[1] !== e[1]) {
-      const show = (x: [string, string] | undefined): string => x === undefined
-        ? '(none)'
-        : `${Buffer.from(x[0], 'hex').toString('latin1')} = ${Buffer.from(x[1], 'hex').toString('latin1').slice(0, 200)}`
-      throw new Error(`${what}: views differ at entry ${i} of ${actual.raw.length} vs ${expected.raw.length}:\n  got      ${show(a)}\n  expected ${show(e)}`)
-    }
-  }
+  return await dumpViewAt(join(dir, 'view'))
 }
 
 /** Opens a MeshDB at `dir`, reads every entry of its view as strings, closes it. */

@@ -13,6 +13,8 @@ export interface ViewDump {
   /** Every (key, value) of the view's LevelDB as hex, in order, except the persisted HLC stamp. */
   raw: Array<[string, string]>
   checkpoints: Map<string, number>
+  /** Whether it holds the database key. */
+  hasKey: boolean
 }
 
 /** The view's LevelDB at `location` (not open elsewhere), read raw. */
@@ -25,7 +27,7 @@ export async function dumpView (location: string): Promise<ViewDump> {
     for await (const [k, v] of vs.db.iterator()) {
       if (!skip.equals(k)) raw.push([k.toString('hex'), v.toString('hex')])
     }
-    return { raw, checkpoints: await vs.readCheckpoints() }
+    return { raw, checkpoints: await vs.readCheckpoints(), hasKey: (await vs.getMeta('key')) !== undefined }
   } finally {
     await vs.close()
   }

@@ -166,7 +166,8 @@ describe('cli', function () {
     }
   })
 
-  it('put, sadd, srem and patch refuse values that are not what they look like (exit 2); put - reads stdin', async () => {
+  it('put, sadd, srem and patch refuse values that are not what they look like (exit 2); put - reads stdin', async function () {
+    this.timeout(180_000) // a dozen commands, each a process of its own
     await json(dir, 'init')
     const [text, ...refused] = await Promise.all([
       cli(dir, 'put', 'k', '{"a":1'),

@@ -7,7 +7,6 @@
  * never returns 0 for two different entries.
  */
 import c from 'compact-encoding'
-import { invalidArgument } from '../lib/errors.js'
 
 declare const stampBrand: unique symbol
 
@@ -31,13 +30,21 @@ export const DEFAULT_MAX_DRIFT = 60_000
 const MAX_COUNTER = 0xffffffff
 
 /**
+ * A malformed argument: a TypeError carrying meshbee's stable code. crdt/ imports nothing of lib/,
+ * so this is a plain TypeError; lib/ raises its MeshTypeError with the same code.
+ */
+function invalid (message: string): TypeError & { code: 'MESHBEE_INVALID_ARGUMENT' } {
+  return Object.assign(new TypeError(message), { code: 'MESHBEE_INVALID_ARGUMENT' as const })
+}
+
+/**
  * A stamp from its parts.
  *
- * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `wall` is not a non-negative safe integer or `counter` not a uint32.
+ * @throws TypeError with code `MESHBEE_INVALID_ARGUMENT` when `wall` is not a non-negative safe integer or `counter` not a uint32.
  */
 export function stamp (wall: number, counter: number): Stamp {
-  if (!Number.isSafeInteger(wall) || wall < 0) throw invalidArgument('wall must be a non-negative safe integer')
-  if (!Number.isInteger(counter) || counter < 0 || counter > MAX_COUNTER) throw invalidArgument('counter must be a uint32')
+  if (!Number.isSafeInteger(wall) || wall < 0) throw invalid('wall must be a non-negative safe integer')
+  if (!Number.isInteger(counter) || counter < 0 || counter > MAX_COUNTER) throw invalid('counter must be a uint32')
   return { wall, counter }
 }
 
@@ -53,14 +60,15 @@ function isMs (ms: unknown): ms is number {
  * ms). A clock that returns anything else (NaN, a fraction, a negative number, 2^53 or more)
  * makes the reading throw, instead of issuing a stamp that sorts wrong or cannot be encoded.
  *
- * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` (naming `wallClock`), from each bad reading.
+ * @param fail - makes the error (naming `wallClock`); a TypeError with code `MESHBEE_INVALID_ARGUMENT` by default
+ * @throws what `fail` makes, for a `clock` that is not a function and from each bad reading.
  */
-export function checkedWallClock (clock: () => number): () => number {
-  if (typeof clock !== 'function') throw invalidArgument('wallClock must be a function that returns the time in ms since the epoch')
+export function checkedWallClock (clock: () => number, fail: (message: string) => Error = invalid): () => number {
+  if (typeof clock !== 'function') throw fail('wallClock must be a function that returns the time in ms since the epoch')
   if ((clock as { [CHECKED]?: true })[CHECKED] === true) return clock
   const checked = (): number => {
     const wall = clock()
-    if (!isMs(wall)) throw invalidArgument(`wallClock returned ${typeof wall === 'number' ? String(wall) : typeof wall}: it must return ms since the epoch, a non-negative safe integer`)
+    if (!isMs(wall)) throw fail(`wallClock returned ${typeof wall === 'number' ? String(wall) : typeof wall}: it must return ms since the epoch, a non-negative safe integer`)
     return wall
   }
   return Object.assign(checked, { [CHECKED]: true as const })
@@ -129,11 +137,11 @@ export function stampToString (s: Stamp): string {
 /**
  * The stamp of a string made by {@link stampToString}.
  *
- * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `str` is not such a string.
+ * @throws TypeError with code `MESHBEE_INVALID_ARGUMENT` when `str` is not such a string.
  */
 export function stampFromString (str: string): Stamp {
   const m = typeof str === 'string' ? /^([0-9a-f]{14})\.([0-9a-f]{8})$/.exec(str) : null
-  if (m === null) throw invalidArgument('not a stamp string: ' + String(str))
+  if (m === null) throw invalid('not a stamp string: ' + String(str))
   return stamp(parseInt(m[1], 16), parseInt(m[2], 16))
 }
 
@@ -172,14 +180,14 @@ export class HLC {
   private _last: Stamp
 
   /**
-   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a `wallClock` that is not a function, a
+   * @throws TypeError with code `MESHBEE_INVALID_ARGUMENT` for a `wallClock` that is not a function, a
    *   `maxDrift` that is not a whole number of ms (0 or more), or a `last` that is not a stamp.
    */
   constructor (opts: HLCOptions = {}) {
-    if (opts === null || typeof opts !== 'object') throw invalidArgument('HLC options must be an object')
+    if (opts === null || typeof opts !== 'object') throw invalid('HLC options must be an object')
     const { wallClock = Date.now, maxDrift = DEFAULT_MAX_DRIFT, last = ZERO } = opts
-    if (!isMs(maxDrift)) throw invalidArgument(`maxDrift must be a whole number of ms, 0 or more (got ${String(maxDrift)})`)
-    if (!isStamp(last)) throw invalidArgument('last must be a stamp { wall, counter }')
+    if (!isMs(maxDrift)) throw invalid(`maxDrift must be a whole number of ms, 0 or more (got ${String(maxDrift)})`)
+    if (!isStamp(last)) throw invalid('last must be a stamp { wall, counter }')
     this.wallClock = checkedWallClock(wallClock)
     this.maxDrift = maxDrift
     this._last = last
@@ -193,17 +201,17 @@ export class HLC {
   /**
    * Raises the clock to at least `s`, e.g. the last stamp found in the own log after a crash.
    *
-   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `s` is not a stamp.
+   * @throws TypeError with code `MESHBEE_INVALID_ARGUMENT` when `s` is not a stamp.
    */
   restore (s: Stamp): void {
-    if (!isStamp(s)) throw invalidArgument('restore takes a stamp { wall, counter }')
+    if (!isStamp(s)) throw invalid('restore takes a stamp { wall, counter }')
     if (compareStamps(s, this._last) > 0) this._last = s
   }
 
   /**
    * Issues a new stamp, strictly greater than every stamp before it.
    *
-   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when the wall clock returns something other
+   * @throws TypeError with code `MESHBEE_INVALID_ARGUMENT` when the wall clock returns something other
    *   than a non-negative safe integer, or the stamps have reached the largest wall time a stamp holds.
    */
   now (): Stamp {
@@ -212,7 +220,7 @@ export class HLC {
     const next = wall > last.wall
       ? { wall, counter: 0 }
       : bump(last)
-    if (!Number.isSafeInteger(next.wall)) throw invalidArgument('wallClock: the clock has reached the largest wall time a stamp holds (2^53 - 1 ms)')
+    if (!Number.isSafeInteger(next.wall)) throw invalid('wallClock: the clock has reached the largest wall time a stamp holds (2^53 - 1 ms)')
     this._last = next
     return next
   }
@@ -221,11 +229,11 @@ export class HLC {
    * Merges a remote stamp. The clock follows it up to `(wall + maxDrift, 0)`; beyond that it
    * advances only to that bound and `clamped` is set.
    *
-   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `remote` is not a stamp, or the wall
+   * @throws TypeError with code `MESHBEE_INVALID_ARGUMENT` when `remote` is not a stamp, or the wall
    *   clock returns something other than a non-negative safe integer.
    */
   observe (remote: Stamp): ObserveResult {
-    if (!isStamp(remote)) throw invalidArgument('observe takes a stamp { wall, counter }')
+    if (!isStamp(remote)) throw invalid('observe takes a stamp { wall, counter }')
     const wall = this.wallClock()
     const drift = Math.max(0, remote.wall - wall)
     // Counter 0, not any counter: a followed counter near its maximum would make the next now()

@@ -68,7 +68,7 @@ function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { 
       viewPath: viewPath as string | undefined,
       logger: logger as EngineOptions['logger'],
       maxDrift: maxDrift as number | undefined,
-      wallClock: checkedWallClock((wallClock ?? Date.now) as () => number),
+      wallClock: checkedWallClock((wallClock ?? Date.now) as () => number, invalidArgument),
       sparseAfter: sparseAfter as number | undefined
     },
     swarm: swarm as SwarmOptions['swarm'],

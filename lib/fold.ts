@@ -173,17 +173,21 @@ export class Fold {
         w.records.delete(id)
         continue
       }
+      let entry: ReturnType<typeof decodeMembership>
       try {
-        const entry = decodeMembership(c.key, c.value)
-        w.records.set(id, { author: w.key, seq: c.seq, entry })
-        // observed like a data entry: an entry this peer writes after it is stamped after it, so a
-        // member added by a peer whose clock runs ahead does not stamp its own membership entries
-        // before its own add (where the replay would not count them)
-        this.observe(w, entry.stamp)
+        entry = decodeMembership(c.key, c.value)
       } catch (err) {
         w.records.delete(id)
         this.skip(w, c.seq, err)
+        continue
       }
+      // observed like a data entry: an entry this peer writes after it is stamped after it, so a
+      // member added by a peer whose clock runs ahead does not stamp its own membership entries
+      // before its own add (where the replay would not count them). Outside the try, and first: a
+      // wall clock reading that fails its check fails the read (it is read again by a later
+      // fold), it does not make a valid entry count as bad and drop it.
+      this.observe(w, entry.stamp)
+      w.records.set(id, { author: w.key, seq: c.seq, entry })
     }
     w.membershipLength = len
   }

@@ -10,7 +10,6 @@ import { MeshLevel } from './adapter.js'
 import { Checkout, normalizeCuts } from './checkout.js'
 import { digestToBuffer } from './digest.js'
 import { ADD_WRITER, MEMBER_NS, REMOVE_WRITER, memberName } from './entry.js'
-import type { Engine } from './engine.js'
 import { closed, invalidArgument, notOpened } from './errors.js'
 import { toKey } from './keys.js'
 import type { WriteOp } from './entry-rule.js'
@@ -103,9 +102,9 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
   get writerKey (): Buffer { return this.logs.own.key as Buffer }
 
   /** The engine of an open that reached the logs (an open that failed before may not have). */
-  private get logs (): Engine {
+  private get logs (): MeshLevel<K, V>['engine'] {
     const engine = this.engine
-    if ((engine.creator as Engine['creator'] | undefined) === undefined) throw notOpened()
+    if ((engine.creator as typeof engine.creator | undefined) === undefined) throw notOpened()
     return engine
   }
   /**

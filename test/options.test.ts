@@ -7,7 +7,7 @@
 import { expect } from 'chai'
 import Corestore from 'corestore'
 import { HLC, MeshDB, stampFromString, type CorestoreLike, type MeshDBOptions } from '../index.js'
-import { tempDir, cleanup } from './helpers/peers.js'
+import { cleanup, connect, createPeers, ownLength, tempDir, until } from './helpers/peers.js'
 
 type DB = MeshDB<any, any>
 type Failure = Error & { code?: string, cause?: Error & { code?: string } }
@@ -28,6 +28,8 @@ interface Case {
   code: string
   /** A word the message must hold: the option or argument at fault. */
   names?: string
+  /** A plain TypeError with the code (crdt/, which imports nothing of lib/), not a MeshTypeError. */
+  plain?: true
   run: (ctx: Ctx) => unknown
 }
 
@@ -138,13 +140,13 @@ const cases: Case[] = [
   { name: 'addWriter() of a malformed key', code: 'MESHBEE_INVALID_ARGUMENT', names: 'writer key', run: async ({ opened }) => { await (await opened()).addWriter('abc') } },
   { name: 'checkout() of malformed cuts', code: 'MESHBEE_INVALID_CUTS', run: async ({ opened }) => (await opened()).checkout({ nope: -1 } as any) },
 
-  { name: 'new HLC with a negative maxDrift', code: 'MESHBEE_INVALID_ARGUMENT', names: 'maxDrift', run: () => new HLC({ maxDrift: -5 }) },
-  { name: 'new HLC with a wallClock that is not a function', code: 'MESHBEE_INVALID_ARGUMENT', names: 'wallClock', run: () => new HLC({ wallClock: 5 as any }) },
-  { name: 'HLC.now() on a wallClock that returns NaN', code: 'MESHBEE_INVALID_ARGUMENT', names: 'wallClock', run: () => new HLC({ wallClock: () => NaN }).now() },
-  { name: 'HLC.observe() on a wallClock that returns 2^53', code: 'MESHBEE_INVALID_ARGUMENT', names: 'wallClock', run: () => new HLC({ wallClock: () => 2 ** 53 }).observe({ wall: 1, counter: 0 }) },
-  { name: 'HLC.observe() of something that is not a stamp', code: 'MESHBEE_INVALID_ARGUMENT', names: 'stamp', run: () => new HLC().observe({ wall: -1, counter: 0 }) },
-  { name: 'HLC.restore() of null', code: 'MESHBEE_INVALID_ARGUMENT', names: 'stamp', run: () => new HLC().restore(null as any) },
-  { name: 'stampFromString() of garbage', code: 'MESHBEE_INVALID_ARGUMENT', names: 'stamp', run: () => stampFromString('yesterday') }
+  { name: 'new HLC with a negative maxDrift', code: 'MESHBEE_INVALID_ARGUMENT', names: 'maxDrift', plain: true, run: () => new HLC({ maxDrift: -5 }) },
+  { name: 'new HLC with a wallClock that is not a function', code: 'MESHBEE_INVALID_ARGUMENT', names: 'wallClock', plain: true, run: () => new HLC({ wallClock: 5 as any }) },
+  { name: 'HLC.now() on a wallClock that returns NaN', code: 'MESHBEE_INVALID_ARGUMENT', names: 'wallClock', plain: true, run: () => new HLC({ wallClock: () => NaN }).now() },
+  { name: 'HLC.observe() on a wallClock that returns 2^53', code: 'MESHBEE_INVALID_ARGUMENT', names: 'wallClock', plain: true, run: () => new HLC({ wallClock: () => 2 ** 53 }).observe({ wall: 1, counter: 0 }) },
+  { name: 'HLC.observe() of something that is not a stamp', code: 'MESHBEE_INVALID_ARGUMENT', names: 'stamp', plain: true, run: () => new HLC().observe({ wall: -1, counter: 0 }) },
+  { name: 'HLC.restore() of null', code: 'MESHBEE_INVALID_ARGUMENT', names: 'stamp', plain: true, run: () => new HLC().restore(null as any) },
+  { name: 'stampFromString() of garbage', code: 'MESHBEE_INVALID_ARGUMENT', names: 'stamp', plain: true, run: () => stampFromString('yesterday') }
 ]
 
 /** The error `run` throws or rejects with, or null. */
@@ -225,7 +227,44 @@ describe('errors: bad options and misuse give stable codes and leave the data in
       const coded = err?.code === 'LEVEL_DATABASE_NOT_OPEN' && err.cause?.code !== undefined ? err.cause : err
       expect(coded?.code, `${coded?.name}: ${coded?.message}`).to.equal(c.code)
       if (c.names !== undefined) expect(coded?.message).to.include(c.names)
-      if (c.code.startsWith('MESHBEE_')) expect(coded?.name).to.be.oneOf(['MeshError', 'MeshTypeError'])
+      if (c.plain === true) expect(coded).to.be.instanceOf(TypeError)
+      else if (c.code.startsWith('MESHBEE_')) expect(coded?.name).to.be.oneOf(['MeshError', 'MeshTypeError'])
     })
   }
+})
+
+describe('errors: a wall clock that fails its check while remote entries fold', function () {
+  this.timeout(60_000)
+  let dbs: DB[] = []
+  afterEach(async () => { await cleanup(...dbs); dbs = [] })
+
+  it('fails the read with the coded error, counts no entry as bad, and folds everything once the clock is right', async () => {
+    let bad = false
+    const errors: unknown[] = []
+    const logger = { error (fields: { err?: unknown }) { errors.push(fields.err) }, warn () {}, info () {}, debug () {} }
+    const [a, b] = dbs = await createPeers(2, (i) => i === 1 ? { wallClock: () => bad ? NaN : Date.now(), logger: logger as any } : {})
+    const c = new MeshDB<string, string>(await tempDir('c'), { key: a.key })
+    dbs.push(c)
+    await c.open()
+    await a.addWriter(c.writerKey)
+    await a.put('k', 'v')
+
+    bad = true
+    const cut = connect(a, b)
+    const held = (): number => b.writers().find((w) => w.key.equals(a.writerKey))?.held ?? 0
+    await until([a, b], async () => { await b.update(); return held() === ownLength(a) && errors.length > 0 }, () => `b holds ${held()} of ${ownLength(a)}`)
+    expect((errors[0] as { code?: string }).code).to.equal('MESHBEE_INVALID_ARGUMENT')
+    expect(await b.get('k')).to.equal(undefined)
+    expect(b.writers().some((w) => w.key.equals(c.writerKey) && w.member), 'c is not counted yet').to.equal(false)
+    // a valid membership entry read under a failing clock is not taken for a bad one (and dropped)
+    expect(b.stats().badEntries).to.equal(0)
+
+    bad = false
+    await until([b], async () => {
+      await b.update()
+      return await b.get('k') === 'v' && b.writers().some((w) => w.key.equals(c.writerKey) && w.member)
+    }, () => 'b never folded a\'s entries once its clock was right')
+    expect(b.stats().badEntries).to.equal(0)
+    cut()
+  })
 })

@@ -102,6 +102,8 @@ class Online {
 }
 
 describe('cli', function () {
+  // every command is a process of its own (a second or more each on a busy machine)
+  this.timeout(180_000)
   let dir: string
 
   beforeEach(async () => {

@@ -11,10 +11,11 @@
  * 2. Own puts during a remote catch-up: B appends N puts (batches of 1,000) while A is away; A
  *    connects to B and keeps putting, each awaited before the next, until it has folded all of
  *    B's log. Latency p50/p99/max against the idle anchor of the same run (target: p99 at most 5×).
- * 3. A burst with replicas connecting mid-way: W, the creator of a fresh database, puts N keys,
- *    each awaited before the next; at N/4 three replicas opened by its key connect to it. For each replica, from its connect: the first length
- *    it hears of B's log, its first block, its first folded entries (and how many), how far behind
- *    it is when the burst ends, and when it has folded all of it.
+ * 3. Bursts with replicas connecting mid-way: W, the creator of a fresh database, puts N keys
+ *    one at a time, then (another database) in batches of 100, each awaited before the next; at
+ *    N/4 three replicas opened by its key connect to it. For each replica, from its connect: the
+ *    first length it hears of W's log, its first block, its first folded entries (and how many),
+ *    how far behind it is when the burst ends, and when it has folded all of it.
  *
  * Prints markdown on stdout (machine, command, load average, versions); progress on stderr.
  * The first-block time reads the replica's Hypercore 'download' event through `db.engine` (the
@@ -23,6 +24,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import os from 'node:os'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import type { Duplex } from 'node:stream'
 import { machine, removeTempDirs, tempDir, versions } from './common.js'
@@ -30,6 +32,11 @@ import { machine, removeTempDirs, tempDir, versions } from './common.js'
 const HERE = fileURLToPath(import.meta.url)
 const IDLE_PUTS = 3000
 const REPLICAS = 3
+/**
+ * The bursts: puts one at a time, each awaited (the writer slows down as it serves the
+ * replicas), and batches of 100, which outrun the replicas' download.
+ */
+const BURSTS = [{ batch: 1, what: 'puts one at a time, each awaited' }, { batch: 100, what: 'batches of 100 puts, each awaited' }]
 
 interface Summary { n: number, p50: number, p99: number, max: number, mean: number }
 
@@ -128,33 +135,42 @@ async function peer (): Promise<void> {
       }
       case 'fill': {
         for (let i = 0; i < m.n; i += 1000) {
-          await need().batch(Array.from({ length: Math.min(1000, m.n - i) }, (_, j) => ({ type: 'put' as const, key: key('f', i + j), value: value(i + j) })))
+          await need().batch(Array.from({ length: Math.min(1000, m.n - i) }, (_, j) => ({ type: 'put' as const, key: key(m.prefix, i + j), value: value(i + j) })))
         }
         return { length: need().writers().find((w) => w.local)?.length ?? 0 }
       }
       case 'idle': {
+        const lag = monitorEventLoopDelay({ resolution: 5 })
+        lag.enable()
         const ms: number[] = []
         for (let i = 0; i < m.n; i++) ms.push(await put())
-        return { summary: summarize(ms) }
+        lag.disable()
+        return { summary: summarize(ms), lag: lag.percentile(99) / 1e6 }
       }
       case 'catchup': {
         // connect to the writer and put, each awaited, until its log of `length` is folded
         const before = need().stats()
+        const lag = monitorEventLoopDelay({ resolution: 5 })
+        lag.enable()
         const t0 = performance.now()
         link(net.connect(m.port, '127.0.0.1'), true)
         const ms: number[] = []
         while (folded(m.writer) < m.length) ms.push(await put())
         const took = performance.now() - t0
+        lag.disable()
         const after = need().stats()
-        return { summary: summarize(ms), ms: took, folds: after.folds - before.folds, entries: after.diffEntries - before.diffEntries, slow: ms.filter((x) => x > 50).length }
+        return { summary: summarize(ms), ms: took, folds: after.folds - before.folds, entries: after.diffEntries - before.diffEntries, slow: ms.filter((x) => x > 50).length, lag: lag.percentile(99) / 1e6 }
       }
       case 'burst': {
-        // N puts, each awaited; reports when `at` are done, and the put rate before and after
+        // N puts in writes of `batch` (1: a put), each awaited; reports when `at` are done, and
+        // the put rate before and after
         const t0 = performance.now()
         let tAt = 0
-        for (let i = 0; i < m.n; i++) {
-          await need().put(key('b', i), value(i))
-          if (i + 1 === m.at) {
+        for (let i = 0; i < m.n; i += m.batch) {
+          const n = Math.min(m.batch, m.n - i)
+          if (n === 1) await need().put(key('b', i), value(i))
+          else await need().batch(Array.from({ length: n }, (_, j) => ({ type: 'put' as const, key: key('b', i + j), value: value(i + j) })))
+          if (i < m.at && i + n >= m.at) {
             tAt = performance.now()
             send({ e: 'at', length: need().writers().find((w) => w.local)?.length ?? 0 })
           }
@@ -260,12 +276,14 @@ async function main (): Promise<void> {
     log('A and B are members')
 
     // 1. idle anchor
-    const idle = (await a.call('idle', { n: IDLE_PUTS })).summary as Summary
+    const idleRun = await a.call('idle', { n: IDLE_PUTS })
+    const idle = idleRun.summary as Summary
+    const idleLag = idleRun.lag as number
     log(`idle: p50 ${f2(idle.p50)} p99 ${f2(idle.p99)} max ${f2(idle.max)} ms`)
     loads.push(os.loadavg()[0])
 
     // 2. catch-up while putting
-    const { length: bLength } = await b.call('fill', { n: N })
+    const { length: bLength } = await b.call('fill', { n: N, prefix: 'f' })
     log(`B appended ${N} puts while A was away (log length ${bLength})`)
     const cu = await a.call('catchup', { port, writer: bWriter, length: bLength })
     const during = cu.summary as Summary
@@ -274,34 +292,48 @@ async function main (): Promise<void> {
     loads.push(os.loadavg()[0])
 
     for (const p of [a, b]) await p.call('close')
-    loads.push(os.loadavg()[0])
 
-    // 3. a burst on a fresh database (its creator W writes); replicas connect at N/4
-    const { key: wKey } = await w.call('open')
-    const { port: wPort } = await w.call('listen')
-    for (const r of replicas) await r.call('open', { key: wKey })
+    // 3. bursts on fresh databases (their creator W writes); replicas connect at N/4
     const at = Math.floor(N / 4)
-    const reached = w.once('at')
-    const burst = w.call('burst', { n: N, at })
-    const { length: atLength } = await reached
-    log(`burst at ${at} puts (log length ${atLength}): replicas connect`)
-    await Promise.all(replicas.map(async (r) => await r.call('connect', { port: wPort, watch: wKey })))
-    const done = await burst
-    const atEnd = await Promise.all(replicas.map(async (r) => await r.call('status', { writer: wKey })))
-    log(`burst done in ${f1(done.ms / 1000)} s (length ${done.length}); replicas folded ${atEnd.map((s) => s.folded).join(', ')}`)
-    const after = await Promise.all(replicas.map(async (r) => await r.call('until-folded', { writer: wKey, length: done.length })))
-    const finals = await Promise.all(replicas.map(async (r) => await r.call('status', { writer: wKey })))
-    loads.push(os.loadavg()[0])
+    const bursts: string[] = []
+    for (const { batch, what } of BURSTS) {
+      const { key: wKey } = await w.call('open')
+      const { port: wPort } = await w.call('listen')
+      for (const r of replicas) await r.call('open', { key: wKey })
+      const reached = w.once('at')
+      const burst = w.call('burst', { n: N, at, batch })
+      const { length: atLength } = await reached
+      log(`burst (${what}) at ${at} puts (log length ${atLength}): replicas connect`)
+      await Promise.all(replicas.map(async (r) => await r.call('connect', { port: wPort, watch: wKey })))
+      const connected = performance.now()
+      const done = await burst
+      const rest = performance.now() - connected
+      const atEnd = await Promise.all(replicas.map(async (r) => await r.call('status', { writer: wKey })))
+      log(`burst done in ${f1(done.ms / 1000)} s (length ${done.length}); replicas folded ${atEnd.map((s) => s.folded).join(', ')}`)
+      const after = await Promise.all(replicas.map(async (r) => await r.call('until-folded', { writer: wKey, length: done.length })))
+      const finals = await Promise.all(replicas.map(async (r) => await r.call('status', { writer: wKey })))
+      for (const p of [w, ...replicas]) await p.call('close')
+      loads.push(os.loadavg()[0])
+      const firstFolds = finals.map((s) => (s.firsts as Record<string, number>).fold ?? NaN)
+      bursts.push(
+        `${what[0].toUpperCase()}${what.slice(1)}: ${int(N)} puts in ${f1(done.ms / 1000)} s (${int(done.before)} puts/s before the replicas connect, ${int(done.after)} after); they connect at ${int(at)} puts (log length ${int(atLength)}).`,
+        '',
+        '| replica | first length heard, ms (length) | first block, ms | first entries folded, ms (folded to) | behind at the burst\'s end, entries (held) | all folded, ms after the burst |',
+        '|---|---:|---:|---:|---:|---:|',
+        ...replicas.map((r, i) => {
+          const s = finals[i].firsts as Record<string, number>
+          return `| ${r.name} | ${int(s.length)} (${int(s.heard)}) | ${int(s.block)} | ${s.fold === undefined ? 'after the burst' : `${int(s.fold)} (${int(s.folded)})`} | ${int(done.length - atEnd[i].folded)} (${int(atEnd[i].held)}) | ${int(after[i].ms)} |`
+        }),
+        '',
+        `Median time to the first folded entries: ${Number.isNaN(median(firstFolds)) ? 'after the burst' : `${int(median(firstFolds))} ms`} after connecting; the burst went on for ${int(rest)} ms after they connected.`,
+        ''
+      )
+    }
 
     // ---------------------------------------------------------------- report
     const ratio = during.p99 / idle.p99
-    const rows = replicas.map((r, i) => {
-      const s = finals[i].firsts as Record<string, number>
-      return `| ${r.name} | ${int(s.length)} (${int(s.heard)}) | ${int(s.block)} | ${s.fold === undefined ? 'after the burst' : `${int(s.fold)} (${int(s.folded)})`} | ${int(done.length - atEnd[i].folded)} (held ${int(atEnd[i].held)}) | ${int(after[i].ms)} |`
-    })
-    const firstFolds = finals.map((s) => (s.firsts as Record<string, number>).fold ?? NaN)
     const out = [
-      `Machine: ${machine()}; 1-minute load average ${loads.map((l) => l.toFixed(1)).join(' → ')} (start, after each phase)`,
+      `Machine: ${machine()}; 1-minute load average ${loads.map((l) => l.toFixed(1)).join(' → ')} (start, after the idle puts, the catch-up and each burst)`,
       `Versions: ${versions()}`,
       `Command: \`npx tsx scripts/bench/load.ts${process.argv[2] !== undefined ? ' ' + process.argv[2] : ''}\` (N = ${int(N)}; one process per peer, linked over loopback TCP with \`db.replicate()\`)`,
       '',
@@ -312,15 +344,11 @@ async function main (): Promise<void> {
       `| idle (anchor) | ${int(idle.n)} | ${f2(idle.p50)} | ${f2(idle.p99)} | ${f2(idle.max)} | — |`,
       `| during the catch-up of ${int(N)} entries (${f1(cu.ms / 1000)} s; ${int(cu.folds)} folds, ${int(cu.entries)} entries read) | ${int(during.n)} | ${f2(during.p50)} | ${f2(during.p99)} | ${f2(during.max)} | ${int(cu.slow)} |`,
       '',
-      `p99 during / idle: ${f2(ratio)} (target ≤ 5: ${ratio <= 5 ? 'met' : 'missed'}).`,
+      `p99 during / idle: ${f2(ratio)} (target ≤ 5: ${ratio <= 5 ? 'met' : 'missed'}). A's event-loop delay p99: ${f1(idleLag)} ms idle, ${f1(cu.lag)} ms during the catch-up.`,
       '',
-      `**Replicas connecting mid-burst.** W, the creator of a fresh database, puts ${int(N)} keys, each awaited (${f1(done.ms / 1000)} s; ${int(done.before)} puts/s before the replicas connect, ${int(done.after)} after); at ${int(at)} puts (log length ${int(atLength)}) three replicas opened by its key connect to it. Times from each replica's connect.`,
+      `**Replicas connecting mid-burst.** W, the creator of a fresh database, writes ${int(N)} puts; when ${int(at)} are written, three replicas opened by its key connect to it. Times from each replica's connect.`,
       '',
-      '| replica | first length heard, ms (length) | first block, ms | first entries folded, ms (folded to) | behind at the burst\'s end, entries | all folded, ms after the burst |',
-      '|---|---:|---:|---:|---:|---:|',
-      ...rows,
-      '',
-      `Median first folded entries: ${int(median(firstFolds))} ms after connecting.`
+      ...bursts
     ]
     process.stdout.write(out.join('\n') + '\n')
   } finally {

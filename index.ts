@@ -27,6 +27,8 @@ export type {
 } from './lib/types.js'
 export { MeshError, MeshTypeError } from './lib/errors.js'
 export type { ErrorCode } from './lib/errors.js'
-export { HLC, compareStamps, compareVersions, stampToString, stampFromString } from './crdt/hlc.js'
+export { ClockAheadError, HLC, compareStamps, compareVersions, stampToString, stampFromString } from './crdt/hlc.js'
+/** The lead rule's bound (ms): how far a stamp may run past the newest stamp its writer had seen from another writer. */
+export { MAX_LEAD } from './lib/entry.js'
 export type { HLCOptions, ObserveResult, Stamp, Version } from './crdt/hlc.js'
 export type { Json } from './crdt/json.js'

@@ -27,6 +27,22 @@ export const ZERO: Stamp = Object.freeze({ wall: 0, counter: 0 })
 /** Default bound on how far a remote stamp may pull the local clock ahead of the wall clock. */
 export const DEFAULT_MAX_DRIFT = 60_000
 
+/** What the clock raises when it cannot issue a stamp within its lead bound (see {@link HLC.now}). */
+export class ClockAheadError extends RangeError {
+  /** The stable code (lib/ raises a MeshError with the same code for a refused write). */
+  readonly code = 'MESHBEE_CLOCK_AHEAD' as const
+  /** The clock's last stamp: no greater one fits under the cap. */
+  readonly last: Stamp
+  /** The cap (ms): the newest remote stamp observed + maxLead. */
+  readonly cap: number
+
+  constructor (last: Stamp, cap: number) {
+    super(`the clock's last stamp (${last.wall} ms) is at or past its lead bound (${cap} ms)`)
+    this.last = last
+    this.cap = cap
+  }
+}
+
 const MAX_COUNTER = 0xffffffff
 
 /**
@@ -167,6 +183,13 @@ export interface HLCOptions {
   readonly maxDrift?: number
   /** The last stamp issued or observed before a restart. */
   readonly last?: Stamp
+  /**
+   * The lead bound: once the clock has observed a remote stamp, no stamp it issues runs more than
+   * this far (ms) past the newest remote stamp it has observed (`seen`). Unbounded by default.
+   */
+  readonly maxLead?: number
+  /** The newest remote stamp observed before a restart. */
+  readonly seen?: Stamp | null
 }
 
 /**
@@ -176,8 +199,12 @@ export interface HLCOptions {
 export class HLC {
   /** How far (ms) a remote stamp may pull this clock ahead of the wall clock. */
   readonly maxDrift: number
+  /** How far (ms) an issued stamp may run past the newest remote stamp observed (Infinity: no bound). */
+  readonly maxLead: number
   private readonly wallClock: () => number
   private _last: Stamp
+  private _seen: Stamp | null
+  private _reading = 0
 
   /**
    * @throws TypeError with code `MESHBEE_INVALID_ARGUMENT` for a `wallClock` that is not a function, a
@@ -185,12 +212,41 @@ export class HLC {
    */
   constructor (opts: HLCOptions = {}) {
     if (opts === null || typeof opts !== 'object') throw invalid('HLC options must be an object')
-    const { wallClock = Date.now, maxDrift = DEFAULT_MAX_DRIFT, last = ZERO } = opts
+    const { wallClock = Date.now, maxDrift = DEFAULT_MAX_DRIFT, last = ZERO, maxLead = Infinity, seen = null } = opts
     if (!isMs(maxDrift)) throw invalid(`maxDrift must be a whole number of ms, 0 or more (got ${String(maxDrift)})`)
+    if (maxLead !== Infinity && !isMs(maxLead)) throw invalid(`maxLead must be a whole number of ms, 0 or more, or Infinity (got ${String(maxLead)})`)
     if (!isStamp(last)) throw invalid('last must be a stamp { wall, counter }')
+    if (seen !== null && !isStamp(seen)) throw invalid('seen must be a stamp { wall, counter } or null')
     this.wallClock = checkedWallClock(wallClock)
     this.maxDrift = maxDrift
+    this.maxLead = maxLead
     this._last = last
+    this._seen = seen
+  }
+
+  /** The newest remote stamp observed (or restored) so far; null before the first. */
+  get seen (): Stamp | null {
+    return this._seen
+  }
+
+  /** The wall clock reading of the last {@link HLC.now}: what the clock said, whatever the stamp. */
+  get reading (): number {
+    return this._reading
+  }
+
+  /** The greatest wall time a stamp may have now: the newest remote stamp observed + maxLead. */
+  get cap (): number {
+    return this._seen === null ? Infinity : this._seen.wall + this.maxLead
+  }
+
+  /**
+   * Raises `seen` to at least `s` (the newest remote stamp observed before a restart).
+   *
+   * @throws TypeError with code `MESHBEE_INVALID_ARGUMENT` when `s` is not a stamp.
+   */
+  restoreSeen (s: Stamp): void {
+    if (!isStamp(s)) throw invalid('restoreSeen takes a stamp { wall, counter }')
+    if (this._seen === null || compareStamps(s, this._seen) > 0) this._seen = s
   }
 
   /** The greatest stamp issued, observed or restored so far. */
@@ -209,17 +265,26 @@ export class HLC {
   }
 
   /**
-   * Issues a new stamp, strictly greater than every stamp before it.
+   * Issues a new stamp, strictly greater than every stamp before it: the wall clock's reading, but
+   * never past {@link HLC.cap} (the newest remote stamp observed + maxLead). A clock that runs
+   * ahead of everything it has seen issues stamps at the cap, ordered by their counter.
    *
    * @throws TypeError with code `MESHBEE_INVALID_ARGUMENT` when the wall clock returns something other
    *   than a non-negative safe integer, or the stamps have reached the largest wall time a stamp holds.
+   * @throws {@link ClockAheadError} (code `MESHBEE_CLOCK_AHEAD`) when the last stamp is already at
+   *   the cap's last counter or past the cap (restored from before the bound applied): no stamp
+   *   greater than it fits under the cap.
    */
   now (): Stamp {
     const wall = this.wallClock()
+    this._reading = wall
     const last = this._last
-    const next = wall > last.wall
-      ? { wall, counter: 0 }
+    const cap = this.cap
+    const base = Math.min(wall, cap)
+    const next = base > last.wall
+      ? { wall: base, counter: 0 }
       : bump(last)
+    if (next.wall > cap) throw new ClockAheadError(last, cap)
     if (!Number.isSafeInteger(next.wall)) throw invalid('wallClock: the clock has reached the largest wall time a stamp holds (2^53 - 1 ms)')
     this._last = next
     return next
@@ -227,7 +292,8 @@ export class HLC {
 
   /**
    * Merges a remote stamp. The clock follows it up to `(wall + maxDrift, 0)`; beyond that it
-   * advances only to that bound and `clamped` is set.
+   * advances only to that bound and `clamped` is set. The stamp becomes `seen` if it is the newest
+   * remote stamp so far (whole: the lead bound is measured from what was seen, not followed).
    *
    * @throws TypeError with code `MESHBEE_INVALID_ARGUMENT` when `remote` is not a stamp, or the wall
    *   clock returns something other than a non-negative safe integer.
@@ -242,6 +308,7 @@ export class HLC {
     const clamped = compareStamps(remote, bound) > 0
     const target = clamped ? bound : remote
     if (compareStamps(target, this._last) > 0) this._last = target
+    if (this._seen === null || compareStamps(remote, this._seen) > 0) this._seen = remote
     return { drift, clamped }
   }
 }

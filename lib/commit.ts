@@ -218,12 +218,13 @@ export class ViewCommit {
   }
 
   /**
-   * Commits a staged batch with the digest, and the clock's last stamp if given, in one atomic
-   * write. An own write leaves the clock out: its entry, the newest stamp, is in the own log,
-   * which the engine reads back on open.
+   * Commits a staged batch with the digest, and the clock's last stamp and newest observed remote
+   * stamp if given, in one atomic write. An own write leaves the clock out: its entry, the newest
+   * stamp and what it had seen, is in the own log, which the engine reads back on open.
    */
-  async commit (staged: Staged, clock: Stamp | null): Promise<void> {
-    if (clock !== null) staged.ops.push(this.view.putStamp(clock))
+  async commit (staged: Staged, clock: { readonly last: Stamp, readonly seen: Stamp | null } | null): Promise<void> {
+    if (clock !== null) staged.ops.push(this.view.putStamp(clock.last))
+    if (clock?.seen != null) staged.ops.push(this.view.putStamp(clock.seen, 'seen'))
     staged.ops.push(this.view.putMeta('hash', digestToBuffer(staged.digest)))
     await this.view.write(staged.ops)
     this.digest = staged.digest

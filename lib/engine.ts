@@ -18,10 +18,10 @@ import Corestore from 'corestore'
 import Hyperbee from 'hyperbee'
 import type Hypercore from 'hypercore'
 import { type Logger, pino } from 'pino'
-import { HLC, type Stamp } from '../crdt/hlc.js'
+import { HLC, stamp as mkStamp, type Stamp } from '../crdt/hlc.js'
 import { CatchUp, INFLIGHT, setWindow } from './catchup.js'
 import { ViewCommit } from './commit.js'
-import { ADD_WRITER, REMOVE_WRITER, decodeEntry } from './entry.js'
+import { ADD_WRITER, MAX_LEAD, REMOVE_WRITER, decodeEntry, type Entry } from './entry.js'
 import type { WriteOp } from './entry-rule.js'
 import { closed, invalidArgument, keyMismatch } from './errors.js'
 import { Fold } from './fold.js'
@@ -85,7 +85,7 @@ export class Engine extends EventEmitter {
    * Test hooks, unset in use. `runScan` sees whether a long fold step mostly adds new keys and
    * decides whether to read its blocks one by one instead of diffing the tree.
    */
-  readonly testHooks: { runScan?: (mostlyNewKeys: boolean) => boolean, format?: 1 | 2 } = {}
+  readonly testHooks: { runScan?: (mostlyNewKeys: boolean) => boolean, format?: 1 | 2 | 3 } = {}
   key!: Buffer
   own!: WriterLog
   creator!: WriterLog
@@ -122,7 +122,7 @@ export class Engine extends EventEmitter {
     this.log = opts.logger ?? pino({ level: 'silent' })
     this.wallClock = opts.wallClock ?? Date.now
     this.sparseAfter = opts.sparseAfter ?? 256
-    this.hlc = new HLC({ maxDrift: opts.maxDrift, wallClock: this.wallClock })
+    this.hlc = new HLC({ maxDrift: opts.maxDrift, wallClock: this.wallClock, maxLead: MAX_LEAD })
     this.givenKey = opts.key === undefined ? null : Buffer.from(opts.key)
     this.commit = new ViewCommit(this.view)
     const members = (): Map<string, Member> => this.folder.members
@@ -152,7 +152,7 @@ export class Engine extends EventEmitter {
       members,
       fold: async () => await this.folder.run(),
       updated: () => this.emit('update'),
-      format: () => this.testHooks.format ?? 2
+      format: () => this.testHooks.format ?? 3
     })
     this.inspection = new Inspection({ writers: this.writers, checkpoints: this.checkpoints, view: this.view, members, key: () => this.key })
   }
@@ -207,8 +207,14 @@ export class Engine extends EventEmitter {
 
     const saved = await this.view.readStamp()
     if (saved !== null) this.hlc.restore(saved)
-    const last = await this.lastOwnStamp()
-    if (last !== null) this.hlc.restore(last)
+    const seen = await this.view.readStamp('seen')
+    if (seen !== null) this.hlc.restoreSeen(seen)
+    const last = await this.lastOwnEntry()
+    if (last !== null) {
+      this.hlc.restore(last.stamp)
+      // what the newest own entry had seen, should the view have lost it (its wall is all it keeps)
+      if (last.clock !== undefined && last.clock.seen > 0) this.hlc.restoreSeen(mkStamp(last.clock.seen, 0))
+    }
     await this.update()
   }
 
@@ -265,13 +271,13 @@ export class Engine extends EventEmitter {
     await this.view.close()
   }
 
-  private async lastOwnStamp (): Promise<Stamp | null> {
+  private async lastOwnEntry (): Promise<Entry | null> {
     const core = this.own.core
     for (let i = core.length - 1; i >= 1; i--) {
       const node = await this.own.bee.getBySeq(i).catch(() => null)
       if (node === null) continue
       try {
-        return decodeEntry(node.value).stamp
+        return decodeEntry(node.value)
       } catch {
         continue
       }

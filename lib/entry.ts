@@ -12,10 +12,9 @@
  *   'm' ‖ 'a' ‖ writer key               → ADD_WRITER of that writer
  *   'm' ‖ 'r' ‖ writer key               → REMOVE_WRITER of that writer
  *
- * An entry value (compact-encoding) starts with the format version of its type, so the format
- * can evolve:
+ * An entry value (compact-encoding) starts with its format version, so the format can evolve:
  *
- *   uint version · uint type · uint wall · uint counter · payload
+ *   uint version · uint type · uint wall · uint counter · [clock] · payload
  *
  *   version 1
  *   PUT 1            buffer value
@@ -30,8 +29,20 @@
  *   MEMBER 5         buffer msgpack member state (crdt/codec.ts): the writer's newest add of the
  *                    member, and per adder the newest add of it the writer removed
  *
- * A type keeps the version it was introduced with while its shape stays the same, so a release
- * that knows only version 1 still reads whole values and membership from a newer log. Decoding is
+ *   version 3: every type but STATE, its version-1/2 payload after a clock
+ *   clock            uint seen · int reading: the wall time of the newest stamp the writer had
+ *                    observed from another writer when it wrote (0: none yet), and its wall
+ *                    clock's reading minus the stamp's wall (zigzag)
+ *
+ * The lead rule (version 3): an entry whose `seen` is not 0 and whose stamp's wall runs more than
+ * MAX_LEAD past it is rejected. A writer's clock never issues such a stamp (crdt/hlc.ts, the
+ * cap), so a device whose clock runs ahead wins conflicts at most MAX_LEAD past what it had seen
+ * of the others, and the rule, read from the entry's own bytes, holds the same on every peer.
+ *
+ * Versions 1 and 2 stay readable: a type kept the version it was introduced with while its shape
+ * stayed the same (a release that knows only version 1 reads whole values and membership from a
+ * format-2 log). Version 3 changes every header, so a format-2 release skips version-3 entries
+ * (as it skips any unknown version, alike on every peer). Decoding is
  * strict: trailing bytes, unknown versions or types, a type under another version, oversize
  * payloads and keys whose namespace does not match the type are all rejected. A rejected entry is
  * skipped by every peer alike, because the rule looks only at the bytes (and the log's key).
@@ -46,8 +57,11 @@ import { type FieldValue } from '../crdt/lwwmap.js'
 import { EMPTY_MEMBER, mergeMembers, type MemberState } from '../crdt/orset.js'
 import { legacyParts, renderParts } from '../crdt/parts.js'
 
-/** The newest format version: what a log written now uses for the types it introduced. */
-export const FORMAT = 2
+/** The newest format version: what a log written now uses. */
+export const FORMAT = 3
+
+/** The lead rule's bound (ms): how far a version-3 stamp may run past the newest remote stamp its writer had seen. */
+export const MAX_LEAD = 60 * 60 * 1000
 
 export const PUT = 1
 export const DEL = 2
@@ -71,16 +85,29 @@ export const MEMBERSHIP = 0x6d // 'm'
 const ADD = 0x61 // 'a'
 const REMOVE = 0x72 // 'r'
 
-export type DataEntry =
+/**
+ * A version-3 entry's clock: what its writer had seen of the others, and what its own clock said.
+ * An entry without one is version 1 or 2 (written before the lead rule).
+ */
+export interface EntryClock {
+  /** The wall time (ms) of the newest stamp the writer had observed from another writer; 0 if none. */
+  readonly seen: number
+  /** The writer's wall clock reading (ms) when it stamped the entry (the stamp may differ: capped, or following others). */
+  readonly reading: number
+}
+
+interface Clocked { clock?: EntryClock }
+
+export type DataEntry = Clocked & (
   | { type: typeof PUT, stamp: Stamp, value: Uint8Array }
   | { type: typeof DEL, stamp: Stamp }
   | { type: typeof STATE, stamp: Stamp, state: Uint8Array }
   | { type: typeof FIELD, stamp: Stamp, value: FieldValue | null }
-  | { type: typeof MEMBER, stamp: Stamp, state: MemberState }
+  | { type: typeof MEMBER, stamp: Stamp, state: MemberState })
 
-export type MembershipEntry =
+export type MembershipEntry = Clocked & (
   | { type: typeof ADD_WRITER, stamp: Stamp, writer: Uint8Array }
-  | { type: typeof REMOVE_WRITER, stamp: Stamp, writer: Uint8Array, length: number }
+  | { type: typeof REMOVE_WRITER, stamp: Stamp, writer: Uint8Array, length: number })
 
 export type Entry = DataEntry | MembershipEntry
 
@@ -122,10 +149,16 @@ function versionOf (type: number): number {
 }
 
 function header (s: S, e: Entry, m: Mode): void {
-  uint(s, versionOf(e.type), m)
+  if (e.clock !== undefined && e.type === STATE) throw new EntryError('a STATE entry has no version 3')
+  uint(s, e.clock === undefined ? versionOf(e.type) : 3, m)
   uint(s, e.type, m)
   uint(s, e.stamp.wall, m)
   uint(s, e.stamp.counter, m)
+  if (e.clock !== undefined) {
+    uint(s, e.clock.seen, m)
+    if (m === 'pre') c.int.preencode(s, e.clock.reading - e.stamp.wall)
+    else c.int.encode(s, e.clock.reading - e.stamp.wall)
+  }
 }
 
 function payload (s: S, e: Entry, m: Mode): void {
@@ -150,13 +183,21 @@ export function decodeEntry (buf: Uint8Array): Entry {
   let e: Entry
   try {
     const version = c.uint.decode(s)
-    if (version !== 1 && version !== 2) bad('unknown format version ' + version)
+    if (version !== 1 && version !== 2 && version !== 3) bad('unknown format version ' + version)
     const type = c.uint.decode(s)
-    if (versionOf(type) !== version) bad(`type ${type} under format version ${version}`)
+    if (version === 3 ? type === STATE : versionOf(type) !== version) bad(`type ${type} under format version ${version}`)
     const wall = c.uint.decode(s)
     const counter = c.uint.decode(s)
     if (!Number.isSafeInteger(wall) || counter > 0xffffffff) bad('stamp out of range')
     const st = mkStamp(wall, counter)
+    let clock: EntryClock | undefined
+    if (version === 3) {
+      const seen = c.uint.decode(s)
+      const reading = wall + c.int.decode(s)
+      if (!Number.isSafeInteger(seen) || !Number.isSafeInteger(reading) || reading < 0) bad('clock out of range')
+      if (seen !== 0 && wall > seen + MAX_LEAD) bad(`stamp runs ${wall - seen} ms past what its writer had seen (the lead rule allows ${MAX_LEAD})`)
+      clock = { seen, reading }
+    }
     switch (type) {
       case PUT: e = { type, stamp: st, value: c.buffer.decode(s) ?? Buffer.alloc(0) }; break
       case DEL: e = { type, stamp: st }; break
@@ -173,6 +214,7 @@ export function decodeEntry (buf: Uint8Array): Entry {
       }
       default: bad('unknown type ' + type)
     }
+    if (clock !== undefined) e.clock = clock
   } catch (err) {
     if (err instanceof EntryError) throw err
     bad('undecodable (' + (err as Error).message + ')')

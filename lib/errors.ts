@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'MESHBEE_CLOSED'
   | 'MESHBEE_STORAGE'
   | 'MESHBEE_CLOCK_BEHIND'
+  | 'MESHBEE_CLOCK_AHEAD'
   | 'MESHBEE_NOT_SYNC'
   | 'MESHBEE_HYPERCORE_UNSUPPORTED'
 
@@ -67,6 +68,11 @@ export const closed = (): MeshError =>
 export const clockBehind = (ms: number): MeshError =>
   new MeshError('MESHBEE_CLOCK_BEHIND', `This peer's clock runs ${ms} ms behind the stamp of the entry that added it (more than maxDrift): ` +
     'a membership change stamped now would sort before its own add and never count. Correct the clock, or retry once it has passed that stamp')
+
+export const clockAhead = (last: number, cap: number, lead: number): MeshError =>
+  new MeshError('MESHBEE_CLOCK_AHEAD', `This writer's log already holds stamps up to ${new Date(last).toISOString()}, at or past the lead bound ` +
+    `${new Date(cap).toISOString()} (${lead} ms past the newest entry it has seen from another writer): its clock ran ahead while it wrote. ` +
+    `Nothing is appended. It can write again once it sees another writer's entry stamped ${new Date(last - lead).toISOString()} or later`)
 
 export const unknownWriter = (id: string): MeshError =>
   new MeshError('MESHBEE_INVALID_KEY', `Unknown writer ${id}`)

@@ -9,7 +9,7 @@ import type { HLC, Stamp } from '../crdt/hlc.js'
 import type { CatchUp } from './catchup.js'
 import type { ViewCommit } from './commit.js'
 import { keyChange, type KeyChange } from './commit.js'
-import { DATA_RANGE, FIELD, MEMBERSHIP_RANGE, MEMBER, decodeData, decodeMembership, fieldState, memberState, parseDataKey, slotState } from './entry.js'
+import { DATA_RANGE, FIELD, MEMBERSHIP_RANGE, MEMBER, type DataEntry, type EntryClock, decodeData, decodeMembership, fieldState, memberState, parseDataKey, slotState } from './entry.js'
 import { live, resolveMembers, type Member } from './membership.js'
 import type { Stats } from './types.js'
 import { partKey, type ViewStore } from './view.js'
@@ -186,7 +186,7 @@ export class Fold {
       // before its own add (where the replay would not count them). Outside the try, and first: a
       // wall clock reading that fails its check fails the read (it is read again by a later
       // fold), it does not make a valid entry count as bad and drop it.
-      this.observe(w, entry.stamp)
+      this.observe(w, entry.stamp, entry.clock)
       w.records.set(id, { author: w.key, seq: c.seq, entry })
     }
     w.membershipLength = len
@@ -242,7 +242,7 @@ export class Fold {
         // own writes committed meanwhile (to other keys): their share of the digest is added
         if (commit.digest !== base) staged.digest = ((staged.digest + commit.digest - base) % DIGEST_MOD + DIGEST_MOD) % DIGEST_MOD
         for (const [id, { to }] of done) staged.ops.push(view.putCheckpoint(Buffer.from(id, 'hex'), to))
-        await commit.commit(staged, this.h.hlc.last)
+        await commit.commit(staged, this.h.hlc)
         for (const [id, { to }] of done) checkpoints.set(id, to)
         // each commit is announced as it lands: a long fold's first chunks are readable at once
         if (rendered) {
@@ -312,18 +312,17 @@ export class Fold {
 
   /** The entry if it is valid, else null (and counted). Observes remote stamps into the clock. */
   private validate (w: WriterLog, seq: number, beeKey: Uint8Array, value: Uint8Array): Uint8Array | null {
-    let stamp: Stamp
+    let e: DataEntry
     try {
-      const e = decodeData(beeKey, value)
+      e = decodeData(beeKey, value)
       if (e.type === FIELD) fieldState(e, w.key)
       else if (e.type === MEMBER) memberState(e, w.key)
       else slotState(e, w.key)
-      stamp = e.stamp
     } catch (err) {
       this.skip(w, seq, err)
       return null
     }
-    this.observe(w, stamp)
+    this.observe(w, e.stamp, e.clock)
     return value
   }
 
@@ -332,10 +331,15 @@ export class Fold {
     this.h.log.warn({ writer: w.id, seq, err: (err as Error).message }, 'skipped a bad entry')
   }
 
-  /** Observes a remote entry's stamp into the clock (bounded by maxDrift). */
-  private observe (w: WriterLog, stamp: Stamp): void {
+  /**
+   * Observes a remote entry's stamp into the clock (followed up to maxDrift; the newest becomes
+   * the clock's `seen`, its lead bound). The writer's skew is its wall clock's reading (version 3
+   * carries it; older entries only their stamp) against the local wall clock: a writer whose
+   * stamps follow another's clock ahead of its own does not look skewed, the one ahead does.
+   */
+  private observe (w: WriterLog, stamp: Stamp, clock: EntryClock | undefined): void {
     if (w.local) return
-    const skew = stamp.wall - this.h.wallClock()
+    const skew = (clock?.reading ?? stamp.wall) - this.h.wallClock()
     if (skew > w.maxSkew) w.maxSkew = skew
     if (this.h.hlc.observe(stamp).clamped) {
       this.h.stats.clampedStamps++

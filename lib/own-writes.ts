@@ -4,15 +4,15 @@
  */
 import type { Logger } from 'pino'
 import type { BeeBatch } from 'hyperbee'
-import { compareStamps, type HLC, type Stamp } from '../crdt/hlc.js'
+import { ClockAheadError, compareStamps, type HLC, type Stamp } from '../crdt/hlc.js'
 import { EMPTY } from '../crdt/keystate.js'
 import type { ViewCommit } from './commit.js'
-import { ADD_WRITER, MAX_KEY_BYTES, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, slotState, type DataEntry, type PartKind } from './entry.js'
+import { ADD_WRITER, MAX_KEY_BYTES, MAX_LEAD, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, slotState, type DataEntry, type EntryClock, type PartKind } from './entry.js'
 import { buildEntries, type Built, type WriteOp } from './entry-rule.js'
 import { buildEntryV1 } from './entry-rule-v1.js'
 import { keyChange, type KeyChange } from './commit.js'
 import { buf, hex } from './keys.js'
-import { clockBehind, logRefused, notAMember, notWritable, tooLarge, writerRemoved } from './errors.js'
+import { clockAhead, clockBehind, logRefused, notAMember, notWritable, tooLarge, writerRemoved } from './errors.js'
 import { live, type Member } from './membership.js'
 import { partKey, setSlot, type Slot, type ViewStore } from './view.js'
 import type { WriterLog } from './writer-log.js'
@@ -31,8 +31,11 @@ export interface OwnWritesHost {
   fold: () => Promise<boolean>
   /** The view changed. */
   updated: () => void
-  /** The log format own writes use (a test hook: 1 writes format-1 entries, as an older release). */
-  format?: () => 1 | 2
+  /**
+   * The log format own writes use (a test hook: 1 writes format-1 entries, 2 entries without a
+   * clock, as older releases did).
+   */
+  format?: () => 1 | 2 | 3
 }
 
 
@@ -62,7 +65,7 @@ export class OwnWrites {
     // the order of their last write, so the last block holds the newest stamp (open() restores
     // the clock from it).
     const appends = new Map<string, [Buffer, Buffer]>()
-    const format = this.h.format?.() ?? 2
+    const format = this.h.format?.() ?? 3
     for (const op of ops) {
       if (op.key.byteLength > MAX_KEY_BYTES) throw tooLarge('A key', op.key.byteLength, MAX_KEY_BYTES)
       const kid = hex(op.key)
@@ -74,10 +77,10 @@ export class OwnWrites {
         if (list === undefined) partSlots.set(id, list = view.getPartSync(partKey(op.key, kind, name)))
         return list
       }
-      const stamp = this.h.hlc.now()
+      const { stamp, clock } = this.issue()
       const built = format === 1 ? this.buildV1(op, keySlots, own.key, stamp) : buildEntries(op, slotsOf, own.key, stamp)
       for (const b of built) {
-        const entry = encodeEntry(b.entry)
+        const entry = encodeEntry(clock === undefined ? b.entry : { ...b.entry, clock })
         if (entry.byteLength > MAX_VALUE_BYTES + 64) throw tooLarge('An entry', entry.byteLength, MAX_VALUE_BYTES)
         const bid = b.beeKey.toString('hex')
         appends.delete(bid)
@@ -179,12 +182,12 @@ export class OwnWrites {
       if (m !== undefined && m.removed) throw writerRemoved(id)
       if (own.records.has(hex(membershipKey(ADD_WRITER, target)))) return
       if (m !== undefined) return
-      await this.append(membershipKey(ADD_WRITER, target), encodeEntry({ type, stamp: this.membershipStamp(), writer: target }))
+      await this.append(membershipKey(ADD_WRITER, target), encodeEntry({ type, writer: target, ...this.membershipStamp() }))
     } else {
       if (m === undefined) throw notAMember(id)
       if (m.removed) return
       const length = this.h.checkpoints.get(id) ?? 0
-      await this.append(membershipKey(REMOVE_WRITER, target), encodeEntry({ type, stamp: this.membershipStamp(), writer: target, length }))
+      await this.append(membershipKey(REMOVE_WRITER, target), encodeEntry({ type, writer: target, length, ...this.membershipStamp() }))
     }
     await this.h.fold()
   }
@@ -202,10 +205,28 @@ export class OwnWrites {
    * member. The clock has observed that add, but only up to maxDrift ahead of the wall clock: if
    * the adder's clock ran further ahead, refuse rather than append an entry that never counts.
    */
-  private membershipStamp (): Stamp {
-    const stamp = this.h.hlc.now()
+  private membershipStamp (): { stamp: Stamp, clock?: EntryClock } {
+    const issued = this.issue()
     const since = this.h.members().get(this.h.own().id)?.since ?? null
-    if (since !== null && compareStamps(stamp, since) <= 0) throw clockBehind(since.wall - this.h.wallClock())
-    return stamp
+    if (since !== null && compareStamps(issued.stamp, since) <= 0) throw clockBehind(since.wall - this.h.wallClock())
+    return issued.clock === undefined ? { stamp: issued.stamp } : issued
+  }
+
+  /**
+   * A stamp for an own entry, and the clock a version-3 entry carries with it (none under the test
+   * hook's older formats). The clock never stamps past its lead bound (crdt/hlc.ts `cap`); when
+   * its last stamp is already there, the write is refused before anything is appended.
+   */
+  private issue (): { stamp: Stamp, clock: EntryClock | undefined } {
+    const { hlc } = this.h
+    let stamp: Stamp
+    try {
+      stamp = hlc.now()
+    } catch (err) {
+      if (err instanceof ClockAheadError) throw clockAhead(err.last.wall, err.cap, MAX_LEAD)
+      throw err
+    }
+    const clock = (this.h.format?.() ?? 3) === 3 ? { seen: hlc.seen?.wall ?? 0, reading: hlc.reading } : undefined
+    return { stamp, clock }
   }
 }

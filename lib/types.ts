@@ -110,7 +110,11 @@ export interface WriterInfo {
   member: boolean
   /** Whether it was removed: its entries past `cut` never count. */
   removed: boolean
-  /** Largest lead (ms) of its stamps over the local wall clock when folded; 0 if never ahead. */
+  /**
+   * Largest lead (ms) of its wall clock over the local one when its entries were folded (each
+   * entry carries its writer's clock reading; entries of earlier releases only their stamp); 0 if
+   * never ahead.
+   */
   maxSkew: number
   /** Whether this is this peer's own log. */
   local: boolean

@@ -15,8 +15,9 @@
  *   items       part key → a live part, rendered: a field's value as canonical JSON (empty: the
  *               field deleted), a member (empty)
  *   checkpoints writer key → the length of its log the view reflects
- *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'hash' → the view digest,
- *               'format' → the view's layout version (VIEW_FORMAT)
+ *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'seen' → the newest remote
+ *               stamp the clock observed (its lead bound), 'hash' → the view digest, 'format' →
+ *               the view's layout version (VIEW_FORMAT)
  *
  * A part key is uint len ‖ user key ‖ kind ('e' member, 'f' field) ‖ name, so a key's members and
  * fields are each one range, members in the order of their canonical JSON bytes.
@@ -371,8 +372,9 @@ export class ViewStore {
     return this.getSync(ViewStore.at(this.pm, Buffer.from(name)))
   }
 
-  async readStamp (): Promise<Stamp | null> {
-    const raw = await this.getMeta('hlc')
+  /** A stamp kept in meta: 'hlc' (the clock's last stamp) or 'seen' (the newest remote stamp it observed). */
+  async readStamp (name: 'hlc' | 'seen' = 'hlc'): Promise<Stamp | null> {
+    const raw = await this.getMeta(name)
     return raw === undefined ? null : c.decode(stampEncoding, raw)
   }
 
@@ -404,7 +406,7 @@ export class ViewStore {
   async clearDerived (): Promise<void> {
     await this.settle()
     for (const t of [this.values, this.slots, this.parts, this.items, this.checkpoints]) await t.clear()
-    for (const name of ['hlc', 'hash', 'format']) await this.meta.del(Buffer.from(name))
+    for (const name of ['hlc', 'seen', 'hash', 'format']) await this.meta.del(Buffer.from(name))
   }
 
   putCheckpoint (writer: Uint8Array, length: number): BatchOp {
@@ -415,8 +417,8 @@ export class ViewStore {
     return { type: 'put', key: ViewStore.at(this.pm, Buffer.from(name)), value: Buffer.from(value) }
   }
 
-  putStamp (s: Stamp): BatchOp {
-    return this.putMeta('hlc', c.encode(stampEncoding, s) as Uint8Array)
+  putStamp (s: Stamp, name: 'hlc' | 'seen' = 'hlc'): BatchOp {
+    return this.putMeta(name, c.encode(stampEncoding, s) as Uint8Array)
   }
 
   /**

@@ -70,7 +70,7 @@ export class WriterLog {
   readonly records = new Map<string, MembershipRecord>()
   /** How much of this log its membership records were read from. */
   membershipLength = 0
-  /** Largest amount (ms) by which this writer's stamps ran ahead of the local wall clock. */
+  /** Largest amount (ms) by which this writer's wall clock (its entries' readings; older entries: their stamps) ran ahead of the local one. */
   maxSkew = 0
   /** Index of the first block that is not a well-formed Hyperbee block: the log counts up to it. */
   malformedAt = Infinity

@@ -188,7 +188,8 @@ describe('format-1 databases (test/fixtures/format1)', function () {
     dbs.push(...all)
     const { A, B, C } = peers
     const links = await formatTwoWrites(peers, async () => {
-      // what they appended is format 2: part entries (version 2) and whole values, no STATE
+      // what they appended is the newest format: part entries and whole values, each with its
+      // clock (version 3), no STATE
       for (const n of NAMES) {
         const own = peers[n].engine.own
         const types = new Set<number>()
@@ -196,7 +197,8 @@ describe('format-1 databases (test/fixtures/format1)', function () {
           const node = await own.bee.getBySeq(seq)
           if (node === null) throw new Error(`${n}'s entry ${seq} is missing`)
           const e = decodeEntry(node.value)
-          expect(node.value[0], `${n}'s entry ${seq}: its format version`).to.equal(e.type === FIELD || e.type === MEMBER ? 2 : 1)
+          expect(node.value[0], `${n}'s entry ${seq}: its format version`).to.equal(3)
+          expect(e.clock?.reading, `${n}'s entry ${seq}: its clock`).to.be.a('number')
           types.add(e.type)
         }
         expect(types.has(STATE), `${n} wrote no STATE entry`).to.equal(false)

@@ -27,6 +27,7 @@ import { MeshDB, type WriteOperation } from '../../index.js'
 import { ChaosFailure, describeGroup, dump, fail, showDump, finalChecks, inSync, settled, waitFor, type Ack } from './checks.js'
 import { EPOCH, describeSchedule, formatAt, replayCommand, type ChaosOp, type Schedule, type Step } from './schedule.js'
 import { connect } from '../link.js'
+import { damageView, flipTarget } from './damage.js'
 
 
 export { replayCommand }
@@ -115,6 +116,8 @@ function writeOperation (op: ChaosOp): WriteOperation<string, string> {
 /** The error codes a write may be refused with in a chaos run (everything else is a failure). */
 export function expectedRefusal (op: ChaosOp, code: string | undefined): boolean {
   if (code === 'MESHBEE_NOT_WRITABLE') return true
+  // a writer whose clock ran more than MAX_LEAD ahead while it had seen nobody (a day-ahead peer)
+  if (code === 'MESHBEE_CLOCK_AHEAD') return true
   // a peer whose adder's clock ran more than maxDrift ahead of its own (skews of minutes)
   if ((op.kind === 'add-writer' || op.kind === 'remove-writer') && code === 'MESHBEE_CLOCK_BEHIND') return true
   if (op.kind === 'add-writer') return code === 'MESHBEE_WRITER_REMOVED'
@@ -207,11 +210,13 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
   const onUnhandled = (err: unknown): void => { problems.push(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`) }
   process.on('unhandledRejection', onUnhandled)
 
+  const damages = schedule.steps.some((x) => x.t === 'restart' && x.damage !== undefined)
   const logger = (i: number) => pino({ level: 'warn' }, {
     write (line: string) {
       const o = JSON.parse(line) as { level: number, msg: string, err?: { message?: string } }
-      // clamped remote clocks are expected (skews of minutes); anything else is not
-      if (o.level >= 50 || !/maxDrift/.test(o.msg)) problems.push(`p${i} logged: ${line.slice(0, 1500)}`)
+      // clamped remote clocks are expected (skews of minutes), and so are rebuilds when a schedule
+      // damages views; anything else is not
+      if (o.level >= 50 || !(/maxDrift/.test(o.msg) || (damages && /rebuilding the view/.test(o.msg)))) problems.push(`p${i} logged: ${line.slice(0, 1500)}`)
     }
   })
 
@@ -372,6 +377,10 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
         const view = await dump(p.db)
         const state = logState(p.db)
         await p.db.close()
+        if (s.damage !== undefined) {
+          const target = s.damage === 'flip' ? flipTarget(view.map(([, v]) => v.toString())) : null
+          note(`  p${p.index}'s view damaged: ${await damageView(join(p.dir, 'view'), s.damage, target)}`)
+        }
         p.skew = s.skew
         await open(p)
         const again = await dump(p.db as unknown as DB)

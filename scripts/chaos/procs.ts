@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url'
 import { MeshDB } from '../../index.js'
 import { ChaosFailure, dump, entriesAt, entriesOf, fail, finalChecks, matchWrite, type Ack } from './checks.js'
 import { describeStep, replayCommand, seedStore } from './inproc.js'
+import { damageView, flipTarget } from './damage.js'
 import { describeSchedule, formatAt, type ChaosOp, type Schedule, type Step } from './schedule.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -44,9 +45,9 @@ class Child {
   private readonly listeners = new Set<(m: Msg) => void>()
   private pending = ''
 
-  constructor (readonly name: string, dir: string, key: string | undefined, skew: number, sparseAfter: number | undefined) {
+  constructor (readonly name: string, dir: string, key: string | undefined, skew: number, sparseAfter: number | undefined, damages = false) {
     this.proc = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, key ?? '-', String(skew), name, sparseAfter === undefined ? '-' : String(sparseAfter)], {
-      cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe']
+      cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...(damages ? { MESHBEE_CHAOS_DAMAGE: '1' } : {}) }
     })
     this.proc.stdout?.setEncoding('utf8')
     this.proc.stdout?.on('data', (chunk: string) => {
@@ -178,7 +179,7 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
   }
 
   const start = async (i: number, killAfterOpen = -1): Promise<Child> => {
-    const c = new Child(`p${i}`, dirs[i] as string, key, skews[i] as number, schedule.sparseAfter)
+    const c = new Child(`p${i}`, dirs[i] as string, key, skews[i] as number, schedule.sparseAfter, schedule.steps.some((x) => x.t === 'restart' && x.damage !== undefined))
     children[i] = c
     if (killAfterOpen >= 0) {
       await c.next((m) => m.t === 'open' || m.t === 'ready', 'open')
@@ -397,11 +398,18 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
         const c = children[s.peer]
         if (c == null || !c.running) return 'peer down'
         await isolate(s.peer)
+        const damage = s.t === 'restart' ? s.damage : undefined
+        let target: string | null = null
+        if (damage === 'flip') {
+          const final = await c.request({ c: 'final' }, 'final')
+          target = flipTarget((final.view as Array<[string, string]>).map(([, v]) => Buffer.from(v, 'hex').toString()))
+        }
         await c.request({ c: 'close' }, 'closed')
         await c.exited
         if (c.exit?.code !== 0) fail(`p${s.peer} exited with ${String(c.exit?.code)} on close; stderr:\n${c.stderr.slice(-3000)}`)
         children[s.peer] = null
         if (s.t === 'down') return 'down'
+        if (damage !== undefined) note(`  p${s.peer}'s view damaged: ${await damageView(join(dirs[s.peer] as string, 'view'), damage, target)}`)
         skews[s.peer] = s.skew
         await start(s.peer)
         if (s.relink) await relink(s.peer)

@@ -17,6 +17,7 @@
  * seed.
  */
 import { createHash } from 'node:crypto'
+import { VIEW_DAMAGES, type ViewDamage } from './damage.js'
 import type { Json } from '../../crdt/json.js'
 import { prng } from '../prng.js'
 
@@ -53,8 +54,11 @@ export type Step = { dt: number } & (
   | { t: 'unlink', a: number, b: number }
   /** `to` catches up on every log `from` holds at least as long as it does; `from` learns nothing. */
   | { t: 'oneway', from: number, to: number }
-  /** Close and reopen on the same directory; `skew` is the clock after the restart (a jump). */
-  | { t: 'restart', peer: number, relink: boolean, skew: number }
+  /**
+   * Close and reopen on the same directory; `skew` is the clock after the restart (a jump).
+   * `damage`: what is done to the closed peer's view before it reopens (scripts/chaos/damage.ts).
+   */
+  | { t: 'restart', peer: number, relink: boolean, skew: number, damage?: ViewDamage }
   | { t: 'down', peer: number }
   | { t: 'up', peer: number, relink: boolean }
   /** Multi-process only: SIGKILL the peer's process `delay` after the step starts (see procs.ts). */
@@ -99,6 +103,11 @@ export interface Schedule {
   legacyUntil?: number[]
   /** Indexes of the steps holding large writes (for the summary only). */
   large?: number[]
+  /**
+   * A peer whose clock starts a day ahead (its skew includes DAY) until a restart fixes it (the
+   * restart's skew has no DAY). Older saved schedules lack it.
+   */
+  dayAhead?: number
 }
 
 /** The log format `peer` writes during step `step` (see {@link Schedule.legacyUntil}). */
@@ -378,6 +387,10 @@ function extrasRng (seed: number): Rng {
 
 const LARGE_P = 0.4
 const MIXED_P = 0.5
+/** How often a schedule has a peer a day ahead, and view damage at restarts. */
+const AHEAD_P = 0.25
+const DAMAGE_P = 0.3
+export const DAY = 24 * 60 * 60 * 1000
 
 /** Whether the seed's schedule has any extras (large writes or mixed formats). */
 function extrasDrawn (seed: number): boolean {
@@ -486,6 +499,48 @@ function addExtras (s: Schedule): void {
     if (!until.some((u) => u > 0)) until[int(x, s.peers)] = 1 + int(x, n)
     s.legacyUntil = until
   }
+  // drawn after the extras above, so a seed's large writes and formats stay what they were
+  const ahead = x() < AHEAD_P
+  const damaged = x() < DAMAGE_P
+  if (ahead) {
+    // a day ahead from the start, until its first restart (restarts carry their own skews); one
+    // at a random step if it has none (a no-op if the peer is down then)
+    const peer = int(x, s.peers)
+    const fixed = s.skews[peer] as number
+    s.skews[peer] = fixed + DAY
+    s.dayAhead = peer
+    const pos = int(x, s.steps.length + 1)
+    if (!s.steps.some((st) => st.t === 'restart' && st.peer === peer)) {
+      s.steps.splice(pos, 0, { dt: int(x, 3000), t: 'restart', peer, relink: true, skew: fixed })
+      shiftIndexes(s, pos, 1)
+    }
+  }
+  if (damaged) {
+    if (!s.steps.some((st) => st.t === 'restart')) {
+      const pos = int(x, s.steps.length + 1)
+      const peer = int(x, s.peers)
+      s.steps.splice(pos, 0, { dt: int(x, 3000), t: 'restart', peer, relink: true, skew: s.skews[peer] as number })
+      shiftIndexes(s, pos, 1)
+    }
+    let any = false
+    for (const st of s.steps) {
+      if (st.t === 'restart' && chance(x, 0.6)) {
+        st.damage = pick(x, VIEW_DAMAGES)
+        any = true
+      }
+    }
+    if (!any) {
+      const st = s.steps.find((x2) => x2.t === 'restart') as Extract<Step, { t: 'restart' }>
+      st.damage = pick(x, VIEW_DAMAGES)
+    }
+  }
+}
+
+/** Moves the step indexes a schedule records (large writes, format switches) past an insertion. */
+function shiftIndexes (s: Schedule, pos: number, by: number): void {
+  if (by === 0) return
+  if (s.large !== undefined) s.large = s.large.map((i) => i >= pos ? i + by : i)
+  if (s.legacyUntil !== undefined) s.legacyUntil = s.legacyUntil.map((i) => i >= pos ? i + by : i)
 }
 
 /** A one-line summary of a schedule, for logs. */
@@ -496,7 +551,9 @@ export function describeSchedule (s: Schedule): string {
     `${count('op')} ops, ${count('link')}/${count('unlink')} link/unlink, ${count('oneway')} one-way, ${count('restart')} restarts, ` +
     `${count('down')} down, ${count('kill')} kills, sparse after ${s.sparseAfter ?? 'default'}` +
     (s.large !== undefined ? `, large writes at steps [${s.large.join(' ')}]` : '') +
-    (s.legacyUntil !== undefined ? `, format 1 until steps [${s.legacyUntil.join(' ')}]` : '')
+    (s.legacyUntil !== undefined ? `, format 1 until steps [${s.legacyUntil.join(' ')}]` : '') +
+    (s.dayAhead !== undefined ? `, p${s.dayAhead} a day ahead until restarted` : '') +
+    (s.steps.some((x) => x.t === 'restart' && x.damage !== undefined) ? `, view damage [${s.steps.flatMap((x) => x.t === 'restart' && x.damage !== undefined ? [x.damage] : []).join(' ')}]` : '')
 }
 
 /** A schedule as JSON, one step a line (the form test/regressions/chaos/ keeps them in). */

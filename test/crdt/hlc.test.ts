@@ -2,7 +2,7 @@ import { expect } from 'chai'
 import c from 'compact-encoding'
 import fc from 'fast-check'
 import {
-  compareKeys, compareStamps, compareVersions, HLC, isStamp, stamp, stampEncoding, stampFromString, stampToString,
+  ClockAheadError, compareKeys, compareStamps, compareVersions, HLC, isStamp, stamp, stampEncoding, stampFromString, stampToString,
   type Stamp
 } from '../../crdt/hlc.js'
 import { check, MAX_COUNTER, stampArb, writerArb } from './arbitraries.js'
@@ -99,6 +99,66 @@ describe('crdt/hlc: hybrid logical clock', () => {
         expect(hlc.last.wall, 'wall part of the clock').to.be.at.most(maxWall + maxDrift)
       }
     })
+  })
+
+  it('with maxLead, no stamp runs past the newest observed remote stamp + maxLead, and none creeps; a clock past it refuses', () => {
+    check(fc.tuple(clockArb(true), fc.nat({ max: 200 })), ([{ start, maxDrift, last, steps }, maxLead]) => {
+      let wall = start
+      const hlc = new HLC({ wallClock: () => wall, maxDrift, maxLead, ...(last !== null ? { last } : {}) })
+      let seen: Stamp | null = null
+      let floor: Stamp = last ?? stamp(0, 0)
+      for (const step of steps) {
+        if (step.t === 'tick') {
+          wall = Math.max(0, wall + step.by)
+        } else if (step.t === 'now') {
+          const cap = seen === null ? Infinity : seen.wall + maxLead
+          expect(hlc.cap).to.equal(cap)
+          let s: Stamp
+          try {
+            s = hlc.now()
+          } catch (err) {
+            expect(err).to.be.instanceOf(ClockAheadError)
+            expect((err as ClockAheadError).code).to.equal('MESHBEE_CLOCK_AHEAD')
+            // refused only when no stamp above the last fits under the cap
+            expect(floor.wall >= cap).to.equal(true)
+            expect(compareStamps(hlc.last, floor)).to.equal(0)
+            continue
+          }
+          expect(s.wall).to.be.at.most(cap)
+          expect(hlc.reading).to.equal(wall)
+          // the wall clock's reading, capped, unless the last stamp is already there
+          if (Math.min(wall, cap) > floor.wall) expect(s).to.deep.equal(stamp(Math.min(wall, cap), 0))
+          expect(compareStamps(s, floor)).to.equal(1)
+          floor = s
+        } else {
+          const remote = remoteOf(step, wall, maxDrift)
+          if (step.t === 'restore') {
+            hlc.restore(remote)
+            floor = max(floor, remote)
+          } else {
+            const { clamped } = hlc.observe(remote)
+            floor = max(floor, clamped ? stamp(wall + maxDrift, 0) : remote)
+            seen = seen === null ? remote : max(seen, remote)
+          }
+        }
+        expect(hlc.seen).to.deep.equal(seen)
+      }
+    })
+  })
+
+  it('restoreSeen raises the lead bound, never lowers it; maxLead and seen are checked', () => {
+    const hlc = new HLC({ wallClock: () => 10_000, maxLead: 100, seen: stamp(1000, 0) })
+    expect(hlc.cap).to.equal(1100)
+    hlc.restoreSeen(stamp(500, 0))
+    expect(hlc.cap).to.equal(1100)
+    hlc.restoreSeen(stamp(2000, 3))
+    expect(hlc.seen).to.deep.equal(stamp(2000, 3))
+    expect(hlc.now()).to.deep.equal(stamp(2100, 0))
+    expect(hlc.now()).to.deep.equal(stamp(2100, 1))
+    expect(new HLC({ wallClock: () => 5 }).cap, 'unbounded by default').to.equal(Infinity)
+    for (const bad of [-1, 1.5, NaN]) expect(() => new HLC({ maxLead: bad })).to.throw(TypeError).with.property('code', 'MESHBEE_INVALID_ARGUMENT')
+    expect(() => new HLC({ seen: { wall: -1, counter: 0 } as Stamp })).to.throw(TypeError).with.property('code', 'MESHBEE_INVALID_ARGUMENT')
+    expect(() => hlc.restoreSeen({ wall: 1.5, counter: 0 } as Stamp)).to.throw(TypeError).with.property('code', 'MESHBEE_INVALID_ARGUMENT')
   })
 
   it('stampToString sorts like compareStamps and parses back', () => {

@@ -114,6 +114,23 @@ export async function holdBlocks (from: MeshDB<any, any>, dir: string, start: nu
   return held
 }
 
+/**
+ * Links every pair of `peers` until each has folded every peer's own log to its full length,
+ * then cuts the links.
+ */
+export async function meshSync (peers: Array<MeshDB<any, any>>): Promise<void> {
+  const cuts: Array<() => void> = []
+  for (let i = 0; i < peers.length; i++) for (let j = i + 1; j < peers.length; j++) cuts.push(connect(peers[i], peers[j]))
+  try {
+    await until(peers, async () => {
+      for (const p of peers) await p.update()
+      return peers.every((p) => peers.every((q) => p.writers().find((w) => w.key.equals(q.writerKey))?.folded === ownLength(q)))
+    }, () => JSON.stringify(peers.map((p) => p.writers().map((w) => [w.key.toString('hex').slice(0, 6), w.length, w.folded]))))
+  } finally {
+    for (const cut of cuts) cut()
+  }
+}
+
 /** The length of a database's own writer log, through the public API. */
 export function ownLength (db: MeshDB<any, any>): number {
   return db.writers().find((w) => w.local)?.length ?? 0

@@ -129,10 +129,16 @@ export function addMember (own: MemberState, writer: string, stamp: Stamp): Memb
   return normalizeMember(adds, own.removed)
 }
 
-/** `own` having removed every add of `seen` (the merged state this peer observes). */
+/**
+ * `own` having removed every add of `seen` (the merged state this peer observes) and its own
+ * adds. The own adds count even when `seen` no longer lists them (another writer's removal
+ * covers them there): the writer's state must say the writer removed them too, or they would
+ * come back should that other removal stop counting (its writer removed with a cut before it).
+ */
 export function removeMember (own: MemberState, seen: MemberState): MemberState {
   const removed = new Map(own.removed)
   maxInto(removed, seen.adds)
+  maxInto(removed, own.adds)
   return normalizeMember(new Map(own.adds), removed)
 }
 

@@ -109,6 +109,20 @@ describe('crdt/parts: member states (log format 2)', () => {
     })
   })
 
+  it("a remove covers the writer's own add even when another writer's removal already hides it (chaos seed 2000769)", () => {
+    const a = hex(new Uint8Array(32).fill(0xaa))
+    const b = hex(new Uint8Array(32).fill(0xbb))
+    const own = addMember(EMPTY_MEMBER, a, { wall: 10, counter: 0 })
+    // b removed a's add: the merged state a observes lists no add of a
+    const byB = removeMember(EMPTY_MEMBER, own)
+    const seen = mergeMembers(own, byB)
+    expect(seen.adds.has(a)).to.equal(false)
+    const removed = removeMember(own, seen)
+    expect(removed.adds.has(a), "a's state no longer holds its add").to.equal(false)
+    // so the add stays removed should b's removal stop counting (b removed with a cut before it)
+    expect(liveAdd(removed, null)).to.equal(null)
+  })
+
   it('a writer that adds and removes a member many times keeps one add and one removal per writer', () => {
     const a = new Uint8Array(32).fill(0xaa)
     const b = new Uint8Array(32).fill(0xbb)

@@ -22,8 +22,8 @@
  */
 export { MeshDB } from './lib/meshdb.js'
 export type {
-  CorestoreLike, Cuts, DelOperation, DiffChange, HostPort, HyperswarmLike, HyperswarmOptions, JoinRequest, KeyType, KeyVersion,
-  MembersRange, MeshDBOptions, PatchOperation, PutOperation, SetOperation, Stats, SwarmOptions, VerifyResult, WriteOperation, WriterInfo
+  ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DelOperation, FeedChange, KeyRange, DiffChange, HostPort, HyperswarmLike, HyperswarmOptions, JoinRequest, KeyType, KeyVersion,
+  MembersRange, MeshDBOptions, PatchOperation, PutOperation, SetOperation, Stats, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo
 } from './lib/types.js'
 export { MeshError, MeshTypeError } from './lib/errors.js'
 export type { ErrorCode } from './lib/errors.js'

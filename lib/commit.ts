@@ -1,8 +1,8 @@
 /**
  * The view commit: a key's changed entries are merged into its slots and parts, each changed part
  * is rendered into its item, the key's row follows, the digest follows every row and item that
- * changed, and all of it, with the checkpoints and the clock, lands in one atomic batch
- * (invariant 4).
+ * changed, the change feed numbers the keys whose value changed (lib/changes.ts), and all of it,
+ * with the checkpoints and the clock, lands in one atomic batch (invariant 4).
  *
  * A key is its whole-value slots (PUT/DEL, and format-1 STATE entries) and its parts: one row per
  * document field and per set member, each holding every member's latest entry for that part. A
@@ -16,14 +16,17 @@ import { compareVersions, type Stamp, type Version } from '../crdt/hlc.js'
 import { type Register } from '../crdt/lww.js'
 import { newestTag } from '../crdt/orset.js'
 import { fieldItem, legacyParts, maxVersion, memberItem, partsKind, removedTag, structuredKind } from '../crdt/parts.js'
+import { ChangeFeed, type Origin } from './changes.js'
 import { digestToBuffer, partDigest, replaceEntry } from './digest.js'
 import { FIELD_NS, LEGACY, MEMBER_NS, isState, legacyState, mergeField, mergeMember, registerOf, type PartKind } from './entry.js'
 import { ROW_DOC, ROW_SET, ROW_VALUE, decodeSlots, partKey, partPrefix, setSlot, type BatchOp, type Head, type Slot, type ViewStore } from './view.js'
 
-/** The operations of one commit being built, and the digest they lead to. */
+/** The operations of one commit being built, the digest they lead to, and the keys whose value they change. */
 export class Staged {
   readonly ops: BatchOp[] = []
-  constructor (public digest: bigint) {}
+  /** The keys whose value (what they read as) this commit changes, each once. */
+  readonly changed: Buffer[] = []
+  constructor (public digest: bigint, readonly origin: Origin) {}
 }
 
 /** New entries for one part of a key: by writer (hex), the entry, or null for none. */
@@ -102,12 +105,16 @@ function rowOf (reg: Register<Uint8Array> | null, head: Head | null): Buffer | n
 export class ViewCommit {
   /** The view digest (see digest.ts), current with the committed view. */
   digest = 0n
+  /** The change feed: each commit that changes a key gets the next seq. */
+  readonly feed: ChangeFeed
 
-  constructor (private readonly view: ViewStore) {}
+  constructor (private readonly view: ViewStore) {
+    this.feed = new ChangeFeed(view)
+  }
 
-  /** A new commit, starting from the committed digest. */
-  begin (): Staged {
-    return new Staged(this.digest)
+  /** A new commit, starting from the committed digest: an own write's ('local') or a fold's. */
+  begin (origin: Origin = 'remote'): Staged {
+    return new Staged(this.digest, origin)
   }
 
   /**
@@ -214,6 +221,7 @@ export class ViewCommit {
       }
     }
     if (slotsChanged || head !== rec.head) staged.ops.push(view.putRecord(key, { slots, head }))
+    if (changed) staged.changed.push(key)
     return changed
   }
 
@@ -226,7 +234,15 @@ export class ViewCommit {
     if (clock !== null) staged.ops.push(this.view.putStamp(clock.last))
     if (clock?.seen != null) staged.ops.push(this.view.putStamp(clock.seen, 'seen'))
     staged.ops.push(this.view.putMeta('hash', digestToBuffer(staged.digest)))
-    await this.view.write(staged.ops)
+    const seq = this.feed.stage(staged)
+    const before = this.feed.begin()
+    try {
+      await this.view.write(staged.ops)
+    } catch (err) {
+      this.feed.landed(null, [], staged.origin, before)
+      throw err
+    }
     this.digest = staged.digest
+    this.feed.landed(seq, staged.changed, staged.origin, before)
   }
 }

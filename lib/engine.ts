@@ -93,7 +93,8 @@ export class Engine extends EventEmitter {
   private readonly wallClock: () => number
   private readonly sparseAfter: number
   private readonly givenKey: Buffer | null
-  private readonly commit: ViewCommit
+  /** The view commit, and its change feed (`commit.feed`: what `watch` and `changes` read). */
+  readonly commit: ViewCommit
   private readonly folder: Fold
   private readonly writes: OwnWrites
   private readonly inspection: Inspection
@@ -197,6 +198,7 @@ export class Engine extends EventEmitter {
     }
     const hash = await this.view.getMeta('hash')
     this.commit.digest = hash === undefined ? 0n : digestFromBuffer(hash)
+    await this.commit.feed.open()
     // damaged rows (flipped bytes in a table file) no longer sum to the stored digest
     if (rebuild === null && this.checkpoints.size > 0 && await recomputeDigest(this.view) !== this.commit.digest) {
       rebuild = "the view's rows do not match its digest"

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'MESHBEE_STORAGE'
   | 'MESHBEE_CLOCK_BEHIND'
   | 'MESHBEE_CLOCK_AHEAD'
+  | 'MESHBEE_WATCH_OVERFLOW'
   | 'MESHBEE_NOT_SYNC'
   | 'MESHBEE_HYPERCORE_UNSUPPORTED'
 
@@ -73,6 +74,10 @@ export const clockAhead = (last: number, cap: number, lead: number): MeshError =
   new MeshError('MESHBEE_CLOCK_AHEAD', `This writer's log already holds stamps up to ${new Date(last).toISOString()}, at or past the lead bound ` +
     `${new Date(cap).toISOString()} (${lead} ms past the newest entry it has seen from another writer): its clock ran ahead while it wrote. ` +
     `Nothing is appended. It can write again once it sees another writer's entry stamped ${new Date(last - lead).toISOString()} or later`)
+
+export const watchOverflow = (max: number, seq: number): MeshError =>
+  Object.assign(new MeshError('MESHBEE_WATCH_OVERFLOW', `More than ${max} changes waited to be read: the stream stopped. ` +
+    `Everything up to seq ${seq} was read; db.changes({ since: ${seq} }) reads what changed after it`), { seq })
 
 export const unknownWriter = (id: string): MeshError =>
   new MeshError('MESHBEE_INVALID_KEY', `Unknown writer ${id}`)

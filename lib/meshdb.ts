@@ -13,7 +13,8 @@ import { ADD_WRITER, MEMBER_NS, REMOVE_WRITER, memberName } from './entry.js'
 import { closed, invalidArgument, notOpened } from './errors.js'
 import { toKey } from './keys.js'
 import type { WriteOp } from './entry-rule.js'
-import type { CorestoreLike, Cuts, DiffChange, KeyType, KeyVersion, MembersRange, MeshDBOptions, Stats, SwarmOptions, VerifyResult, WriteOperation, WriterInfo } from './types.js'
+import type { ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DiffChange, FeedChange, KeyRange, KeyType, KeyVersion, MembersRange, MeshDBOptions, Stats, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo } from './types.js'
+import { ChangeStream, type ByteRange, type RawChange, type StreamOptions } from './watch.js'
 import { ROW_SET, partKey, partPrefix, type ScanRange } from './view.js'
 
 /** A range of members as `view.scan` takes it: the part keys of the members at the bounds. */
@@ -33,6 +34,13 @@ function membersRange (key: Buffer, opts: MembersRange): ScanRange {
 }
 
 type Bytes = Buffer
+
+/** A stream's bound on unread changes: a whole number, 1 or more (10,000 by default). */
+function maxBuffer (n: unknown): number {
+  if (n === undefined) return 10_000
+  if (n !== Infinity && (!Number.isSafeInteger(n) || (n as number) < 1)) throw invalidArgument('maxBuffer must be a whole number, 1 or more')
+  return n as number
+}
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object'
 
@@ -82,7 +90,11 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    */
   constructor (storage: string | CorestoreLike, options: MeshDBOptions<K, V> = {}) {
     super(storage, options)
+    this.on('closing', () => { for (const s of this.streams) s.fail() })
   }
+
+  /** The change streams open on this database (they fail with MESHBEE_CLOSED when it closes). */
+  private readonly streams = new Set<ChangeStream>()
 
   /**
    * The database key: the creator's writer key, set once open. Share it to let others read and replicate.
@@ -370,6 +382,79 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
     for await (const c of this.engine.diff(w, from, to, st)) {
       yield { ...c, key: this.decodeKey(c.key), value: this.decodeValue(c.value), previous: this.decodeValue(c.previous) }
     }
+  }
+
+  /**
+   * Every change of the view within a key range, once each, in commit order, as commits land: own
+   * writes, folds of other logs, keys that fall back when a writer is removed. Each change carries
+   * the value before and after it, in the database's encodings. A slow reader does not hold up
+   * writes or folds: past `maxBuffer` unread changes the iteration fails with
+   * `MESHBEE_WATCH_OVERFLOW` (its `seq` says where `changes({ since })` resumes), never silently.
+   *
+   * @param range - `gt`/`gte`/`lt`/`lte` in the key type (the whole view by default)
+   * @param opts - `initial`: first the range's entries as they are now, then every later change,
+   *   with no gap and nothing twice; `maxBuffer` (default 10,000)
+   * @returns an async iterable; `close()` or `break` ends it
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a bad range or option
+   */
+  watch (range: KeyRange<K> = {}, opts: WatchOptions = {}): ChangeIterator<WatchChange<K, V>> {
+    if (opts === null || typeof opts !== 'object') throw invalidArgument('watch options must be an object')
+    return this.stream(range, { first: opts.initial === true ? { kind: 'view' } : null, live: true, maxBuffer: maxBuffer(opts.maxBuffer) },
+      (c) => ({ type: c.type, key: this.decodeKey(c.key), value: this.decodeValue(c.value ?? null), previous: this.decodeValue(c.previous ?? null), origin: c.origin, seq: c.seq }))
+  }
+
+  /**
+   * The view's change feed: every key in the range changed after `since`, once each, with its
+   * value now and the seq of the commit that last changed it (each commit that changes the view
+   * gets the next seq, stored with it). Store the last seq read to resume after a restart without
+   * a rescan. A `since` beyond the feed's end (the view was created anew: its seqs started over)
+   * reads every key. With `live`, it then follows every later change.
+   *
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a bad range, `since` or option
+   */
+  changes (opts: ChangesOptions<K> = {}): ChangeIterator<FeedChange<K, V>> {
+    if (opts === null || typeof opts !== 'object') throw invalidArgument('changes options must be an object')
+    const since = opts.since ?? 0
+    if (!Number.isSafeInteger(since) || since < 0) throw invalidArgument('changes since must be a seq: a whole number, 0 or more')
+    return this.stream(opts, { first: { kind: 'since', since }, live: opts.live === true, maxBuffer: maxBuffer(opts.maxBuffer) },
+      (c) => ({ type: c.type, key: this.decodeKey(c.key), value: this.decodeValue(c.value ?? null), seq: c.seq }))
+  }
+
+  private stream<T> (range: KeyRange<K>, opts: Omit<StreamOptions, 'range'>, decode: (c: RawChange) => T): ChangeIterator<T> {
+    if (range === null || typeof range !== 'object') throw invalidArgument('a key range must be an object')
+    const bytes: ByteRange = {}
+    for (const name of ['gt', 'gte', 'lt', 'lte'] as const) if (range[name] !== undefined) bytes[name] = this.encodeKey(range[name])
+    if (this.status === 'closing' || this.status === 'closed') throw closed()
+    const host = this.opened().then(() => ({ feed: this.engine.commit.feed, view: this.engine.view }))
+    const inner = new ChangeStream(host, { ...opts, range: bytes })
+    this.streams.add(inner)
+    const streams = this.streams
+    const it: ChangeIterator<T> = {
+      [Symbol.asyncIterator] () { return it },
+      async next () {
+        try {
+          const r = await inner.next()
+          if (r.done === true) {
+            streams.delete(inner)
+            return { done: true, value: undefined }
+          }
+          return { done: false, value: decode(r.value) }
+        } catch (err) {
+          streams.delete(inner)
+          throw err
+        }
+      },
+      async return () {
+        inner.close()
+        streams.delete(inner)
+        return { done: true, value: undefined }
+      },
+      close () {
+        inner.close()
+        streams.delete(inner)
+      }
+    }
+    return it
   }
 
   /**

@@ -109,7 +109,7 @@ export class OwnWrites {
     const flushing = batch.flush()
     flushing.catch(() => {}) // awaited below; not unhandled meanwhile
     await new Promise((resolve) => setImmediate(resolve))
-    const staged = commit.begin()
+    const staged = commit.begin('local')
     let viewChanged = false
     try {
       for (const ch of changes.values()) if (await commit.stage(staged, ch)) viewChanged = true

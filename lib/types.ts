@@ -230,3 +230,67 @@ export type WriteOperation<K, V> = PutOperation<K, V> | DelOperation<K> | PatchO
 
 /** What a key holds (`db.typeOf(key)`): a whole value, a document, or a set. */
 export type KeyType = 'value' | 'doc' | 'set'
+
+/** A range of keys: abstract-level's bounds, in the database's key type. */
+export interface KeyRange<K> {
+  /** Keys after this one. */
+  gt?: K
+  /** Keys from this one on. */
+  gte?: K
+  /** Keys before this one. */
+  lt?: K
+  /** Keys up to this one. */
+  lte?: K
+}
+
+/** A change of the view, as `db.watch` yields it. */
+export interface WatchChange<K, V> {
+  /** 'put': the key reads as `value` now; 'del': it reads as absent. */
+  type: 'put' | 'del'
+  /** The key, in the database's key encoding. */
+  key: K
+  /** What the key reads as after the change (undefined for 'del'). */
+  value: V | undefined
+  /** What it read as before (undefined if absent, and for the entries `initial` yields). */
+  previous: V | undefined
+  /** 'local': this peer's own write; 'remote': a fold of other logs (and the entries `initial` yields). */
+  origin: 'local' | 'remote'
+  /** The view commit's sequence number (local to this peer; `changes({ since })` resumes after it). */
+  seq: number
+}
+
+/** Options of `db.watch`. */
+export interface WatchOptions {
+  /** First yield the range's entries as they are now (as puts), then every later change. */
+  initial?: boolean
+  /** Most changes that may wait to be read before the stream fails with `MESHBEE_WATCH_OVERFLOW` (default 10,000). */
+  maxBuffer?: number
+}
+
+/** Options of `db.changes`: a key range, where to resume, and whether to follow. */
+export interface ChangesOptions<K> extends KeyRange<K> {
+  /** The seq after which to read (default 0: every key the view holds or held). */
+  since?: number
+  /** After the keys changed so far, follow every later change (as `watch` does, without `previous`). */
+  live?: boolean
+  /** With `live`: as `WatchOptions.maxBuffer`. */
+  maxBuffer?: number
+}
+
+/** A key changed after `since`, as `db.changes` yields it: once a key, with its value now. */
+export interface FeedChange<K, V> {
+  /** 'put': the key reads as `value` now; 'del': it reads as absent. */
+  type: 'put' | 'del'
+  /** The key, in the database's key encoding. */
+  key: K
+  /** What the key reads as now (undefined for 'del'). */
+  value: V | undefined
+  /** The seq of the commit that last changed the key (store the last one to resume). */
+  seq: number
+}
+
+/** An async iterable of changes; `close()` (or `break` in `for await`) ends it. */
+export interface ChangeIterator<T> extends AsyncIterableIterator<T> {
+  /** Ends the iteration and releases what it holds of the view. */
+  close: () => void
+}

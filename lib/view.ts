@@ -15,9 +15,13 @@
  *   items       part key → a live part, rendered: a field's value as canonical JSON (empty: the
  *               field deleted), a member (empty)
  *   checkpoints writer key → the length of its log the view reflects
+ *   changes     uint64 seq ‖ user key → (empty): each key under the sequence number of the last
+ *               commit that changed what it reads as (lib/changes.ts; one entry a key)
+ *   seqs        user key → uint64 seq: where the key's entry in `changes` is
  *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'seen' → the newest remote
  *               stamp the clock observed (its lead bound), 'hash' → the view digest, 'format' →
- *               the view's layout version (VIEW_FORMAT)
+ *               the view's layout version (VIEW_FORMAT), 'seq' → the last commit's sequence
+ *               number (kept across a rebuild, so the change feed only counts up)
  *
  * A part key is uint len ‖ user key ‖ kind ('e' member, 'f' field) ‖ name, so a key's members and
  * fields are each one range, members in the order of their canonical JSON bytes.
@@ -65,7 +69,7 @@ export interface Head { readonly field: Version | null, readonly tag: Version | 
 export interface KeyRecord { readonly slots: Slot[], readonly head: Head | null }
 
 /** The layout of the view this code writes; a view of another layout is rebuilt from the logs. */
-export const VIEW_FORMAT = 2
+export const VIEW_FORMAT = 3
 
 /** Row kinds in the values table. */
 export const ROW_VALUE = 0
@@ -100,6 +104,8 @@ export class ViewStore {
   slots!: Sub
   parts!: Sub
   items!: Sub
+  changes!: Sub
+  seqs!: Sub
   checkpoints!: Sub
   meta!: Sub
 
@@ -112,6 +118,8 @@ export class ViewStore {
     this.ps = Buffer.from(this.slots.prefix)
     this.pu = Buffer.from(this.parts.prefix)
     this.pi = Buffer.from(this.items.prefix)
+    this.pq = Buffer.from(this.changes.prefix)
+    this.pk = Buffer.from(this.seqs.prefix)
     this.pc = Buffer.from(this.checkpoints.prefix)
     this.pm = Buffer.from(this.meta.prefix)
   }
@@ -123,6 +131,8 @@ export class ViewStore {
   private readonly ps: Bytes
   private readonly pu: Bytes
   private readonly pi: Bytes
+  private readonly pq: Bytes
+  private readonly pk: Bytes
   private readonly pc: Bytes
   private readonly pm: Bytes
 
@@ -153,6 +163,8 @@ export class ViewStore {
     this.slots = this.db.sublevel<Bytes, Bytes>('s', BUF)
     this.parts = this.db.sublevel<Bytes, Bytes>('u', BUF)
     this.items = this.db.sublevel<Bytes, Bytes>('i', BUF)
+    this.changes = this.db.sublevel<Bytes, Bytes>('q', BUF)
+    this.seqs = this.db.sublevel<Bytes, Bytes>('k', BUF)
     this.checkpoints = this.db.sublevel<Bytes, Bytes>('c', BUF)
     this.meta = this.db.sublevel<Bytes, Bytes>('m', BUF)
   }
@@ -207,8 +219,8 @@ export class ViewStore {
    * at `snap` or now, with the write-behind table laid over LevelDB. Keys come back without the
    * table's prefix; `range` narrows them further (part keys, as `prefix` is).
    */
-  async * scan (table: 'parts' | 'items', prefix: Uint8Array, snap?: ViewSnapshot, range: ScanRange = {}): AsyncGenerator<[Bytes, Bytes]> {
-    const p = table === 'parts' ? this.pu : this.pi
+  async * scan (table: 'parts' | 'items' | 'changes', prefix: Uint8Array, snap?: ViewSnapshot, range: ScanRange = {}): AsyncGenerator<[Bytes, Bytes]> {
+    const p = table === 'parts' ? this.pu : table === 'items' ? this.pi : this.pq
     const lo = ViewStore.at(p, prefix)
     const hi = Buffer.from(lo)
     let i = hi.byteLength - 1
@@ -405,8 +417,23 @@ export class ViewStore {
    */
   async clearDerived (): Promise<void> {
     await this.settle()
-    for (const t of [this.values, this.slots, this.parts, this.items, this.checkpoints]) await t.clear()
+    for (const t of [this.values, this.slots, this.parts, this.items, this.changes, this.seqs, this.checkpoints]) await t.clear()
     for (const name of ['hlc', 'seen', 'hash', 'format']) await this.meta.del(Buffer.from(name))
+  }
+
+  /** Where `key`'s entry in the change feed is (its seq), or undefined. */
+  getSeqSync (key: Uint8Array): number | undefined {
+    const raw = this.getSync(ViewStore.at(this.pk, key))
+    return raw === undefined ? undefined : Number(raw.readBigUInt64BE(0))
+  }
+
+  /** Moves `key`'s entry in the change feed from `from` (if any) to `seq`. */
+  putChange (key: Uint8Array, from: number | undefined, seq: number): BatchOp[] {
+    const ops: BatchOp[] = []
+    if (from !== undefined) ops.push({ type: 'del', key: ViewStore.at(this.pq, changeKey(from, key)) })
+    ops.push({ type: 'put', key: ViewStore.at(this.pq, changeKey(seq, key)), value: Buffer.alloc(0) })
+    ops.push({ type: 'put', key: ViewStore.at(this.pk, key), value: seqBytes(seq) })
+    return ops
   }
 
   putCheckpoint (writer: Uint8Array, length: number): BatchOp {
@@ -561,6 +588,18 @@ export class ViewStore {
 export interface ViewSnapshot {
   readonly inner: ReturnType<ClassicLevel<Bytes, Bytes>['snapshot']>
   readonly overlay: Overlay | null
+}
+
+/** A sequence number as 8 big-endian bytes: they sort as the numbers do. */
+export function seqBytes (seq: number): Bytes {
+  const b = Buffer.allocUnsafe(8)
+  b.writeBigUInt64BE(BigInt(seq))
+  return b
+}
+
+/** A key of the `changes` table: seq ‖ user key. */
+export function changeKey (seq: number, key: Uint8Array): Bytes {
+  return Buffer.concat([seqBytes(seq), key])
 }
 
 export function encodeSlots (slots: Slot[]): Bytes {

@@ -115,8 +115,8 @@ export async function holdBlocks (from: MeshDB<any, any>, dir: string, start: nu
 }
 
 /**
- * Links every pair of `peers` until each has folded every peer's own log to its full length,
- * then cuts the links.
+ * Links every pair of `peers` until each holds every peer's own log at its full length and has
+ * folded it to its cut (all of it, for a writer not removed), then cuts the links.
  */
 export async function meshSync (peers: Array<MeshDB<any, any>>): Promise<void> {
   const cuts: Array<() => void> = []
@@ -124,7 +124,10 @@ export async function meshSync (peers: Array<MeshDB<any, any>>): Promise<void> {
   try {
     await until(peers, async () => {
       for (const p of peers) await p.update()
-      return peers.every((p) => peers.every((q) => p.writers().find((w) => w.key.equals(q.writerKey))?.folded === ownLength(q)))
+      return peers.every((p) => peers.every((q) => {
+        const w = p.writers().find((x) => x.key.equals(q.writerKey))
+        return w !== undefined && w.length === ownLength(q) && w.folded === w.cut
+      }))
     }, () => JSON.stringify(peers.map((p) => p.writers().map((w) => [w.key.toString('hex').slice(0, 6), w.length, w.folded]))))
   } finally {
     for (const cut of cuts) cut()

@@ -10,7 +10,10 @@ import { MeshDB } from '../../index.js'
 import { ViewStore } from '../../lib/view.js'
 
 export interface ViewDump {
-  /** Every (key, value) of the view's LevelDB as hex, in order, except the persisted HLC stamp. */
+  /**
+   * Every (key, value) of the view's LevelDB as hex, in order, except the persisted HLC stamp and
+   * the change feed (its seqs number this peer's commits, which a re-fold makes differently).
+   */
   raw: Array<[string, string]>
   checkpoints: Map<string, number>
   /** Whether it holds the database key. */
@@ -22,10 +25,12 @@ export async function dumpView (location: string): Promise<ViewDump> {
   const vs = new ViewStore(location)
   await vs.open()
   try {
-    const skip = Buffer.concat([Buffer.from(vs.meta.prefix), Buffer.from('hlc')])
+    const skip = ['hlc', 'seq'].map((name) => Buffer.concat([Buffer.from(vs.meta.prefix), Buffer.from(name)]))
+    const local = [vs.changes.prefix, vs.seqs.prefix].map((p) => Buffer.from(p))
     const raw: Array<[string, string]> = []
     for await (const [k, v] of vs.db.iterator()) {
-      if (!skip.equals(k)) raw.push([k.toString('hex'), v.toString('hex')])
+      if (skip.some((s) => s.equals(k)) || local.some((p) => k.subarray(0, p.byteLength).equals(p))) continue
+      raw.push([k.toString('hex'), v.toString('hex')])
     }
     return { raw, checkpoints: await vs.readCheckpoints(), hasKey: (await vs.getMeta('key')) !== undefined }
   } finally {

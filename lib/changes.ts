@@ -1,0 +1,135 @@
+/**
+ * The view's change feed: every view commit that changes what some key reads as gets the next
+ * local sequence number, written in the commit's own batch with each changed key's place in the
+ * `changes` table (one entry a key, under the seq that last changed it: CouchDB's by-seq model).
+ * Live subscribers (`db.watch`, `db.changes({ live })`) are told of each commit as it lands, in
+ * commit order, with read points of the view just before and just after it.
+ *
+ * The seq is local: two peers number their commits differently. What a key reads as is the same
+ * on every peer; when and in how many steps it got there is not.
+ */
+import type { Staged } from './commit.js'
+import { seqBytes, type ViewSnapshot, type ViewStore } from './view.js'
+
+/** Where a commit came from: this peer's own write, or a fold of other logs (or a rebuild). */
+export type Origin = 'local' | 'remote'
+
+/**
+ * One landed commit, as a subscriber sees it: its seq, the keys whose value changed, and the view
+ * just before and just after it. The read points are shared: each subscriber releases its hold
+ * once it has read what it needs (`release`), and the last release closes them.
+ */
+export interface Landed {
+  readonly seq: number
+  readonly keys: readonly Buffer[]
+  readonly origin: Origin
+  readonly before: ViewSnapshot
+  readonly after: ViewSnapshot
+  release: () => void
+}
+
+/** A live subscriber: told of every commit that lands after it subscribed. */
+export type Listener = (landed: Landed) => void
+
+export class ChangeFeed {
+  /** The seq of the last commit that changed a key (0 before the first). */
+  seq = 0
+  private readonly listeners = new Set<Listener>()
+  /** The read point after the last commit, kept while subscribers exist: the next commit's "before". */
+  private last: { snap: ViewSnapshot, holds: number } | null = null
+  /** Whether a commit is being written (between `begin` and `landed`). */
+  private writing = false
+  /** Subscriptions waiting for the commit being written to land. */
+  private waiting: Array<() => void> = []
+
+  constructor (private readonly view: ViewStore) {}
+
+  /** Reads the last seq from the view (kept across rebuilds). */
+  async open (): Promise<void> {
+    const raw = await this.view.getMeta('seq')
+    this.seq = raw === undefined || raw.byteLength !== 8 ? 0 : Number(raw.readBigUInt64BE(0))
+  }
+
+  /**
+   * Adds the feed's rows for a commit about to be written: the next seq for each changed key.
+   * Returns the seq, or null when the commit changed no key.
+   */
+  stage (staged: Staged): number | null {
+    if (staged.changed.length === 0) return null
+    const seq = this.seq + 1
+    for (const key of staged.changed) staged.ops.push(...this.view.putChange(key, this.view.getSeqSync(key), seq))
+    staged.ops.push(this.view.putMeta('seq', seqBytes(seq)))
+    return seq
+  }
+
+  /**
+   * A commit is about to be written: returns the read point just before it when there are
+   * subscribers (null when there are none). Until `landed`, new subscriptions wait, so that each
+   * starts either before a commit (and is told of it) or after it (and reads it).
+   */
+  begin (): ViewSnapshot | null {
+    this.writing = true
+    if (this.listeners.size === 0) return null
+    if (this.last === null) this.last = { snap: this.view.snapshot(), holds: 1 }
+    return this.last.snap
+  }
+
+  /**
+   * The commit `begin` announced has landed (its rows are readable, or its write failed: then
+   * `seq` is null). Tells every subscriber of a commit that changed keys, then lets waiting
+   * subscriptions start.
+   */
+  landed (seq: number | null, keys: readonly Buffer[], origin: Origin, before: ViewSnapshot | null): void {
+    this.writing = false
+    if (seq !== null) this.seq = seq
+    if (seq !== null) this.tell(seq, keys, origin, before)
+    const waiting = this.waiting
+    this.waiting = []
+    for (const start of waiting) start()
+  }
+
+  private tell (seq: number, keys: readonly Buffer[], origin: Origin, before: ViewSnapshot | null): void {
+    if (this.listeners.size === 0 || before === null || this.last === null) {
+      this.drop()
+      return
+    }
+    const prev = this.last
+    const next = { snap: this.view.snapshot(), holds: 1 }
+    this.last = next
+    const listeners = [...this.listeners]
+    prev.holds += listeners.length
+    next.holds += listeners.length
+    const release = (held: { snap: ViewSnapshot, holds: number }): void => {
+      if (--held.holds === 0) void held.snap.inner.close().catch(() => {})
+    }
+    // the feed's own hold on the previous read point ends: it is no longer the latest
+    release(prev)
+    for (const l of listeners) {
+      let done = false
+      l({ seq, keys, origin, before: prev.snap, after: next.snap, release: () => { if (!done) { done = true; release(prev); release(next) } } })
+    }
+  }
+
+  /**
+   * Subscribes `l` to every commit that lands from now on (once no commit is being written).
+   * Resolves with the read point it starts from (what the view holds then, and its seq) and the
+   * way to unsubscribe; the caller closes the read point (`snap.inner.close()`).
+   */
+  async subscribe (l: Listener): Promise<{ snap: ViewSnapshot, seq: number, unsubscribe: () => void }> {
+    while (this.writing) await new Promise<void>((resolve) => { this.waiting.push(resolve) })
+    this.listeners.add(l)
+    return { snap: this.view.snapshot(), seq: this.seq, unsubscribe: () => { this.unsubscribe(l) } }
+  }
+
+  private unsubscribe (l: Listener): void {
+    this.listeners.delete(l)
+    if (this.listeners.size === 0) this.drop()
+  }
+
+  /** Releases the feed's hold on the latest read point. */
+  private drop (): void {
+    const last = this.last
+    this.last = null
+    if (last !== null && --last.holds === 0) void last.snap.inner.close().catch(() => {})
+  }
+}

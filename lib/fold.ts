@@ -341,9 +341,11 @@ export class Fold {
     if (w.local) return
     const skew = (clock?.reading ?? stamp.wall) - this.h.wallClock()
     if (skew > w.maxSkew) w.maxSkew = skew
-    if (this.h.hlc.observe(stamp).clamped) {
+    const { clamped, drift } = this.h.hlc.observe(stamp)
+    if (clamped) {
       this.h.stats.clampedStamps++
-      this.h.log.warn({ writer: w.id, skew }, 'remote clock runs ahead beyond maxDrift')
+      // the clamp is decided by the stamp (drift); the writer's own clock is `skew`
+      this.h.log.warn({ writer: w.id, drift, skew }, 'remote stamp runs ahead beyond maxDrift')
     }
   }
 }

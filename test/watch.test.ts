@@ -134,7 +134,7 @@ describe('watch and the change feed', function () {
     for await (const c of db.changes({ since })) after.push(c)
     expect(after.map((c) => [c.key, c.value, c.type])).to.deep.equal([['c', 3, 'put'], ['b', undefined, 'del'], ['a', 11, 'put']])
     expect(after.map((c) => c.seq)).to.deep.equal([since + 1, since + 3, since + 4])
-    const ranged = []
+    const ranged: string[] = []
     for await (const c of db.changes({ since, gte: 'b' })) ranged.push(c.key)
     expect(ranged).to.deep.equal(['c', 'b'])
 
@@ -143,7 +143,7 @@ describe('watch and the change feed', function () {
     await rm(join(dir, 'view'), { recursive: true, force: true })
     db = new MeshDB(dir, { valueEncoding: 'json' })
     dbs.push(db)
-    const again = []
+    const again: string[] = []
     for await (const c of db.changes({ since: since + 4 })) again.push(c.key)
     expect(again.sort()).to.deep.equal(['a', 'c'])
   })
@@ -162,11 +162,11 @@ describe('watch and the change feed', function () {
     const first = await slow.next()
     expect(first.value?.key).to.equal('x0')
     for (let i = 1; i < 10; i++) await db.put('x' + i, i)
-    const read = []
+    const read: string[] = []
     const err = await rejects((async () => { for await (const c of slow) read.push(c.key) })())
     expect(err.code).to.equal('MESHBEE_WATCH_OVERFLOW')
     const seq = (err as unknown as { seq: number }).seq
-    const rest = []
+    const rest: string[] = []
     for await (const c of db.changes({ since: seq })) rest.push(c.key)
     expect(['x0', ...read, ...rest], 'nothing lost across the overflow').to.include.members([...Array(10).keys()].map((i) => 'x' + i))
 

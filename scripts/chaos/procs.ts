@@ -45,9 +45,9 @@ class Child {
   private readonly listeners = new Set<(m: Msg) => void>()
   private pending = ''
 
-  constructor (readonly name: string, dir: string, key: string | undefined, skew: number, sparseAfter: number | undefined, damages = false) {
+  constructor (readonly name: string, dir: string, key: string | undefined, skew: number, sparseAfter: number | undefined, env: Record<string, string> = {}) {
     this.proc = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, key ?? '-', String(skew), name, sparseAfter === undefined ? '-' : String(sparseAfter)], {
-      cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...(damages ? { MESHBEE_CHAOS_DAMAGE: '1' } : {}) }
+      cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env }
     })
     this.proc.stdout?.setEncoding('utf8')
     this.proc.stdout?.on('data', (chunk: string) => {
@@ -178,8 +178,16 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
     return c
   }
 
-  const start = async (i: number, killAfterOpen = -1): Promise<Child> => {
-    const c = new Child(`p${i}`, dirs[i] as string, key, skews[i] as number, schedule.sparseAfter, schedule.steps.some((x) => x.t === 'restart' && x.damage !== undefined))
+  /**
+   * Starts peer i's process. `damaged`: its view was damaged while it was down, so a rebuild on
+   * this open is expected (peer.ts reports it otherwise); the day-ahead peer may be refused with
+   * MESHBEE_CLOCK_AHEAD.
+   */
+  const start = async (i: number, killAfterOpen = -1, damaged = false): Promise<Child> => {
+    const env: Record<string, string> = {}
+    if (damaged) env.MESHBEE_CHAOS_DAMAGE = '1'
+    if (schedule.dayAhead === i) env.MESHBEE_CHAOS_AHEAD = '1'
+    const c = new Child(`p${i}`, dirs[i] as string, key, skews[i] as number, schedule.sparseAfter, env)
     children[i] = c
     if (killAfterOpen >= 0) {
       await c.next((m) => m.t === 'open' || m.t === 'ready', 'open')
@@ -411,7 +419,12 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
         if (s.t === 'down') return 'down'
         if (damage !== undefined) note(`  p${s.peer}'s view damaged: ${await damageView(join(dirs[s.peer] as string, 'view'), damage, target)}`)
         skews[s.peer] = s.skew
-        await start(s.peer)
+        const c2 = await start(s.peer, -1, damage !== undefined)
+        if (damage !== undefined) {
+          // what open does not check (slots and parts only feed later merges), verify does
+          const report = await c2.request({ c: 'verify' }, 'verified')
+          if (report.ok !== true) note(`  p${s.peer}'s verify found and repaired: ${(report.problems as string[]).join('; ')}`)
+        }
         if (s.relink) await relink(s.peer)
         return 'restarted'
       }

@@ -12,9 +12,10 @@
  * every earlier generator): 40 % of the seeds get one or two large writes — 50 to 400 set adds
  * and removes, or document fields, on one of the shared keys in one append, inserted among the
  * steps — and half get mixed log formats: peers that write format 1 (as the release before
- * format 2 did) until their upgrade step (`legacyUntil`). The other 30 % get neither, and their
- * schedules are the earlier generator's, byte for byte; `--classic` gives that schedule for any
- * seed.
+ * format 2 did) until their upgrade step (`legacyUntil`). Drawn after those: a quarter get a peer
+ * whose clock runs a day ahead until a restart fixes it (`dayAhead`), and 30 % get view damage at
+ * restarts (`damage`, scripts/chaos/damage.ts). `--classic` gives the earlier generator's schedule
+ * for any seed, byte for byte (the schedule records it, and its replay command says so).
  */
 import { createHash } from 'node:crypto'
 import { VIEW_DAMAGES, type ViewDamage } from './damage.js'
@@ -95,14 +96,17 @@ export interface Schedule {
    */
   sparseAfter?: number
   /**
-   * Mixed log formats: per peer, the index of the first step at which it writes log format 2;
-   * before it, the peer writes format 1 (`db.engine.testHooks.format = 1`), as the release before
-   * format 2 did. 0: format 2 from the start; `steps.length`: format 1 throughout. Older saved
-   * schedules lack it: format 2 everywhere.
+   * Mixed log formats: per peer, the index of the first step at which it writes the current log
+   * format (called 2 here: documents and sets in parts); before it, the peer writes format 1
+   * (`db.engine.testHooks.format = 1`), as the release before format 2 did. 0: the current format
+   * from the start; `steps.length`: format 1 throughout. Older saved schedules lack it: the
+   * current format everywhere.
    */
   legacyUntil?: number[]
   /** Indexes of the steps holding large writes (for the summary only). */
   large?: number[]
+  /** Drawn without the extras (`--classic`): the earlier generator's schedule. */
+  classic?: true
   /**
    * A peer whose clock starts a day ahead (its skew includes DAY) until a restart fixes it (the
    * restart's skew has no DAY). Older saved schedules lack it.
@@ -281,7 +285,7 @@ export function replayCommand (s: Schedule): string {
   const flags = [s.variant === 'procs' ? '--procs' : '', `--seed ${s.seed}`]
   if (s.gen.minOps !== d.minOps || s.gen.maxOps !== d.maxOps) flags.push(`--ops ${s.gen.minOps}-${s.gen.maxOps}`)
   if (s.gen.minPeers !== d.minPeers || s.gen.maxPeers !== d.maxPeers) flags.push(`--peers ${s.gen.minPeers}-${s.gen.maxPeers}`)
-  if (s.legacyUntil === undefined && s.large === undefined && extrasDrawn(s.seed)) flags.push('--classic')
+  if (s.classic === true) flags.push('--classic')
   return `npm run chaos -- ${flags.filter((f) => f !== '').join(' ')}`
 }
 
@@ -377,6 +381,7 @@ export function generate (seed: number, opts: GenOptions = {}): Schedule {
   }
   const schedule: Schedule = { seed, variant, peers, keys, skews: skews0, initialMembers, style, allowed, steps, final: finalLinks(rng, style, peers, allowed), gen: { minOps, maxOps, minPeers, maxPeers }, sparseAfter: SPARSE_AFTER[seed % SPARSE_AFTER.length] }
   if (opts.classic !== true) addExtras(schedule)
+  else schedule.classic = true
   return schedule
 }
 
@@ -391,14 +396,6 @@ const MIXED_P = 0.5
 const AHEAD_P = 0.25
 const DAMAGE_P = 0.3
 export const DAY = 24 * 60 * 60 * 1000
-
-/** Whether the seed's schedule has any extras (large writes or mixed formats). */
-function extrasDrawn (seed: number): boolean {
-  const x = extrasRng(seed)
-  const large = x() < LARGE_P
-  const mixed = x() < MIXED_P
-  return large || mixed
-}
 
 /** A member of the large sets: mostly strings, some numbers and objects, now and then a small op's member. */
 function largeMember (x: Rng): Json {
@@ -540,7 +537,8 @@ function addExtras (s: Schedule): void {
 function shiftIndexes (s: Schedule, pos: number, by: number): void {
   if (by === 0) return
   if (s.large !== undefined) s.large = s.large.map((i) => i >= pos ? i + by : i)
-  if (s.legacyUntil !== undefined) s.legacyUntil = s.legacyUntil.map((i) => i >= pos ? i + by : i)
+  // a peer's first current-format step moves with the steps; 0 (from the start) stays 0
+  if (s.legacyUntil !== undefined) s.legacyUntil = s.legacyUntil.map((i) => i > pos ? i + by : i)
 }
 
 /** A one-line summary of a schedule, for logs. */

@@ -128,6 +128,45 @@ function rangeOptions (cmd: Command): Command {
     .option('--reverse', 'in reverse key order')
 }
 
+/** The key bounds of a command (`watch`, `changes`). */
+function keyRangeOptions (cmd: Command): Command {
+  return cmd
+    .option('--gt <key>', 'keys greater than <key>')
+    .option('--gte <key>', 'keys greater than or equal to <key>')
+    .option('--lt <key>', 'keys less than <key>')
+    .option('--lte <key>', 'keys less than or equal to <key>')
+}
+
+function keyRangeOf (o: Range): { gt?: string, gte?: string, lt?: string, lte?: string } {
+  const out: { gt?: string, gte?: string, lt?: string, lte?: string } = {}
+  for (const k of ['gt', 'gte', 'lt', 'lte'] as const) if (o[k] !== undefined) out[k] = o[k]
+  return out
+}
+
+/**
+ * Prints each item of `it` (as `show` renders it: JSON, or a line of text) until it ends, `limit`
+ * items have been printed, the output closes, or SIGINT/SIGTERM arrives; then closes `it`.
+ */
+async function follow<T> (r: Run, it: AsyncIterator<T> & { close: () => void }, limit: number | undefined, show: (item: T) => [unknown, string]): Promise<void> {
+  const stop = (): void => { it.close() }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  r.io.stdout.once('close', stop)
+  try {
+    for (let n = 0; limit === undefined || n < limit; n++) {
+      const next = await it.next()
+      if (next.done === true) break
+      const [json, text] = show(next.value)
+      await r.out.write(r.json ? JSON.stringify(json) : text)
+    }
+  } finally {
+    it.close()
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+    r.io.stdout.off('close', stop)
+  }
+}
+
 interface DbInfo { dir: string, key: string, discoveryKey: string, writerKey: string, writable: boolean }
 
 function describeDb (db: DB, dir: string, cwd: string): DbInfo {
@@ -468,6 +507,39 @@ export function buildProgram (opts: {
             ? JSON.stringify(item)
             : `${c.type.padEnd(6)} ${where} ${show(c.value)}${c.previous === undefined ? '' : ` (was ${show(c.previous)})`}  ${stampText(c.stamp)}`)
         }
+      })
+    })
+
+  keyRangeOptions(program.command('watch'))
+    .description('print every change of the view (in a key range) as it lands, with its value before and after, until Ctrl-C (NDJSON with --json)')
+    .option('--initial', "first the range's entries as they are now, then every later change")
+    .option('--limit <n>', 'stop after <n> changes', nonNegativeInt)
+    .action(async (o: Range & { initial?: boolean }, cmd: Command) => {
+      const r = await context(cmd)
+      await withDb(r, async (db) => {
+        const it = db.watch(keyRangeOf(o), { initial: o.initial === true, valueEncoding: 'utf8' })
+        await follow(r, it, o.limit, (c) => {
+          const value = c.value === undefined ? null : decodeStored(c.value as unknown as string)
+          const previous = c.previous === undefined ? null : decodeStored(c.previous as unknown as string)
+          return [{ type: c.type, key: c.key, value, previous, origin: c.origin, seq: c.seq },
+            `#${c.seq} ${c.type.padEnd(3)} ${c.key} ${c.type === 'put' ? show(value) : ''}${previous === null ? '' : ` (was ${show(previous)})`} ${c.origin}`]
+        })
+      })
+    })
+
+  keyRangeOptions(program.command('changes'))
+    .description('the keys changed after a seq, each once with its value now (the change feed); --live follows it (NDJSON with --json)')
+    .option('--since <seq>', 'after this seq (default 0: every key)', nonNegativeInt)
+    .option('--live', 'then follow every later change until Ctrl-C')
+    .option('--limit <n>', 'stop after <n> changes', nonNegativeInt)
+    .action(async (o: Range & { since?: number, live?: boolean }, cmd: Command) => {
+      const r = await context(cmd)
+      await withDb(r, async (db) => {
+        const it = db.changes({ ...keyRangeOf(o), since: o.since ?? 0, live: o.live === true, valueEncoding: 'utf8' })
+        await follow(r, it, o.limit, (c) => {
+          const value = c.value === undefined ? null : decodeStored(c.value as unknown as string)
+          return [{ type: c.type, key: c.key, value, seq: c.seq }, `#${c.seq} ${c.type.padEnd(3)} ${c.key} ${c.type === 'put' ? show(value) : ''}`]
+        })
       })
     })
 

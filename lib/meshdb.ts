@@ -399,8 +399,9 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    */
   watch (range: KeyRange<K> = {}, opts: WatchOptions = {}): ChangeIterator<WatchChange<K, V>> {
     if (opts === null || typeof opts !== 'object') throw invalidArgument('watch options must be an object')
+    const value = this.valueDecoder(opts.valueEncoding)
     return this.stream(range, { first: opts.initial === true ? { kind: 'view' } : null, live: true, maxBuffer: maxBuffer(opts.maxBuffer) },
-      (c) => ({ type: c.type, key: this.decodeKey(c.key), value: this.decodeValue(c.value ?? null), previous: this.decodeValue(c.previous ?? null), origin: c.origin, seq: c.seq }))
+      (c) => ({ type: c.type, key: this.decodeKey(c.key), value: value(c.value), previous: value(c.previous), origin: c.origin, seq: c.seq }))
   }
 
   /**
@@ -416,8 +417,22 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
     if (opts === null || typeof opts !== 'object') throw invalidArgument('changes options must be an object')
     const since = opts.since ?? 0
     if (!Number.isSafeInteger(since) || since < 0) throw invalidArgument('changes since must be a seq: a whole number, 0 or more')
+    const value = this.valueDecoder(opts.valueEncoding)
     return this.stream(opts, { first: { kind: 'since', since }, live: opts.live === true, maxBuffer: maxBuffer(opts.maxBuffer) },
-      (c) => ({ type: c.type, key: this.decodeKey(c.key), value: this.decodeValue(c.value ?? null), seq: c.seq }))
+      (c) => ({ type: c.type, key: this.decodeKey(c.key), value: value(c.value), seq: c.seq }))
+  }
+
+  /** Decodes stored values with the database's value encoding, or the one named. */
+  private valueDecoder (name: unknown): (b: Buffer | undefined) => V | undefined {
+    if (name === undefined) return (b) => this.decodeValue(b ?? null)
+    if (typeof name !== 'string') throw invalidArgument('valueEncoding must be the name of an encoding')
+    let enc: { decode: (b: Buffer) => V }
+    try {
+      enc = this.valueEncoding(name as 'utf8') as unknown as { decode: (b: Buffer) => V }
+    } catch (err) {
+      throw invalidArgument(`unknown valueEncoding ${name}: ${(err as Error).message}`)
+    }
+    return (b) => b === undefined ? undefined : enc.decode(b)
   }
 
   private stream<T> (range: KeyRange<K>, opts: Omit<StreamOptions, 'range'>, decode: (c: RawChange) => T): ChangeIterator<T> {

@@ -265,6 +265,8 @@ export interface WatchOptions {
   initial?: boolean
   /** Most changes that may wait to be read before the stream fails with `MESHBEE_WATCH_OVERFLOW` (default 10,000). */
   maxBuffer?: number
+  /** The encoding values are decoded with (the database's by default), e.g. 'utf8' or 'buffer'. */
+  valueEncoding?: string
 }
 
 /** Options of `db.changes`: a key range, where to resume, and whether to follow. */
@@ -275,6 +277,8 @@ export interface ChangesOptions<K> extends KeyRange<K> {
   live?: boolean
   /** With `live`: as `WatchOptions.maxBuffer`. */
   maxBuffer?: number
+  /** As `WatchOptions.valueEncoding`. */
+  valueEncoding?: string
 }
 
 /** A key changed after `since`, as `db.changes` yields it: once a key, with its value now. */

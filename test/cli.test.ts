@@ -277,6 +277,40 @@ describe('cli', function () {
     expect(errorOf(await cli(dir, '--json', 'smembers', 's', '--limit', '-1'), 2).code).to.equal('MESHBEE_INVALID_ARGUMENT')
   })
 
+  it('changes reads the change feed after a seq; watch prints changes as they land, here and inside a running peer', async function () {
+    this.timeout(180_000)
+    await json(dir, 'init')
+    await json(dir, 'put', 'a', '{"x":1}')
+    await json(dir, 'put', 'b', 'hello')
+    await json(dir, 'patch', 'a', '{"y":2}')
+    expect(await ndjson(dir, 'changes')).to.deep.equal([{ type: 'put', key: 'b', value: 'hello', seq: 2 }, { type: 'put', key: 'a', value: { x: 1, y: 2 }, seq: 3 }])
+    expect(await ndjson(dir, 'changes', '--since', '2')).to.deep.equal([{ type: 'put', key: 'a', value: { x: 1, y: 2 }, seq: 3 }])
+    expect(await ndjson(dir, 'changes', '--lt', 'b')).to.deep.equal([{ type: 'put', key: 'a', value: { x: 1, y: 2 }, seq: 3 }])
+    const initial = await ndjson(dir, 'watch', '--initial', '--limit', '2')
+    expect(initial.map((c) => [c.key, c.value, c.origin])).to.deep.equal([['a', { x: 1, y: 2 }, 'remote'], ['b', 'hello', 'remote']])
+    expect(errorOf(await cli(dir, '--json', 'changes', '--since', '-1'), 2).code).to.equal('MESHBEE_USAGE')
+
+    // inside a running peer: a watch started there sees a put made by another command
+    const peer = new Online(dir, ['join', '--no-request'])
+    try {
+      await peer.waitFor('the control socket', (e) => e.event === 'joining')
+      // the watch prints b's entry first (--initial): from then on it is watching
+      const child = spawn(process.execPath, [...BIN, '--json', 'watch', '--gte', 'b', '--initial', '--limit', '2'], { cwd: dir, env: ENV })
+      let out = ''
+      const firstLine = new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('\n')) resolve() }))
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+      await firstLine
+      await json(dir, 'put', 'c', '7')
+      expect(await exited).to.equal(0)
+      const lines = out.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l))
+      expect(lines[0]).to.include({ type: 'put', key: 'b', value: 'hello' })
+      expect(lines[1]).to.include({ type: 'put', key: 'c', value: 7, origin: 'local' })
+      expect(lines[1].previous).to.equal(null)
+    } finally {
+      expect(await peer.stop('SIGINT')).to.equal(0)
+    }
+  })
+
   it('verify checks the view against the logs; --repair rebuilds a damaged one (exit 5 without it)', async () => {
     await json(dir, 'init')
     await json(dir, 'put', 'a', '1')

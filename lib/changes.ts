@@ -28,6 +28,19 @@ export interface Landed {
   release: () => void
 }
 
+/**
+ * Where the feed keeps its floor outside the view (the own log's store): every seq a view of
+ * this directory has issued is below it, so a view created anew (its directory lost) starts there
+ * and never issues a seq a reader already holds.
+ */
+export interface FloorStore {
+  get: () => Promise<number>
+  set: (floor: number) => Promise<void>
+}
+
+/** How far the floor moves ahead of the seqs each time they reach it (one store write per this many commits). */
+export const FLOOR_STEP = 1 << 16
+
 /** A live subscriber: told of every commit that lands after it subscribed. */
 export type Listener = (landed: Landed) => void
 
@@ -42,12 +55,31 @@ export class ChangeFeed {
   /** Subscriptions waiting for the commit being written to land. */
   private waiting: Array<() => void> = []
 
-  constructor (private readonly view: ViewStore) {}
+  /** Every seq issued so far is below it (see FloorStore); 0 without a store. */
+  private floor = 0
 
-  /** Reads the last seq from the view (kept across rebuilds). */
+  constructor (private readonly view: ViewStore, private readonly floorStore: FloorStore | null = null) {}
+
+  /**
+   * Reads the last seq: the view's (kept across rebuilds), or the floor when that is higher. A
+   * view may hold fewer commits than were made (LevelDB takes commits a little after they are
+   * read, so a crash loses the newest; or its directory was lost): their seqs may have been read,
+   * and numbering the refolded commits again from the view's seq would reuse them. Starting at the
+   * floor never does, at the price of a jump in the numbers after each open.
+   */
   async open (): Promise<void> {
+    this.floor = (await this.floorStore?.get()) ?? 0
     const raw = await this.view.getMeta('seq')
-    this.seq = raw === undefined || raw.byteLength !== 8 ? 0 : Number(raw.readBigUInt64BE(0))
+    const stored = raw === undefined || raw.byteLength !== 8 ? 0 : Number(raw.readBigUInt64BE(0))
+    this.seq = Math.max(stored, this.floor)
+  }
+
+  /** Before a commit with seq `seq` is written: moves the floor past it first, when it got there. */
+  async reserve (seq: number | null): Promise<void> {
+    if (seq === null || this.floorStore === null || seq < this.floor) return
+    const floor = seq + FLOOR_STEP
+    await this.floorStore.set(floor)
+    this.floor = floor
   }
 
   /**

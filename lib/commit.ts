@@ -16,7 +16,7 @@ import { compareVersions, type Stamp, type Version } from '../crdt/hlc.js'
 import { type Register } from '../crdt/lww.js'
 import { newestTag } from '../crdt/orset.js'
 import { fieldItem, legacyParts, maxVersion, memberItem, partsKind, removedTag, structuredKind } from '../crdt/parts.js'
-import { ChangeFeed, type Origin } from './changes.js'
+import { ChangeFeed, type FloorStore, type Origin } from './changes.js'
 import { digestToBuffer, partDigest, replaceEntry } from './digest.js'
 import { FIELD_NS, LEGACY, MEMBER_NS, isState, legacyState, mergeField, mergeMember, registerOf, type PartKind } from './entry.js'
 import { ROW_DOC, ROW_SET, ROW_VALUE, decodeSlots, partKey, partPrefix, setSlot, type BatchOp, type Head, type Slot, type ViewStore } from './view.js'
@@ -108,8 +108,8 @@ export class ViewCommit {
   /** The change feed: each commit that changes a key gets the next seq. */
   readonly feed: ChangeFeed
 
-  constructor (private readonly view: ViewStore) {
-    this.feed = new ChangeFeed(view)
+  constructor (private readonly view: ViewStore, floor: FloorStore | null = null) {
+    this.feed = new ChangeFeed(view, floor)
   }
 
   /** A new commit, starting from the committed digest: an own write's ('local') or a fold's. */
@@ -235,6 +235,7 @@ export class ViewCommit {
     if (clock?.seen != null) staged.ops.push(this.view.putStamp(clock.seen, 'seen'))
     staged.ops.push(this.view.putMeta('hash', digestToBuffer(staged.digest)))
     const seq = this.feed.stage(staged)
+    await this.feed.reserve(seq)
     const before = this.feed.begin()
     try {
       await this.view.write(staged.ops)

@@ -29,7 +29,7 @@ import { Inspection, type KeyEntryVersion, type WriterChange } from './inspect.j
 import { live, type Member } from './membership.js'
 import { OwnWrites } from './own-writes.js'
 import type { KeyType, Stats, WriterInfo } from './types.js'
-import { VIEW_FORMAT, ViewStore } from './view.js'
+import { VIEW_FORMAT, ViewStore, seqBytes } from './view.js'
 import { recomputeDigest, verifyView, type VerifyReport } from './verify.js'
 import { WriterLog } from './writer-log.js'
 import { digestFromBuffer } from './digest.js'
@@ -39,6 +39,8 @@ export type { WriteOp }
 
 /** Where the own log's store keeps the key of the database it belongs to (Hypercore user data). */
 const IDENTITY = 'meshbee/database'
+/** The own core's user data key of the change feed's floor (lib/changes.ts `FloorStore`). */
+const SEQ_FLOOR = 'meshbee/seq-floor'
 
 export interface EngineOptions {
   key?: Uint8Array
@@ -125,7 +127,14 @@ export class Engine extends EventEmitter {
     this.sparseAfter = opts.sparseAfter ?? 256
     this.hlc = new HLC({ maxDrift: opts.maxDrift, wallClock: this.wallClock, maxLead: MAX_LEAD })
     this.givenKey = opts.key === undefined ? null : Buffer.from(opts.key)
-    this.commit = new ViewCommit(this.view)
+    // the change feed's floor lives with the identity, in the own log's store (lib/changes.ts)
+    this.commit = new ViewCommit(this.view, {
+      get: async () => {
+        const raw = await this.own.core.getUserData(SEQ_FLOOR) as Buffer | null
+        return raw === null || raw.byteLength !== 8 ? 0 : Number(raw.readBigUInt64BE(0))
+      },
+      set: async (floor) => { await this.own.core.setUserData(SEQ_FLOOR, seqBytes(floor)) }
+    })
     const members = (): Map<string, Member> => this.folder.members
     this.folder = new Fold({
       writers: this.writers,

@@ -133,7 +133,8 @@ describe('watch and the change feed', function () {
     const after = []
     for await (const c of db.changes({ since })) after.push(c)
     expect(after.map((c) => [c.key, c.value, c.type])).to.deep.equal([['c', 3, 'put'], ['b', undefined, 'del'], ['a', 11, 'put']])
-    expect(after.map((c) => c.seq)).to.deep.equal([since + 1, since + 3, since + 4])
+    // seqs only grow, across the restart too (they may jump: see lib/changes.ts `open`)
+    expect(after.every((c, i) => c.seq > since && (i === 0 || c.seq > after[i - 1].seq))).to.equal(true)
     const ranged: string[] = []
     for await (const c of db.changes({ since, gte: 'b' })) ranged.push(c.key)
     expect(ranged).to.deep.equal(['c', 'b'])

@@ -187,6 +187,39 @@ interface Peer {
   writerKey: string
   /** The log format its own writes use now (schedule.legacyUntil); kept across restarts. */
   format: 1 | 2
+  /** What a `watch({}, { initial: true })` opened with this incarnation has read: replayed, it must equal the view. */
+  watched: Array<{ type: 'put' | 'del', key: string, value: string | undefined }>
+  /** The feed's seq and the view when it last closed for a restart: `changes({ since })` must name every key changed since. */
+  mark: { seq: number, view: Map<string, string> } | null
+}
+
+/**
+ * The change feed against the final view: each peer's watcher (opened with `initial` when the
+ * peer last opened), replayed onto an empty map, equals the view, once it has read up to the
+ * view's last commit; and `changes({ since })` from the seq a peer had when it last closed for a
+ * restart names every key whose value differs from what it held then.
+ */
+async function checkFeeds (peers: Peer[], final: Array<[Buffer, Buffer]>): Promise<void> {
+  const want = new Map(final.map(([k, v]) => [k.toString(), v.toString()]))
+  const replay = (p: Peer): Map<string, string> => {
+    const m = new Map<string, string>()
+    for (const c of p.watched) {
+      if (c.type === 'put') m.set(c.key, c.value as string)
+      else m.delete(c.key)
+    }
+    return m
+  }
+  const same = (a: Map<string, string>): boolean => a.size === want.size && [...a].every(([k, v]) => want.get(k) === v)
+  for (const p of peers) {
+    const db = p.db as DB
+    await waitFor(() => [db], async () => same(replay(p)), () => `p${p.index}'s watcher, replayed, is not its view: ${JSON.stringify([...replay(p)]).slice(0, 1500)} vs ${JSON.stringify([...want]).slice(0, 1500)}`)
+    if (p.mark === null) continue
+    const named = new Set<string>()
+    for await (const c of db.changes({ since: p.mark.seq })) named.add(c.key)
+    for (const k of new Set([...want.keys(), ...p.mark.view.keys()])) {
+      if (want.get(k) !== p.mark.view.get(k) && !named.has(k)) fail(`p${p.index}'s changes({ since: ${p.mark.seq} }) does not name ${k}, which changed since (${String(p.mark.view.get(k)).slice(0, 100)} -> ${String(want.get(k)).slice(0, 100)})`)
+    }
+  }
 }
 
 export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): Promise<RunResult> {
@@ -227,6 +260,17 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
     await db.open()
     if (p.format === 1) db.engine.testHooks.format = 1
     p.db = db
+    // a watcher for this incarnation: everything it reads, replayed, must be the view
+    const watched: Peer['watched'] = []
+    p.watched = watched
+    const it = db.watch({}, { initial: true, maxBuffer: Infinity })
+    void (async () => {
+      try {
+        for await (const c of it) watched.push({ type: c.type, key: c.key, value: c.value })
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'MESHBEE_CLOSED') problems.push(`p${p.index}'s watch failed: ${(err as Error).stack ?? String(err)}`)
+      }
+    })()
   }
   const live = (): DB[] => peers.flatMap((p) => p.db === null ? [] : [p.db])
   const linkId = (a: number, b: number): string => `${Math.min(a, b)},${Math.max(a, b)}`
@@ -378,6 +422,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
         isolate(p.index)
         const view = await dump(p.db)
         const state = logState(p.db)
+        p.mark = { seq: p.db.engine.commit.feed.seq, view: new Map(view.map(([k, v]) => [k.toString(), v.toString()])) }
         await p.db.close()
         if (s.damage !== undefined) {
           const target = s.damage === 'flip' ? flipTarget(view.map(([, v]) => v.toString())) : null
@@ -422,7 +467,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
     for (let i = 0; i < schedule.peers; i++) {
       const dir = join(root, `p${i}`)
       await seedStore(dir, seed, i)
-      const p: Peer = { index: i, dir, db: null, skew: schedule.skews[i] as number, writerKey: '', format: formatAt(schedule, i, 0) }
+      const p: Peer = { index: i, dir, db: null, skew: schedule.skews[i] as number, writerKey: '', format: formatAt(schedule, i, 0), watched: [], mark: null }
       peers.push(p)
       await open(p)
       const db = p.db as unknown as DB
@@ -475,6 +520,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
     const uncounted = lost.length
     const uncountedEarly = lost.filter((a) => ref.members.get(a.writer)?.removed === false).length
     note(`final: ${final.length} keys, ${ref.members.size} members, ${counts.acked} acked, ${counts.rejected} refused, ${counts.skipped} skipped`)
+    await checkFeeds(peers, final)
 
     // a reopened peer reads the same view without refolding
     const p = peers[seed % peers.length] as Peer

@@ -8,7 +8,9 @@
  * 2. the reopened view (recovery) equals a full re-fold of the logs from an empty view, byte for
  *    byte (values, slots, checkpoints, meta; only the persisted HLC stamp is left out);
  * 3. the reopened view equals a sequential reference model of every acknowledged write, plus the
- *    one write in flight at the kill either wholly applied or wholly absent.
+ *    one write in flight at the kill either wholly applied or wholly absent;
+ * 4. the change feed issues no seq twice: `changes({ since })` from the seq the child had at its
+ *    last acknowledgement names every key that differs from the acknowledged writes then.
  *
  * The child then restarts on the original directory (doing its own recovery, which may itself be
  * killed) and goes on writing. Kills land after k acknowledgements plus a random sliver of time,
@@ -46,6 +48,8 @@ interface RunResult {
   issued: Op[]
   /** How many of them it acknowledged (a prefix: the child writes one op at a time). */
   acked: number
+  /** The change feed's seq at the last acknowledgement (-1 before the first). */
+  seq: number
   ready: boolean
   plan: string
   /**
@@ -81,7 +85,7 @@ function runChild (dir: string, seed: number, run: number, rng: () => number): P
     const child = spawn(process.execPath, args, {
       cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe']
     })
-    const result: RunResult = { issued: [], acked: 0, ready: false, plan, selfKill }
+    const result: RunResult = { issued: [], acked: 0, seq: -1, ready: false, plan, selfKill }
     let stderr = ''
     let pending = ''
     let killed = false
@@ -114,6 +118,7 @@ function runChild (dir: string, seed: number, run: number, rng: () => number): P
       } else if (m.t === 'ack') {
         if (m.n !== result.acked || m.n >= result.issued.length) fail(`run ${run}: ack ${m.n} out of order`)
         result.acked++
+        result.seq = m.seq ?? -1
         if (!duringOpen && selfKill === null && result.acked === k) {
           if (how === 0) kill()
           else if (how === 1) spinThenKill()
@@ -161,11 +166,13 @@ async function dumpView (dir: string): Promise<ViewDump> {
 }
 
 /** Opens a MeshDB at `dir`, reads every entry of its view as strings, closes it. */
-async function openAndRead (dir: string, key?: Buffer): Promise<{ key: Buffer, writer: string, entries: Array<[string, string]> }> {
+async function openAndRead (dir: string, key?: Buffer, since = -1): Promise<{ key: Buffer, writer: string, entries: Array<[string, string]>, changed: Set<string> }> {
   const db = new MeshDB(dir, key === undefined ? {} : { key })
   await db.open()
   try {
-    return { key: db.key, writer: db.writerKey.toString('hex'), entries: await db.iterator().all() }
+    const changed = new Set<string>()
+    if (since >= 0) for await (const c of db.changes({ since })) changed.add(c.key)
+    return { key: db.key, writer: db.writerKey.toString('hex'), entries: await db.iterator().all(), changed }
   } finally {
     await db.close()
   }
@@ -222,7 +229,7 @@ describe('crash consistency (SIGKILL while writing and folding)', function () {
         await copyStore(dir, a)
         await copyStore(dir, a0)
         const atKill = await dumpView(a0)
-        const reopened = await openAndRead(a)
+        const reopened = await openAndRead(a, undefined, r.seq)
         const recovered = await dumpView(a)
 
         // (2) the recovered view equals a full re-fold from an empty view.
@@ -278,6 +285,14 @@ describe('crash consistency (SIGKILL while writing and folding)', function () {
         if (match < 0) {
           throw new Error(`run ${run}: the reopened view matches no sequence of the acknowledged writes ` +
             `(${open.length} op(s) in flight). Versus the acknowledged writes alone:\n${describeDiff(got, firstModel as Map<string, string>)}`)
+        }
+        // (4) the change feed reuses no seq across the kill: from the seq a reader could have read at
+        // the last acknowledgement, it names every key that differs from the acknowledged writes then
+        if (r.seq >= 0) {
+          const acked = firstModel as Map<string, string>
+          for (const k of new Set([...got.keys(), ...acked.keys()])) {
+            if (got.get(k) !== acked.get(k) && !reopened.changed.has(k)) throw new Error(`run ${run}: changes({ since: ${r.seq} }) after the kill does not name ${k}, which changed after that seq`)
+          }
         }
         open.forEach((i, bit) => {
           const applied = (match & (1 << bit)) !== 0

@@ -8,7 +8,7 @@ import { expect } from 'chai'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { MeshDB } from '../index.js'
-import type { ChangeIterator, WatchChange } from '../lib/types.js'
+import type { ChangeIterator, FeedChange, WatchChange } from '../lib/types.js'
 import { cleanup, connect, createPeers, meshSync, rejects, tempDir, until } from './helpers/peers.js'
 
 type DB = MeshDB<string, any>
@@ -119,7 +119,7 @@ describe('watch and the change feed', function () {
     dbs = [db]
     await db.put('a', 1)
     await db.put('b', 2)
-    const feed = []
+    const feed: Array<FeedChange<string, any>> = []
     for await (const c of db.changes()) feed.push(c)
     expect(feed.map((c) => [c.key, c.value, c.type])).to.deep.equal([['a', 1, 'put'], ['b', 2, 'put']])
     const since = feed[feed.length - 1].seq
@@ -130,7 +130,7 @@ describe('watch and the change feed', function () {
     await db.put('a', 10)
     await db.del('b')
     await db.put('a', 11)
-    const after = []
+    const after: Array<FeedChange<string, any>> = []
     for await (const c of db.changes({ since })) after.push(c)
     expect(after.map((c) => [c.key, c.value, c.type])).to.deep.equal([['c', 3, 'put'], ['b', undefined, 'del'], ['a', 11, 'put']])
     // seqs only grow, across the restart too (they may jump: see lib/changes.ts `open`)

@@ -47,7 +47,8 @@ export type ChildMessage =
   | { t: 'open' }
   | { t: 'ready', key: string, writer: string }
   | { t: 'issue', n: number, op: Op }
-  | { t: 'ack', n: number }
+  /** `seq`: the change feed's last seq once the write resolved (a reader may have read it). */
+  | { t: 'ack', n: number, seq?: number }
 
 function filler (rng: () => number): string {
   const len = rng() < 0.05 ? 2000 + int(rng, 3000) : int(rng, 120)

@@ -18,7 +18,8 @@ import { ensureHypercorePatched } from './hypercore-patch.js'
 import { MeshIterator, MeshSnapshot, type ReadOptions } from './iterator.js'
 import { RowIterator, readRow, readRowSync } from './render.js'
 import { toKey } from './keys.js'
-import type { CorestoreLike, JoinRequest, MeshDBOptions, SwarmOptions } from './types.js'
+import type { CorestoreLike, IndexDeclaration, JoinRequest, MeshDBOptions, SwarmOptions } from './types.js'
+import { checkSpec, type IndexSpec } from './indexes.js'
 import { ROW_VALUE, type ValueRangeOptions } from './view.js'
 
 type Bytes = Buffer
@@ -27,7 +28,8 @@ interface OpenOptions { createIfMissing: boolean, errorIfExists: boolean }
 
 /** meshbee's own methods, declared to abstract-level (its manifest lists them). */
 const ADDITIONAL_METHODS = ['write', 'patch', 'sadd', 'srem', 'smembers', 'sismember', 'verify', 'typeOf', 'addWriter', 'removeWriter', 'update', 'stats',
-  'replicate', 'join', 'leave', 'requestJoin', 'writers', 'cuts', 'versions', 'diff', 'hash', 'checkout']
+  'replicate', 'join', 'leave', 'requestJoin', 'writers', 'cuts', 'versions', 'diff', 'hash', 'checkout', 'watch', 'changes', 'query',
+  'defineIndex', 'dropIndex', 'indexes']
 
 const CORESTORE_METHODS = ['session', 'get', 'namespace', 'replicate', 'ready', 'close'] as const
 const LOGGER_METHODS = ['error', 'warn', 'info', 'debug'] as const
@@ -38,9 +40,9 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
  * The constructor's arguments, checked (each bad one a MeshTypeError `MESHBEE_INVALID_ARGUMENT`
  * naming it) and split into the engine's options, the swarm option and abstract-level's options.
  */
-function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { engineOptions: EngineOptions, swarm: SwarmOptions['swarm'], rest: object } {
+function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { engineOptions: EngineOptions, swarm: SwarmOptions['swarm'], indexes: Record<string, IndexDeclaration<K, V>> | undefined, rest: object } {
   if (!isObject(options)) throw invalidArgument('options must be an object')
-  const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, ...rest } = options as Record<string, unknown>
+  const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, indexes, ...rest } = options as Record<string, unknown>
   if (typeof storage === 'string') {
     if (storage === '') throw invalidArgument('storage must be a directory path or a Corestore (got an empty path)')
   } else if (!isObject(storage) || !CORESTORE_METHODS.every((m) => typeof storage[m] === 'function')) {
@@ -61,6 +63,10 @@ function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { 
     throw invalidArgument('sparseAfter must be a whole number of blocks (>= 0) or Infinity')
   }
   if (swarm !== undefined && !isObject(swarm)) throw invalidArgument('swarm must be a Hyperswarm or an object of Hyperswarm options')
+  if (indexes !== undefined) {
+    if (!isObject(indexes)) throw invalidArgument('indexes must be an object of index declarations by name')
+    for (const [name, spec] of Object.entries(indexes)) checkSpec(name, spec)
+  }
   return {
     // every reading of the wall clock is checked where it is read (the HLC, the fold, own writes)
     engineOptions: {
@@ -72,6 +78,7 @@ function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { 
       sparseAfter: sparseAfter as number | undefined
     },
     swarm: swarm as SwarmOptions['swarm'],
+    indexes: indexes as Record<string, IndexDeclaration<K, V>> | undefined,
     rest
   }
 }
@@ -88,7 +95,7 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
   /** @internal See MeshDB's constructor. */
   constructor (storage: string | CorestoreLike, options: MeshDBOptions<K, V> = {}) {
     // checked before abstract-level's constructor, which schedules the deferred open
-    const { engineOptions, swarm, rest } = checkOptions(storage, options)
+    const { engineOptions, swarm, indexes, rest } = checkOptions(storage, options)
     const manifest = {
       encodings: { buffer: true },
       implicitSnapshots: true,
@@ -100,13 +107,20 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
       createIfMissing: true,
       errorIfExists: true,
       signals: { iterators: true },
-      events: { update: true, 'writer-add': true, 'writer-remove': true, 'peer-add': true, 'peer-remove': true, 'join-request': true, rebuild: true },
+      events: { update: true, 'writer-add': true, 'writer-remove': true, 'peer-add': true, 'peer-remove': true, 'join-request': true, rebuild: true, 'index-progress': true },
       additionalMethods: Object.fromEntries(ADDITIONAL_METHODS.map((name) => [name, true]))
     }
     super(manifest as ConstructorParameters<typeof AbstractLevel>[0], rest as AbstractDatabaseOptions<K, V>)
     this.storage = storage as string | Corestore
     this.swarmOption = swarm
-    this.engineOptions = engineOptions
+    this.engineOptions = indexes === undefined ? engineOptions : { ...engineOptions, indexes: Object.fromEntries(Object.entries(indexes).map(([name, d]) => [name, this.rawIndex(d)])) }
+  }
+
+  /** @internal An index declaration on stored bytes: a map function sees the key and value decoded. */
+  protected rawIndex (d: IndexDeclaration<K, V>): IndexSpec {
+    if (!('map' in d)) return d
+    const map = d.map
+    return { version: d.version, map: (key, value) => map(this.decodeKey(key), this.decodeValue(value) as V) }
   }
 
   /**
@@ -129,6 +143,7 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
     engine.on('writer-add', (k: Buffer) => this.emit('writer-add', k))
     engine.on('writer-remove', (k: Buffer, cut: number) => this.emit('writer-remove', k, cut))
     engine.on('rebuild', (reason: string) => this.emit('rebuild', reason))
+    engine.on('index-progress', (p: { name: string, done: number }) => this.emit('index-progress', p))
     const sync = new Sync({
       replicate: (conn) => engine.store.replicate(conn) as Duplex,
       get discoveryKey () { return engine.creator.core.discoveryKey },

@@ -18,6 +18,8 @@ import { newestTag } from '../crdt/orset.js'
 import { fieldItem, legacyParts, maxVersion, memberItem, partsKind, removedTag, structuredKind } from '../crdt/parts.js'
 import { ChangeFeed, type FloorStore, type Origin } from './changes.js'
 import { digestToBuffer, partDigest, replaceEntry } from './digest.js'
+import type { Indexes } from './indexes.js'
+import { readRowOver } from './render.js'
 import { FIELD_NS, LEGACY, MEMBER_NS, isState, legacyState, mergeField, mergeMember, registerOf, type PartKind } from './entry.js'
 import { ROW_DOC, ROW_SET, ROW_VALUE, decodeSlots, partKey, partPrefix, setSlot, type BatchOp, type Head, type Slot, type ViewStore } from './view.js'
 
@@ -108,7 +110,7 @@ export class ViewCommit {
   /** The change feed: each commit that changes a key gets the next seq. */
   readonly feed: ChangeFeed
 
-  constructor (private readonly view: ViewStore, floor: FloorStore | null = null) {
+  constructor (private readonly view: ViewStore, floor: FloorStore | null = null, private readonly indexes: Indexes | null = null) {
     this.feed = new ChangeFeed(view, floor)
   }
 
@@ -167,8 +169,11 @@ export class ViewCommit {
     const reset: Version | null = slotsChanged || rec.head === null ? register() : rec.head.reset
     let head: Head | null = rec.head
     let changed = false
+    /** The items this commit changes (part key in hex → item, null: gone), for the indexes. */
+    const items = new Map<string, Uint8Array | null>()
     const item = (part: Buffer, before: Uint8Array | undefined, after: Uint8Array | null): void => {
       if (equalBytes(before, after)) return
+      items.set(part.toString('hex'), after)
       staged.ops.push(view.putItem(part, after))
       if (before !== undefined) staged.digest = partDigest(staged.digest, part, before, -1)
       if (after !== null) staged.digest = partDigest(staged.digest, part, after, 1)
@@ -211,9 +216,11 @@ export class ViewCommit {
     // The key's row: recomputed when its register changed, or when its parts now make it read
     // as another kind (with the register unchanged, a document's or set's row stays the same).
     const before = view.getRow(key)
+    let row: Uint8Array | null | undefined = before
     const kindBefore = before === undefined ? null : before[0] === ROW_DOC ? 'doc' : before[0] === ROW_SET ? 'set' : null
     if (slotsChanged || ch.full || structuredKind(reset, head?.field ?? null, head?.tag ?? null) !== kindBefore) {
       const after = rowOf(register(), head)
+      row = after
       if (!equalBytes(before, after)) {
         staged.ops.push(view.putValue(key, after))
         staged.digest = replaceEntry(staged.digest, key, before, after)
@@ -221,7 +228,11 @@ export class ViewCommit {
       }
     }
     if (slotsChanged || head !== rec.head) staged.ops.push(view.putRecord(key, { slots, head }))
-    if (changed) staged.changed.push(key)
+    if (changed) {
+      staged.changed.push(key)
+      // the indexes take the key's value as the commit leaves it, in the same batch
+      if (this.indexes?.active === true) this.indexes.stage(staged.ops, key, row == null ? undefined : await readRowOver(view, key, Buffer.from(row), items))
+    }
     return changed
   }
 
@@ -236,6 +247,8 @@ export class ViewCommit {
     staged.ops.push(this.view.putMeta('hash', digestToBuffer(staged.digest)))
     const seq = this.feed.stage(staged)
     await this.feed.reserve(seq)
+    // a map index this process cannot keep goes stale before a commit changes a key under it
+    if (staged.changed.length > 0 && this.indexes?.unkept === true) await this.indexes.markStale()
     const before = this.feed.begin()
     try {
       await this.view.write(staged.ops)

@@ -25,6 +25,7 @@ import { ADD_WRITER, MAX_LEAD, REMOVE_WRITER, decodeEntry, type Entry } from './
 import type { WriteOp } from './entry-rule.js'
 import { closed, invalidArgument, keyMismatch } from './errors.js'
 import { Fold } from './fold.js'
+import { Indexes, type IndexSpec } from './indexes.js'
 import { Inspection, type KeyEntryVersion, type WriterChange } from './inspect.js'
 import { live, type Member } from './membership.js'
 import { OwnWrites } from './own-writes.js'
@@ -56,6 +57,11 @@ export interface EngineOptions {
    * downloaded afterwards (for seeding). Default 256; Infinity turns it off.
    */
   sparseAfter?: number
+  /**
+   * The indexes to keep (lib/indexes.ts): when given, exactly these (others are dropped); when
+   * absent, the ones the view declares.
+   */
+  indexes?: Record<string, IndexSpec>
 }
 
 /**
@@ -76,7 +82,7 @@ export class Engine extends EventEmitter {
   readonly store: Corestore
   readonly view: ViewStore
   readonly log: Logger
-  readonly stats: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0 }
+  readonly stats: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0, indexErrors: 0 }
   /** Every writer log opened, by writer key (hex), and its catch-up. */
   readonly writers = new Map<string, WriterLog>()
   readonly catchUps = new Map<string, CatchUp>()
@@ -97,6 +103,9 @@ export class Engine extends EventEmitter {
   private readonly givenKey: Buffer | null
   /** The view commit, and its change feed (`commit.feed`: what `watch` and `changes` read). */
   readonly commit: ViewCommit
+  /** The secondary indexes (`db.query`). */
+  readonly indexes: Indexes
+  private readonly indexOptions: Record<string, IndexSpec> | null
   private readonly folder: Fold
   private readonly writes: OwnWrites
   private readonly inspection: Inspection
@@ -127,6 +136,8 @@ export class Engine extends EventEmitter {
     this.sparseAfter = opts.sparseAfter ?? 256
     this.hlc = new HLC({ maxDrift: opts.maxDrift, wallClock: this.wallClock, maxLead: MAX_LEAD })
     this.givenKey = opts.key === undefined ? null : Buffer.from(opts.key)
+    this.indexes = new Indexes(this.view, this.stats, this.log, (event, ...args) => this.emit(event, ...args))
+    this.indexOptions = opts.indexes ?? null
     // the change feed's floor lives with the identity, in the own log's store (lib/changes.ts)
     this.commit = new ViewCommit(this.view, {
       get: async () => {
@@ -134,7 +145,7 @@ export class Engine extends EventEmitter {
         return raw === null || raw.byteLength !== 8 ? 0 : Number(raw.readBigUInt64BE(0))
       },
       set: async (floor) => { await this.own.core.setUserData(SEQ_FLOOR, seqBytes(floor)) }
-    })
+    }, this.indexes)
     const members = (): Map<string, Member> => this.folder.members
     this.folder = new Fold({
       writers: this.writers,
@@ -226,7 +237,25 @@ export class Engine extends EventEmitter {
       // what the newest own entry had seen, should the view have lost it (its wall is all it keeps)
       if (last.clock !== undefined && last.clock.seen > 0) this.hlc.restoreSeen(mkStamp(last.clock.seen, 0))
     }
+    await this.indexes.open()
     await this.update()
+    if (this.indexOptions !== null) {
+      const want = this.indexOptions
+      await this.locked(async () => {
+        for (const i of this.indexes.list()) if (!(i.name in want)) await this.indexes.drop(i.name)
+        for (const [name, spec] of Object.entries(want)) await this.indexes.define(name, spec)
+      })
+    }
+  }
+
+  /** Declares an index (rebuilt from the view when new or changed); true if it was built. */
+  defineIndex (name: string, spec: unknown): Promise<boolean> {
+    return this.locked(async () => await this.indexes.define(name, spec))
+  }
+
+  /** Removes an index; true if there was one. */
+  dropIndex (name: string): Promise<boolean> {
+    return this.locked(async () => await this.indexes.drop(name))
   }
 
   /**

@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'MESHBEE_CLOCK_BEHIND'
   | 'MESHBEE_CLOCK_AHEAD'
   | 'MESHBEE_WATCH_OVERFLOW'
+  | 'MESHBEE_INDEX_NOT_FOUND'
+  | 'MESHBEE_INDEX_STALE'
   | 'MESHBEE_NOT_SYNC'
   | 'MESHBEE_HYPERCORE_UNSUPPORTED'
 
@@ -78,6 +80,13 @@ export const clockAhead = (last: number, cap: number, lead: number): MeshError =
 export const watchOverflow = (max: number, seq: number): MeshError =>
   Object.assign(new MeshError('MESHBEE_WATCH_OVERFLOW', `More than ${max} changes waited to be read: the stream stopped. ` +
     `Everything up to seq ${seq} was read; db.changes({ since: ${seq} }) reads what changed after it`), { seq })
+
+export const indexNotFound = (name: string): MeshError =>
+  new MeshError('MESHBEE_INDEX_NOT_FOUND', `No index named ${name}: declare it (the indexes option, db.defineIndex, meshbee index add)`)
+
+export const indexStale = (name: string): MeshError =>
+  new MeshError('MESHBEE_INDEX_STALE', `Index ${name} is a map index whose function this process does not declare, and a process without it wrote since: ` +
+    'declare it (with its function) to rebuild it')
 
 export const unknownWriter = (id: string): MeshError =>
   new MeshError('MESHBEE_INVALID_KEY', `Unknown writer ${id}`)

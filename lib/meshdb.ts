@@ -13,8 +13,10 @@ import { ADD_WRITER, MEMBER_NS, REMOVE_WRITER, memberName } from './entry.js'
 import { closed, invalidArgument, notOpened } from './errors.js'
 import { toKey } from './keys.js'
 import type { WriteOp } from './entry-rule.js'
-import type { ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DiffChange, FeedChange, KeyRange, KeyType, KeyVersion, MembersRange, MeshDBOptions, Stats, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo } from './types.js'
+import type { ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DiffChange, FeedChange, IndexDeclaration, IndexEntry, KeyRange, KeyType, QueryOptions, KeyVersion, MembersRange, MeshDBOptions, Stats, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo } from './types.js'
 import { ChangeStream, type ByteRange, type RawChange, type StreamOptions } from './watch.js'
+import { checkSpec, type IndexInfo } from './indexes.js'
+import { readRow } from './render.js'
 import { ROW_SET, partKey, partPrefix, type ScanRange } from './view.js'
 
 /** A range of members as `view.scan` takes it: the part keys of the members at the bounds. */
@@ -47,7 +49,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 /** A stream `replicate` can take: a duplex (or a framed stream such as a Hyperswarm connection). */
 const isStream = (v: unknown): v is Duplex => isObject(v) && typeof v.pipe === 'function' && typeof v.once === 'function'
 
-const NO_STATS: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0 }
+const NO_STATS: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0, indexErrors: 0 }
 
 /**
  * A leaderless multi-writer database. Every peer writes to its own signed log; the fold merges all
@@ -433,6 +435,58 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
       throw invalidArgument(`unknown valueEncoding ${name}: ${(err as Error).message}`)
     }
     return (b) => b === undefined ? undefined : enc.decode(b)
+  }
+
+  /**
+   * The entries of a secondary index in index-key order: each `{ indexKey, key, value }`, the value
+   * read at the same point as the index (an index is kept in the same commit as the view, so it
+   * never lags it). Index keys order null < false < true < numbers < strings.
+   *
+   * @param name - an index declared in the options, with `defineIndex`, or by `meshbee index add`
+   * @param opts - `gt`/`gte`/`lt`/`lte` (index keys), `limit`, `reverse`
+   * @throws MeshError `MESHBEE_INDEX_NOT_FOUND` for an index not declared; `MESHBEE_INDEX_STALE`
+   *   for a map index a process without its function wrote under (declare it to rebuild it)
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a bound that is not an index key or a bad limit
+   */
+  async * query (name: string, opts: QueryOptions = {}): AsyncGenerator<IndexEntry<K, V>> {
+    if (opts === null || typeof opts !== 'object') throw invalidArgument('query options must be an object')
+    await this.opened()
+    const view = this.engine.view
+    const snap = view.snapshot()
+    try {
+      for await (const e of this.engine.indexes.range(name, opts, snap)) {
+        const row = view.getRow(e.key, snap)
+        if (row === undefined) continue
+        yield { indexKey: e.indexKey, key: this.decodeKey(e.key), value: this.decodeValue(await readRow(view, e.key, row, snap)) as V }
+      }
+    } finally {
+      await snap.inner.close().catch(() => {})
+    }
+  }
+
+  /**
+   * Declares a secondary index (see the `indexes` option), kept from now on by every commit;
+   * built from the view when it is new or its version or definition changed, with
+   * `'index-progress'` events ({ name, done }). Resolves true if it was built.
+   *
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a bad name or declaration
+   */
+  async defineIndex (name: string, declaration: IndexDeclaration<K, V>): Promise<boolean> {
+    checkSpec(name, declaration)
+    await this.opened()
+    return await this.engine.defineIndex(name, this.rawIndex(declaration))
+  }
+
+  /** Removes a secondary index and its entries; resolves true if there was one. */
+  async dropIndex (name: string): Promise<boolean> {
+    await this.opened()
+    return await this.engine.dropIndex(name)
+  }
+
+  /** The declared indexes: name, version, kind ('field' or 'map'), field, whether this process keeps it (`live`) and whether it is stale. */
+  indexes (): IndexInfo[] {
+    if (this.status !== 'open') return []
+    return this.engine.indexes.list()
   }
 
   private stream<T> (range: KeyRange<K>, opts: Omit<StreamOptions, 'range'>, decode: (c: RawChange) => T): ChangeIterator<T> {

@@ -31,6 +31,28 @@ export async function readRow (view: ViewStore, key: Uint8Array, row: Bytes, sna
 }
 
 /**
+ * What a values row of `key` will read as once a commit lands: the view's items now, with the
+ * commit's item changes (`changes`: part key in hex → the item, or null when it goes) laid over.
+ */
+export async function readRowOver (view: ViewStore, key: Uint8Array, row: Bytes, changes: ReadonlyMap<string, Uint8Array | null>): Promise<Bytes> {
+  if (row[0] !== ROW_DOC && row[0] !== ROW_SET) return row.subarray(1)
+  const kind = row[0] === ROW_DOC ? FIELD_NS : MEMBER_NS
+  const prefix = partPrefix(key, kind)
+  const items = new Map<string, Uint8Array>()
+  for await (const [part, item] of view.scan('items', prefix)) items.set(part.toString('hex'), item)
+  const p = Buffer.from(prefix).toString('hex')
+  for (const [part, item] of changes) {
+    if (!part.startsWith(p)) continue
+    if (item === null) items.delete(part)
+    else items.set(part, item)
+  }
+  const sorted = [...items].map(([part, item]) => [Buffer.from(part, 'hex'), item] as const).sort((a, b) => Buffer.compare(a[0], b[0]))
+  const at = prefix.byteLength
+  if (kind === FIELD_NS) return Buffer.from(renderDoc(row.subarray(1), sorted.map(([part, item]) => [part.subarray(at).toString('utf8'), item])))
+  return Buffer.from(renderSet(sorted.map(([part]) => part.subarray(at))))
+}
+
+/**
  * What a row reads as, synchronously: a whole value only.
  *
  * @throws MeshError `MESHBEE_NOT_SYNC` for a document or set (assembled from its items: `get` reads it)

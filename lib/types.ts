@@ -53,6 +53,46 @@ export interface MeshDBOptions<K = string, V = string> extends AbstractDatabaseO
   sparseAfter?: number
   /** For `join()`: an existing Hyperswarm (left running on leave), or options for a new one. */
   swarm?: HyperswarmLike | HyperswarmOptions
+  /**
+   * Secondary indexes to keep, by name (`db.query(name, range)` reads them). When given, exactly
+   * these: an index the database declares that is not here is dropped. When absent, the indexes
+   * the database declares (a field index added by another process or `meshbee index add`).
+   */
+  indexes?: Record<string, IndexDeclaration<K, V>>
+}
+
+/** An index key: a JSON scalar (indexes order them null < false < true < numbers < strings). */
+export type IndexKeyValue = null | boolean | number | string
+
+/**
+ * A secondary index: by a field of JSON values (a dotted path; an array there gives one entry per
+ * element, a set one per member, a missing field none), or by a pure function of the key and
+ * value returning index keys. Bump `version` when the definition changes: the index is rebuilt.
+ */
+export type IndexDeclaration<K = string, V = string> =
+  | { version: number, field: string }
+  | { version: number, map: (key: K, value: V) => IndexKeyValue | IndexKeyValue[] | undefined }
+
+/** One entry of an index, as `db.query` yields it. */
+export interface IndexEntry<K, V> {
+  /** The index key. */
+  indexKey: IndexKeyValue
+  /** The key whose value gave it. */
+  key: K
+  /** That key's value (read at the same point as the index). */
+  value: V
+}
+
+/** Options of `db.query`: a range of index keys. */
+export interface QueryOptions {
+  gt?: IndexKeyValue
+  gte?: IndexKeyValue
+  lt?: IndexKeyValue
+  lte?: IndexKeyValue
+  /** At most this many entries. */
+  limit?: number
+  /** From the greatest index key down. */
+  reverse?: boolean
 }
 
 /** Counters of the fold, from `db.stats()`; they only grow, across reopens too. */
@@ -75,6 +115,8 @@ export interface Stats {
   sparseSkipped: number
   /** Times the view was emptied and rebuilt from the logs (unreadable, damaged, or ahead of the logs; see the 'rebuild' event). */
   rebuilds: number
+  /** Keys an index skipped because its map threw or returned keys that are not JSON scalars. */
+  indexErrors: number
 }
 
 /** What `db.verify()` found. */

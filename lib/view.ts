@@ -18,6 +18,9 @@
  *   changes     uint64 seq ‖ user key → (empty): each key under the sequence number of the last
  *               commit that changed what it reads as (lib/changes.ts; one entry a key)
  *   seqs        user key → uint64 seq: where the key's entry in `changes` is
+ *   index       index name (uint len ‖ UTF-8) ‖ index key (lib/collate.ts) ‖ user key → (empty):
+ *               the secondary indexes (lib/indexes.ts)
+ *   indexed     index name ‖ user key → the index keys the index holds for it, one after another
  *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'seen' → the newest remote
  *               stamp the clock observed (its lead bound), 'hash' → the view digest, 'format' →
  *               the view's layout version (VIEW_FORMAT), 'seq' → the last commit's sequence
@@ -106,6 +109,8 @@ export class ViewStore {
   items!: Sub
   changes!: Sub
   seqs!: Sub
+  index!: Sub
+  indexed!: Sub
   checkpoints!: Sub
   meta!: Sub
 
@@ -120,6 +125,8 @@ export class ViewStore {
     this.pi = Buffer.from(this.items.prefix)
     this.pq = Buffer.from(this.changes.prefix)
     this.pk = Buffer.from(this.seqs.prefix)
+    this.px = Buffer.from(this.index.prefix)
+    this.py = Buffer.from(this.indexed.prefix)
     this.pc = Buffer.from(this.checkpoints.prefix)
     this.pm = Buffer.from(this.meta.prefix)
   }
@@ -133,6 +140,8 @@ export class ViewStore {
   private readonly pi: Bytes
   private readonly pq: Bytes
   private readonly pk: Bytes
+  private readonly px: Bytes
+  private readonly py: Bytes
   private readonly pc: Bytes
   private readonly pm: Bytes
 
@@ -165,6 +174,8 @@ export class ViewStore {
     this.items = this.db.sublevel<Bytes, Bytes>('i', BUF)
     this.changes = this.db.sublevel<Bytes, Bytes>('q', BUF)
     this.seqs = this.db.sublevel<Bytes, Bytes>('k', BUF)
+    this.index = this.db.sublevel<Bytes, Bytes>('x', BUF)
+    this.indexed = this.db.sublevel<Bytes, Bytes>('y', BUF)
     this.checkpoints = this.db.sublevel<Bytes, Bytes>('c', BUF)
     this.meta = this.db.sublevel<Bytes, Bytes>('m', BUF)
   }
@@ -219,8 +230,8 @@ export class ViewStore {
    * at `snap` or now, with the write-behind table laid over LevelDB. Keys come back without the
    * table's prefix; `range` narrows them further (part keys, as `prefix` is).
    */
-  async * scan (table: 'parts' | 'items' | 'changes', prefix: Uint8Array, snap?: ViewSnapshot, range: ScanRange = {}): AsyncGenerator<[Bytes, Bytes]> {
-    const p = table === 'parts' ? this.pu : table === 'items' ? this.pi : this.pq
+  async * scan (table: 'parts' | 'items' | 'changes' | 'index' | 'indexed', prefix: Uint8Array, snap?: ViewSnapshot, range: ScanRange = {}): AsyncGenerator<[Bytes, Bytes]> {
+    const p = { parts: this.pu, items: this.pi, changes: this.pq, index: this.px, indexed: this.py }[table]
     const lo = ViewStore.at(p, prefix)
     const hi = Buffer.from(lo)
     let i = hi.byteLength - 1
@@ -417,7 +428,7 @@ export class ViewStore {
    */
   async clearDerived (): Promise<void> {
     await this.settle()
-    for (const t of [this.values, this.slots, this.parts, this.items, this.changes, this.seqs, this.checkpoints]) await t.clear()
+    for (const t of [this.values, this.slots, this.parts, this.items, this.changes, this.seqs, this.index, this.indexed, this.checkpoints]) await t.clear()
     for (const name of ['hlc', 'seen', 'hash', 'format']) await this.meta.del(Buffer.from(name))
   }
 
@@ -434,6 +445,28 @@ export class ViewStore {
     ops.push({ type: 'put', key: ViewStore.at(this.pq, changeKey(seq, key)), value: Buffer.alloc(0) })
     ops.push({ type: 'put', key: ViewStore.at(this.pk, key), value: seqBytes(seq) })
     return ops
+  }
+
+  /** The index keys (encoded, one after another) an index holds for a user key: `ref` is index name prefix ‖ user key. */
+  getIndexedSync (ref: Uint8Array): Bytes | undefined {
+    return this.getSync(ViewStore.at(this.py, ref))
+  }
+
+  putIndexed (ref: Uint8Array, keys: Bytes | null): BatchOp {
+    const k = ViewStore.at(this.py, ref)
+    return keys === null ? { type: 'del', key: k } : { type: 'put', key: k, value: keys }
+  }
+
+  /** An index entry: index name prefix ‖ index key ‖ user key. */
+  putIndexEntry (entry: Uint8Array, present: boolean): BatchOp {
+    const k = ViewStore.at(this.px, entry)
+    return present ? { type: 'put', key: k, value: Buffer.alloc(0) } : { type: 'del', key: k }
+  }
+
+  /** Removes every entry of an index (its name prefix) from both index tables. */
+  async clearIndex (prefix: Uint8Array): Promise<void> {
+    await this.settle()
+    for (const t of [this.index, this.indexed]) await t.clear({ gte: Buffer.from(prefix), lt: prefixAfter(Buffer.from(prefix)) })
   }
 
   putCheckpoint (writer: Uint8Array, length: number): BatchOp {
@@ -588,6 +621,15 @@ export class ViewStore {
 export interface ViewSnapshot {
   readonly inner: ReturnType<ClassicLevel<Bytes, Bytes>['snapshot']>
   readonly overlay: Overlay | null
+}
+
+/** The first byte string after every string that starts with `prefix` (a prefix not all 0xff). */
+function prefixAfter (prefix: Bytes): Bytes {
+  const out = Buffer.from(prefix)
+  let i = out.length - 1
+  while (i >= 0 && out[i] === 0xff) i--
+  out[i] = (out[i] as number) + 1
+  return out.subarray(0, i + 1)
 }
 
 /** A sequence number as 8 big-endian bytes: they sort as the numbers do. */

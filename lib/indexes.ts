@@ -1,0 +1,287 @@
+/**
+ * Secondary indexes over the view: each a pure function of a key's value (a field path of a JSON
+ * document, or the app's `map`), kept in the same atomic batch as the view commit that changes
+ * the key (`Indexes.stage`), so an index is always exactly its view's, and so the same on every
+ * peer whose view is the same. An index is rebuilt from the view when it is declared or its
+ * version changes, and dropped when it is no longer declared.
+ *
+ * Declarations are kept in the view's meta ('indexes'): a field index is data, so every process
+ * opening the database (the CLI too) keeps it up to date. A map index is code: a process that
+ * opens the database without it cannot keep it, so the first commit there marks it stale, and the
+ * next open that declares it again rebuilds it.
+ */
+import type { Logger } from 'pino'
+import c from 'compact-encoding'
+import { decodeIndexKey, encodeIndexKey, fieldKeys, isIndexKey, prefixEnd, type IndexKey } from './collate.js'
+import { indexNotFound, indexStale, invalidArgument } from './errors.js'
+import { readRow } from './render.js'
+import type { Stats } from './types.js'
+import type { BatchOp, ViewSnapshot, ViewStore } from './view.js'
+import type { Json } from '../crdt/json.js'
+
+type Bytes = Buffer
+
+/** A map index's function, on stored bytes (MeshDB wraps the app's with its encodings). */
+export type RawMap = (key: Bytes, value: Bytes) => unknown
+
+/** An index as it is declared: a field path, or code. */
+export type IndexSpec =
+  | { readonly version: number, readonly field: string }
+  | { readonly version: number, readonly map: RawMap }
+
+/** An index as the meta table keeps it. */
+interface Stored { version: number, kind: 'field' | 'map', field?: string, stale?: boolean }
+
+/** What `db.indexes()` lists. */
+export interface IndexInfo { name: string, version: number, kind: 'field' | 'map', field?: string, live: boolean, stale: boolean }
+
+interface Live { name: string, prefix: Bytes, extract: (key: Bytes, value: Bytes) => IndexKey[] }
+
+/** The bytes every entry of index `name` starts with. */
+export function indexPrefix (name: string): Bytes {
+  return Buffer.concat([c.encode(c.uint, Buffer.byteLength(name)), Buffer.from(name)])
+}
+
+/** A JSON value from stored bytes (a document or set is canonical JSON); undefined if it is not JSON. */
+function parseJson (value: Bytes): Json | undefined {
+  try {
+    return JSON.parse(value.toString('utf8')) as Json
+  } catch {
+    return undefined
+  }
+}
+
+export function checkSpec (name: string, spec: unknown): IndexSpec {
+  if (typeof name !== 'string' || name === '' || Buffer.byteLength(name) > 255) throw invalidArgument('an index name must be a non-empty string of at most 255 bytes')
+  if (spec === null || typeof spec !== 'object') throw invalidArgument(`index ${name}: a declaration must be an object`)
+  const { version, field, map } = spec as { version?: unknown, field?: unknown, map?: unknown }
+  if (!Number.isSafeInteger(version) || (version as number) < 0) throw invalidArgument(`index ${name}: version must be a whole number, 0 or more`)
+  if ((field === undefined) === (map === undefined)) throw invalidArgument(`index ${name}: give either field (a dotted path) or map (a function)`)
+  if (field !== undefined && typeof field !== 'string') throw invalidArgument(`index ${name}: field must be a dotted path`)
+  if (map !== undefined && typeof map !== 'function') throw invalidArgument(`index ${name}: map must be a function (key, value) => index keys`)
+  return spec as IndexSpec
+}
+
+export class Indexes {
+  /** Every declared index, as the meta table keeps them. */
+  private stored = new Map<string, Stored>()
+  /** The indexes this process keeps up to date. */
+  private readonly live = new Map<string, Live>()
+  /** The map indexes declared in this process (their code). */
+  private readonly code = new Map<string, RawMap>()
+
+  constructor (private readonly view: ViewStore, private readonly stats: Stats, private readonly log: Logger, private readonly emit: (event: string, ...args: unknown[]) => void) {}
+
+  /** Whether a commit must compute its changed keys' values for the indexes. */
+  get active (): boolean {
+    return this.live.size > 0
+  }
+
+  /** Whether a map index is declared that this process cannot keep, not yet marked stale. */
+  get unkept (): boolean {
+    return [...this.stored].some(([name, s]) => s.kind === 'map' && s.stale !== true && !this.live.has(name))
+  }
+
+  /** Reads the declarations from the view. */
+  async open (): Promise<void> {
+    const raw = await this.view.getMeta('indexes')
+    this.stored = new Map(raw === undefined ? [] : Object.entries(JSON.parse(raw.toString('utf8')) as Record<string, Stored>))
+    for (const [name, s] of this.stored) this.enliven(name, s)
+  }
+
+  /** The declared indexes. */
+  list (): IndexInfo[] {
+    return [...this.stored].map(([name, s]) => ({ name, version: s.version, kind: s.kind, ...(s.field !== undefined ? { field: s.field } : {}), live: this.live.has(name), stale: s.stale === true }))
+  }
+
+  /**
+   * Declares the index `name` (replacing one of that name): rebuilds it from the view when it is
+   * new, its version or definition changed, or it went stale. The caller holds the engine's queue.
+   */
+  async define (name: string, spec: unknown): Promise<boolean> {
+    const s = checkSpec(name, spec)
+    const want: Stored = 'field' in s ? { version: s.version, kind: 'field', field: s.field } : { version: s.version, kind: 'map' }
+    if ('map' in s) this.code.set(name, s.map)
+    const had = this.stored.get(name)
+    const same = had !== undefined && had.version === want.version && had.kind === want.kind && had.field === want.field && had.stale !== true
+    if (same) {
+      this.enliven(name, had)
+      return false
+    }
+    this.live.delete(name)
+    this.stored.set(name, { ...want, stale: true })
+    await this.saveDeclarations()
+    await this.rebuild(name)
+    this.stored.set(name, want)
+    await this.saveDeclarations()
+    this.enliven(name, want)
+    return true
+  }
+
+  /** Removes the index `name` and its entries. */
+  async drop (name: string): Promise<boolean> {
+    if (!this.stored.has(name)) return false
+    this.live.delete(name)
+    this.code.delete(name)
+    this.stored.delete(name)
+    await this.saveDeclarations()
+    await this.view.clearIndex(indexPrefix(name))
+    return true
+  }
+
+  /**
+   * The index entries of one changed key, staged with its commit: the value it reads as after the
+   * commit (undefined: absent) gives each live index its keys, against the ones it held.
+   */
+  stage (ops: BatchOp[], key: Bytes, value: Bytes | undefined): void {
+    for (const ix of this.live.values()) {
+      let keys: IndexKey[] = []
+      if (value !== undefined) {
+        try {
+          keys = ix.extract(key, value)
+        } catch (err) {
+          this.stats.indexErrors++
+          this.log.warn({ index: ix.name, key: key.toString('hex'), err: (err as Error).message }, 'an index skipped a key')
+          keys = []
+        }
+      }
+      const ref = Buffer.concat([ix.prefix, key])
+      const before = this.view.getIndexedSync(ref)
+      const old = new Set<string>()
+      if (before !== undefined) {
+        for (let at = 0; at < before.length;) {
+          const { size } = decodeIndexKey(before.subarray(at))
+          old.add(before.subarray(at, at + size).toString('latin1'))
+          at += size
+        }
+      }
+      const next = new Set(keys.map((k) => encodeIndexKey(k).toString('latin1')))
+      for (const o of old) if (!next.has(o)) ops.push(this.view.putIndexEntry(Buffer.concat([ix.prefix, Buffer.from(o, 'latin1'), key]), false))
+      for (const n of next) if (!old.has(n)) ops.push(this.view.putIndexEntry(Buffer.concat([ix.prefix, Buffer.from(n, 'latin1'), key]), true))
+      if (next.size === 0 ? before !== undefined : !setsEqual(old, next)) {
+        ops.push(this.view.putIndexed(ref, next.size === 0 ? null : Buffer.concat([...next].sort().map((x) => Buffer.from(x, 'latin1')))))
+      }
+    }
+  }
+
+  /**
+   * A commit is about to be written in a process that cannot keep a map index (its code is not
+   * declared here): the index is marked stale first, and rebuilt when a process declares it again.
+   */
+  async markStale (): Promise<void> {
+    for (const [name, s] of this.stored) if (s.kind === 'map' && !this.live.has(name)) s.stale = true
+    await this.saveDeclarations()
+  }
+
+  /**
+   * The entries of index `name` in a range of index keys, in order, at `snap`: the index key and
+   * the user key of each.
+   */
+  async * range (name: string, opts: { gt?: unknown, gte?: unknown, lt?: unknown, lte?: unknown, reverse?: boolean, limit?: number }, snap: ViewSnapshot): AsyncGenerator<{ indexKey: IndexKey, key: Bytes }> {
+    const s = this.stored.get(name)
+    if (s === undefined) throw indexNotFound(name)
+    if (s.stale === true && !this.live.has(name)) throw indexStale(name)
+    const prefix = indexPrefix(name)
+    const bound = (v: unknown, what: string): Bytes => {
+      if (!isIndexKey(v)) throw invalidArgument(`query ${what} must be null, a boolean, a finite number or a string`)
+      return Buffer.concat([prefix, encodeIndexKey(v)])
+    }
+    const range: { gt?: Bytes, gte?: Bytes, lt?: Bytes, lte?: Bytes, reverse?: boolean, limit?: number } = { reverse: opts.reverse === true }
+    if (opts.gte !== undefined) range.gte = bound(opts.gte, 'gte')
+    else if (opts.gt !== undefined) range.gte = prefixEnd(bound(opts.gt, 'gt'))
+    if (opts.lte !== undefined) range.lt = prefixEnd(bound(opts.lte, 'lte'))
+    else if (opts.lt !== undefined) range.lt = bound(opts.lt, 'lt')
+    if (opts.limit !== undefined && opts.limit !== Infinity) {
+      if (!Number.isSafeInteger(opts.limit) || opts.limit < 0) throw invalidArgument('query limit must be a whole number, 0 or more')
+      range.limit = opts.limit
+    }
+    for await (const [entry] of this.view.scan('index', prefix, snap, range)) {
+      const rest = entry.subarray(prefix.length)
+      const { value, size } = decodeIndexKey(rest)
+      yield { indexKey: value, key: rest.subarray(size) }
+    }
+  }
+
+  /** Fills index `name` from the view as it is (its entries cleared first), with progress events. */
+  private async rebuild (name: string): Promise<void> {
+    const prefix = indexPrefix(name)
+    await this.view.clearIndex(prefix)
+    const s = this.stored.get(name) as Stored
+    const extract = this.extractor(name, s)
+    if (extract === null) return
+    const ix: Live = { name, prefix, extract }
+    const snap = this.view.snapshot()
+    let done = 0
+    try {
+      const it = this.view.valueIterator({ keys: true, values: true }, snap)
+      try {
+        while (true) {
+          const batch = await it.nextv(512)
+          if (batch.length === 0) break
+          const ops: BatchOp[] = []
+          for (const [root, row] of batch) {
+            const key = root.subarray(this.view.valuesPrefix.byteLength)
+            const value = await readRow(this.view, key, row, snap)
+            this.stageOne(ops, ix, key, value)
+          }
+          await this.view.write(ops)
+          done += batch.length
+          this.emit('index-progress', { name, done })
+        }
+      } finally {
+        await it.close()
+      }
+    } finally {
+      await snap.inner.close().catch(() => {})
+    }
+    this.log.info({ index: name, keys: done }, 'index built')
+  }
+
+  /** One key into one index being rebuilt (no entries of its own yet). */
+  private stageOne (ops: BatchOp[], ix: Live, key: Bytes, value: Bytes): void {
+    const live = this.live
+    const saved = new Map(live)
+    live.clear()
+    live.set(ix.name, ix)
+    try {
+      this.stage(ops, key, value)
+    } finally {
+      live.clear()
+      for (const [k, v] of saved) live.set(k, v)
+    }
+  }
+
+  private enliven (name: string, s: Stored): void {
+    if (s.stale === true) return
+    const extract = this.extractor(name, s)
+    if (extract !== null) this.live.set(name, { name, prefix: indexPrefix(name), extract })
+  }
+
+  /** The function from a key's stored value to its index keys, or null for code not declared here. */
+  private extractor (name: string, s: Stored): ((key: Bytes, value: Bytes) => IndexKey[]) | null {
+    if (s.kind === 'field') {
+      const path = (s.field ?? '') === '' ? [] : (s.field as string).split('.')
+      return (_key, value) => fieldKeys(parseJson(value), path)
+    }
+    const map = this.code.get(name)
+    if (map === undefined) return null
+    return (key, value) => {
+      const out = map(key, value)
+      const list = Array.isArray(out) ? out : [out]
+      if (list.some((k) => k !== undefined && !isIndexKey(k))) throw new TypeError('map returned an index key that is not null, a boolean, a finite number or a string')
+      return list.filter((k): k is IndexKey => k !== undefined)
+    }
+  }
+
+  private async saveDeclarations (): Promise<void> {
+    const out: Record<string, Stored> = {}
+    for (const [name, s] of this.stored) out[name] = s
+    await this.view.write([this.view.putMeta('indexes', Buffer.from(JSON.stringify(out)))])
+  }
+}
+
+function setsEqual (a: Set<string>, b: Set<string>): boolean {
+  if (a.size !== b.size) return false
+  for (const x of a) if (!b.has(x)) return false
+  return true
+}

@@ -95,6 +95,20 @@ export class ChangeStream implements AsyncIterableIterator<RawChange> {
   }
 
   async next (): Promise<IteratorResult<RawChange>> {
+    try {
+      return await this.step()
+    } catch (err) {
+      // a read cut short by the database closing fails as the close does (MESHBEE_CLOSED)
+      if (this.error !== null && err !== this.error) {
+        const e = this.error
+        this.close()
+        throw e
+      }
+      throw err
+    }
+  }
+
+  private async step (): Promise<IteratorResult<RawChange>> {
     await this.ready
     while (true) {
       if (this.done) return { done: true, value: undefined }

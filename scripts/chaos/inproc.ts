@@ -28,6 +28,8 @@ import { ChaosFailure, describeGroup, dump, fail, showDump, finalChecks, inSync,
 import { EPOCH, describeSchedule, formatAt, replayCommand, type ChaosOp, type Schedule, type Step } from './schedule.js'
 import { connect } from '../link.js'
 import { damageView, flipTarget } from './damage.js'
+import { encodeIndexKey, fieldKeys, type IndexKey } from '../../lib/collate.js'
+import type { Json } from '../../crdt/json.js'
 
 
 export { replayCommand }
@@ -193,8 +195,32 @@ interface Peer {
   mark: { seq: number, view: Map<string, string> } | null
 }
 
+/** The indexes every chaos peer keeps: a field of JSON values, whole values (a set's members), and code. */
+const INDEXES = {
+  tag: { version: 1, field: 't' },
+  whole: { version: 1, field: '' },
+  size: { version: 1, map: (_k: string, v: string) => v.length % 5 }
+}
+
+/** What index `name` must hold for a view: brute force over its entries, in index order. */
+function expectedIndex (name: keyof typeof INDEXES, view: Map<string, string>): string[] {
+  const out: Array<[Buffer, string, string]> = []
+  for (const [k, v] of view) {
+    let keys: IndexKey[]
+    if (name === 'size') keys = [v.length % 5]
+    else {
+      let parsed: Json | undefined
+      try { parsed = JSON.parse(v) as Json } catch { parsed = undefined }
+      keys = fieldKeys(parsed, name === 'tag' ? ['t'] : [])
+    }
+    for (const ik of new Set(keys)) out.push([encodeIndexKey(ik), k, JSON.stringify(ik)])
+  }
+  return out.sort((a, b) => Buffer.compare(a[0], b[0]) || Buffer.compare(Buffer.from(a[1]), Buffer.from(b[1]))).map(([, k, ik]) => `${ik} ${k}`)
+}
+
 /**
- * The change feed against the final view: each peer's watcher (opened with `initial` when the
+ * The change feed and the indexes against the final view: each peer's indexes equal a brute-force
+ * pass over it; each peer's watcher (opened with `initial` when the
  * peer last opened), replayed onto an empty map, equals the view, once it has read up to the
  * view's last commit; and `changes({ since })` from the seq a peer had when it last closed for a
  * restart names every key whose value differs from what it held then.
@@ -213,6 +239,12 @@ async function checkFeeds (peers: Peer[], final: Array<[Buffer, Buffer]>): Promi
   for (const p of peers) {
     const db = p.db as DB
     await waitFor(() => [db], async () => same(replay(p)), () => `p${p.index}'s watcher, replayed, is not its view: ${JSON.stringify([...replay(p)]).slice(0, 1500)} vs ${JSON.stringify([...want]).slice(0, 1500)}`)
+    for (const name of Object.keys(INDEXES) as Array<keyof typeof INDEXES>) {
+      const got: string[] = []
+      for await (const e of db.query(name)) got.push(`${JSON.stringify(e.indexKey)} ${e.key}`)
+      const exp = expectedIndex(name, want)
+      if (JSON.stringify(got) !== JSON.stringify(exp)) fail(`p${p.index}'s index ${name} is not its view's: ${JSON.stringify(got).slice(0, 1000)} vs ${JSON.stringify(exp).slice(0, 1000)}`)
+    }
     if (p.mark === null) continue
     const named = new Set<string>()
     for await (const c of db.changes({ since: p.mark.seq })) named.add(c.key)
@@ -256,7 +288,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
   })
 
   const open = async (p: Peer): Promise<void> => {
-    const db = new MeshDB<string, string>(p.dir, { key, wallClock: () => now + p.skew, logger: logger(p.index), sparseAfter: schedule.sparseAfter })
+    const db = new MeshDB<string, string>(p.dir, { key, wallClock: () => now + p.skew, logger: logger(p.index), sparseAfter: schedule.sparseAfter, indexes: INDEXES })
     await db.open()
     if (p.format === 1) db.engine.testHooks.format = 1
     p.db = db

@@ -43,6 +43,14 @@ export type Op =
 export type DataOp = Exclude<Op, { kind: 'batch' } | { kind: 'write' }>
 
 /** Messages the child writes to stdout, one JSON object a line. */
+/**
+ * The index a crash-test run keeps: a field index on documents' `tag`, its version moving on every
+ * sixth run, so that those runs rebuild it when they open (and some kills land in the rebuild).
+ */
+export function indexesFor (run: number): { tag: { version: number, field: string } } {
+  return { tag: { version: 1 + Math.floor(run / 6), field: 'tag' } }
+}
+
 export type ChildMessage =
   | { t: 'open' }
   | { t: 'ready', key: string, writer: string }

@@ -20,13 +20,16 @@ export interface ViewDump {
   hasKey: boolean
 }
 
-/** The view's LevelDB at `location` (not open elsewhere), read raw. */
-export async function dumpView (location: string): Promise<ViewDump> {
+/**
+ * The view's LevelDB at `location` (not open elsewhere), read raw. `indexes: false` leaves the
+ * secondary indexes and their declarations out (a view killed in an index rebuild holds part of it).
+ */
+export async function dumpView (location: string, opts: { indexes?: boolean } = {}): Promise<ViewDump> {
   const vs = new ViewStore(location)
   await vs.open()
   try {
-    const skip = ['hlc', 'seq'].map((name) => Buffer.concat([Buffer.from(vs.meta.prefix), Buffer.from(name)]))
-    const local = [vs.changes.prefix, vs.seqs.prefix].map((p) => Buffer.from(p))
+    const skip = ['hlc', 'seq', ...(opts.indexes === false ? ['indexes'] : [])].map((name) => Buffer.concat([Buffer.from(vs.meta.prefix), Buffer.from(name)]))
+    const local = [vs.changes.prefix, vs.seqs.prefix, ...(opts.indexes === false ? [vs.index.prefix, vs.indexed.prefix] : [])].map((p) => Buffer.from(p))
     const raw: Array<[string, string]> = []
     for await (const [k, v] of vs.db.iterator()) {
       if (skip.some((s) => s.equals(k)) || local.some((p) => k.subarray(0, p.byteLength).equals(p))) continue

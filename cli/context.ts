@@ -84,7 +84,7 @@ export function describeError (err: unknown): { code: string, message: string, e
   }
   const code = typeof e?.code === 'string' ? e.code : 'MESHBEE_UNEXPECTED'
   const message = typeof e?.message === 'string' ? e.message : String(err)
-  const exitCode = code === 'MESHBEE_NOT_WRITABLE' ? EXIT.NOT_WRITABLE : USAGE_CODES.has(code) ? EXIT.USAGE : EXIT.ERROR
+  const exitCode = code === 'MESHBEE_NOT_WRITABLE' ? EXIT.NOT_WRITABLE : code === 'MESHBEE_INDEX_NOT_FOUND' ? EXIT.NOT_FOUND : USAGE_CODES.has(code) ? EXIT.USAGE : EXIT.ERROR
   return { code, message, exitCode, details: {} }
 }
 

@@ -543,6 +543,61 @@ export function buildProgram (opts: {
       })
     })
 
+  const index = program.command('index').description('secondary indexes: add, list, remove')
+  index.command('add')
+    .description('declare a field index (a dotted path of JSON values; an array or a set gives one entry per element) and build it')
+    .argument('<name>')
+    .requiredOption('--field <path>', "the dotted path of the field ('' for the whole value)")
+    .option('--index-version <n>', 'the declaration version: a new one rebuilds the index (default 1)', nonNegativeInt)
+    .action(async (name: string, o: { field: string, indexVersion?: number }, cmd: Command) => {
+      const r = await context(cmd)
+      await withDb(r, async (db) => {
+        const version = o.indexVersion ?? 1
+        const built = await db.defineIndex(name, { version, field: o.field })
+        r.out.result({ name, field: o.field, version, built }, () => built ? `built ${name}` : `${name} is already declared so`)
+      })
+    })
+  index.command('ls')
+    .description('the declared indexes')
+    .action(async (_o: unknown, cmd: Command) => {
+      const r = await context(cmd)
+      await withDb(r, async (db) => {
+        const list = db.indexes()
+        r.out.result(list, () => list.length === 0 ? 'no indexes' : table(list.map((i) => [i.name, i.kind === 'field' ? `field ${i.field ?? ''}` : 'map (code)', `v${i.version}`, i.stale ? 'stale' : i.live ? 'live' : 'kept by its app'])))
+      })
+    })
+  index.command('rm')
+    .description('remove an index and its entries (exit 3 when there is none)')
+    .argument('<name>')
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const r = await context(cmd)
+      await withDb(r, async (db) => {
+        if (!await db.dropIndex(name)) throw notFound(`no index named ${name}`)
+        r.out.result({ name, removed: true }, () => `removed ${name}`)
+      })
+    })
+
+  program.command('query')
+    .description('the entries of an index in index-key order: index key, key, value (NDJSON with --json)')
+    .argument('<name>')
+    .option('--gt <value>', 'index keys greater than <value> (read like a value: JSON, else a string)')
+    .option('--gte <value>', 'index keys from <value> on')
+    .option('--lt <value>', 'index keys less than <value>')
+    .option('--lte <value>', 'index keys up to <value>')
+    .option('--eq <value>', 'index keys equal to <value>')
+    .option('--limit <n>', 'at most <n> entries', nonNegativeInt)
+    .option('--reverse', 'from the greatest index key down')
+    .action(async (name: string, o: { gt?: string, gte?: string, lt?: string, lte?: string, eq?: string, limit?: number, reverse?: boolean }, cmd: Command) => {
+      const r = await context(cmd)
+      const bound = (v: string | undefined): Json | undefined => v === undefined ? undefined : parseValue(v, 'auto')
+      const range = { gt: bound(o.gt), gte: bound(o.eq ?? o.gte), lt: bound(o.lt), lte: bound(o.eq ?? o.lte), limit: o.limit, reverse: o.reverse === true }
+      await withDb(r, async (db) => {
+        for await (const e of db.query(name, range as never)) {
+          await r.out.write(r.json ? JSON.stringify({ indexKey: e.indexKey, key: e.key, value: e.value }) : `${JSON.stringify(e.indexKey)}\t${e.key}\t${show(e.value)}`)
+        }
+      })
+    })
+
   program.command('join')
     .description('stay online: replicate with peers on the discovery key and print changes, peers and join requests until Ctrl-C (NDJSON with --json)')
     .option('--bootstrap <host:port>', 'a DHT bootstrap node, for a private DHT (repeatable)', bootstrapNode)

@@ -32,8 +32,21 @@ export type IndexSpec =
 /** An index as the meta table keeps it. */
 interface Stored { version: number, kind: 'field' | 'map', field?: string, stale?: boolean }
 
-/** What `db.indexes()` lists. */
-export interface IndexInfo { name: string, version: number, kind: 'field' | 'map', field?: string, live: boolean, stale: boolean }
+/** A declared index, as `db.indexes()` lists it. */
+export interface IndexInfo {
+  /** Its name (what `db.query` takes). */
+  name: string
+  /** The declaration's version. */
+  version: number
+  /** 'field': by a field path (kept by every process); 'map': by a function (kept where it is declared). */
+  kind: 'field' | 'map'
+  /** The field path of a field index. */
+  field?: string
+  /** Whether this process keeps it up to date. */
+  live: boolean
+  /** Whether a process that could not keep it wrote since: `query` refuses it until it is declared again. */
+  stale: boolean
+}
 
 interface Live { name: string, prefix: Bytes, extract: (key: Bytes, value: Bytes) => IndexKey[] }
 

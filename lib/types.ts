@@ -70,8 +70,18 @@ export type IndexKeyValue = null | boolean | number | string
  * value returning index keys. Bump `version` when the definition changes: the index is rebuilt.
  */
 export type IndexDeclaration<K = string, V = string> =
-  | { version: number, field: string }
-  | { version: number, map: (key: K, value: V) => IndexKeyValue | IndexKeyValue[] | undefined }
+  | {
+    /** The declaration's version: a new one rebuilds the index. */
+    version: number
+    /** A dotted path into JSON values (`''`: the whole value). */
+    field: string
+  }
+  | {
+    /** The declaration's version: a new one rebuilds the index. */
+    version: number
+    /** A pure function of a key and its value: its index keys (one, an array, or undefined for none). */
+    map: (key: K, value: V) => IndexKeyValue | IndexKeyValue[] | undefined
+  }
 
 /** One entry of an index, as `db.query` yields it. */
 export interface IndexEntry<K, V> {
@@ -85,9 +95,13 @@ export interface IndexEntry<K, V> {
 
 /** Options of `db.query`: a range of index keys. */
 export interface QueryOptions {
+  /** Index keys after this one. */
   gt?: IndexKeyValue
+  /** Index keys from this one on. */
   gte?: IndexKeyValue
+  /** Index keys before this one. */
   lt?: IndexKeyValue
+  /** Index keys up to this one. */
   lte?: IndexKeyValue
   /** At most this many entries. */
   limit?: number

@@ -313,6 +313,26 @@ describe('cli', function () {
     }
   })
 
+  it('index add, ls, rm and query: a field index any process keeps', async function () {
+    this.timeout(180_000)
+    await json(dir, 'init')
+    await json(dir, 'put', 't1', '{"status":"open","n":2}')
+    await json(dir, 'put', 't2', '{"status":"done"}')
+    expect(await json(dir, 'index', 'add', 'byStatus', '--field', 'status')).to.deep.equal({ name: 'byStatus', field: 'status', version: 1, built: true })
+    // a later command keeps it: the declaration is the database's
+    await json(dir, 'patch', 't3', '{"status":"open"}')
+    await json(dir, 'sadd', 's', 'open')
+    expect((await ndjson(dir, 'query', 'byStatus', '--eq', 'open')).map((e) => [e.indexKey, e.key])).to.deep.equal([['open', 't1'], ['open', 't3']])
+    expect((await ndjson(dir, 'query', 'byStatus', '--reverse', '--limit', '1')).map((e) => e.key)).to.deep.equal(['t3'])
+    expect(await json(dir, 'index', 'add', 'byStatus', '--field', 'status'), 'the same declaration').to.include({ built: false })
+    await json(dir, 'index', 'add', 'whole', '--field', '', '--index-version', '2')
+    expect((await json(dir, 'index', 'ls')).map((i: { name: string, version: number }) => [i.name, i.version])).to.deep.equal([['byStatus', 1], ['whole', 2]])
+    expect((await ndjson(dir, 'query', 'whole')).map((e) => [e.indexKey, e.key, e.value])).to.deep.equal([['open', 's', ['open']]])
+    expect(await json(dir, 'index', 'rm', 'whole')).to.deep.equal({ name: 'whole', removed: true })
+    expect(errorOf(await cli(dir, '--json', 'query', 'whole'), 3).code).to.equal('MESHBEE_INDEX_NOT_FOUND')
+    expect(errorOf(await cli(dir, '--json', 'index', 'rm', 'whole'), 3).code).to.equal('MESHBEE_NOT_FOUND')
+  })
+
   it('verify checks the view against the logs; --repair rebuilds a damaged one (exit 5 without it)', async () => {
     await json(dir, 'init')
     await json(dir, 'put', 'a', '1')

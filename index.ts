@@ -22,7 +22,7 @@
  */
 export { MeshDB } from './lib/meshdb.js'
 export type {
-  ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DelOperation, FeedChange, IndexDeclaration, IndexEntry, IndexKeyValue, KeyRange, QueryOptions, DiffChange, HostPort, HyperswarmLike, HyperswarmOptions, JoinRequest, KeyType, KeyVersion,
+  ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DelOperation, FeedChange, IndexDeclaration, IndexEntry, IndexKeyValue, KeyRange, QueryOptions, SearchResult, DiffChange, HostPort, HyperswarmLike, HyperswarmOptions, JoinRequest, KeyType, KeyVersion,
   MembersRange, MeshDBOptions, PatchOperation, PutOperation, SetOperation, Stats, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo
 } from './lib/types.js'
 export { MeshError, MeshTypeError } from './lib/errors.js'

@@ -29,7 +29,7 @@ interface OpenOptions { createIfMissing: boolean, errorIfExists: boolean }
 /** meshbee's own methods, declared to abstract-level (its manifest lists them). */
 const ADDITIONAL_METHODS = ['write', 'patch', 'sadd', 'srem', 'smembers', 'sismember', 'verify', 'typeOf', 'addWriter', 'removeWriter', 'update', 'stats',
   'replicate', 'join', 'leave', 'requestJoin', 'writers', 'cuts', 'versions', 'diff', 'hash', 'checkout', 'watch', 'changes', 'query',
-  'defineIndex', 'dropIndex', 'indexes']
+  'defineIndex', 'dropIndex', 'indexes', 'search']
 
 const CORESTORE_METHODS = ['session', 'get', 'namespace', 'replicate', 'ready', 'close'] as const
 const LOGGER_METHODS = ['error', 'warn', 'info', 'debug'] as const
@@ -118,9 +118,15 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
 
   /** @internal An index declaration on stored bytes: a map function sees the key and value decoded. */
   protected rawIndex (d: IndexDeclaration<K, V>): IndexSpec {
-    if (!('map' in d)) return d
-    const map = d.map
-    return { version: d.version, map: (key, value) => map(this.decodeKey(key), this.decodeValue(value) as V) }
+    if ('map' in d) {
+      const map = d.map
+      return { version: d.version, map: (key, value) => map(this.decodeKey(key), this.decodeValue(value) as V) }
+    }
+    if ('text' in d && typeof d.text === 'function') {
+      const text = d.text
+      return { version: d.version, text: (key, value) => text(this.decodeKey(key), this.decodeValue(value) as V) }
+    }
+    return d as IndexSpec
   }
 
   /**

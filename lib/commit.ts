@@ -245,6 +245,7 @@ export class ViewCommit {
     if (clock !== null) staged.ops.push(this.view.putStamp(clock.last))
     if (clock?.seen != null) staged.ops.push(this.view.putStamp(clock.seen, 'seen'))
     staged.ops.push(this.view.putMeta('hash', digestToBuffer(staged.digest)))
+    this.indexes?.finish(staged.ops)
     const seq = this.feed.stage(staged)
     await this.feed.reserve(seq)
     // a map index this process cannot keep goes stale before a commit changes a key under it

@@ -15,22 +15,30 @@ import c from 'compact-encoding'
 import { decodeIndexKey, encodeIndexKey, fieldKeys, isIndexKey, prefixEnd, type IndexKey } from './collate.js'
 import { indexNotFound, indexStale, invalidArgument } from './errors.js'
 import { readRow } from './render.js'
+import { bm25, corpusKey, decodeCorpus, dfKey, encodeCorpus, fieldsText, postingKey, readUint, termPrefix, termsOf, tokenize, uintBytes } from './text.js'
+import { pack, unpack } from '../crdt/codec.js'
 import type { Stats } from './types.js'
 import type { BatchOp, ViewSnapshot, ViewStore } from './view.js'
 import type { Json } from '../crdt/json.js'
 
 type Bytes = Buffer
 
+const EMPTY = Buffer.alloc(0)
+
 /** A map index's function, on stored bytes (MeshDB wraps the app's with its encodings). */
 export type RawMap = (key: Bytes, value: Bytes) => unknown
 
-/** An index as it is declared: a field path, or code. */
+/** A text index's function, on stored bytes: the text to index. */
+export type RawText = (key: Bytes, value: Bytes) => unknown
+
+/** An index as it is declared: a field path, code, or full text (fields, or code). */
 export type IndexSpec =
   | { readonly version: number, readonly field: string }
   | { readonly version: number, readonly map: RawMap }
+  | { readonly version: number, readonly text: readonly string[] | RawText }
 
-/** An index as the meta table keeps it. */
-interface Stored { version: number, kind: 'field' | 'map', field?: string, stale?: boolean }
+/** An index as the meta table keeps it ('text' with `fields` is data; without, code). */
+interface Stored { version: number, kind: 'field' | 'map' | 'text', field?: string, fields?: string[], stale?: boolean }
 
 /** A declared index, as `db.indexes()` lists it. */
 export interface IndexInfo {
@@ -38,17 +46,29 @@ export interface IndexInfo {
   name: string
   /** The declaration's version. */
   version: number
-  /** 'field': by a field path (kept by every process); 'map': by a function (kept where it is declared). */
-  kind: 'field' | 'map'
+  /** 'field': by a field path (kept by every process); 'map': by a function (kept where it is declared); 'text': full text. */
+  kind: 'field' | 'map' | 'text'
   /** The field path of a field index. */
   field?: string
+  /** The fields a text index reads (absent: a function, kept where it is declared). */
+  fields?: string[]
   /** Whether this process keeps it up to date. */
   live: boolean
   /** Whether a process that could not keep it wrote since: `query` refuses it until it is declared again. */
   stale: boolean
 }
 
-interface Live { name: string, prefix: Bytes, extract: (key: Bytes, value: Bytes) => IndexKey[] }
+interface Live {
+  name: string
+  prefix: Bytes
+  /** A key index's keys for a value. */
+  extract?: (key: Bytes, value: Bytes) => IndexKey[]
+  /** A text index's text for a value. */
+  text?: (key: Bytes, value: Bytes) => string
+}
+
+/** A text index's changes staged in one batch, not yet in the view: df deltas, documents, length. */
+interface TextDeltas { df: Map<string, number>, n: number, total: number }
 
 /** The bytes every entry of index `name` starts with. */
 export function indexPrefix (name: string): Bytes {
@@ -67,11 +87,14 @@ function parseJson (value: Bytes): Json | undefined {
 export function checkSpec (name: string, spec: unknown): IndexSpec {
   if (typeof name !== 'string' || name === '' || Buffer.byteLength(name) > 255) throw invalidArgument('an index name must be a non-empty string of at most 255 bytes')
   if (spec === null || typeof spec !== 'object') throw invalidArgument(`index ${name}: a declaration must be an object`)
-  const { version, field, map } = spec as { version?: unknown, field?: unknown, map?: unknown }
+  const { version, field, map, text } = spec as { version?: unknown, field?: unknown, map?: unknown, text?: unknown }
   if (!Number.isSafeInteger(version) || (version as number) < 0) throw invalidArgument(`index ${name}: version must be a whole number, 0 or more`)
-  if ((field === undefined) === (map === undefined)) throw invalidArgument(`index ${name}: give either field (a dotted path) or map (a function)`)
+  if ([field, map, text].filter((x) => x !== undefined).length !== 1) throw invalidArgument(`index ${name}: give one of field (a dotted path), map (a function) or text (fields, or a function)`)
   if (field !== undefined && typeof field !== 'string') throw invalidArgument(`index ${name}: field must be a dotted path`)
   if (map !== undefined && typeof map !== 'function') throw invalidArgument(`index ${name}: map must be a function (key, value) => index keys`)
+  if (text !== undefined && typeof text !== 'function' && !(Array.isArray(text) && text.length > 0 && text.every((f) => typeof f === 'string'))) {
+    throw invalidArgument(`index ${name}: text must be a list of dotted field paths, or a function (key, value) => text`)
+  }
   return spec as IndexSpec
 }
 
@@ -81,7 +104,9 @@ export class Indexes {
   /** The indexes this process keeps up to date. */
   private readonly live = new Map<string, Live>()
   /** The map indexes declared in this process (their code). */
-  private readonly code = new Map<string, RawMap>()
+  private readonly code = new Map<string, RawMap | RawText>()
+  /** Text index changes staged per batch (keyed by the batch's op list), until `finish`. */
+  private readonly pending = new WeakMap<object, Map<string, TextDeltas>>()
 
   constructor (private readonly view: ViewStore, private readonly stats: Stats, private readonly log: Logger, private readonly emit: (event: string, ...args: unknown[]) => void) {}
 
@@ -92,7 +117,7 @@ export class Indexes {
 
   /** Whether a map index is declared that this process cannot keep, not yet marked stale. */
   get unkept (): boolean {
-    return [...this.stored].some(([name, s]) => s.kind === 'map' && s.stale !== true && !this.live.has(name))
+    return [...this.stored].some(([name, s]) => isCode(s) && s.stale !== true && !this.live.has(name))
   }
 
   /** Reads the declarations from the view. */
@@ -104,7 +129,15 @@ export class Indexes {
 
   /** The declared indexes. */
   list (): IndexInfo[] {
-    return [...this.stored].map(([name, s]) => ({ name, version: s.version, kind: s.kind, ...(s.field !== undefined ? { field: s.field } : {}), live: this.live.has(name), stale: s.stale === true }))
+    return [...this.stored].map(([name, s]) => ({
+      name,
+      version: s.version,
+      kind: s.kind,
+      ...(s.field !== undefined ? { field: s.field } : {}),
+      ...(s.fields !== undefined ? { fields: s.fields } : {}),
+      live: this.live.has(name),
+      stale: s.stale === true
+    }))
   }
 
   /**
@@ -113,10 +146,16 @@ export class Indexes {
    */
   async define (name: string, spec: unknown): Promise<boolean> {
     const s = checkSpec(name, spec)
-    const want: Stored = 'field' in s ? { version: s.version, kind: 'field', field: s.field } : { version: s.version, kind: 'map' }
+    const want: Stored = 'field' in s
+      ? { version: s.version, kind: 'field', field: s.field }
+      : 'map' in s
+        ? { version: s.version, kind: 'map' }
+        : typeof s.text === 'function' ? { version: s.version, kind: 'text' } : { version: s.version, kind: 'text', fields: [...s.text] }
     if ('map' in s) this.code.set(name, s.map)
+    if ('text' in s && typeof s.text === 'function') this.code.set(name, s.text)
     const had = this.stored.get(name)
-    const same = had !== undefined && had.version === want.version && had.kind === want.kind && had.field === want.field && had.stale !== true
+    const same = had !== undefined && had.version === want.version && had.kind === want.kind && had.field === want.field &&
+      JSON.stringify(had.fields) === JSON.stringify(want.fields) && had.stale !== true
     if (same) {
       this.enliven(name, had)
       return false
@@ -148,10 +187,15 @@ export class Indexes {
    */
   stage (ops: BatchOp[], key: Bytes, value: Bytes | undefined): void {
     for (const ix of this.live.values()) {
+      if (ix.text !== undefined) {
+        this.stageText(ops, ix, key, value)
+        continue
+      }
+      const extract = ix.extract as (key: Bytes, value: Bytes) => IndexKey[]
       let keys: IndexKey[] = []
       if (value !== undefined) {
         try {
-          keys = ix.extract(key, value)
+          keys = extract(key, value)
         } catch (err) {
           this.stats.indexErrors++
           this.log.warn({ index: ix.name, key: key.toString('hex'), err: (err as Error).message }, 'an index skipped a key')
@@ -169,12 +213,120 @@ export class Indexes {
         }
       }
       const next = new Set(keys.map((k) => encodeIndexKey(k).toString('latin1')))
-      for (const o of old) if (!next.has(o)) ops.push(this.view.putIndexEntry(Buffer.concat([ix.prefix, Buffer.from(o, 'latin1'), key]), false))
-      for (const n of next) if (!old.has(n)) ops.push(this.view.putIndexEntry(Buffer.concat([ix.prefix, Buffer.from(n, 'latin1'), key]), true))
+      for (const o of old) if (!next.has(o)) ops.push(this.view.putIndexEntry(Buffer.concat([ix.prefix, Buffer.from(o, 'latin1'), key]), null))
+      for (const n of next) if (!old.has(n)) ops.push(this.view.putIndexEntry(Buffer.concat([ix.prefix, Buffer.from(n, 'latin1'), key]), EMPTY))
       if (next.size === 0 ? before !== undefined : !setsEqual(old, next)) {
         ops.push(this.view.putIndexed(ref, next.size === 0 ? null : Buffer.concat([...next].sort().map((x) => Buffer.from(x, 'latin1')))))
       }
     }
+  }
+
+  /** One changed key in a text index: its postings, and the statistics' deltas (see `finish`). */
+  private stageText (ops: BatchOp[], ix: Live, key: Bytes, value: Bytes | undefined): void {
+    let after: { tf: Map<string, number>, length: number } | null = null
+    if (value !== undefined) {
+      try {
+        after = termsOf((ix.text as (k: Bytes, v: Bytes) => string)(key, value))
+      } catch (err) {
+        this.stats.indexErrors++
+        this.log.warn({ index: ix.name, key: key.toString('hex'), err: (err as Error).message }, 'an index skipped a key')
+      }
+      if (after !== null && after.length === 0) after = null
+    }
+    const ref = Buffer.concat([ix.prefix, key])
+    const raw = this.view.getIndexedSync(ref)
+    const [oldTerms, oldLength] = raw === undefined ? [[], 0] : unpack(raw) as [Array<[string, number]>, number]
+    if (raw === undefined && after === null) return
+    let batch = this.pending.get(ops)
+    if (batch === undefined) this.pending.set(ops, batch = new Map())
+    let d = batch.get(ix.name)
+    if (d === undefined) batch.set(ix.name, d = { df: new Map(), n: 0, total: 0 })
+    const old = new Map(oldTerms)
+    const next = after?.tf ?? new Map<string, number>()
+    for (const [t] of old) {
+      if (next.has(t)) continue
+      ops.push(this.view.putIndexEntry(postingKey(ix.prefix, t, key), null))
+      d.df.set(t, (d.df.get(t) ?? 0) - 1)
+    }
+    for (const [t, tf] of next) {
+      if (old.get(t) !== tf) ops.push(this.view.putIndexEntry(postingKey(ix.prefix, t, key), uintBytes(tf)))
+      if (!old.has(t)) d.df.set(t, (d.df.get(t) ?? 0) + 1)
+    }
+    d.n += (after === null ? 0 : 1) - (raw === undefined ? 0 : 1)
+    d.total += (after?.length ?? 0) - oldLength
+    ops.push(this.view.putIndexed(ref, after === null ? null : Buffer.from(pack([[...next], after.length]))))
+  }
+
+  /** Adds to a batch the text indexes' statistics its staged keys changed (before it is written). */
+  finish (ops: BatchOp[]): void {
+    const batch = this.pending.get(ops)
+    if (batch === undefined) return
+    this.pending.delete(ops)
+    for (const [name, d] of batch) {
+      const prefix = indexPrefix(name)
+      for (const [t, delta] of d.df) {
+        if (delta === 0) continue
+        const df = readUint(this.view.getIndexRow('index', dfKey(prefix, t))) + delta
+        ops.push(this.view.putIndexEntry(dfKey(prefix, t), df <= 0 ? null : uintBytes(df)))
+      }
+      const corpus = decodeCorpus(this.view.getIndexRow('index', corpusKey(prefix)))
+      const n = corpus.n + d.n
+      ops.push(this.view.putIndexEntry(corpusKey(prefix), n <= 0 ? null : encodeCorpus(n, corpus.total + d.total)))
+    }
+  }
+
+  /**
+   * The keys of text index `name` that hold every term of `query`, the last as a prefix (so a
+   * query can be typed as it is searched), best first by BM25 over the index's statistics, at `snap`.
+   */
+  async search (name: string, query: string, limit: number, snap: ViewSnapshot): Promise<Array<{ key: Bytes, score: number }>> {
+    const s = this.stored.get(name)
+    if (s === undefined) throw indexNotFound(name)
+    if (s.kind !== 'text') throw invalidArgument(`index ${name} is not a text index: query it with db.query`)
+    if (s.stale === true && !this.live.has(name)) throw indexStale(name)
+    const terms = tokenize(query)
+    if (terms.length === 0) return []
+    const prefix = indexPrefix(name)
+    const corpus = decodeCorpus(this.view.getIndexRow('index', corpusKey(prefix), snap))
+    const lengths = new Map<string, number>()
+    const lengthOf = (key: Bytes): number => {
+      const id = key.toString('latin1')
+      let l = lengths.get(id)
+      if (l === undefined) {
+        const raw = this.view.getIndexRow('indexed', Buffer.concat([prefix, key]), snap)
+        lengths.set(id, l = raw === undefined ? 0 : (unpack(raw) as [unknown, number])[1])
+      }
+      return l
+    }
+    // per query term: each key holding it (or, for the last, a term it starts), and its best score
+    let scores: Map<string, number> | null = null
+    for (const [i, term] of terms.entries()) {
+      const last = i === terms.length - 1
+      const here = new Map<string, number>()
+      const from = termPrefix(prefix, term, !last)
+      const dfs = new Map<string, number>()
+      for await (const [row, tf] of this.view.scan('index', from, snap)) {
+        const rest = row.subarray(prefix.length + 1)
+        const zero = rest.indexOf(0)
+        const t = rest.subarray(0, zero).toString('utf8')
+        const key = rest.subarray(zero + 1)
+        const id = key.toString('latin1')
+        if (scores !== null && !scores.has(id)) continue
+        let df = dfs.get(t)
+        if (df === undefined) dfs.set(t, df = readUint(this.view.getIndexRow('index', dfKey(prefix, t), snap)))
+        const score = bm25(readUint(tf), df, lengthOf(key), corpus)
+        here.set(id, Math.max(here.get(id) ?? 0, score))
+      }
+      if (scores === null) scores = here
+      else {
+        const next: Map<string, number> = new Map()
+        for (const [id, sc] of here) next.set(id, (scores.get(id) as number) + sc)
+        scores = next
+      }
+      if (scores.size === 0) return []
+    }
+    return [...(scores as Map<string, number>)].map(([id, score]) => ({ key: Buffer.from(id, 'latin1'), score }))
+      .sort((a, b) => b.score - a.score || Buffer.compare(a.key, b.key)).slice(0, limit)
   }
 
   /**
@@ -182,7 +334,7 @@ export class Indexes {
    * declared here): the index is marked stale first, and rebuilt when a process declares it again.
    */
   async markStale (): Promise<void> {
-    for (const [name, s] of this.stored) if (s.kind === 'map' && !this.live.has(name)) s.stale = true
+    for (const [name, s] of this.stored) if (isCode(s) && !this.live.has(name)) s.stale = true
     await this.saveDeclarations()
   }
 
@@ -193,6 +345,7 @@ export class Indexes {
   async * range (name: string, opts: { gt?: unknown, gte?: unknown, lt?: unknown, lte?: unknown, reverse?: boolean, limit?: number }, snap: ViewSnapshot): AsyncGenerator<{ indexKey: IndexKey, key: Bytes }> {
     const s = this.stored.get(name)
     if (s === undefined) throw indexNotFound(name)
+    if (s.kind === 'text') throw invalidArgument(`index ${name} is a text index: search it with db.search`)
     if (s.stale === true && !this.live.has(name)) throw indexStale(name)
     const prefix = indexPrefix(name)
     const bound = (v: unknown, what: string): Bytes => {
@@ -220,9 +373,8 @@ export class Indexes {
     const prefix = indexPrefix(name)
     await this.view.clearIndex(prefix)
     const s = this.stored.get(name) as Stored
-    const extract = this.extractor(name, s)
-    if (extract === null) return
-    const ix: Live = { name, prefix, extract }
+    const ix = this.liveOf(name, s)
+    if (ix === null) return
     const snap = this.view.snapshot()
     let done = 0
     try {
@@ -237,6 +389,7 @@ export class Indexes {
             const value = await readRow(this.view, key, row, snap)
             this.stageOne(ops, ix, key, value)
           }
+          this.finish(ops)
           await this.view.write(ops)
           done += batch.length
           this.emit('index-progress', { name, done })
@@ -266,8 +419,33 @@ export class Indexes {
 
   private enliven (name: string, s: Stored): void {
     if (s.stale === true) return
-    const extract = this.extractor(name, s)
-    if (extract !== null) this.live.set(name, { name, prefix: indexPrefix(name), extract })
+    const ix = this.liveOf(name, s)
+    if (ix !== null) this.live.set(name, ix)
+  }
+
+  /** How this process keeps index `name`, or null for code not declared here. */
+  private liveOf (name: string, s: Stored): Live | null {
+    const prefix = indexPrefix(name)
+    if (s.kind !== 'text') {
+      const extract = this.extractor(name, s)
+      return extract === null ? null : { name, prefix, extract }
+    }
+    if (s.fields !== undefined) {
+      const fields = s.fields
+      return { name, prefix, text: (_key, value) => fieldsText(parseJson(value), fields) }
+    }
+    const fn = this.code.get(name) as RawText | undefined
+    if (fn === undefined) return null
+    return {
+      name,
+      prefix,
+      text: (key, value) => {
+        const t = fn(key, value)
+        if (t === undefined || t === null) return ''
+        if (typeof t !== 'string') throw new TypeError('text returned something other than a string')
+        return t
+      }
+    }
   }
 
   /** The function from a key's stored value to its index keys, or null for code not declared here. */
@@ -276,7 +454,7 @@ export class Indexes {
       const path = (s.field ?? '') === '' ? [] : (s.field as string).split('.')
       return (_key, value) => fieldKeys(parseJson(value), path)
     }
-    const map = this.code.get(name)
+    const map = this.code.get(name) as RawMap | undefined
     if (map === undefined) return null
     return (key, value) => {
       const out = map(key, value)
@@ -291,6 +469,11 @@ export class Indexes {
     for (const [name, s] of this.stored) out[name] = s
     await this.view.write([this.view.putMeta('indexes', Buffer.from(JSON.stringify(out)))])
   }
+}
+
+/** Whether an index is code (a map, or a text function): kept only where it is declared. */
+function isCode (s: Stored): boolean {
+  return s.kind === 'map' || (s.kind === 'text' && s.fields === undefined)
 }
 
 function setsEqual (a: Set<string>, b: Set<string>): boolean {

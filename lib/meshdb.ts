@@ -13,7 +13,7 @@ import { ADD_WRITER, MEMBER_NS, REMOVE_WRITER, memberName } from './entry.js'
 import { closed, invalidArgument, notOpened } from './errors.js'
 import { toKey } from './keys.js'
 import type { WriteOp } from './entry-rule.js'
-import type { ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DiffChange, FeedChange, IndexDeclaration, IndexEntry, KeyRange, KeyType, QueryOptions, KeyVersion, MembersRange, MeshDBOptions, Stats, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo } from './types.js'
+import type { ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DiffChange, FeedChange, IndexDeclaration, IndexEntry, KeyRange, KeyType, QueryOptions, SearchResult, KeyVersion, MembersRange, MeshDBOptions, Stats, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo } from './types.js'
 import { ChangeStream, type ByteRange, type RawChange, type StreamOptions } from './watch.js'
 import { checkSpec, type IndexInfo } from './indexes.js'
 import { readRow } from './render.js'
@@ -458,6 +458,35 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
         const row = view.getRow(e.key, snap)
         if (row === undefined) continue
         yield { indexKey: e.indexKey, key: this.decodeKey(e.key), value: this.decodeValue(await readRow(view, e.key, row, snap)) as V }
+      }
+    } finally {
+      await snap.inner.close().catch(() => {})
+    }
+  }
+
+  /**
+   * Full-text search in a text index: the keys whose text holds every term of `text` (Unicode
+   * letters and digits, case and diacritics folded), the last term matched as a prefix, best first
+   * by BM25 over statistics the index keeps. Read at one point, like `query`.
+   *
+   * @param opts - `limit`: at most this many results (default 10)
+   * @throws MeshError `MESHBEE_INDEX_NOT_FOUND` / `MESHBEE_INDEX_STALE` as `query`
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for text that is not a string, a bad limit, or
+   *   an index that is not a text index
+   */
+  async * search (name: string, text: string, opts: { limit?: number } = {}): AsyncGenerator<SearchResult<K, V>> {
+    if (typeof text !== 'string') throw invalidArgument('search text must be a string')
+    if (opts === null || typeof opts !== 'object') throw invalidArgument('search options must be an object')
+    const limit = opts.limit ?? 10
+    if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 0)) throw invalidArgument('search limit must be a whole number, 0 or more')
+    await this.opened()
+    const view = this.engine.view
+    const snap = view.snapshot()
+    try {
+      for (const r of await this.engine.indexes.search(name, text, limit, snap)) {
+        const row = view.getRow(r.key, snap)
+        if (row === undefined) continue
+        yield { key: this.decodeKey(r.key), value: this.decodeValue(await readRow(view, r.key, row, snap)) as V, score: r.score }
       }
     } finally {
       await snap.inner.close().catch(() => {})

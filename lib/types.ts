@@ -82,6 +82,25 @@ export type IndexDeclaration<K = string, V = string> =
     /** A pure function of a key and its value: its index keys (one, an array, or undefined for none). */
     map: (key: K, value: V) => IndexKeyValue | IndexKeyValue[] | undefined
   }
+  | {
+    /** The declaration's version: a new one rebuilds the index. */
+    version: number
+    /**
+     * Full text (`db.search`): the dotted paths of the fields to read (their strings, arrays of
+     * strings too), or a pure function of a key and its value returning the text.
+     */
+    text: string[] | ((key: K, value: V) => string | undefined)
+  }
+
+/** One result of `db.search`. */
+export interface SearchResult<K, V> {
+  /** The key whose value matched. */
+  key: K
+  /** Its value. */
+  value: V
+  /** Its BM25 score (greater is better; results come best first). */
+  score: number
+}
 
 /** One entry of an index, as `db.query` yields it. */
 export interface IndexEntry<K, V> {

@@ -457,10 +457,19 @@ export class ViewStore {
     return keys === null ? { type: 'del', key: k } : { type: 'put', key: k, value: keys }
   }
 
-  /** An index entry: index name prefix ‖ index key ‖ user key. */
-  putIndexEntry (entry: Uint8Array, present: boolean): BatchOp {
+  /** A row of the `index` table (an entry, or a text index's posting or statistic); null deletes it. */
+  putIndexEntry (entry: Uint8Array, value: Uint8Array | null): BatchOp {
     const k = ViewStore.at(this.px, entry)
-    return present ? { type: 'put', key: k, value: Buffer.alloc(0) } : { type: 'del', key: k }
+    return value !== null ? { type: 'put', key: k, value: Buffer.from(value) } : { type: 'del', key: k }
+  }
+
+  /** A row of the `index` table (`table` 'index') or the `indexed` one, now or at `snap`. */
+  getIndexRow (table: 'index' | 'indexed', row: Uint8Array, snap?: ViewSnapshot): Bytes | undefined {
+    const root = ViewStore.at(table === 'index' ? this.px : this.py, row)
+    if (snap === undefined) return this.getSync(root)
+    const op = snap.overlay?.get(root.toString('latin1'))
+    if (op !== undefined) return op.type === 'put' ? op.value : undefined
+    return this.db.getSync(root, { snapshot: snap.inner })
   }
 
   /** Removes every entry of an index (its name prefix) from both index tables. */

@@ -545,16 +545,19 @@ export function buildProgram (opts: {
 
   const index = program.command('index').description('secondary indexes: add, list, remove')
   index.command('add')
-    .description('declare a field index (a dotted path of JSON values; an array or a set gives one entry per element) and build it')
+    .description('declare a field index (a dotted path of JSON values; an array or a set gives one entry per element) or a full-text index, and build it')
     .argument('<name>')
-    .requiredOption('--field <path>', "the dotted path of the field ('' for the whole value)")
+    .addOption(new Option('--field <path>', "the dotted path of the field ('' for the whole value)").conflicts('text'))
+    .option('--text <fields...>', 'a full-text index of these fields (dotted paths; strings and arrays of strings)')
     .option('--index-version <n>', 'the declaration version: a new one rebuilds the index (default 1)', nonNegativeInt)
-    .action(async (name: string, o: { field: string, indexVersion?: number }, cmd: Command) => {
+    .action(async (name: string, o: { field?: string, text?: string[], indexVersion?: number }, cmd: Command) => {
       const r = await context(cmd)
+      if (o.field === undefined && o.text === undefined) throw usage('index add needs --field <path> or --text <fields...>')
       await withDb(r, async (db) => {
         const version = o.indexVersion ?? 1
-        const built = await db.defineIndex(name, { version, field: o.field })
-        r.out.result({ name, field: o.field, version, built }, () => built ? `built ${name}` : `${name} is already declared so`)
+        const what = o.field !== undefined ? { field: o.field } : { text: o.text as string[] }
+        const built = await db.defineIndex(name, { version, ...what })
+        r.out.result({ name, ...what, version, built }, () => built ? `built ${name}` : `${name} is already declared so`)
       })
     })
   index.command('ls')
@@ -563,7 +566,7 @@ export function buildProgram (opts: {
       const r = await context(cmd)
       await withDb(r, async (db) => {
         const list = db.indexes()
-        r.out.result(list, () => list.length === 0 ? 'no indexes' : table(list.map((i) => [i.name, i.kind === 'field' ? `field ${i.field ?? ''}` : 'map (code)', `v${i.version}`, i.stale ? 'stale' : i.live ? 'live' : 'kept by its app'])))
+        r.out.result(list, () => list.length === 0 ? 'no indexes' : table(list.map((i) => [i.name, i.kind === 'field' ? `field ${i.field ?? ''}` : i.fields !== undefined ? `text ${i.fields.join(' ')}` : `${i.kind} (code)`, `v${i.version}`, i.stale ? 'stale' : i.live ? 'live' : 'kept by its app'])))
       })
     })
   index.command('rm')
@@ -574,6 +577,20 @@ export function buildProgram (opts: {
       await withDb(r, async (db) => {
         if (!await db.dropIndex(name)) throw notFound(`no index named ${name}`)
         r.out.result({ name, removed: true }, () => `removed ${name}`)
+      })
+    })
+
+  program.command('search')
+    .description('full-text search in a text index: keys holding every term (the last as a prefix), best first (NDJSON with --json)')
+    .argument('<name>')
+    .argument('<text>')
+    .option('--limit <n>', 'at most <n> results (default 10)', nonNegativeInt)
+    .action(async (name: string, text: string, o: { limit?: number }, cmd: Command) => {
+      const r = await context(cmd)
+      await withDb(r, async (db) => {
+        for await (const e of db.search(name, text, { limit: o.limit ?? 10 })) {
+          await r.out.write(r.json ? JSON.stringify({ key: e.key, value: e.value, score: e.score }) : `${e.score.toFixed(3)}\t${e.key}\t${show(e.value)}`)
+        }
       })
     })
 

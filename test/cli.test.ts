@@ -331,6 +331,13 @@ describe('cli', function () {
     expect(await json(dir, 'index', 'rm', 'whole')).to.deep.equal({ name: 'whole', removed: true })
     expect(errorOf(await cli(dir, '--json', 'query', 'whole'), 3).code).to.equal('MESHBEE_INDEX_NOT_FOUND')
     expect(errorOf(await cli(dir, '--json', 'index', 'rm', 'whole'), 3).code).to.equal('MESHBEE_NOT_FOUND')
+
+    await json(dir, 'put', 'n1', '{"title":"Buy milk","body":"and eggs"}')
+    await json(dir, 'put', 'n2', '{"title":"Eggplant"}')
+    expect(await json(dir, 'index', 'add', 'notes', '--text', 'title', 'body')).to.deep.equal({ name: 'notes', text: ['title', 'body'], version: 1, built: true })
+    expect((await ndjson(dir, 'search', 'notes', 'EGG')).map((e) => e.key).sort()).to.deep.equal(['n1', 'n2'])
+    expect((await ndjson(dir, 'search', 'notes', 'milk egg')).map((e) => e.key)).to.deep.equal(['n1'])
+    expect(errorOf(await cli(dir, '--json', 'index', 'add', 'x'), 2).code).to.equal('MESHBEE_USAGE')
   })
 
   it('verify checks the view against the logs; --repair rebuilds a damaged one (exit 5 without it)', async () => {

@@ -29,6 +29,7 @@ import { EPOCH, describeSchedule, formatAt, replayCommand, type ChaosOp, type Sc
 import { connect } from '../link.js'
 import { damageView, flipTarget } from './damage.js'
 import { encodeIndexKey, fieldKeys, type IndexKey } from '../../lib/collate.js'
+import { tokenize } from '../../lib/text.js'
 import type { Json } from '../../crdt/json.js'
 
 
@@ -199,11 +200,27 @@ interface Peer {
 const INDEXES = {
   tag: { version: 1, field: 't' },
   whole: { version: 1, field: '' },
-  size: { version: 1, map: (_k: string, v: string) => v.length % 5 }
+  size: { version: 1, map: (_k: string, v: string) => v.length % 5 },
+  words: { version: 1, text: (_k: string, v: string) => v }
+}
+
+/** Searches every chaos peer runs against its final view: tags, members, fields, prefixes. */
+const SEARCHES = ['p0', 'p1 1', 'p2 3', 'm', 'm0', 'l', 'at p', 't p1']
+
+/** What `search('words', query)` must find in a view: the keys holding every term (the last as a prefix), in key order. */
+function expectedSearch (query: string, view: Map<string, string>): string[] {
+  const terms = tokenize(query)
+  if (terms.length === 0) return []
+  const out: string[] = []
+  for (const [k, v] of view) {
+    const words = new Set(tokenize(v))
+    if (terms.every((t, i) => i === terms.length - 1 ? [...words].some((w) => w.startsWith(t)) : words.has(t))) out.push(k)
+  }
+  return out.sort()
 }
 
 /** What index `name` must hold for a view: brute force over its entries, in index order. */
-function expectedIndex (name: keyof typeof INDEXES, view: Map<string, string>): string[] {
+function expectedIndex (name: 'tag' | 'whole' | 'size', view: Map<string, string>): string[] {
   const out: Array<[Buffer, string, string]> = []
   for (const [k, v] of view) {
     let keys: IndexKey[]
@@ -239,7 +256,13 @@ async function checkFeeds (peers: Peer[], final: Array<[Buffer, Buffer]>): Promi
   for (const p of peers) {
     const db = p.db as DB
     await waitFor(() => [db], async () => same(replay(p)), () => `p${p.index}'s watcher, replayed, is not its view: ${JSON.stringify([...replay(p)]).slice(0, 1500)} vs ${JSON.stringify([...want]).slice(0, 1500)}`)
-    for (const name of Object.keys(INDEXES) as Array<keyof typeof INDEXES>) {
+    for (const q of SEARCHES) {
+      const got: string[] = []
+      for await (const r of db.search('words', q, { limit: Infinity })) got.push(r.key)
+      const exp = expectedSearch(q, want)
+      if (JSON.stringify(got.sort()) !== JSON.stringify(exp)) fail(`p${p.index}'s search for ${JSON.stringify(q)} found ${JSON.stringify(got)}, not ${JSON.stringify(exp)}`)
+    }
+    for (const name of ['tag', 'whole', 'size'] as const) {
       const got: string[] = []
       for await (const e of db.query(name)) got.push(`${JSON.stringify(e.indexKey)} ${e.key}`)
       const exp = expectedIndex(name, want)

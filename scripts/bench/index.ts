@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick | --medium | --full] [--only local,converge,catchup,scale,sync,parts,viewstore,load] [--rounds N]
+ * npm run bench [-- --quick | --medium | --full] [--only local,converge,catchup,scale,sync,parts,viewstore,load,views] [--rounds N]
  *
  * Runs every workload for meshbee and for its anchors (raw Hyperbee, classic-level, autobase),
  * alternating systems within each round, each trial in its own child process (fresh heap, its own
@@ -23,6 +23,8 @@
  *   load      replication and folds under load, one process per peer (load.ts, run as a child
  *             process): own-put latency idle and during a 50,000-entry remote catch-up, and
  *             replicas that connect during a 50,000-put burst; opt-in: only with --only load
+ *   views     watch latency, the cost of indexes on puts, an indexed query against a scan, and
+ *             full-text search beside minisearch (views.ts, a child process); opt-in: --only views
  *             (about 3-5 minutes; 10,000 entries in --quick)
  */
 import { spawn } from 'node:child_process'
@@ -42,7 +44,8 @@ const CHILD = path.join(HERE, 'child.ts')
 const SYNC = path.join(HERE, 'sync.ts')
 const VIEWSTORE = path.join(HERE, 'viewstore.ts')
 const LOAD = path.join(HERE, 'load.ts')
-const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts', 'viewstore', 'load'] as const
+const VIEWS = path.join(HERE, 'views.ts')
+const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts', 'viewstore', 'load', 'views'] as const
 type Workload = (typeof WORKLOADS)[number]
 /** What runs without --only: every workload but the view-store comparison and the load run. */
 const DEFAULT: readonly Workload[] = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts']
@@ -64,7 +67,7 @@ function parseArgs (argv: string[]): Args {
       rounds = Number(argv[++i])
       if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds takes a whole number >= 1')
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('npm run bench [-- --quick | --medium | --full] [--only ' + WORKLOADS.join(',') + ' (default: all but viewstore and load)] [--rounds N (at most N rounds of each workload)]\n')
+      process.stdout.write('npm run bench [-- --quick | --medium | --full] [--only ' + WORKLOADS.join(',') + ' (default: all but viewstore, load and views)] [--rounds N (at most N rounds of each workload)]\n')
       process.exit(0)
     } else throw new Error(`unknown argument ${a}`)
   }
@@ -171,6 +174,7 @@ const SYNC_N: Record<Preset, string | null> = { quick: '30', medium: '100', full
 const VIEWSTORE_N: Record<Preset, string | null> = { quick: '20000', medium: null, full: null }
 /** load.ts's N (entries caught up, puts in the burst) per preset; its own default (50,000) otherwise. */
 const LOAD_N: Record<Preset, string | null> = { quick: '10000', medium: null, full: null }
+const VIEWS_N: Record<Preset, string | null> = { quick: '10000', medium: null, full: null }
 
 /** Runs one of the scripts that print their own markdown (sync.ts, viewstore.ts, load.ts) as a child process. */
 async function runScript (script: string, n: string | null, bar: cliProgress.SingleBar, timeoutMs: number): Promise<string> {
@@ -219,7 +223,7 @@ async function main (): Promise<void> {
     noTTYOutput: true,
     notTTYSchedule: 10_000
   }, cliProgress.Presets.shades_classic)
-  bar.start(specs.length + (args.only.has('sync') ? 1 : 0) + (args.only.has('viewstore') ? 1 : 0) + (args.only.has('load') ? 1 : 0), 0, { trial: 'starting' })
+  bar.start(specs.length + (args.only.has('sync') ? 1 : 0) + (args.only.has('viewstore') ? 1 : 0) + (args.only.has('load') ? 1 : 0) + (args.only.has('views') ? 1 : 0), 0, { trial: 'starting' })
 
   const trials: Trial[] = []
   const scaleDirs = new Map<number, { dir: string, key: string }>()
@@ -254,6 +258,8 @@ async function main (): Promise<void> {
   // its burst and catch-up take minutes at 50,000 entries, more under load than a trial's limit
   const underLoad = args.only.has('load') ? await runScript(LOAD, LOAD_N[args.preset], bar, Math.max(p.trialTimeoutMs, 1_200_000)) : null
   if (args.only.has('load')) bar.increment()
+  const views = args.only.has('views') ? await runScript(VIEWS, VIEWS_N[args.preset], bar, Math.max(p.trialTimeoutMs, 1_200_000)) : null
+  if (args.only.has('views')) bar.increment()
   bar.stop()
 
   process.stdout.write(report({
@@ -262,6 +268,7 @@ async function main (): Promise<void> {
     sync,
     viewstore,
     underLoad,
+    views,
     command,
     started,
     minutes: (now() - t0) / 60_000,

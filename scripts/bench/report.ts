@@ -15,6 +15,8 @@ export interface ReportInput {
   viewstore: string | null
   /** Replication and folds under load (load.ts, opt-in): printed only when it ran. */
   underLoad: string | null
+  /** Watching, indexes and search (views.ts), markdown; null when not run. */
+  views: string | null
   command: string
   started: Date
   minutes: number
@@ -323,6 +325,12 @@ export function report (r: ReportInput): string {
     out('#### Replication and folds under load')
     out()
     out(r.underLoad)
+  }
+  if (r.views !== null) {
+    out()
+    out('#### Watching, indexes and search')
+    out()
+    out(r.views)
   }
   return lines.join('\n')
 }

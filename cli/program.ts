@@ -118,17 +118,14 @@ function valueOptions (cmd: Command): Command {
     .option('--json-value', 'the text must be JSON, whatever it looks like')
 }
 
+/** A key range with a limit and a direction (`ls`, `export`). */
 function rangeOptions (cmd: Command): Command {
-  return cmd
-    .option('--gt <key>', 'keys greater than <key>')
-    .option('--gte <key>', 'keys greater than or equal to <key>')
-    .option('--lt <key>', 'keys less than <key>')
-    .option('--lte <key>', 'keys less than or equal to <key>')
+  return keyRangeOptions(cmd)
     .option('--limit <n>', 'at most <n> entries', nonNegativeInt)
     .option('--reverse', 'in reverse key order')
 }
 
-/** The key bounds of a command (`watch`, `changes`). */
+/** The key bounds of a command (`watch`, `changes`, and with `rangeOptions` the others). */
 function keyRangeOptions (cmd: Command): Command {
   return cmd
     .option('--gt <key>', 'keys greater than <key>')

@@ -44,10 +44,19 @@ export const FLOOR_STEP = 1 << 16
 /** A live subscriber: told of every commit that lands after it subscribed. */
 export type Listener = (landed: Landed) => void
 
+/** Told when the view was emptied and is folded anew: the subscriber cannot go on (see `epoch`). */
+export type ResetListener = (epoch: number) => void
+
 export class ChangeFeed {
   /** The seq of the last commit that changed a key (0 before the first). */
   seq = 0
-  private readonly listeners = new Set<Listener>()
+  /**
+   * The first seq after the view was last emptied (a rebuild) or created anew (a lost view): the
+   * feed cannot list what changed before it (deletions among it), so a reader that stopped before
+   * it must read everything again. 0 for a view that has kept its whole history.
+   */
+  epoch = 0
+  private readonly listeners = new Map<Listener, ResetListener>()
   /** The read point after the last commit, kept while subscribers exist: the next commit's "before". */
   private last: { snap: ViewSnapshot, holds: number } | null = null
   /** Whether a commit is being written (between `begin` and `landed`). */
@@ -72,6 +81,26 @@ export class ChangeFeed {
     const raw = await this.view.getMeta('seq')
     const stored = raw === undefined || raw.byteLength !== 8 ? 0 : Number(raw.readBigUInt64BE(0))
     this.seq = Math.max(stored, this.floor)
+    const epoch = await this.view.getMeta('epoch')
+    this.epoch = epoch === undefined || epoch.byteLength !== 8 ? 0 : Number(epoch.readBigUInt64BE(0))
+    if (raw === undefined && this.floor > 0) {
+      // a view created anew for a directory whose feed had issued seqs: a new epoch
+      this.epoch = this.seq + 1
+      await this.view.write([this.view.putMeta('epoch', seqBytes(this.epoch))])
+    }
+  }
+
+  /**
+   * The view was emptied (a rebuild from the logs): reads the new epoch and fails every
+   * subscriber, which cannot tell what the refold removes.
+   */
+  async reset (): Promise<void> {
+    const epoch = await this.view.getMeta('epoch')
+    this.epoch = epoch === undefined || epoch.byteLength !== 8 ? this.seq + 1 : Number(epoch.readBigUInt64BE(0))
+    const told = [...this.listeners.values()]
+    this.listeners.clear()
+    this.drop()
+    for (const r of told) r(this.epoch)
   }
 
   /** Before a commit with seq `seq` is written: moves the floor past it first, when it got there. */
@@ -128,7 +157,7 @@ export class ChangeFeed {
     const prev = this.last
     const next = { snap: this.view.snapshot(), holds: 1 }
     this.last = next
-    const listeners = [...this.listeners]
+    const listeners = [...this.listeners.keys()]
     prev.holds += listeners.length
     next.holds += listeners.length
     const release = (held: { snap: ViewSnapshot, holds: number }): void => {
@@ -147,9 +176,9 @@ export class ChangeFeed {
    * Resolves with the read point it starts from (what the view holds then, and its seq) and the
    * way to unsubscribe; the caller closes the read point (`snap.inner.close()`).
    */
-  async subscribe (l: Listener): Promise<{ snap: ViewSnapshot, seq: number, unsubscribe: () => void }> {
+  async subscribe (l: Listener, reset: ResetListener): Promise<{ snap: ViewSnapshot, seq: number, unsubscribe: () => void }> {
     while (this.writing) await new Promise<void>((resolve) => { this.waiting.push(resolve) })
-    this.listeners.add(l)
+    this.listeners.set(l, reset)
     return { snap: this.view.snapshot(), seq: this.seq, unsubscribe: () => { this.unsubscribe(l) } }
   }
 

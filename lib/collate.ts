@@ -7,13 +7,14 @@
  *   number 0x30 ‖ float64 big-endian, sign bit flipped (negative numbers: every bit flipped)
  *   string 0x40 ‖ UTF-8 with 0x00 written 0x00 0xff ‖ 0x00 0x00
  */
-import type { Json } from '../crdt/json.js'
+import { isWellFormed, type Json } from '../crdt/json.js'
 
 /** A value an index can hold: a JSON scalar. */
 export type IndexKey = null | boolean | number | string
 
+/** A JSON scalar (a string well-formed UTF-16: a lone surrogate has no UTF-8 of its own). */
 export function isIndexKey (v: unknown): v is IndexKey {
-  return v === null || typeof v === 'boolean' || typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))
+  return v === null || typeof v === 'boolean' || (typeof v === 'string' && isWellFormed(v)) || (typeof v === 'number' && Number.isFinite(v))
 }
 
 export function encodeIndexKey (v: IndexKey): Buffer {

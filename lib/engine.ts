@@ -25,7 +25,7 @@ import { ADD_WRITER, MAX_LEAD, REMOVE_WRITER, decodeEntry, type Entry } from './
 import type { WriteOp } from './entry-rule.js'
 import { closed, invalidArgument, keyMismatch } from './errors.js'
 import { Fold } from './fold.js'
-import { Indexes, type IndexSpec } from './indexes.js'
+import { Indexes, type IndexSpec, type RawMap, type RawText } from './indexes.js'
 import { Inspection, type KeyEntryVersion, type WriterChange } from './inspect.js'
 import { live, type Member } from './membership.js'
 import { OwnWrites } from './own-writes.js'
@@ -237,15 +237,23 @@ export class Engine extends EventEmitter {
       // what the newest own entry had seen, should the view have lost it (its wall is all it keeps)
       if (last.clock !== undefined && last.clock.seen > 0) this.hlc.restoreSeen(mkStamp(last.clock.seen, 0))
     }
-    await this.indexes.open()
-    await this.update()
-    if (this.indexOptions !== null) {
-      const want = this.indexOptions
-      await this.locked(async () => {
-        for (const i of this.indexes.list()) if (!(i.name in want)) await this.indexes.drop(i.name)
-        for (const [name, spec] of Object.entries(want)) await this.indexes.define(name, spec)
-      })
+    // the functions of the declared map and text indexes, before the open's fold: it keeps them
+    const code = new Map<string, RawMap | RawText>()
+    for (const [name, spec] of Object.entries(this.indexOptions ?? {})) {
+      if ('map' in spec) code.set(name, spec.map)
+      else if ('text' in spec && typeof spec.text === 'function') code.set(name, spec.text)
     }
+    await this.indexes.open(code)
+    await this.update()
+    await this.locked(async () => {
+      const want = this.indexOptions
+      if (want !== null) {
+        for (const i of this.indexes.list()) if (!Object.hasOwn(want, i.name)) await this.indexes.drop(i.name)
+        for (const [name, spec] of Object.entries(want)) await this.indexes.define(name, spec)
+      }
+      // a build cut short (a crash, a stop) is done again
+      await this.indexes.repair()
+    })
   }
 
   /** Declares an index (rebuilt from the view when new or changed); true if it was built. */
@@ -271,6 +279,7 @@ export class Engine extends EventEmitter {
     await this.view.settle()
     this.checkpoints.clear()
     this.commit.digest = 0n
+    await this.commit.feed.reset()
   }
 
   /**

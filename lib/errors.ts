@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'MESHBEE_CLOCK_BEHIND'
   | 'MESHBEE_CLOCK_AHEAD'
   | 'MESHBEE_WATCH_OVERFLOW'
+  | 'MESHBEE_FEED_RESET'
   | 'MESHBEE_INDEX_NOT_FOUND'
   | 'MESHBEE_INDEX_STALE'
   | 'MESHBEE_NOT_SYNC'
@@ -81,12 +82,17 @@ export const watchOverflow = (max: number, seq: number): MeshError =>
   Object.assign(new MeshError('MESHBEE_WATCH_OVERFLOW', `More than ${max} changes waited to be read: the stream stopped. ` +
     `Everything up to seq ${seq} was read; db.changes({ since: ${seq} }) reads what changed after it`), { seq })
 
+export const feedReset = (epoch: number): MeshError =>
+  Object.assign(new MeshError('MESHBEE_FEED_RESET', `The view was folded anew from the logs (its change feed restarted at seq ${epoch}): ` +
+    'what changed before that, deletions among it, cannot be listed. Read the feed from the start again (changes({ since: 0 }) lists every key once) and go on from there'), { seq: epoch - 1 })
+
 export const indexNotFound = (name: string): MeshError =>
   new MeshError('MESHBEE_INDEX_NOT_FOUND', `No index named ${name}: declare it (the indexes option, db.defineIndex, meshbee index add)`)
 
-export const indexStale = (name: string): MeshError =>
-  new MeshError('MESHBEE_INDEX_STALE', `Index ${name} is a map index whose function this process does not declare, and a process without it wrote since: ` +
-    'declare it (with its function) to rebuild it')
+export const indexStale = (name: string, code: boolean): MeshError =>
+  new MeshError('MESHBEE_INDEX_STALE', code
+    ? `Index ${name} is kept by a function this process does not declare, and a process without it wrote since: declare it (with its function) to rebuild it`
+    : `Index ${name} is being built, or its build was cut short: it is built again when the database opens (or declare it again)`)
 
 export const unknownWriter = (id: string): MeshError =>
   new MeshError('MESHBEE_INVALID_KEY', `Unknown writer ${id}`)

@@ -120,11 +120,32 @@ export class Indexes {
     return [...this.stored].some(([name, s]) => isCode(s) && s.stale !== true && !this.live.has(name))
   }
 
-  /** Reads the declarations from the view. */
-  async open (): Promise<void> {
+  /**
+   * Reads the declarations from the view. `code`: the functions of the map and text indexes this
+   * process declares, given before the open's fold so that it keeps them (a fold without them would
+   * mark them stale, and the declaration after it rebuild them).
+   */
+  async open (code: ReadonlyMap<string, RawMap | RawText> = new Map()): Promise<void> {
+    for (const [name, fn] of code) this.code.set(name, fn)
     const raw = await this.view.getMeta('indexes')
     this.stored = new Map(raw === undefined ? [] : Object.entries(JSON.parse(raw.toString('utf8')) as Record<string, Stored>))
     for (const [name, s] of this.stored) this.enliven(name, s)
+  }
+
+  /**
+   * Rebuilds every stale index this process can keep (a build cut short by a crash or a stop, or a
+   * map index declared here again): the caller holds the engine's queue.
+   */
+  async repair (): Promise<void> {
+    for (const [name, s] of [...this.stored]) {
+      if (s.stale !== true || (isCode(s) && !this.code.has(name))) continue
+      const spec: IndexSpec = s.kind === 'field'
+        ? { version: s.version, field: s.field ?? '' }
+        : s.kind === 'map'
+          ? { version: s.version, map: this.code.get(name) as RawMap }
+          : { version: s.version, text: s.fields ?? (this.code.get(name) as RawText) }
+      await this.define(name, spec)
+    }
   }
 
   /** The declared indexes. */
@@ -198,7 +219,7 @@ export class Indexes {
           keys = extract(key, value)
         } catch (err) {
           this.stats.indexErrors++
-          this.log.warn({ index: ix.name, key: key.toString('hex'), err: (err as Error).message }, 'an index skipped a key')
+          this.log.warn({ index: ix.name, key: key.toString('hex'), err: thrown(err) }, 'an index skipped a key')
           keys = []
         }
       }
@@ -229,7 +250,7 @@ export class Indexes {
         after = termsOf((ix.text as (k: Bytes, v: Bytes) => string)(key, value))
       } catch (err) {
         this.stats.indexErrors++
-        this.log.warn({ index: ix.name, key: key.toString('hex'), err: (err as Error).message }, 'an index skipped a key')
+        this.log.warn({ index: ix.name, key: key.toString('hex'), err: thrown(err) }, 'an index skipped a key')
       }
       if (after !== null && after.length === 0) after = null
     }
@@ -283,7 +304,7 @@ export class Indexes {
     const s = this.stored.get(name)
     if (s === undefined) throw indexNotFound(name)
     if (s.kind !== 'text') throw invalidArgument(`index ${name} is not a text index: query it with db.query`)
-    if (s.stale === true && !this.live.has(name)) throw indexStale(name)
+    if (s.stale === true && !this.live.has(name)) throw indexStale(name, isCode(s))
     const terms = tokenize(query)
     if (terms.length === 0) return []
     const prefix = indexPrefix(name)
@@ -346,7 +367,7 @@ export class Indexes {
     const s = this.stored.get(name)
     if (s === undefined) throw indexNotFound(name)
     if (s.kind === 'text') throw invalidArgument(`index ${name} is a text index: search it with db.search`)
-    if (s.stale === true && !this.live.has(name)) throw indexStale(name)
+    if (s.stale === true && !this.live.has(name)) throw indexStale(name, isCode(s))
     const prefix = indexPrefix(name)
     const bound = (v: unknown, what: string): Bytes => {
       if (!isIndexKey(v)) throw invalidArgument(`query ${what} must be null, a boolean, a finite number or a string`)
@@ -465,9 +486,18 @@ export class Indexes {
   }
 
   private async saveDeclarations (): Promise<void> {
-    const out: Record<string, Stored> = {}
+    const out: Record<string, Stored> = Object.create(null) as Record<string, Stored>
     for (const [name, s] of this.stored) out[name] = s
     await this.view.write([this.view.putMeta('indexes', Buffer.from(JSON.stringify(out)))])
+  }
+}
+
+/** What was thrown, as text, whatever it was (a map function may throw anything, null too). */
+function thrown (err: unknown): string {
+  try {
+    return err instanceof Error ? err.message : String(err)
+  } catch {
+    return 'an unprintable value'
   }
 }
 

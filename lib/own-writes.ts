@@ -98,6 +98,13 @@ export class OwnWrites {
       }
     }
     if (appends.size === 0) return
+    // the change feed's floor moves (when due) before the append: once the entries are in the log
+    // the write must not fail on it
+    try {
+      await commit.feed.reserve(commit.feed.seq + 1)
+    } catch (err) {
+      throw logRefused(err)
+    }
 
     const batch = own.bee.batch()
     const len = await this.put(batch, [...appends.values()])

@@ -24,7 +24,8 @@
  *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'seen' → the newest remote
  *               stamp the clock observed (its lead bound), 'hash' → the view digest, 'format' →
  *               the view's layout version (VIEW_FORMAT), 'seq' → the last commit's sequence
- *               number (kept across a rebuild, so the change feed only counts up)
+ *               number (kept across a rebuild, so the change feed only counts up), 'epoch' →
+ *               the first seq after the view was last emptied or created anew (lib/changes.ts)
  *
  * A part key is uint len ‖ user key ‖ kind ('e' member, 'f' field) ‖ name, so a key's members and
  * fields are each one range, members in the order of their canonical JSON bytes.
@@ -430,6 +431,9 @@ export class ViewStore {
     await this.settle()
     for (const t of [this.values, this.slots, this.parts, this.items, this.changes, this.seqs, this.index, this.indexed, this.checkpoints]) await t.clear()
     for (const name of ['hlc', 'seen', 'hash', 'format']) await this.meta.del(Buffer.from(name))
+    // the change feed starts a new epoch: what it listed before (deletions among it) is gone
+    const seq = await this.getMeta('seq')
+    await this.meta.put(Buffer.from('epoch'), seqBytes(seq === undefined || seq.byteLength !== 8 ? 1 : Number(seq.readBigUInt64BE(0)) + 1))
   }
 
   /** Where `key`'s entry in the change feed is (its seq), or undefined. */

@@ -7,7 +7,7 @@
  * each read at the read points just before and after it. Nothing is missed or read twice: the
  * subscription starts between two commits (`ChangeFeed.subscribe`).
  */
-import { closed, watchOverflow } from './errors.js'
+import { closed, feedReset, watchOverflow } from './errors.js'
 import type { ChangeFeed, Landed, Origin } from './changes.js'
 import { readRow } from './render.js'
 import { seqBytes, type ViewSnapshot, type ViewStore } from './view.js'
@@ -79,7 +79,13 @@ export class ChangeStream implements AsyncIterableIterator<RawChange> {
   constructor (host: Promise<StreamHost>, private readonly opts: StreamOptions) {
     this.ready = host.then(async (h) => {
       this.host = h
-      const sub = await h.feed.subscribe((landed) => { this.onLanded(landed) })
+      const sub = await h.feed.subscribe((landed) => { this.onLanded(landed) }, (epoch) => { this.fail(feedReset(epoch)) })
+      if (opts.first?.kind === 'since' && opts.first.since > 0 && opts.first.since < h.feed.epoch - 1 && opts.first.since <= sub.seq) {
+        // the reader stopped before the view was folded anew: the feed cannot list what it missed
+        sub.unsubscribe()
+        void sub.snap.inner.close().catch(() => {})
+        throw feedReset(h.feed.epoch)
+      }
       this.unsubscribe = sub.unsubscribe
       this.start = { snap: sub.snap, seq: sub.seq }
       this.lastSeq = sub.seq
@@ -189,7 +195,8 @@ export class ChangeStream implements AsyncIterableIterator<RawChange> {
       landed.release()
       return
     }
-    if (this.waiting + keys.length > this.opts.maxBuffer) {
+    // a reader with nothing waiting takes any one commit, however large: only one behind fails
+    if (this.waiting > 0 && this.waiting + keys.length > this.opts.maxBuffer) {
       landed.release()
       // the error is made when it is thrown: by then every change read before it is returned
       this.overflowed = true

@@ -8,6 +8,8 @@ import { MeshDB } from '../index.js'
 import { encodeIndexKey, fieldKeys, type IndexKey } from '../lib/collate.js'
 import type { Json } from '../crdt/json.js'
 import { cleanup, createPeers, meshSync, rejects, tempDir } from './helpers/peers.js'
+import { join } from 'node:path'
+import { ViewStore } from '../lib/view.js'
 
 type DB = MeshDB<string, any>
 
@@ -106,6 +108,33 @@ describe('secondary indexes', function () {
     dbs.push(db)
     await db.open()
     expect((await query(db, 'byTag', { gte: 't1', lte: 't1' })).length, 'rebuilt, with k999').to.equal(86)
+
+    // a map that throws anything (null too) skips the key, and writes go on
+    const before = db.stats().indexErrors
+    await db.defineIndex('thrower', { version: 1, map: (_k: string, v: any) => { if (v?.boom === true) throw null; return 1 } } as never)
+    await db.put('boom', { boom: true })
+    await db.put('fine', { boom: false })
+    expect(db.stats().indexErrors).to.equal(before + 1)
+    expect((await query(db, 'thrower')).map(([, k]) => k)).to.include('fine')
+
+    // a build cut short (its declaration left stale) is done again when the database opens
+    await db.close()
+    const vs = new ViewStore(join(dir, 'view'))
+    await vs.open()
+    const decl = JSON.parse(((await vs.getMeta('indexes')) as Buffer).toString())
+    decl.byTag.stale = true
+    decl.fieldOne = { version: 1, kind: 'field', field: 'status', stale: true }
+    await vs.write([vs.putMeta('indexes', Buffer.from(JSON.stringify(decl)))])
+    await vs.close()
+    db = new MeshDB(dir, { valueEncoding: 'json' })
+    dbs.push(db)
+    await db.open()
+    expect((await query(db, 'fieldOne', { gte: 'open', lte: 'open' })).length, 'rebuilt on open').to.equal(200)
+    expect((await rejects(query(db, 'byTag'))).code, 'code it cannot run stays stale').to.equal('MESHBEE_INDEX_STALE')
+    await db.close()
+    db = new MeshDB(dir, { valueEncoding: 'json', indexes: { byTag, fieldOne: { version: 1, field: 'status' } } })
+    dbs.push(db)
+    await db.open()
 
     for (const bad of [{ version: -1, field: 'a' }, { version: 1 }, { version: 1, field: 'a', map: () => 1 }, { version: 1, map: 'x' }]) {
       expect(() => new MeshDB(dir, { indexes: { x: bad as never } })).to.throw().with.property('code', 'MESHBEE_INVALID_ARGUMENT')

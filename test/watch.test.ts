@@ -139,14 +139,19 @@ describe('watch and the change feed', function () {
     for await (const c of db.changes({ since, gte: 'b' })) ranged.push(c.key)
     expect(ranged).to.deep.equal(['c', 'b'])
 
-    // a view created anew (lost): its seqs start over, and a since beyond them reads every key
+    // a view created anew (lost): the feed cannot list what a reader missed before (b's deletion
+    // among it), so a reader from before is told to read it all again
+    const last = after[after.length - 1].seq
     await db.close()
     await rm(join(dir, 'view'), { recursive: true, force: true })
     db = new MeshDB(dir, { valueEncoding: 'json' })
     dbs.push(db)
-    const again: string[] = []
-    for await (const c of db.changes({ since: since + 4 })) again.push(c.key)
-    expect(again.sort()).to.deep.equal(['a', 'c'])
+    const err = await rejects((async () => { for await (const _ of db.changes({ since: since })) break })())
+    expect(err.code).to.equal('MESHBEE_FEED_RESET')
+    const again: Array<FeedChange<string, any>> = []
+    for await (const c of db.changes({ since: 0 })) again.push(c)
+    expect(again.map((c) => c.key).sort()).to.deep.equal(['a', 'c'])
+    expect(again.every((c) => c.seq > last), 'seqs go on above the old ones').to.equal(true)
   })
 
   it('live changes follow the feed after its history; a reader that falls behind fails with MESHBEE_WATCH_OVERFLOW and resumes from its seq', async () => {
@@ -170,6 +175,22 @@ describe('watch and the change feed', function () {
     const rest: string[] = []
     for await (const c of db.changes({ since: seq })) rest.push(c.key)
     expect(['x0', ...read, ...rest], 'nothing lost across the overflow').to.include.members([...Array(10).keys()].map((i) => 'x' + i))
+
+    // one commit larger than maxBuffer, to a reader that is not behind: it reads it all
+    const idle = collect(db.watch({ gte: 'y', lt: 'z' }, { maxBuffer: 5 }))
+    await db.batch([...Array(8).keys()].map((i) => ({ type: 'put' as const, key: 'y' + i, value: i })))
+    await until([db], () => idle.events.length === 8, () => `${idle.events.length} of 8`)
+
+    // a rebuild of the view (verify repairing it) fails live readers, and a resume from before it
+    const live2 = collect(db.watch())
+    const before = (await db.put('r', 1), db.engine.commit.feed.seq)
+    await db.engine.view.write([db.engine.view.putValue(Buffer.from('r'), Buffer.from([0, 0x37]))]) // a row the logs do not back
+    expect((await db.verify({ repair: true })).repaired).to.equal(true)
+    expect(((await live2.done) as { code?: string })?.code).to.equal('MESHBEE_FEED_RESET')
+    expect((await rejects((async () => { for await (const _ of db.changes({ since: before - 1 })) break })())).code).to.equal('MESHBEE_FEED_RESET')
+    const all: string[] = []
+    for await (const c of db.changes()) all.push(c.key)
+    expect(all).to.include.members(['a', 'b', 'r', 'y0'])
 
     for (const bad of [{ since: -1 }, { since: 1.5 }, { maxBuffer: 0 }]) {
       expect(() => db.changes(bad as never)).to.throw().with.property('code', 'MESHBEE_INVALID_ARGUMENT')

@@ -28,7 +28,7 @@ export async function dumpView (location: string, opts: { indexes?: boolean } = 
   const vs = new ViewStore(location)
   await vs.open()
   try {
-    const skip = ['hlc', 'seq', ...(opts.indexes === false ? ['indexes'] : [])].map((name) => Buffer.concat([Buffer.from(vs.meta.prefix), Buffer.from(name)]))
+    const skip = ['hlc', 'seq', 'epoch', ...(opts.indexes === false ? ['indexes'] : [])].map((name) => Buffer.concat([Buffer.from(vs.meta.prefix), Buffer.from(name)]))
     const local = [vs.changes.prefix, vs.seqs.prefix, ...(opts.indexes === false ? [vs.index.prefix, vs.indexed.prefix] : [])].map((p) => Buffer.from(p))
     const raw: Array<[string, string]> = []
     for await (const [k, v] of vs.db.iterator()) {

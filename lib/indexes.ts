@@ -361,9 +361,9 @@ export class Indexes {
 
   /**
    * The entries of index `name` in a range of index keys, in order, at `snap`: the index key and
-   * the user key of each.
+   * the user key of each, a batch at a time.
    */
-  async * range (name: string, opts: { gt?: unknown, gte?: unknown, lt?: unknown, lte?: unknown, reverse?: boolean, limit?: number }, snap: ViewSnapshot): AsyncGenerator<{ indexKey: IndexKey, key: Bytes }> {
+  async * range (name: string, opts: { gt?: unknown, gte?: unknown, lt?: unknown, lte?: unknown, reverse?: boolean, limit?: number }, snap: ViewSnapshot): AsyncGenerator<Array<{ indexKey: IndexKey, key: Bytes }>> {
     const s = this.stored.get(name)
     if (s === undefined) throw indexNotFound(name)
     if (s.kind === 'text') throw invalidArgument(`index ${name} is a text index: search it with db.search`)
@@ -382,10 +382,12 @@ export class Indexes {
       if (!Number.isSafeInteger(opts.limit) || opts.limit < 0) throw invalidArgument('query limit must be a whole number, 0 or more')
       range.limit = opts.limit
     }
-    for await (const [entry] of this.view.scan('index', prefix, snap, range)) {
-      const rest = entry.subarray(prefix.length)
-      const { value, size } = decodeIndexKey(rest)
-      yield { indexKey: value, key: rest.subarray(size) }
+    for await (const batch of this.view.scanv('index', prefix, snap, range)) {
+      yield batch.map(([entry]) => {
+        const rest = entry.subarray(prefix.length)
+        const { value, size } = decodeIndexKey(rest)
+        return { indexKey: value, key: rest.subarray(size) }
+      })
     }
   }
 

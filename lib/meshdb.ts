@@ -17,7 +17,7 @@ import type { ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DiffChange, F
 import { ChangeStream, type ByteRange, type RawChange, type StreamOptions } from './watch.js'
 import { checkSpec, type IndexInfo } from './indexes.js'
 import { readRow } from './render.js'
-import { ROW_SET, partKey, partPrefix, type ScanRange } from './view.js'
+import { ROW_SET, ROW_VALUE, partKey, partPrefix, type ScanRange } from './view.js'
 
 /** A range of members as `view.scan` takes it: the part keys of the members at the bounds. */
 function membersRange (key: Buffer, opts: MembersRange): ScanRange {
@@ -454,10 +454,15 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
     const view = this.engine.view
     const snap = view.snapshot()
     try {
-      for await (const e of this.engine.indexes.range(name, opts, snap)) {
-        const row = view.getRow(e.key, snap)
-        if (row === undefined) continue
-        yield { indexKey: e.indexKey, key: this.decodeKey(e.key), value: this.decodeValue(await readRow(view, e.key, row, snap)) as V }
+      for await (const batch of this.engine.indexes.range(name, opts, snap)) {
+        const rows = await view.getRows(batch.map((e) => e.key), snap)
+        for (const [i, e] of batch.entries()) {
+          const row = rows[i]
+          if (row === undefined) continue
+          // a whole value is read in place; a document or set is assembled from its items
+          const value = row[0] === ROW_VALUE ? row.subarray(1) : await readRow(view, e.key, row, snap)
+          yield { indexKey: e.indexKey, key: this.decodeKey(e.key), value: this.decodeValue(value) as V }
+        }
       }
     } finally {
       await snap.inner.close().catch(() => {})

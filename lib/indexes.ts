@@ -24,6 +24,11 @@ import type { Json } from '../crdt/json.js'
 type Bytes = Buffer
 
 const EMPTY = Buffer.alloc(0)
+/** An index entry that holds its key's value: this byte, then the value as the view renders it. */
+const COVERED = Buffer.from([1])
+/** Values up to this size, of keys with at most COVER_MAX_ENTRIES entries in an index, are copied into them. */
+const COVER_MAX_BYTES = 1024
+const COVER_MAX_ENTRIES = 4
 
 /** A map index's function, on stored bytes (MeshDB wraps the app's with its encodings). */
 export type RawMap = (key: Bytes, value: Bytes) => unknown
@@ -235,7 +240,13 @@ export class Indexes {
       }
       const next = new Set(keys.map((k) => encodeIndexKey(k).toString('latin1')))
       for (const o of old) if (!next.has(o)) ops.push(this.view.putIndexEntry(Buffer.concat([ix.prefix, Buffer.from(o, 'latin1'), key]), null))
-      for (const n of next) if (!old.has(n)) ops.push(this.view.putIndexEntry(Buffer.concat([ix.prefix, Buffer.from(n, 'latin1'), key]), EMPTY))
+      // a small value with few entries is copied into them (a query then reads no other row);
+      // they are written again whenever the value changes (this is only called then)
+      const covered = value !== undefined && value.byteLength <= COVER_MAX_BYTES && next.size <= COVER_MAX_ENTRIES
+      const entry = covered ? Buffer.concat([COVERED, value]) : EMPTY
+      for (const n of next) {
+        if (covered || !old.has(n) || old.size <= COVER_MAX_ENTRIES) ops.push(this.view.putIndexEntry(Buffer.concat([ix.prefix, Buffer.from(n, 'latin1'), key]), entry))
+      }
       if (next.size === 0 ? before !== undefined : !setsEqual(old, next)) {
         ops.push(this.view.putIndexed(ref, next.size === 0 ? null : Buffer.concat([...next].sort().map((x) => Buffer.from(x, 'latin1')))))
       }
@@ -361,9 +372,10 @@ export class Indexes {
 
   /**
    * The entries of index `name` in a range of index keys, in order, at `snap`: the index key and
-   * the user key of each, a batch at a time.
+   * the user key of each, and its value when the entry holds it (small values: see COVERED), a
+   * batch at a time.
    */
-  async * range (name: string, opts: { gt?: unknown, gte?: unknown, lt?: unknown, lte?: unknown, reverse?: boolean, limit?: number }, snap: ViewSnapshot): AsyncGenerator<Array<{ indexKey: IndexKey, key: Bytes }>> {
+  async * range (name: string, opts: { gt?: unknown, gte?: unknown, lt?: unknown, lte?: unknown, reverse?: boolean, limit?: number }, snap: ViewSnapshot): AsyncGenerator<Array<{ indexKey: IndexKey, key: Bytes, value: Bytes | undefined }>> {
     const s = this.stored.get(name)
     if (s === undefined) throw indexNotFound(name)
     if (s.kind === 'text') throw invalidArgument(`index ${name} is a text index: search it with db.search`)
@@ -383,10 +395,10 @@ export class Indexes {
       range.limit = opts.limit
     }
     for await (const batch of this.view.scanv('index', prefix, snap, range)) {
-      yield batch.map(([entry]) => {
+      yield batch.map(([entry, held]) => {
         const rest = entry.subarray(prefix.length)
         const { value, size } = decodeIndexKey(rest)
-        return { indexKey: value, key: rest.subarray(size) }
+        return { indexKey: value, key: rest.subarray(size), value: held.byteLength > 0 && held[0] === 1 ? held.subarray(1) : undefined }
       })
     }
   }

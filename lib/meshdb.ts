@@ -455,12 +455,18 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
     const snap = view.snapshot()
     try {
       for await (const batch of this.engine.indexes.range(name, opts, snap)) {
-        const rows = await view.getRows(batch.map((e) => e.key), snap)
-        for (const [i, e] of batch.entries()) {
-          const row = rows[i]
-          if (row === undefined) continue
-          // a whole value is read in place; a document or set is assembled from its items
-          const value = row[0] === ROW_VALUE ? row.subarray(1) : await readRow(view, e.key, row, snap)
+        // entries that hold their value need no other read; the others' rows are read together
+        const missing = batch.filter((e) => e.value === undefined)
+        const rows = missing.length === 0 ? [] : await view.getRows(missing.map((e) => e.key), snap)
+        let m = 0
+        for (const e of batch) {
+          let value = e.value
+          if (value === undefined) {
+            const row = rows[m++]
+            if (row === undefined) continue
+            // a whole value is read in place; a document or set is assembled from its items
+            value = row[0] === ROW_VALUE ? row.subarray(1) : await readRow(view, e.key, row, snap)
+          }
           yield { indexKey: e.indexKey, key: this.decodeKey(e.key), value: this.decodeValue(value) as V }
         }
       }

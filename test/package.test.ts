@@ -213,7 +213,8 @@ describe('the package, installed in an app', function () {
     const expected: Record<string, RegExp[]> = {
       'two-devices.mjs': [/phone reads \{ title: 'milk', done: false \}/, /laptop reads \{ title: 'eggs', done: false \}/, /same view: true/],
       'documents-and-sets.mjs': [/recipe \{ serves: 4, title: 'crêpes' \}/, /tags \[ 'french', 'sweet' \]/, /types doc set/, /same view: true/, /after put \{ title: 'waffles' \} value/],
-      'conflicts-and-diffs.mjs': [/winner (blue|green) \(b reads \1 too\)/, /version [0-9a-f]{8} put "(blue|green)"/, /b changed colour put "green"/, /before the conflict, colour was undefined/]
+      'conflicts-and-diffs.mjs': [/winner (blue|green) \(b reads \1 too\)/, /version [0-9a-f]{8} put "(blue|green)"/, /b changed colour put "green"/, /before the conflict, colour was undefined/],
+      'watch-and-query.mjs': [/phone open: todo\/2 \| search "creme su": todo\/2/, /laptop open: todo\/2 \| search "creme su": todo\/2/, /the laptop saw: local put todo\/2, remote put todo\/1/, /since then: del todo\/2/]
     }
     expect(Object.keys(expected).sort()).to.deep.equal([...examples].sort())
     for (const name of examples) {

@@ -78,12 +78,10 @@ export class ChangeFeed {
    */
   async open (): Promise<void> {
     this.floor = (await this.floorStore?.get()) ?? 0
-    const raw = await this.view.getMeta('seq')
-    const stored = raw === undefined || raw.byteLength !== 8 ? 0 : Number(raw.readBigUInt64BE(0))
-    this.seq = Math.max(stored, this.floor)
-    const epoch = await this.view.getMeta('epoch')
-    this.epoch = epoch === undefined || epoch.byteLength !== 8 ? 0 : Number(epoch.readBigUInt64BE(0))
-    if (raw === undefined && this.floor > 0) {
+    const stored = await this.view.readSeq('seq')
+    this.seq = Math.max(stored ?? 0, this.floor)
+    this.epoch = await this.view.readSeq('epoch') ?? 0
+    if (stored === null && this.floor > 0) {
       // a view created anew for a directory whose feed had issued seqs: a new epoch
       this.epoch = this.seq + 1
       await this.view.write([this.view.putMeta('epoch', seqBytes(this.epoch))])
@@ -95,8 +93,7 @@ export class ChangeFeed {
    * subscriber, which cannot tell what the refold removes.
    */
   async reset (): Promise<void> {
-    const epoch = await this.view.getMeta('epoch')
-    this.epoch = epoch === undefined || epoch.byteLength !== 8 ? this.seq + 1 : Number(epoch.readBigUInt64BE(0))
+    this.epoch = await this.view.readSeq('epoch') ?? this.seq + 1
     const told = [...this.listeners.values()]
     this.listeners.clear()
     this.drop()

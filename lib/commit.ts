@@ -169,11 +169,12 @@ export class ViewCommit {
     const reset: Version | null = slotsChanged || rec.head === null ? register() : rec.head.reset
     let head: Head | null = rec.head
     let changed = false
-    /** The items this commit changes (part key in hex → item, null: gone), for the indexes. */
+    /** The items this commit changes (part key in hex → item, null: gone), for the indexes (when any is kept). */
+    const indexed = this.indexes?.active === true
     const items = new Map<string, Uint8Array | null>()
     const item = (part: Buffer, before: Uint8Array | undefined, after: Uint8Array | null): void => {
       if (equalBytes(before, after)) return
-      items.set(part.toString('hex'), after)
+      if (indexed) items.set(part.toString('hex'), after)
       staged.ops.push(view.putItem(part, after))
       if (before !== undefined) staged.digest = partDigest(staged.digest, part, before, -1)
       if (after !== null) staged.digest = partDigest(staged.digest, part, after, 1)
@@ -231,7 +232,7 @@ export class ViewCommit {
     if (changed) {
       staged.changed.push(key)
       // the indexes take the key's value as the commit leaves it, in the same batch
-      if (this.indexes?.active === true) this.indexes.stage(staged.ops, key, row == null ? undefined : await readRowOver(view, key, Buffer.from(row), items))
+      if (indexed) (this.indexes as Indexes).stage(staged.ops, key, row == null ? undefined : await readRowOver(view, key, Buffer.from(row), items))
     }
     return changed
   }

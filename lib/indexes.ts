@@ -211,8 +211,8 @@ export class Indexes {
    * The index entries of one changed key, staged with its commit: the value it reads as after the
    * commit (undefined: absent) gives each live index its keys, against the ones it held.
    */
-  stage (ops: BatchOp[], key: Bytes, value: Bytes | undefined): void {
-    for (const ix of this.live.values()) {
+  stage (ops: BatchOp[], key: Bytes, value: Bytes | undefined, indexes: Iterable<Live> = this.live.values()): void {
+    for (const ix of indexes) {
       if (ix.text !== undefined) {
         this.stageText(ops, ix, key, value)
         continue
@@ -422,7 +422,7 @@ export class Indexes {
           for (const [root, row] of batch) {
             const key = root.subarray(this.view.valuesPrefix.byteLength)
             const value = await readRow(this.view, key, row, snap)
-            this.stageOne(ops, ix, key, value)
+            this.stage(ops, key, value, [ix])
           }
           this.finish(ops)
           await this.view.write(ops)
@@ -436,20 +436,6 @@ export class Indexes {
       await snap.inner.close().catch(() => {})
     }
     this.log.info({ index: name, keys: done }, 'index built')
-  }
-
-  /** One key into one index being rebuilt (no entries of its own yet). */
-  private stageOne (ops: BatchOp[], ix: Live, key: Bytes, value: Bytes): void {
-    const live = this.live
-    const saved = new Map(live)
-    live.clear()
-    live.set(ix.name, ix)
-    try {
-      this.stage(ops, key, value)
-    } finally {
-      live.clear()
-      for (const [k, v] of saved) live.set(k, v)
-    }
   }
 
   private enliven (name: string, s: Stored): void {

@@ -53,6 +53,7 @@ import { ClassicLevel } from 'classic-level'
 import type { AbstractSublevel } from 'abstract-level'
 import { pack, unpack } from '../crdt/codec.js'
 import { viewRefused } from './errors.js'
+import { prefixEnd } from './collate.js'
 import { compareKeys, stamp as mkStamp, stampEncoding, type Stamp, type Version } from '../crdt/hlc.js'
 
 type Bytes = Buffer
@@ -196,7 +197,11 @@ export class ViewStore {
 
   /** The value of `key` (without the values prefix) in a snapshot: its overlay, then LevelDB's. */
   getValueAt (key: Uint8Array, snap: ViewSnapshot): Bytes | undefined {
-    const root = ViewStore.at(this.pv, key)
+    return this.getAt(ViewStore.at(this.pv, key), snap)
+  }
+
+  /** A root-level key's value at `snap`: its overlay, then LevelDB's. */
+  private getAt (root: Bytes, snap: ViewSnapshot): Bytes | undefined {
     const op = snap.overlay?.get(root.toString('latin1'))
     if (op !== undefined) return op.type === 'put' ? op.value : undefined
     return this.db.getSync(root, { snapshot: snap.inner })
@@ -250,10 +255,7 @@ export class ViewStore {
   async * scanv (table: ScanTable, prefix: Uint8Array, snap?: ViewSnapshot, range: ScanRange = {}): AsyncGenerator<Array<[Bytes, Bytes]>> {
     const p = { parts: this.pu, items: this.pi, changes: this.pq, index: this.px, indexed: this.py }[table]
     const lo = ViewStore.at(p, prefix)
-    const hi = Buffer.from(lo)
-    let i = hi.byteLength - 1
-    while (i >= 0 && hi[i] === 0xff) hi[i--] = 0
-    hi[i]++ // a prefix of all-0xff bytes cannot occur: it starts with a sublevel's prefix
+    const hi = prefixEnd(lo) // (never all 0xff: it starts with a sublevel's prefix)
     // the prefix's range, narrowed by the caller's bounds (as in LevelDB, gte wins over gt, lte over lt)
     const bounds: KeyRange = { gte: lo, lt: hi }
     const low = range.gte !== undefined ? { gte: ViewStore.at(p, range.gte) } : range.gt !== undefined ? { gt: ViewStore.at(p, range.gt) } : null
@@ -412,6 +414,12 @@ export class ViewStore {
     return this.getSync(ViewStore.at(this.pm, Buffer.from(name)))
   }
 
+  /** A sequence number kept in meta ('seq', 'epoch'), or null when there is none. */
+  async readSeq (name: 'seq' | 'epoch'): Promise<number | null> {
+    const raw = await this.getMeta(name)
+    return raw === undefined || raw.byteLength !== 8 ? null : Number(raw.readBigUInt64BE(0))
+  }
+
   /** A stamp kept in meta: 'hlc' (the clock's last stamp) or 'seen' (the newest remote stamp it observed). */
   async readStamp (name: 'hlc' | 'seen' = 'hlc'): Promise<Stamp | null> {
     const raw = await this.getMeta(name)
@@ -448,8 +456,7 @@ export class ViewStore {
     for (const t of [this.values, this.slots, this.parts, this.items, this.changes, this.seqs, this.index, this.indexed, this.checkpoints]) await t.clear()
     for (const name of ['hlc', 'seen', 'hash', 'format']) await this.meta.del(Buffer.from(name))
     // the change feed starts a new epoch: what it listed before (deletions among it) is gone
-    const seq = await this.getMeta('seq')
-    await this.meta.put(Buffer.from('epoch'), seqBytes(seq === undefined || seq.byteLength !== 8 ? 1 : Number(seq.readBigUInt64BE(0)) + 1))
+    await this.meta.put(Buffer.from('epoch'), seqBytes((await this.readSeq('seq') ?? 0) + 1))
   }
 
   /** Where `key`'s entry in the change feed is (its seq), or undefined. */
@@ -486,16 +493,13 @@ export class ViewStore {
   /** A row of the `index` table (`table` 'index') or the `indexed` one, now or at `snap`. */
   getIndexRow (table: 'index' | 'indexed', row: Uint8Array, snap?: ViewSnapshot): Bytes | undefined {
     const root = ViewStore.at(table === 'index' ? this.px : this.py, row)
-    if (snap === undefined) return this.getSync(root)
-    const op = snap.overlay?.get(root.toString('latin1'))
-    if (op !== undefined) return op.type === 'put' ? op.value : undefined
-    return this.db.getSync(root, { snapshot: snap.inner })
+    return snap === undefined ? this.getSync(root) : this.getAt(root, snap)
   }
 
   /** Removes every entry of an index (its name prefix) from both index tables. */
   async clearIndex (prefix: Uint8Array): Promise<void> {
     await this.settle()
-    for (const t of [this.index, this.indexed]) await t.clear({ gte: Buffer.from(prefix), lt: prefixAfter(Buffer.from(prefix)) })
+    for (const t of [this.index, this.indexed]) await t.clear({ gte: Buffer.from(prefix), lt: prefixEnd(Buffer.from(prefix)) })
   }
 
   putCheckpoint (writer: Uint8Array, length: number): BatchOp {
@@ -650,15 +654,6 @@ export class ViewStore {
 export interface ViewSnapshot {
   readonly inner: ReturnType<ClassicLevel<Bytes, Bytes>['snapshot']>
   readonly overlay: Overlay | null
-}
-
-/** The first byte string after every string that starts with `prefix` (a prefix not all 0xff). */
-function prefixAfter (prefix: Bytes): Bytes {
-  const out = Buffer.from(prefix)
-  let i = out.length - 1
-  while (i >= 0 && out[i] === 0xff) i--
-  out[i] = (out[i] as number) + 1
-  return out.subarray(0, i + 1)
 }
 
 /** A sequence number as 8 big-endian bytes: they sort as the numbers do. */

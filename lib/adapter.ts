@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream'
 import { Sync } from '../sync/swarm.js'
 import { Engine, type EngineOptions, type WriteOp } from './engine.js'
 import { checkedWallClock } from '../crdt/hlc.js'
-import { closed, invalidArgument, levelError, notOpened, storageExists, storageMissing } from './errors.js'
+import { blind, closed, invalidArgument, levelError, notOpened, storageExists, storageMissing } from './errors.js'
 import { ensureHypercorePatched } from './hypercore-patch.js'
 import { MeshIterator, MeshSnapshot, type ReadOptions } from './iterator.js'
 import { RowIterator, readRow, readRowSync } from './render.js'
@@ -42,7 +42,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
  */
 function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { engineOptions: EngineOptions, swarm: SwarmOptions['swarm'], indexes: Record<string, IndexDeclaration<K, V>> | undefined, rest: object } {
   if (!isObject(options)) throw invalidArgument('options must be an object')
-  const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, indexes, ...rest } = options as Record<string, unknown>
+  const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, indexes, encrypted, encryptionKey, ...rest } = options as Record<string, unknown>
   if (typeof storage === 'string') {
     if (storage === '') throw invalidArgument('storage must be a directory path or a Corestore (got an empty path)')
   } else if (!isObject(storage) || !CORESTORE_METHODS.every((m) => typeof storage[m] === 'function')) {
@@ -62,6 +62,7 @@ function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { 
   if (sparseAfter !== undefined && !(typeof sparseAfter === 'number' && (sparseAfter === Infinity || (Number.isSafeInteger(sparseAfter) && sparseAfter >= 0)))) {
     throw invalidArgument('sparseAfter must be a whole number of blocks (>= 0) or Infinity')
   }
+  if (encrypted !== undefined && typeof encrypted !== 'boolean') throw invalidArgument('encrypted must be a boolean')
   if (swarm !== undefined && !isObject(swarm)) throw invalidArgument('swarm must be a Hyperswarm or an object of Hyperswarm options')
   if (indexes !== undefined) {
     if (!isObject(indexes)) throw invalidArgument('indexes must be an object of index declarations by name')
@@ -75,7 +76,9 @@ function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { 
       logger: logger as EngineOptions['logger'],
       maxDrift: maxDrift as number | undefined,
       wallClock: checkedWallClock((wallClock ?? Date.now) as () => number, invalidArgument),
-      sparseAfter: sparseAfter as number | undefined
+      sparseAfter: sparseAfter as number | undefined,
+      encrypted: encrypted as boolean | undefined,
+      encryptionKey: encryptionKey === undefined ? undefined : toKey(encryptionKey as Uint8Array | string, 'encryptionKey')
     },
     swarm: swarm as SwarmOptions['swarm'],
     indexes: indexes as Record<string, IndexDeclaration<K, V>> | undefined,
@@ -239,6 +242,7 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
 
   /** The values row of `key` (see view.ts), at the read's snapshot or now. */
   private row (key: Bytes, options: ReadOptions): Bytes | undefined {
+    if (this.engine.privacy.mode === 'blind') throw blind()
     return this.engine.view.getRow(key, options.snapshot?.view ?? undefined)
   }
 
@@ -297,6 +301,7 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
 
   /** @internal */
   _iterator (options: Record<string, unknown>): MeshIterator {
+    if (this.engine.privacy.mode === 'blind') throw blind()
     const view = this.engine.view
     const given = (options as ReadOptions).snapshot?.view
     if (options.values === false) {

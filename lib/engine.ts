@@ -21,7 +21,7 @@ import { type Logger, pino } from 'pino'
 import { HLC, stamp as mkStamp, type Stamp } from '../crdt/hlc.js'
 import { CatchUp, INFLIGHT, setWindow } from './catchup.js'
 import { ViewCommit } from './commit.js'
-import { ADD_WRITER, MAX_LEAD, REMOVE_WRITER, decodeEntry, type Entry } from './entry.js'
+import { ADD_READER, ADD_WRITER, MAX_LEAD, REMOVE_WRITER, decodeEntry, type Entry } from './entry.js'
 import type { WriteOp } from './entry-rule.js'
 import { closed, invalidArgument, keyMismatch } from './errors.js'
 import { Fold } from './fold.js'
@@ -33,6 +33,8 @@ import type { KeyType, Stats, WriterInfo } from './types.js'
 import { VIEW_FORMAT, ViewStore, seqBytes } from './view.js'
 import { recomputeDigest, verifyView, type VerifyReport } from './verify.js'
 import { WriterLog } from './writer-log.js'
+import { Privacy } from './privacy.js'
+import type { DueGrant } from './epochs.js'
 import { digestFromBuffer } from './digest.js'
 import './hypercore-patch.js' // a lost length announcement in Hypercore's replicator: see the file
 
@@ -62,6 +64,10 @@ export interface EngineOptions {
    * absent, the ones the view declares.
    */
   indexes?: Record<string, IndexSpec>
+  /** Create the database encrypted (lib/privacy.ts). */
+  encrypted?: boolean
+  /** A key of an encrypted database, handed over out of band: this peer reads it. */
+  encryptionKey?: Uint8Array
 }
 
 /**
@@ -82,7 +88,7 @@ export class Engine extends EventEmitter {
   readonly store: Corestore
   readonly view: ViewStore
   readonly log: Logger
-  readonly stats: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0, indexErrors: 0 }
+  readonly stats: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0, indexErrors: 0, lockedReads: 0 }
   /** Every writer log opened, by writer key (hex), and its catch-up. */
   readonly writers = new Map<string, WriterLog>()
   readonly catchUps = new Map<string, CatchUp>()
@@ -100,6 +106,8 @@ export class Engine extends EventEmitter {
 
   private readonly wallClock: () => number
   private readonly sparseAfter: number
+  /** Whether the database is encrypted, this peer's keys, and a blind seeder's following (lib/privacy.ts). */
+  readonly privacy: Privacy
   private readonly givenKey: Buffer | null
   /** The view commit, and its change feed (`commit.feed`: what `watch` and `changes` read). */
   readonly commit: ViewCommit
@@ -136,6 +144,7 @@ export class Engine extends EventEmitter {
     this.sparseAfter = opts.sparseAfter ?? 256
     this.hlc = new HLC({ maxDrift: opts.maxDrift, wallClock: this.wallClock, maxLead: MAX_LEAD })
     this.givenKey = opts.key === undefined ? null : Buffer.from(opts.key)
+    this.privacy = new Privacy({ encrypted: opts.encrypted, encryptionKey: opts.encryptionKey }, () => this.own.core, this.writers)
     this.indexes = new Indexes(this.view, this.stats, this.log, (event, ...args) => this.emit(event, ...args))
     this.indexOptions = opts.indexes ?? null
     // the change feed's floor lives with the identity, in the own log's store (lib/changes.ts)
@@ -159,6 +168,7 @@ export class Engine extends EventEmitter {
       wallClock: this.wallClock,
       key: () => this.key,
       openWriter: async (key) => await this.openWriter(this.store.get({ key })),
+      membersRead: (members) => { this.privacy.refresh(this.writers.values(), members) },
       closing: () => this.closing,
       emit: (event, ...args) => this.emit(event, ...args)
     })
@@ -198,16 +208,21 @@ export class Engine extends EventEmitter {
     let rebuild = await this.view.open()
     // once the view's LevelDB takes writes again after refusing them, fold what was refused meanwhile
     this.view.onRecover = () => { this.schedule() }
-    this.own = await this.openWriter(this.store.get({ name: 'meshbee-writer' }), true)
+    const ownCore = this.store.get({ name: 'meshbee-writer' })
+    await ownCore.ready()
     // The database this directory belongs to: kept in the own log's store (it survives a lost
     // view) and in the view (directories written before the log store kept it).
-    const logged = await this.own.core.getUserData(IDENTITY) as Buffer | null
+    const logged = await ownCore.getUserData(IDENTITY) as Buffer | null
     const stored = await this.view.getMeta('key')
     const known = logged ?? stored ?? null
     if (known !== null && this.givenKey !== null && !known.equals(this.givenKey)) {
       throw keyMismatch(known.toString('hex'), this.givenKey.toString('hex'))
     }
-    this.key = this.givenKey ?? known ?? this.own.key
+    this.key = this.givenKey ?? known ?? Buffer.from(ownCore.key)
+    // encrypted or not, and this peer's keys, before any log is opened (each decrypts with them)
+    this.own = { core: ownCore } as WriterLog
+    await this.privacy.open(known === null && ownCore.length === 0, this.key.equals(ownCore.key))
+    this.own = await this.openWriter(ownCore, true)
     if (stored !== undefined && !stored.equals(this.key)) rebuild ??= 'the view belongs to another database than its logs'
     await this.migrateView()
     for (const [id, len] of await this.view.readCheckpoints()) this.checkpoints.set(id, len)
@@ -337,6 +352,7 @@ export class Engine extends EventEmitter {
   /** Opens a writer's log (once), its catch-up, and the events that schedule folds as it grows. */
   private async openWriter (core: Hypercore, local = false): Promise<WriterLog> {
     await core.ready()
+    await this.privacy.prepare(core)
     const id = core.key.toString('hex')
     const existing = this.writers.get(id)
     if (existing !== undefined) {
@@ -353,8 +369,12 @@ export class Engine extends EventEmitter {
     // a sparse fetch, whose requests are few and latency-bound, gets the wide window back.
     setWindow(core, INFLIGHT)
     const w = new WriterLog(core, bee, local, () => this.checkpoints.get(id) ?? 0, (yes) => this.testHooks.runScan?.(yes) ?? yes)
+    w.encrypted = this.privacy.mode === 'encrypted' || this.privacy.mode === 'blind'
+    const privacy = this.privacy
+    const sparseAfter = this.sparseAfter
     const catchUp = new CatchUp(w, {
-      sparseAfter: this.sparseAfter,
+      // an encrypted log's membership is read from its clear blocks, all of them: no sparse fetch
+      get sparseAfter () { return privacy.mode === 'plain' ? sparseAfter : Infinity },
       log: this.log,
       closing: () => this.closing,
       schedule: () => { this.schedule() },
@@ -418,7 +438,16 @@ export class Engine extends EventEmitter {
     if (this.pending !== null) return this.pending
     const p = this.locked(async () => {
       this.pending = null
-      return await this.folder.run(async (staged) => { await this.letWritesIn(staged) })
+      const mode = await this.privacy.decide(this.creator.core, () => { this.schedule() })
+      if (mode === null) return false // opened by key, the creator's first block not here yet
+      if (mode === 'blind') {
+        for (const w of this.writers.values()) w.encrypted = true
+        await this.privacy.follow(this.writers, async (key) => await this.openWriter(this.store.get({ key })))
+        return false
+      }
+      const changed = await this.folder.run(async (staged) => { await this.letWritesIn(staged) })
+      if (mode === 'encrypted') await this.keysDue()
+      return changed
     }, 'fold')
     this.pending = p
     p.catch(() => {}).finally(() => { if (this.pending === p) this.pending = null })
@@ -431,7 +460,10 @@ export class Engine extends EventEmitter {
    * commit of the fold (or one slice of a long read), not for the whole fold.
    */
   write (ops: WriteOp[]): Promise<void> {
-    const w = new WaitingWrite(ops.map((op) => op.key), async () => { await this.writes.write(ops) })
+    const w = new WaitingWrite(ops.map((op) => op.key), async () => {
+      await this.sealing()
+      await this.writes.write(ops)
+    })
     this.waiting.push(w)
     this.locked(async () => {
       if (w.started) return // it ran at a fold's yield point
@@ -467,14 +499,60 @@ export class Engine extends EventEmitter {
     for (let n = this.waiting.length; n > 0; n--) {
       const w = this.waiting[0]
       if (!(w instanceof WaitingWrite) || this.closing || (this.checkpoints.get(this.own.id) ?? 0) !== this.own.core.length) return
+      // a write that must make a new key epoch first appends and folds its grants: in its own turn
+      if (!this.sealReady()) return
       if (staged !== undefined && w.keys.some((k) => staged.has(Buffer.from(k.buffer, k.byteOffset, k.byteLength).toString('hex')))) return
       this.waiting.shift()
       await w.run()
     }
   }
 
+  /**
+   * An encrypted database's writer grants every epoch key it holds to every live member and reader
+   * that has none recorded (lib/epochs.ts), after a fold.
+   */
+  private async keysDue (): Promise<void> {
+    // every peer of an encrypted database states its public key for grants, member or not yet
+    const box = this.privacy.principalDue(this.own)
+    if (box !== null) {
+      await this.writes.appendPrincipal(box)
+      await this.folder.run()
+    }
+    if (!this.writes.writable()) return
+    const due = this.privacy.epochs.due(this.folder.members)
+    if (due.length > 0) await this.appendGrants(due)
+  }
+
+  private async appendGrants (grants: DueGrant[]): Promise<void> {
+    await this.writes.appendGrants(grants)
+    await this.folder.run()
+  }
+
+  /**
+   * Before an own data write to an encrypted database: the epoch to seal it under, a clean one
+   * (lib/epochs.ts); when none is held, a new one, granted first to every live member and reader.
+   */
+  private async sealing (): Promise<void> {
+    if (this.privacy.mode !== 'encrypted' || !this.writes.writable()) return
+    const { epochs, keyring } = this.privacy
+    let epoch = epochs.writing(this.folder.members)
+    if (epoch === null) {
+      const made = epochs.rotate(this.folder.members)
+      keyring.current = made.epoch
+      this.log.info({ epoch: made.epoch.toString('hex'), recipients: made.grants.length }, 'a new key epoch: the last one was given to a member no longer live')
+      await this.appendGrants(made.grants)
+      epoch = epochs.writing(this.folder.members) ?? made.epoch
+    }
+    keyring.current = epoch
+  }
+
+  /** Whether an own write can seal under a clean epoch now, without granting one first. */
+  private sealReady (): boolean {
+    return this.privacy.mode !== 'encrypted' || this.privacy.epochs.writing(this.folder.members) !== null
+  }
+
   /** Appends a membership entry to the own log and folds it. */
-  changeMembership (type: typeof ADD_WRITER | typeof REMOVE_WRITER, target: Uint8Array): Promise<void> {
+  changeMembership (type: typeof ADD_WRITER | typeof REMOVE_WRITER | typeof ADD_READER, target: Uint8Array): Promise<void> {
     return this.locked(async () => { await this.writes.changeMembership(type, target) })
   }
 

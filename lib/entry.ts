@@ -10,7 +10,10 @@
  *   'e' ‖ uint len ‖ user key ‖ member    → the writer's state of one set member (MEMBER; the
  *                                          member as canonical JSON)
  *   'm' ‖ 'a' ‖ writer key               → ADD_WRITER of that writer
- *   'm' ‖ 'r' ‖ writer key               → REMOVE_WRITER of that writer
+ *   'm' ‖ 'r' ‖ writer key               → REMOVE_WRITER of that writer (or reader)
+ *   'm' ‖ 'o' ‖ reader key               → ADD_READER of that key (an encrypted database's reader)
+ *   'm' ‖ 'k' ‖ epoch id ‖ recipient     → KEY_GRANT: an epoch key sealed to one recipient
+ *   'm' ‖ 'p'                            → PRINCIPAL: the writer's public key for sealed epoch keys
  *
  * An entry value (compact-encoding) starts with its format version, so the format can evolve:
  *
@@ -29,7 +32,11 @@
  *   MEMBER 5         buffer msgpack member state (crdt/codec.ts): the writer's newest add of the
  *                    member, and per adder the newest add of it the writer removed
  *
- *   version 3: every type but STATE, its version-1/2 payload after a clock
+ *   version 3: every type but STATE, its version-1/2 payload after a clock; and
+ *   ADD_READER 12    fixed32 reader key
+ *   KEY_GRANT 13     fixed8 epoch id · fixed32 recipient · fixed80 the epoch key sealed to the
+ *                    recipient (lib/crypt.ts)
+ *   PRINCIPAL 14     fixed32 the writer's X25519 public key (its signing key pair, converted)
  *   clock            uint seen · int reading: the wall time of the newest stamp the writer had
  *                    observed from another writer when it wrote (0: none yet), and its wall
  *                    clock's reading minus the stamp's wall (zigzag)
@@ -70,6 +77,12 @@ export const FIELD = 4
 export const MEMBER = 5
 export const ADD_WRITER = 10
 export const REMOVE_WRITER = 11
+export const ADD_READER = 12
+export const KEY_GRANT = 13
+export const PRINCIPAL = 14
+/** Bytes of an epoch id (lib/crypt.ts) and of a sealed epoch key. */
+export const EPOCH_ID_BYTES = 8
+export const SEALED_KEY_BYTES = 80
 
 /** Largest user key, in bytes. */
 export const MAX_KEY_BYTES = 4096
@@ -84,6 +97,9 @@ export const FIELD_NS = 0x66 // 'f'
 export const MEMBERSHIP = 0x6d // 'm'
 const ADD = 0x61 // 'a'
 const REMOVE = 0x72 // 'r'
+const READER = 0x6f // 'o'
+const GRANT = 0x6b // 'k'
+const BOX = 0x70 // 'p'
 
 /**
  * A version-3 entry's clock: what its writer had seen of the others, and what its own clock said.
@@ -107,7 +123,10 @@ export type DataEntry = Clocked & (
 
 export type MembershipEntry = Clocked & (
   | { type: typeof ADD_WRITER, stamp: Stamp, writer: Uint8Array }
-  | { type: typeof REMOVE_WRITER, stamp: Stamp, writer: Uint8Array, length: number })
+  | { type: typeof REMOVE_WRITER, stamp: Stamp, writer: Uint8Array, length: number }
+  | { type: typeof ADD_READER, stamp: Stamp, writer: Uint8Array }
+  | { type: typeof KEY_GRANT, stamp: Stamp, epoch: Uint8Array, writer: Uint8Array, sealed: Uint8Array }
+  | { type: typeof PRINCIPAL, stamp: Stamp, box: Uint8Array })
 
 export type Entry = DataEntry | MembershipEntry
 
@@ -145,11 +164,30 @@ function fixed32 (s: S, b: Uint8Array, m: Mode): void {
 
 /** The format version each type was introduced with. */
 function versionOf (type: number): number {
+  if (type === ADD_READER || type === KEY_GRANT || type === PRINCIPAL) return 3
   return type === FIELD || type === MEMBER ? 2 : 1
+}
+
+function fixed (s: S, b: Uint8Array, n: number, m: Mode): void {
+  if (b.byteLength !== n) throw new EntryError(`expected ${n} bytes, got ${b.byteLength}`)
+  if (m === 'pre') {
+    s.end += n
+    return
+  }
+  s.buffer.set(b, s.start)
+  s.start += n
+}
+
+function readFixed (s: { start: number, end: number, buffer: Uint8Array }, n: number): Uint8Array {
+  if (s.end - s.start < n) bad('truncated')
+  const out = s.buffer.subarray(s.start, s.start + n)
+  s.start += n
+  return out
 }
 
 function header (s: S, e: Entry, m: Mode): void {
   if (e.clock !== undefined && e.type === STATE) throw new EntryError('a STATE entry has no version 3')
+  if (e.clock === undefined && versionOf(e.type) === 3) throw new EntryError(`a type ${e.type} entry needs a clock (version 3)`)
   uint(s, e.clock === undefined ? versionOf(e.type) : 3, m)
   uint(s, e.type, m)
   uint(s, e.stamp.wall, m)
@@ -170,6 +208,9 @@ function payload (s: S, e: Entry, m: Mode): void {
     case MEMBER: bytes(s, encodeMember(e.state), m); break
     case ADD_WRITER: fixed32(s, e.writer, m); break
     case REMOVE_WRITER: fixed32(s, e.writer, m); uint(s, e.length, m); break
+    case ADD_READER: fixed32(s, e.writer, m); break
+    case KEY_GRANT: fixed(s, e.epoch, EPOCH_ID_BYTES, m); fixed32(s, e.writer, m); fixed(s, e.sealed, SEALED_KEY_BYTES, m); break
+    case PRINCIPAL: fixed32(s, e.box, m); break
   }
 }
 
@@ -212,6 +253,9 @@ export function decodeEntry (buf: Uint8Array): Entry {
         e = { type, stamp: st, writer, length }
         break
       }
+      case ADD_READER: e = { type, stamp: st, writer: c.fixed32.decode(s) }; break
+      case PRINCIPAL: e = { type, stamp: st, box: c.fixed32.decode(s) }; break
+      case KEY_GRANT: e = { type, stamp: st, epoch: readFixed(s, EPOCH_ID_BYTES), writer: c.fixed32.decode(s), sealed: readFixed(s, SEALED_KEY_BYTES) }; break
       default: bad('unknown type ' + type)
     }
     if (clock !== undefined) e.clock = clock
@@ -234,11 +278,24 @@ export function dataKey (key: Uint8Array): Buffer {
   return out
 }
 
-export function membershipKey (type: typeof ADD_WRITER | typeof REMOVE_WRITER, writer: Uint8Array): Buffer {
+export function membershipKey (type: typeof ADD_WRITER | typeof REMOVE_WRITER | typeof ADD_READER, writer: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(34)
   out[0] = MEMBERSHIP
-  out[1] = type === ADD_WRITER ? ADD : REMOVE
+  out[1] = type === ADD_WRITER ? ADD : type === ADD_READER ? READER : REMOVE
   out.set(writer, 2)
+  return out
+}
+
+/** The bee key of a writer's PRINCIPAL entry (one per log). */
+export const PRINCIPAL_KEY = Buffer.from([MEMBERSHIP, BOX])
+
+/** The bee key of a key grant: one per epoch and recipient. */
+export function grantKey (epoch: Uint8Array, recipient: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(2 + EPOCH_ID_BYTES + 32)
+  out[0] = MEMBERSHIP
+  out[1] = GRANT
+  out.set(epoch, 2)
+  out.set(recipient, 2 + EPOCH_ID_BYTES)
   return out
 }
 
@@ -323,8 +380,8 @@ export function decodeData (beeKey: Uint8Array, value: Uint8Array): DataEntry {
 /** A membership entry under a bee key; the key must name the same writer as the entry. */
 export function decodeMembership (beeKey: Uint8Array, value: Uint8Array): MembershipEntry {
   const e = decodeEntry(value)
-  if (e.type !== ADD_WRITER && e.type !== REMOVE_WRITER) bad('data entry under a membership key')
-  const expected = membershipKey(e.type, e.writer)
+  if (e.type !== ADD_WRITER && e.type !== REMOVE_WRITER && e.type !== ADD_READER && e.type !== KEY_GRANT && e.type !== PRINCIPAL) bad('data entry under a membership key')
+  const expected = e.type === KEY_GRANT ? grantKey(e.epoch, e.writer) : e.type === PRINCIPAL ? PRINCIPAL_KEY : membershipKey(e.type, e.writer)
   if (!Buffer.from(beeKey.buffer, beeKey.byteOffset, beeKey.byteLength).equals(expected)) bad('membership key mismatch')
   return e
 }

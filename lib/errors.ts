@@ -23,6 +23,14 @@ export type ErrorCode =
   | 'MESHBEE_INDEX_STALE'
   | 'MESHBEE_NOT_SYNC'
   | 'MESHBEE_HYPERCORE_UNSUPPORTED'
+  | 'MESHBEE_NO_READ_KEY'
+  | 'MESHBEE_BLIND'
+  | 'MESHBEE_BAD_INVITE'
+  | 'MESHBEE_INVITE_USED'
+  | 'MESHBEE_INVITE_EXPIRED'
+  | 'MESHBEE_INVITE_REVOKED'
+  | 'MESHBEE_INVITE_REFUSED'
+  | 'MESHBEE_PAIR_TIMEOUT'
 
 /**
  * An error meshbee raises on purpose at run time (storage, membership, a closed database...).
@@ -53,6 +61,12 @@ export class MeshTypeError extends TypeError {
 
 export const notWritable = (): MeshError =>
   new MeshError('MESHBEE_NOT_WRITABLE', 'This peer is not a member of the database: ask a member to addWriter(db.writerKey)')
+
+export const noReadKey = (epoch: string): MeshError =>
+  new MeshError('MESHBEE_NO_READ_KEY', `A block is encrypted under key epoch ${epoch}, which this peer does not hold (not granted to it yet, or it was removed)`)
+
+export const blind = (): MeshError =>
+  new MeshError('MESHBEE_BLIND', 'This peer seeds the database blind (it holds no encryption key): it carries the logs but cannot read them')
 
 export const keyMismatch = (stored: string, given: string): MeshError =>
   new MeshError('MESHBEE_KEY_MISMATCH', `The storage holds database ${stored}, not ${given}`)

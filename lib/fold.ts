@@ -14,6 +14,7 @@ import { live, resolveMembers, type Member } from './membership.js'
 import type { Stats } from './types.js'
 import { partKey, type ViewStore } from './view.js'
 import type { WriterLog } from './writer-log.js'
+import { isNoReadKey } from './crypt.js'
 
 /** A fold commits once this many keys are staged, at the end of a writer's diff (see `foldOnce`). */
 export const FOLD_CHUNK = 1024
@@ -44,6 +45,8 @@ export interface FoldHost {
   key: () => Buffer
   /** Opens the log of a writer that became a member. */
   openWriter: (key: Buffer) => Promise<WriterLog>
+  /** The members found by a membership read (an encrypted database reads its grants then). */
+  membersRead?: (members: ReadonlyMap<string, Member>) => void
   closing: () => boolean
   /** Membership and view events: 'writer-add' (key), 'writer-remove' (key, cut), 'update'. */
   emit: (event: string, ...args: unknown[]) => void
@@ -55,6 +58,7 @@ export interface FoldHost {
  */
 export type ReadOutcome =
   | { kind: 'read' }
+  | { kind: 'locked' }
   | { kind: 'malformed', at: number }
   | { kind: 'missed' }
   | { kind: 'failed', err: unknown }
@@ -71,7 +75,14 @@ export async function readLog (w: WriterLog, from: number, to: number, read: () 
     return { kind: 'read' }
   } catch (err) {
     if (closing()) throw err
-    const bad = await w.firstMalformed(Math.min(from, w.membershipLength), to)
+    if (isNoReadKey(err)) return { kind: 'locked' }
+    let bad: number | null
+    try {
+      bad = await w.firstMalformed(Math.min(from, w.membershipLength), to)
+    } catch (e) {
+      if (isNoReadKey(e)) return { kind: 'locked' }
+      throw e
+    }
     if (bad !== null) return { kind: 'malformed', at: bad }
     if (w.fetchedEnd > w.core.contiguousLength) return { kind: 'missed' }
     return { kind: 'failed', err }
@@ -118,6 +129,10 @@ export class Fold {
   private settle (w: WriterLog, from: number, to: number, outcome: ReadOutcome): boolean {
     switch (outcome.kind) {
       case 'read': return true
+      case 'locked':
+        this.h.stats.lockedReads++
+        this.h.log.debug({ writer: w.id, from, to }, 'a block is sealed under an epoch this peer does not hold; the log waits for its key')
+        return false
       case 'malformed':
         w.malformedAt = outcome.at
         this.again = true
@@ -159,6 +174,7 @@ export class Fold {
     }
     const before = this.members
     this.members = members
+    this.h.membersRead?.(members)
     for (const [id, m] of this.members) {
       const was = before.get(id)
       if (was === undefined) this.h.emit('writer-add', Buffer.from(id, 'hex'))
@@ -167,7 +183,10 @@ export class Fold {
   }
 
   private async readMembership (w: WriterLog, len: number, pause?: Pause): Promise<void> {
-    for (const c of await w.changedKeys(w.membershipLength, len, MEMBERSHIP_RANGE, pause)) {
+    const changes = w.encrypted
+      ? await w.clearKeys(w.membershipLength, len, MEMBERSHIP_RANGE, pause)
+      : await w.changedKeys(w.membershipLength, len, MEMBERSHIP_RANGE, pause)
+    for (const c of changes) {
       const id = c.key.toString('hex')
       if (c.value === null) {
         w.records.delete(id)

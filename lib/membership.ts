@@ -7,11 +7,14 @@
  * entry's index is below the author's cut. A counted add makes its target a member (unless it was
  * ever removed); a counted removal lowers the target's cut to the length it recorded, and the
  * target stays removed for good (a removal of a writer not yet added only bars it). Counted decisions are never revisited.
+ * A counted add of a reader (an encrypted database's) makes its target a member with cut 0: it
+ * receives the epoch keys, and none of its own entries ever count. Key grants are no membership
+ * change (lib/epochs.ts reads them).
  *
  * Same records in, same members out — whatever order the logs arrived in.
  */
 import { compareKeys, compareStamps, type Stamp } from '../crdt/hlc.js'
-import { ADD_WRITER, type MembershipEntry } from './entry.js'
+import { ADD_READER, ADD_WRITER, KEY_GRANT, PRINCIPAL, type MembershipEntry } from './entry.js'
 import { hex } from './keys.js'
 
 export interface MembershipRecord {
@@ -26,12 +29,19 @@ export interface Member {
   removed: boolean
   /** The stamp of the add that made it a member (null for the creator): its own entries sort after it. */
   since: Stamp | null
+  /** A reader: receives the keys of an encrypted database, never writes (its cut is 0). */
+  reader?: boolean
 }
 
 
 /** Whether a member's entries count now: a member, not removed. */
 export function live (m: Member | undefined): m is Member {
   return m !== undefined && !m.removed
+}
+
+/** Whether a member may write: live, and no reader. */
+export function liveWriter (m: Member | undefined): m is Member {
+  return live(m) && m.reader !== true
 }
 
 export function compareRecords (a: MembershipRecord, b: MembershipRecord): number {
@@ -45,15 +55,18 @@ export function resolveMembers (creator: Uint8Array, records: Iterable<Membershi
   for (const r of [...records].sort(compareRecords)) {
     const author = members.get(hex(r.author))
     if (author === undefined || r.seq >= author.cut) continue
-    const target = hex(r.entry.writer)
-    if (r.entry.type === ADD_WRITER) {
-      if (!removed.has(target) && !members.has(target)) members.set(target, { cut: Infinity, removed: false, since: r.entry.stamp })
+    const e = r.entry
+    if (e.type === KEY_GRANT || e.type === PRINCIPAL) continue
+    const target = hex(e.writer)
+    if (e.type === ADD_WRITER || e.type === ADD_READER) {
+      const reader = e.type === ADD_READER
+      if (!removed.has(target) && !members.has(target)) members.set(target, reader ? { cut: 0, removed: false, since: e.stamp, reader } : { cut: Infinity, removed: false, since: e.stamp })
       continue
     }
     removed.add(target)
     const m = members.get(target)
     if (m !== undefined) {
-      m.cut = Math.min(m.cut, r.entry.length)
+      m.cut = Math.min(m.cut, e.length)
       m.removed = true
     }
   }

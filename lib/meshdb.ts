@@ -9,7 +9,7 @@ import { isStamp, type Stamp } from '../crdt/hlc.js'
 import { MeshLevel } from './adapter.js'
 import { Checkout, normalizeCuts } from './checkout.js'
 import { digestToBuffer } from './digest.js'
-import { ADD_WRITER, MEMBER_NS, REMOVE_WRITER, memberName } from './entry.js'
+import { ADD_READER, ADD_WRITER, MEMBER_NS, REMOVE_WRITER, memberName } from './entry.js'
 import { closed, invalidArgument, notOpened } from './errors.js'
 import { toKey } from './keys.js'
 import type { WriteOp } from './entry-rule.js'
@@ -49,7 +49,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 /** A stream `replicate` can take: a duplex (or a framed stream such as a Hyperswarm connection). */
 const isStream = (v: unknown): v is Duplex => isObject(v) && typeof v.pipe === 'function' && typeof v.once === 'function'
 
-const NO_STATS: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0, indexErrors: 0 }
+const NO_STATS: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0, indexErrors: 0, lockedReads: 0 }
 
 /**
  * A leaderless multi-writer database. Every peer writes to its own signed log; the fold merges all
@@ -283,6 +283,33 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
     const k = toKey(key, 'writer key')
     await this.opened()
     await this.engine.changeMembership(ADD_WRITER, k)
+  }
+
+  /**
+   * Admits a reader to an encrypted database, by its writer key: it receives every key epoch (so
+   * it reads everything), and none of its entries ever count. `removeWriter` removes it again.
+   *
+   * @throws MeshError `MESHBEE_INVALID_ARGUMENT` on a database that is not encrypted; otherwise as `addWriter`
+   */
+  async addReader (key: Uint8Array | string): Promise<void> {
+    const k = toKey(key, 'reader key')
+    await this.opened()
+    if (this.engine.privacy.mode !== 'encrypted') throw invalidArgument('readers are for encrypted databases: every peer with the key reads a plain one')
+    await this.engine.changeMembership(ADD_READER, k)
+  }
+
+  /**
+   * The key this peer was given or made for an encrypted database (null for a plain one, and on a
+   * blind seeder): hand it to a device yourself (`encryptionKey` option) if you do not pair with
+   * invites. It reads what was sealed under it; later epochs reach members by grants in the logs.
+   */
+  get encryptionKey (): Buffer | null {
+    return this.currentEngine?.privacy.baseKey ?? null
+  }
+
+  /** Whether the database is encrypted ('encrypted'), plain ('plain'), seeded blind here ('blind'), or not known yet (null: opened by key, nothing received). */
+  get privacy (): 'plain' | 'encrypted' | 'blind' | null {
+    return this.currentEngine?.privacy.mode ?? null
   }
 
   /**

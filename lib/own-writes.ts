@@ -7,13 +7,13 @@ import type { BeeBatch } from 'hyperbee'
 import { ClockAheadError, compareStamps, type HLC, type Stamp } from '../crdt/hlc.js'
 import { EMPTY } from '../crdt/keystate.js'
 import type { ViewCommit } from './commit.js'
-import { ADD_WRITER, MAX_KEY_BYTES, MAX_LEAD, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, slotState, type DataEntry, type EntryClock, type PartKind } from './entry.js'
+import { ADD_READER, ADD_WRITER, KEY_GRANT, PRINCIPAL, PRINCIPAL_KEY, grantKey, MAX_KEY_BYTES, MAX_LEAD, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, slotState, type DataEntry, type EntryClock, type PartKind } from './entry.js'
 import { buildEntries, type Built, type WriteOp } from './entry-rule.js'
 import { buildEntryV1 } from './entry-rule-v1.js'
 import { keyChange, type KeyChange } from './commit.js'
 import { buf, hex } from './keys.js'
 import { clockAhead, clockBehind, logRefused, notAMember, notWritable, tooLarge, writerRemoved } from './errors.js'
-import { live, type Member } from './membership.js'
+import { liveWriter, type Member } from './membership.js'
 import { partKey, setSlot, type Slot, type ViewStore } from './view.js'
 import type { WriterLog } from './writer-log.js'
 
@@ -44,7 +44,7 @@ export class OwnWrites {
 
   /** Whether this peer is a member, not removed. */
   writable (): boolean {
-    return live(this.h.members().get(this.h.own().id))
+    return liveWriter(this.h.members().get(this.h.own().id))
   }
 
   /** Appends own writes as one atomic batch and commits them to the view before resolving. */
@@ -179,31 +179,49 @@ export class OwnWrites {
   }
 
   /** Appends a membership entry to the own log and folds it. */
-  async changeMembership (type: typeof ADD_WRITER | typeof REMOVE_WRITER, target: Uint8Array): Promise<void> {
+  async changeMembership (type: typeof ADD_WRITER | typeof REMOVE_WRITER | typeof ADD_READER, target: Uint8Array): Promise<void> {
     if (!this.writable()) throw notWritable()
     await this.h.fold()
     const own = this.h.own()
     const id = hex(target)
     const m = this.h.members().get(id)
-    if (type === ADD_WRITER) {
+    if (type === ADD_WRITER || type === ADD_READER) {
       if (m !== undefined && m.removed) throw writerRemoved(id)
-      if (own.records.has(hex(membershipKey(ADD_WRITER, target)))) return
+      if (own.records.has(hex(membershipKey(type, target)))) return
       if (m !== undefined) return
-      await this.append(membershipKey(ADD_WRITER, target), encodeEntry({ type, writer: target, ...this.membershipStamp() }))
+      const { stamp, clock } = this.membershipStamp()
+      // a reader's add is version 3 only: it needs a clock even under the test hook's older formats
+      const c = clock ?? (type === ADD_READER ? { seen: 0, reading: stamp.wall } : undefined)
+      await this.append([membershipKey(type, target), encodeEntry(c === undefined ? { type, writer: target, stamp } : { type, writer: target, stamp, clock: c })])
     } else {
       if (m === undefined) throw notAMember(id)
       if (m.removed) return
       const length = this.h.checkpoints.get(id) ?? 0
-      await this.append(membershipKey(REMOVE_WRITER, target), encodeEntry({ type, writer: target, length, ...this.membershipStamp() }))
+      await this.append([membershipKey(REMOVE_WRITER, target), encodeEntry({ type, writer: target, length, ...this.membershipStamp() })])
     }
     await this.h.fold()
   }
 
-  /** Appends one entry to the own log; rejects with MESHBEE_STORAGE, appending nothing, if the log refuses. */
-  private async append (key: Buffer, value: Buffer): Promise<void> {
+  /** Appends entries to the own log in one batch; rejects with MESHBEE_STORAGE, appending nothing, if the log refuses. */
+  private async append (...entries: Array<[Buffer, Buffer]>): Promise<void> {
     const batch = this.h.own().bee.batch()
-    const len = await this.put(batch, [[key, value]])
+    const len = await this.put(batch, entries)
     await this.landed(batch.flush(), len)
+  }
+
+  /** Appends this peer's PRINCIPAL entry (its public key for grants); a peer not yet a member states it too. */
+  async appendPrincipal (box: Buffer): Promise<void> {
+    const { stamp, clock } = this.issue()
+    await this.append([PRINCIPAL_KEY, encodeEntry({ type: PRINCIPAL, stamp, clock: clock ?? { seen: 0, reading: stamp.wall }, box })])
+  }
+
+  /** Appends key grants (an encrypted database's epoch keys sealed to members) in one batch; the caller folds them. */
+  async appendGrants (grants: ReadonlyArray<{ epoch: Buffer, recipient: Buffer, sealed: Buffer }>): Promise<void> {
+    if (!this.writable()) throw notWritable()
+    const { stamp, clock } = this.issue()
+    const c = clock ?? { seen: 0, reading: stamp.wall }
+    await this.append(...grants.map((g): [Buffer, Buffer] =>
+      [grantKey(g.epoch, g.recipient), encodeEntry({ type: KEY_GRANT, stamp, clock: c, epoch: g.epoch, writer: g.recipient, sealed: g.sealed })]))
   }
 
   /**

@@ -59,6 +59,17 @@ export interface MeshDBOptions<K = string, V = string> extends AbstractDatabaseO
    * the database declares (a field index added by another process or `meshbee index add`).
    */
   indexes?: Record<string, IndexDeclaration<K, V>>
+  /**
+   * Create the database encrypted: every block of every member's log is sealed under a key only
+   * members and readers hold; the database key then only replicates and verifies (a peer opened
+   * with it alone seeds blind). A new database only (`MESHBEE_INVALID_ARGUMENT` otherwise).
+   */
+  encrypted?: boolean
+  /**
+   * A key of an encrypted database (`db.encryptionKey` of a member), for apps that hand keys over
+   * themselves; pairing with an invite does it for you. This peer then reads the database.
+   */
+  encryptionKey?: Uint8Array | string
 }
 
 /** An index key: a JSON scalar (indexes order them null < false < true < numbers < strings). */
@@ -150,6 +161,8 @@ export interface Stats {
   rebuilds: number
   /** Keys an index skipped because its map threw or returned keys that are not JSON scalars. */
   indexErrors: number
+  /** Reads of an encrypted log that stopped at a block sealed under an epoch this peer does not hold (yet). */
+  lockedReads: number
 }
 
 /** What `db.verify()` found. */

@@ -7,6 +7,7 @@ import type Hyperbee from 'hyperbee'
 import type Hypercore from 'hypercore'
 import { compareStamps, type Stamp } from '../crdt/hlc.js'
 import { decodeNode, innerBatchNode, treeLevels, treeSizeEstimate, wellFormed } from './blocks.js'
+import { clearPayload, isNoReadKey } from './crypt.js'
 import { decodeEntry } from './entry.js'
 import { buf } from './keys.js'
 import type { MembershipRecord } from './membership.js'
@@ -39,8 +40,12 @@ function firstAbove (sorted: readonly number[], x: number): number {
   return lo
 }
 
-/** What `readBlocks` needs of a Hypercore's storage (hypercore 11's session state). */
-interface BlockReader { state?: { storage?: { read?: () => { getBlock: (i: number) => Promise<Uint8Array | null>, tryFlush: () => void } } } }
+/** What `readBlocks` needs of a Hypercore's storage (hypercore 11's session state), and its decryption. */
+interface BlockReader {
+  state?: { storage?: { read?: () => { getBlock: (i: number) => Promise<Uint8Array | null>, tryFlush: () => void } } }
+  encryption?: { padding: (core: unknown, i: number) => number, decrypt: (i: number, block: Uint8Array, core: unknown) => Promise<void> } | null
+  core?: unknown
+}
 
 /**
  * The held blocks [start, end) of a core (null for one not held), read in one storage batch: one
@@ -48,14 +53,31 @@ interface BlockReader { state?: { storage?: { read?: () => { getBlock: (i: numbe
  * main thread each, ~20 µs, most of a scan's cost). Local reads only: the blocks were verified
  * when they were stored. Falls back to `core.get` if the storage is not what it expects.
  */
-async function readBlocks (core: Hypercore, start: number, end: number): Promise<Array<Uint8Array | null>> {
-  const storage = (core as unknown as BlockReader).state?.storage
+async function readBlocks (core: Hypercore, start: number, end: number, raw = false): Promise<Array<Uint8Array | null>> {
+  const reader = core as unknown as BlockReader
+  const storage = reader.state?.storage
   if (typeof storage?.read === 'function') {
     const rx = storage.read()
     const reads: Array<Promise<Uint8Array | null>> = []
     for (let i = start; i < end; i++) reads.push(rx.getBlock(i))
     rx.tryFlush()
-    return await Promise.all(reads)
+    const blocks = await Promise.all(reads)
+    const enc = reader.encryption
+    if (raw || enc === undefined || enc === null) return blocks
+    // stored blocks of an encrypted log: decrypted as core.get would (a copy: storage may share them)
+    for (let j = 0; j < blocks.length; j++) {
+      const b = blocks[j]
+      if (b === null) continue
+      const copy = Buffer.from(b)
+      await enc.decrypt(start + j, copy, reader.core)
+      blocks[j] = copy.subarray(enc.padding(reader.core, start + j))
+    }
+    return blocks
+  }
+  if (raw) {
+    const out: Array<Uint8Array | null> = []
+    for (let i = start; i < end; i++) out.push(await core.get(i, { wait: false, raw: true } as never) as Uint8Array | null)
+    return out
   }
   const reads: Array<Promise<Uint8Array | null>> = []
   for (let i = start; i < end; i++) reads.push(core.get(i, { wait: false }))
@@ -79,6 +101,11 @@ export class WriterLog {
    * blocks, after a sparse fetch (0: none). Set by the catch-up, read by `readableEnd`.
    */
   fetchedEnd = 0
+  /**
+   * Whether this log belongs to an encrypted database: its membership is read from its clear
+   * blocks (`clearKeys`), never through its tree, whose nodes lie in sealed blocks too.
+   */
+  encrypted = false
   /**
    * Lengths of this log seen as its signed length (`core.length` on open and on every append),
    * ascending. The writer signs at the end of each append, so these never end inside a Hyperbee
@@ -179,7 +206,8 @@ export class WriterLog {
   async batchEnd (len: number): Promise<number> {
     let end = len
     while (end > 1) {
-      const block = await this.core.get(end - 1, { wait: false })
+      // (an encrypted log's block this peer cannot decrypt counts as not held)
+      const block = await this.core.get(end - 1, { wait: false }).catch((err: unknown) => { if (isNoReadKey(err)) return null; throw err })
       if (block === null || !innerBatchNode(block)) break
       end--
     }
@@ -278,6 +306,36 @@ export class WriterLog {
       const key = buf(node.key)
       if (Buffer.compare(key, range.gte) < 0 || Buffer.compare(key, range.lt) >= 0) continue
       latest.set(key.toString('hex'), { key, seq, value: node.value === null ? null : buf(node.value) })
+    }
+    return [...latest.values()]
+  }
+
+  /**
+   * The membership nodes in `range` among the blocks [from, to) of an encrypted log, last write per
+   * key: read from the clear blocks as stored, sealed ones skipped (membership is always stored
+   * clear: lib/crypt.ts). Needs no key, so a member reads the grants of an epoch before it holds
+   * it, and every peer, key or none, reads the same records. Every block must be held.
+   */
+  async clearKeys (from: number, to: number, range: BeeRange, pause?: () => Promise<unknown>): Promise<ChangedKey[]> {
+    const latest = new Map<string, ChangedKey>()
+    for (let start = Math.max(1, from); start < to; start += SCAN_READS) {
+      if (pause !== undefined && start > Math.max(1, from)) await pause()
+      const blocks = await readBlocks(this.core, start, Math.min(to, start + SCAN_READS), true)
+      for (let j = 0; j < blocks.length; j++) {
+        const stored = blocks[j]
+        if (stored === null) throw new Error(`block ${start + j} of log ${this.id.slice(0, 8)} is not held`)
+        const payload = clearPayload(stored)
+        if (payload === null) continue
+        let node: { key: Uint8Array, value: Uint8Array | null }
+        try {
+          node = decodeNode(payload)
+        } catch {
+          continue
+        }
+        const key = buf(node.key)
+        if (Buffer.compare(key, range.gte) < 0 || Buffer.compare(key, range.lt) >= 0) continue
+        latest.set(key.toString('hex'), { key, seq: start + j, value: node.value === null ? null : buf(node.value) })
+      }
     }
     return [...latest.values()]
   }

@@ -1,0 +1,130 @@
+/**
+ * Key epochs of an encrypted database: which epoch keys this peer holds, which grants its logs
+ * record, which grants are still due, and which epoch own writes may be sealed under.
+ *
+ * An epoch is a random key; members hand it to each other as grants in their logs (KEY_GRANT: the
+ * key sealed to one recipient's writer key, stored clear like all membership records). A grant
+ * counts, like a membership record, iff its author is a writer (not a reader) and it lies below the
+ * author's cut. Three rules keep every reader able to read and a removed device out of what is
+ * written after its removal:
+ *
+ * - Grant what is due: a writer grants every epoch it holds to every live member and reader that
+ *   has no counted grant of it (new members read the history; concurrent grants only repeat).
+ *   Grants are sealed to the public key each writer states in its own log (PRINCIPAL): a member
+ *   whose log states none yet gets its grants once it does.
+ * - Seal only under a clean epoch: one whose counted grants all come from, and all go to, members
+ *   that are live now. A removal makes every epoch the removed device was given (or gave) unclean
+ *   the moment it is folded, so nothing written after that is sealed under a key it holds.
+ * - No clean epoch held: make one, granted to every live member and reader (including itself),
+ *   before the write.
+ *
+ * Concurrent removals and adds settle by the same rules: whatever a member saw when it made an
+ * epoch, the grants due are written by whoever holds it, and an epoch someone removed was given
+ * stops being used once the removal is folded. Which clean epoch a writer picks may differ
+ * between peers for a while; every entry names its epoch, so any reader holding it reads it.
+ */
+import { epochIdOf, newEpochKey, sealTo, unseal, type Keyring } from './crypt.js'
+import { KEY_GRANT } from './entry.js'
+import { hex } from './keys.js'
+import { live, type Member } from './membership.js'
+import type { WriterLog } from './writer-log.js'
+
+/** One epoch as the logs record it: who granted it, and to whom (writer keys, hex). */
+export interface EpochRecord { authors: Set<string>, recipients: Set<string> }
+
+/** A grant to write: an epoch's key sealed to a recipient. */
+export interface DueGrant { epoch: Buffer, recipient: Buffer, sealed: Buffer }
+
+export class Epochs {
+  /** The epochs the counted grants name, by id (hex). */
+  table = new Map<string, EpochRecord>()
+
+  /**
+   * @param own - this peer's writer key (hex: its log's key, what grants name) and its log's
+   *   signing key pair (what opens grants sealed to it; null on a peer without one)
+   * @param boxOf - a writer's public key for sealing (its PRINCIPAL entry), by writer key (hex); null until its log states one
+   */
+  constructor (readonly keyring: Keyring, private readonly own: () => { id: string, keyPair: { publicKey: Uint8Array, secretKey: Uint8Array } | null },
+    private readonly boxOf: (id: string) => Uint8Array | null) {}
+
+  /**
+   * Reads the counted grants of every log's membership records, and opens those sealed to this
+   * peer (a key that does not hash to the id it is granted under is refused). True if a key was added.
+   */
+  refresh (writers: Iterable<WriterLog>, members: ReadonlyMap<string, Member>): boolean {
+    const table = new Map<string, EpochRecord>()
+    const { id: own, keyPair: kp } = this.own()
+    let added = false
+    for (const w of writers) {
+      const author = members.get(w.id)
+      if (author === undefined || author.reader === true) continue
+      for (const r of w.records.values()) {
+        const e = r.entry
+        if (e.type !== KEY_GRANT || r.seq >= author.cut) continue
+        const id = hex(e.epoch)
+        let t = table.get(id)
+        if (t === undefined) table.set(id, t = { authors: new Set(), recipients: new Set() })
+        t.authors.add(w.id)
+        const to = hex(e.writer)
+        t.recipients.add(to)
+        if (to !== own || this.keyring.has(id) || kp === null) continue
+        const key = unseal(e.sealed, kp)
+        if (key !== null && hex(epochIdOf(key)) === id && this.keyring.add(key)) added = true
+      }
+    }
+    this.table = table
+    return added
+  }
+
+  /** Whether an epoch is clean: recorded, and every author and recipient of its grants live now. */
+  clean (id: string, members: ReadonlyMap<string, Member>): boolean {
+    const t = this.table.get(id)
+    if (t === undefined || t.authors.size === 0) return false
+    for (const a of t.authors) {
+      const m = members.get(a)
+      if (!live(m) || m.reader === true) return false
+    }
+    for (const r of t.recipients) if (!live(members.get(r))) return false
+    return true
+  }
+
+  /** The clean epoch held to seal own writes under (the greatest id, so peers tend to agree), or null. */
+  writing (members: ReadonlyMap<string, Member>): Buffer | null {
+    let best: string | null = null
+    for (const id of this.keyring.ids()) if (this.clean(id, members) && (best === null || id > best)) best = id
+    return best === null ? null : Buffer.from(best, 'hex')
+  }
+
+  /** The grants due from this writer: every epoch it holds, to every live member and reader without one. */
+  due (members: ReadonlyMap<string, Member>): DueGrant[] {
+    const out: DueGrant[] = []
+    for (const id of this.keyring.ids()) {
+      const key = this.keyring.get(id) as Buffer
+      const have = this.table.get(id)?.recipients
+      for (const [to, m] of members) {
+        if (!live(m) || have?.has(to) === true) continue
+        const recipient = Buffer.from(to, 'hex')
+        const box = this.boxOf(to)
+        const sealed = box === null ? null : sealTo(key, box)
+        if (sealed !== null) out.push({ epoch: Buffer.from(id, 'hex'), recipient, sealed })
+      }
+    }
+    return out
+  }
+
+  /** A new epoch, held, and its grants to every live member and reader. */
+  rotate (members: ReadonlyMap<string, Member>): { epoch: Buffer, grants: DueGrant[] } {
+    const key = newEpochKey()
+    this.keyring.add(key)
+    const epoch = epochIdOf(key)
+    const grants: DueGrant[] = []
+    for (const [to, m] of members) {
+      if (!live(m)) continue
+      const recipient = Buffer.from(to, 'hex')
+      const box = this.boxOf(to)
+      const sealed = box === null ? null : sealTo(key, box)
+      if (sealed !== null) grants.push({ epoch, recipient, sealed })
+    }
+    return { epoch, grants }
+  }
+}

@@ -65,11 +65,12 @@ export class Inspection {
       return {
         key: buf(w.key),
         length: w.core.length,
-        cut: m === undefined ? 0 : Math.min(m.removed ? m.cut : w.core.length, w.malformedAt),
+        cut: m === undefined ? 0 : Math.min(m.removed || m.reader === true ? m.cut : w.core.length, w.malformedAt),
         folded: this.s.checkpoints.get(id) ?? 0,
         held: w.core.contiguousLength,
         member: m !== undefined,
         removed: m?.removed ?? false,
+        reader: m?.reader === true,
         maxSkew: w.maxSkew,
         local: w.local
       }

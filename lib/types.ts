@@ -198,6 +198,8 @@ export interface WriterInfo {
   member: boolean
   /** Whether it was removed: its entries past `cut` never count. */
   removed: boolean
+  /** Whether it is a reader of an encrypted database (a member that receives the keys; its cut is 0: it never writes). */
+  reader: boolean
   /**
    * Largest lead (ms) of its wall clock over the local one when its entries were folded (each
    * entry carries its writer's clock reading; entries of earlier releases only their stamp); 0 if

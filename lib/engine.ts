@@ -34,14 +34,14 @@ import { VIEW_FORMAT, ViewStore, seqBytes } from './view.js'
 import { recomputeDigest, verifyView, type VerifyReport } from './verify.js'
 import { WriterLog } from './writer-log.js'
 import { Privacy } from './privacy.js'
+import { Invites } from './invites.js'
+import { IDENTITY, OWN_LOG } from './identity.js'
 import type { DueGrant } from './epochs.js'
 import { digestFromBuffer } from './digest.js'
 import './hypercore-patch.js' // a lost length announcement in Hypercore's replicator: see the file
 
 export type { WriteOp }
 
-/** Where the own log's store keeps the key of the database it belongs to (Hypercore user data). */
-const IDENTITY = 'meshbee/database'
 /** The own core's user data key of the change feed's floor (lib/changes.ts `FloorStore`). */
 const SEQ_FLOOR = 'meshbee/seq-floor'
 
@@ -108,6 +108,8 @@ export class Engine extends EventEmitter {
   private readonly sparseAfter: number
   /** Whether the database is encrypted, this peer's keys, and a blind seeder's following (lib/privacy.ts). */
   readonly privacy: Privacy
+  /** The invites this peer made, and the pairing host that answers them while joined (lib/invites.ts). */
+  readonly invites: Invites
   private readonly givenKey: Buffer | null
   /** The view commit, and its change feed (`commit.feed`: what `watch` and `changes` read). */
   readonly commit: ViewCommit
@@ -129,6 +131,7 @@ export class Engine extends EventEmitter {
 
   constructor (storage: string | Corestore, opts: EngineOptions = {}) {
     super()
+    const engine = this
     if (typeof storage === 'string') {
       removeTornDeviceFile(join(storage, 'cores'))
       this.store = new Corestore(join(storage, 'cores'))
@@ -145,6 +148,17 @@ export class Engine extends EventEmitter {
     this.hlc = new HLC({ maxDrift: opts.maxDrift, wallClock: this.wallClock, maxLead: MAX_LEAD })
     this.givenKey = opts.key === undefined ? null : Buffer.from(opts.key)
     this.privacy = new Privacy({ encrypted: opts.encrypted, encryptionKey: opts.encryptionKey }, () => this.own.core, this.writers)
+    this.invites = new Invites({
+      get key () { return engine.key },
+      own: () => this.own.core,
+      admit: async (role, key) => {
+        if (role === 'writer') await this.changeMembership(ADD_WRITER, key)
+        else if (this.privacy.mode === 'encrypted') await this.changeMembership(ADD_READER, key)
+        // a reader of a plain database needs nothing more than its key
+      },
+      encryptionKey: () => this.privacy.handOver(),
+      wallClock: this.wallClock
+    })
     this.indexes = new Indexes(this.view, this.stats, this.log, (event, ...args) => this.emit(event, ...args))
     this.indexOptions = opts.indexes ?? null
     // the change feed's floor lives with the identity, in the own log's store (lib/changes.ts)
@@ -208,7 +222,7 @@ export class Engine extends EventEmitter {
     let rebuild = await this.view.open()
     // once the view's LevelDB takes writes again after refusing them, fold what was refused meanwhile
     this.view.onRecover = () => { this.schedule() }
-    const ownCore = this.store.get({ name: 'meshbee-writer' })
+    const ownCore = this.store.get({ name: OWN_LOG })
     await ownCore.ready()
     // The database this directory belongs to: kept in the own log's store (it survives a lost
     // view) and in the view (directories written before the log store kept it).
@@ -223,6 +237,7 @@ export class Engine extends EventEmitter {
     this.own = { core: ownCore } as WriterLog
     await this.privacy.open(known === null && ownCore.length === 0, this.key.equals(ownCore.key))
     this.own = await this.openWriter(ownCore, true)
+    await this.invites.load()
     if (stored !== undefined && !stored.equals(this.key)) rebuild ??= 'the view belongs to another database than its logs'
     await this.migrateView()
     for (const [id, len] of await this.view.readCheckpoints()) this.checkpoints.set(id, len)
@@ -329,6 +344,7 @@ export class Engine extends EventEmitter {
 
   async close (): Promise<void> {
     this.closing = true
+    await this.invites.detach().catch(() => {})
     await this.queue.catch(() => {})
     for (const w of this.writers.values()) await w.bee.close().catch(() => {})
     await this.store.close()

@@ -10,7 +10,10 @@ import { MeshLevel } from './adapter.js'
 import { Checkout, normalizeCuts } from './checkout.js'
 import { digestToBuffer } from './digest.js'
 import { ADD_READER, ADD_WRITER, MEMBER_NS, REMOVE_WRITER, memberName } from './entry.js'
-import { closed, invalidArgument, notOpened } from './errors.js'
+import { closed, invalidArgument, keyMismatch, notOpened, notWritable as notWritableError } from './errors.js'
+import { parseInvite, pairCandidate } from './pairing.js'
+import type { InviteInfo } from './invites.js'
+import { discoveryKeyOf, peekDirectory } from './identity.js'
 import { toKey } from './keys.js'
 import type { WriteOp } from './entry-rule.js'
 import type { ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DiffChange, FeedChange, IndexDeclaration, IndexEntry, KeyRange, KeyType, QueryOptions, SearchResult, KeyVersion, MembersRange, MeshDBOptions, Stats, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo } from './types.js'
@@ -644,17 +647,105 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    * @throws `LEVEL_DATABASE_NOT_OPEN` when the database is closed or its open failed
    */
   async join (opts: SwarmOptions = {}): Promise<void> {
+    await this.joinSwarm(opts, false)
+  }
+
+  private async joinSwarm (opts: SwarmOptions, adopt: boolean): Promise<void> {
     if (!isObject(opts)) throw invalidArgument('join options must be an object')
     if (opts.swarm !== undefined && !isObject(opts.swarm)) throw invalidArgument('swarm must be a Hyperswarm or an object of Hyperswarm options')
     await this.opened()
-    await this.syncer.join({ swarm: opts.swarm ?? this.swarmOption })
+    await this.syncer.join({ swarm: opts.swarm ?? this.swarmOption }, adopt)
+    // this peer's invites are answered while it is online
+    if (this.syncer.swarm !== null) this.engine.invites.attach(this.syncer.swarm)
   }
 
   /**
    * Leaves the swarm: a swarm meshbee created is destroyed, a given one keeps running. `close()` leaves too.
    */
   async leave (): Promise<void> {
+    await this.currentEngine?.invites.detach()
     await this.currentSync?.leave()
+  }
+
+  /**
+   * Makes an invite: one short string (z-base32) that lets one device (or `uses` devices) become a
+   * writer, or a reader of an encrypted database, by `MeshDB.pair`. This peer answers it while it
+   * is joined (`join()`): it checks the invite, adds the device and hands it the database key and
+   * the encryption key over the encrypted connection. The string holds the invite's secret and the
+   * database's discovery key, not the database key: a leaked, used or expired invite opens nothing.
+   *
+   * @param opts.role - 'writer' (default) or 'reader'
+   * @param opts.uses - how many devices it admits (default 1)
+   * @param opts.expires - when it stops working, ms since the epoch (default in 7 days)
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` for a bad option
+   * @throws MeshError `MESHBEE_NOT_WRITABLE` on a peer that is not a writer
+   */
+  async createInvite (opts: { role?: 'writer' | 'reader', uses?: number, expires?: number } = {}): Promise<string> {
+    if (!isObject(opts)) throw invalidArgument('invite options must be an object')
+    await this.opened()
+    if (!this.engine.writable) throw notWritableError()
+    return await this.engine.invites.create(opts)
+  }
+
+  /** Revokes an invite of this peer's (its string or id): no device pairs with it from now on. False if this peer made no such invite. */
+  async revokeInvite (invite: string): Promise<boolean> {
+    if (typeof invite !== 'string') throw invalidArgument('revokeInvite takes an invite string or its id')
+    await this.opened()
+    return await this.engine.invites.revoke(invite)
+  }
+
+  /** The invites this peer made: id, role, expiry, uses, how many it admitted, whether revoked. */
+  invites (): InviteInfo[] {
+    return this.currentEngine?.invites.list() ?? []
+  }
+
+  /**
+   * Pairs a directory with a database by an invite: finds a member on the swarm, proves the
+   * invite, and opens the database there with what the member hands over (its key, and the
+   * encryption key of an encrypted one). Resolves with the database, open and joined on the swarm,
+   * once this peer sees itself admitted (a writer: `writable`), or after `timeout` ms.
+   *
+   * @param storage - a directory: new, or one that already holds this database
+   * @param invite - the string from `createInvite`
+   * @param options - the database's options, and `swarm` (a Hyperswarm, or options for one: it is
+   *   the database's from then on) and `timeout` (ms to wait for a member; default 60,000; 0: no limit)
+   * @throws `MESHBEE_BAD_INVITE` for a string that is no invite; `MESHBEE_INVITE_REFUSED` (with
+   *   `reason` `MESHBEE_INVITE_USED` or `MESHBEE_INVITE_EXPIRED` when the member said so) when a
+   *   member refused it; `MESHBEE_PAIR_TIMEOUT` when no member answered in time;
+   *   `MESHBEE_KEY_MISMATCH` when the directory holds another database
+   */
+  static async pair<K = string, V = string> (storage: string, invite: string, options: MeshDBOptions<K, V> & { timeout?: number } = {}): Promise<MeshDB<K, V>> {
+    if (typeof storage !== 'string' || storage === '') throw invalidArgument('pair takes a directory')
+    const { timeout = 60_000, swarm: swarmOption, ...rest } = options
+    if (!Number.isSafeInteger(timeout) || timeout < 0) throw invalidArgument('timeout must be a whole number of ms, 0 or more')
+    const { discoveryKey } = parseInvite(invite)
+    const { writerKey, database } = await peekDirectory(storage)
+    if (database !== null && !discoveryKeyOf(database).equals(discoveryKey)) throw keyMismatch(database.toString('hex'), '(the invite\'s)')
+    const shared = isObject(swarmOption) && typeof (swarmOption as { join?: unknown }).join === 'function'
+    const { default: Hyperswarm } = await import('hyperswarm')
+    const swarm = shared ? swarmOption : new Hyperswarm((swarmOption ?? {}) as Record<string, unknown>)
+    let answer
+    try {
+      answer = await pairCandidate(swarm, invite, writerKey, { timeout })
+    } catch (err) {
+      if (!shared) await (swarm as { destroy: () => Promise<void> }).destroy()
+      throw err
+    }
+    const db = new MeshDB<K, V>(storage, { ...rest, key: answer.key, ...(answer.encryptionKey === null ? {} : { encryptionKey: answer.encryptionKey }) })
+    await db.open()
+    await db.joinSwarm({ swarm: swarm as SwarmOptions['swarm'] }, !shared)
+    // the member added this device before it answered: wait to see it here
+    const admitted = (): boolean => answer.role === 'writer' ? db.writable : (db.privacy !== 'encrypted' || db.writers().some((w) => w.local && w.reader))
+    const deadline = timeout === 0 ? Infinity : Date.now() + timeout
+    while (!admitted() && Date.now() < deadline && db.status === 'open') {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, 250)
+        function done (): void { clearTimeout(t); db.off('update', done); db.off('writer-add', done); resolve() }
+        db.once('update', done)
+        db.once('writer-add', done)
+      })
+    }
+    return db
   }
 
   /**

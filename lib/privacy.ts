@@ -160,6 +160,13 @@ export class Privacy {
     return opened
   }
 
+  /** The key a device admitted now is handed (the epoch own writes seal under; null for a plain database). */
+  handOver (): Buffer | null {
+    if (this.mode !== 'encrypted') return null
+    const current = this.keyring.current
+    return (current === null ? undefined : this.keyring.get(current.toString('hex'))) ?? this.baseKey
+  }
+
   /** After a membership read: learns the keys granted to this peer. True if one was new. */
   refresh (writers: Iterable<WriterLog>, members: ReadonlyMap<string, Member>): boolean {
     return this.mode === 'encrypted' && this.epochs.refresh(writers, members)

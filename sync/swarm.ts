@@ -141,7 +141,8 @@ export class Sync extends EventEmitter {
     return n
   }
 
-  async join (opts: SwarmOptions = {}): Promise<void> {
+  /** `adopt`: the swarm given was made for this database (MeshDB.pair): destroyed on leave, as one made here. */
+  async join (opts: SwarmOptions = {}, adopt = false): Promise<void> {
     const leaves = this.leaves
     // loaded on the first join (~200 ms): a database that never goes online does not pay for it
     const { default: Hyperswarm } = await import('hyperswarm')
@@ -150,9 +151,12 @@ export class Sync extends EventEmitter {
     const given = opts.swarm
     // an app's swarm is recognised by its shape: its hyperswarm may be another copy than meshbee's
     const shared = given !== undefined && typeof (given as HyperswarmLike).join === 'function' && typeof (given as HyperswarmLike).on === 'function'
-    this.owned = !shared
+    this.owned = !shared || adopt
     this.swarm = shared ? given as unknown as Hyperswarm : new Hyperswarm((given ?? {}) as Record<string, unknown>)
     this.swarm.on('connection', this.onconnection)
+    // connections the swarm already holds (pairing's, on a swarm given for it) replicate too:
+    // Hyperswarm keeps one connection a peer, so none would come again
+    for (const conn of (this.swarm as unknown as { connections?: Iterable<Duplex & { remotePublicKey?: Buffer }> }).connections ?? []) this.add(conn)
     this.discovery = this.swarm.join(this.host.discoveryKey, { client: true, server: true })
     await this.discovery.flushed()
   }

@@ -28,6 +28,7 @@ export type {
 export { MeshError, MeshTypeError } from './lib/errors.js'
 export type { ErrorCode } from './lib/errors.js'
 export type { IndexInfo } from './lib/indexes.js'
+export type { InviteInfo } from './lib/invites.js'
 export { ClockAheadError, HLC, compareStamps, compareVersions, stampToString, stampFromString } from './crdt/hlc.js'
 /** The lead rule's bound (ms): how far a stamp may run past the newest stamp its writer had seen from another writer. */
 export { MAX_LEAD } from './lib/entry.js'

@@ -35,12 +35,15 @@ interface Kept {
 export interface InviteInfo {
   /** Its id (hex): `revokeInvite` takes it, or the invite string. */
   id: string
-  role: Role
-  /** ms since the epoch. */
+  /** What a device pairing with it becomes. */
+  role: 'writer' | 'reader'
+  /** When it stops working, ms since the epoch. */
   expires: number
+  /** How many devices it may admit. */
   uses: number
   /** How many devices it admitted. */
   used: number
+  /** Whether it was revoked (`revokeInvite`). */
   revoked: boolean
 }
 

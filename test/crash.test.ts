@@ -21,6 +21,8 @@
  * right after a write resolves, while its commit is still in the view's write-behind table and not
  * yet in LevelDB.
  *
+ * Odd seeds write an encrypted database, even ones a plain one.
+ *
  * A failure prints its seed; CRASH_SEED=<seed> replays the same ops and kill plan (the moment a
  * kill lands still varies with timing):
  *   CRASH_SEED=<seed> npx mocha --no-config -n import=tsx test/crash.test.ts
@@ -62,7 +64,7 @@ interface RunResult {
 }
 
 /** Starts the child on `dir` and SIGKILLs it according to a random plan; resolves after it is gone. */
-function runChild (dir: string, seed: number, run: number, rng: () => number): Promise<RunResult> {
+function runChild (dir: string, seed: number, run: number, rng: () => number, encrypted: boolean): Promise<RunResult> {
   // Some runs are killed inside open (and so inside a recovery fold, when the last kill left one).
   const duringOpen = run % 6 === 3 || rng() < 0.08
   const k = 1 + int(rng, 30)
@@ -85,7 +87,7 @@ function runChild (dir: string, seed: number, run: number, rng: () => number): P
 
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, {
-      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe']
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MESHBEE_CRASH_ENCRYPTED: encrypted ? '1' : '' }
     })
     const result: RunResult = { issued: [], acked: 0, seq: -1, ready: false, plan, selfKill }
     let stderr = ''
@@ -168,7 +170,7 @@ async function dumpView (dir: string, opts: { indexes?: boolean } = {}): Promise
 }
 
 /** Opens a MeshDB at `dir`, reads every entry of its view as strings, closes it. */
-async function openAndRead (dir: string, run: number, key?: Buffer, since = -1): Promise<{ key: Buffer, writer: string, entries: Array<[string, string]>, changed: Set<string> | null }> {
+async function openAndRead (dir: string, run: number, key?: Buffer, since = -1): Promise<{ key: Buffer, writer: string, entries: Array<[string, string]>, changed: Set<string> | null, privacy: string | null }> {
   const db = new MeshDB(dir, { indexes: indexesFor(run), ...(key === undefined ? {} : { key }) })
   await db.open()
   try {
@@ -180,7 +182,7 @@ async function openAndRead (dir: string, run: number, key?: Buffer, since = -1):
       if ((err as { code?: string }).code !== 'MESHBEE_FEED_RESET') throw err
       changed = null
     }
-    return { key: db.key, writer: db.writerKey.toString('hex'), entries: await db.iterator().all(), changed }
+    return { key: db.key, writer: db.writerKey.toString('hex'), entries: await db.iterator().all(), changed, privacy: db.privacy }
   } finally {
     await db.close()
   }
@@ -206,6 +208,8 @@ describe('crash consistency (SIGKILL while writing and folding)', function () {
   it(`after each of ${KILLS} kills the view equals a full re-fold and holds every acknowledged write`, async () => {
     const seed = process.env.CRASH_SEED !== undefined ? Number(process.env.CRASH_SEED) : Math.floor(Math.random() * 2 ** 32)
     const rng = prng(seed)
+    // odd seeds write an encrypted database (every block sealed, membership clear, keys in the own log's store)
+    const encrypted = seed % 2 === 1
     const dir = join(tmp, 'db')
     /** Every op the children issued, in order; `applied` is null while it is not known. */
     const ops: Array<{ op: Op, applied: boolean | null }> = []
@@ -215,7 +219,7 @@ describe('crash consistency (SIGKILL while writing and folding)', function () {
 
     try {
       for (let run = 0; run < KILLS; run++) {
-        const r = await runChild(dir, (seed + run * 0x9e3779b9) >>> 0, run, rng)
+        const r = await runChild(dir, (seed + run * 0x9e3779b9) >>> 0, run, rng, encrypted)
         stats.kills++
         if (!r.ready) stats.duringOpen++
         if (r.selfKill !== null) stats.selfKills++
@@ -239,6 +243,7 @@ describe('crash consistency (SIGKILL while writing and folding)', function () {
         // (an index rebuild cut short is redone on open: the view at the kill is compared without them)
         const atKill = await dumpView(a0, { indexes: false })
         const reopened = await openAndRead(a, run, undefined, r.seq)
+        expect(reopened.privacy, `run ${run}: reopened as`).to.equal(encrypted ? 'encrypted' : 'plain')
         const recovered = await dumpView(a)
 
         // (2) the recovered view equals a full re-fold from an empty view.
@@ -321,7 +326,7 @@ describe('crash consistency (SIGKILL while writing and folding)', function () {
     expect(stats.acked).to.be.greaterThan(0)
     expect(stats.tailRefolds).to.be.at.least(stats.logFirst + stats.tableFirst)
     if (process.env.CRASH_VERBOSE !== undefined) {
-      console.log(`      seed ${seed}: ${JSON.stringify(stats)} in ${Date.now() - started} ms`)
+      console.log(`      seed ${seed}${encrypted ? ' (encrypted)' : ''}: ${JSON.stringify(stats)} in ${Date.now() - started} ms`)
     }
   })
 

@@ -26,6 +26,8 @@
  *   views     watch latency, the cost of indexes on puts, an indexed query against a scan, and
  *             full-text search beside minisearch (views.ts, a child process); opt-in: --only views
  *             (about 3-5 minutes; 10,000 entries in --quick)
+ *   private   encrypted against plain: awaited puts, 4 writers' offline convergence, and pairing by
+ *             invite on a testnet (private.ts, a child process); opt-in: --only private
  */
 import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
@@ -45,7 +47,8 @@ const SYNC = path.join(HERE, 'sync.ts')
 const VIEWSTORE = path.join(HERE, 'viewstore.ts')
 const LOAD = path.join(HERE, 'load.ts')
 const VIEWS = path.join(HERE, 'views.ts')
-const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts', 'viewstore', 'load', 'views'] as const
+const PRIVATE = path.join(HERE, 'private.ts')
+const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts', 'viewstore', 'load', 'views', 'private'] as const
 type Workload = (typeof WORKLOADS)[number]
 /** What runs without --only: every workload but the view-store comparison and the load run. */
 const DEFAULT: readonly Workload[] = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts']
@@ -223,7 +226,7 @@ async function main (): Promise<void> {
     noTTYOutput: true,
     notTTYSchedule: 10_000
   }, cliProgress.Presets.shades_classic)
-  bar.start(specs.length + (args.only.has('sync') ? 1 : 0) + (args.only.has('viewstore') ? 1 : 0) + (args.only.has('load') ? 1 : 0) + (args.only.has('views') ? 1 : 0), 0, { trial: 'starting' })
+  bar.start(specs.length + (args.only.has('sync') ? 1 : 0) + (args.only.has('viewstore') ? 1 : 0) + (args.only.has('load') ? 1 : 0) + (args.only.has('views') ? 1 : 0) + (args.only.has('private') ? 1 : 0), 0, { trial: 'starting' })
 
   const trials: Trial[] = []
   const scaleDirs = new Map<number, { dir: string, key: string }>()
@@ -260,6 +263,8 @@ async function main (): Promise<void> {
   if (args.only.has('load')) bar.increment()
   const views = args.only.has('views') ? await runScript(VIEWS, VIEWS_N[args.preset], bar, Math.max(p.trialTimeoutMs, 1_200_000)) : null
   if (args.only.has('views')) bar.increment()
+  const privateDbs = args.only.has('private') ? await runScript(PRIVATE, args.preset === 'quick' ? '300' : null, bar, Math.max(p.trialTimeoutMs, 1_200_000)) : null
+  if (args.only.has('private')) bar.increment()
   bar.stop()
 
   process.stdout.write(report({
@@ -269,6 +274,7 @@ async function main (): Promise<void> {
     viewstore,
     underLoad,
     views,
+    privateDbs,
     command,
     started,
     minutes: (now() - t0) / 60_000,

@@ -17,6 +17,8 @@ export interface ReportInput {
   underLoad: string | null
   /** Watching, indexes and search (views.ts), markdown; null when not run. */
   views: string | null
+  /** Private databases (private.ts), markdown; null when not run. */
+  privateDbs: string | null
   command: string
   started: Date
   minutes: number
@@ -331,6 +333,10 @@ export function report (r: ReportInput): string {
     out('#### Watching, indexes and search')
     out()
     out(r.views)
+  }
+  if (r.privateDbs !== null) {
+    out()
+    out(r.privateDbs.replace(/^### /m, '#### '))
   }
   return lines.join('\n')
 }

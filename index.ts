@@ -23,12 +23,11 @@
 export { MeshDB } from './lib/meshdb.js'
 export type {
   ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DelOperation, FeedChange, IndexDeclaration, IndexEntry, IndexKeyValue, KeyRange, QueryOptions, SearchResult, DiffChange, HostPort, HyperswarmLike, HyperswarmOptions, JoinRequest, KeyType, KeyVersion,
-  MembersRange, MeshDBOptions, PatchOperation, PutOperation, SetOperation, Stats, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo
+  InviteInfo, MembersRange, MeshDBOptions, PatchOperation, PutOperation, SetOperation, Stats, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo
 } from './lib/types.js'
 export { MeshError, MeshTypeError } from './lib/errors.js'
 export type { ErrorCode } from './lib/errors.js'
 export type { IndexInfo } from './lib/indexes.js'
-export type { InviteInfo } from './lib/invites.js'
 export { ClockAheadError, HLC, compareStamps, compareVersions, stampToString, stampFromString } from './crdt/hlc.js'
 /** The lead rule's bound (ms): how far a stamp may run past the newest stamp its writer had seen from another writer. */
 export { MAX_LEAD } from './lib/entry.js'

@@ -11,6 +11,9 @@
 import type Hypercore from 'hypercore'
 import { MeshError, invalidArgument } from './errors.js'
 import { PairingHost, makeInvite, parseInvite, type PairingAnswer, type Role } from './pairing.js'
+import type { InviteInfo } from './types.js'
+
+export type { InviteInfo }
 
 const BOOK = 'meshbee/invites'
 /** An invite expires after this long unless `expires` says otherwise. */
@@ -28,22 +31,6 @@ interface Kept {
   uses: number
   /** Writer keys (hex) admitted with it, in order. */
   admitted: string[]
-  revoked: boolean
-}
-
-/** An invite as `db.invites()` lists it. */
-export interface InviteInfo {
-  /** Its id (hex): `revokeInvite` takes it, or the invite string. */
-  id: string
-  /** What a device pairing with it becomes. */
-  role: 'writer' | 'reader'
-  /** When it stops working, ms since the epoch. */
-  expires: number
-  /** How many devices it may admit. */
-  uses: number
-  /** How many devices it admitted. */
-  used: number
-  /** Whether it was revoked (`revokeInvite`). */
   revoked: boolean
 }
 

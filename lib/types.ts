@@ -388,3 +388,19 @@ export interface ChangeIterator<T> extends AsyncIterableIterator<T> {
   /** Ends the iteration and releases what it holds of the view. */
   close: () => void
 }
+
+/** An invite as `db.invites()` lists it. */
+export interface InviteInfo {
+  /** Its id (hex): `revokeInvite` takes it, or the invite string. */
+  id: string
+  /** What a device pairing with it becomes. */
+  role: 'writer' | 'reader'
+  /** When it stops working, ms since the epoch. */
+  expires: number
+  /** How many devices it may admit. */
+  uses: number
+  /** How many devices it admitted. */
+  used: number
+  /** Whether it was revoked (`revokeInvite`). */
+  revoked: boolean
+}

@@ -6,7 +6,9 @@
 import { expect } from 'chai'
 import { MeshDB } from '../index.js'
 import { startTestnet, type Testnet } from '../lib/testnet.js'
-import { cleanup, rejects, tempDir, until } from './helpers/peers.js'
+import { readdir, readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { cleanup, rejects, tempDir, until, untilEvents } from './helpers/peers.js'
 
 type DB = MeshDB<string, string>
 
@@ -83,6 +85,39 @@ describe('invites', function () {
     await a.update()
     expect(a.writers().filter((w) => w.member).length).to.equal(members)
     expect(a.invites().map((i) => [i.used, i.revoked])).to.deep.equal([[1, false], [0, false], [0, true], [0, false]])
+  })
+
+  it('a blind seeder on the swarm carries writes between two paired devices never online together, holding none of their bytes', async () => {
+    const b = await pair(await a.createInvite())
+    await until([b], () => b.get('hello').then((v) => v === 'from the member'))
+    const sdir = await tempDir('s')
+    const s = new MeshDB<string, string>(sdir, { key: a.key })
+    opened.push(s)
+    await s.join({ swarm: testnet.swarmOptions() })
+    const holds = (db: DB): boolean => s.writers().some((w) => w.key.equals(db.writerKey) && w.held === db.writers().find((x) => x.local)?.length)
+    await b.leave()
+    await a.put('while-b-away', 'sealed-for-members-only')
+    await untilEvents([a], ['update'], () => s.privacy === 'blind' && holds(a))
+    await a.leave()
+    await b.join({ swarm: testnet.swarmOptions() })
+    await until([b], () => b.get('while-b-away').then((v) => v === 'sealed-for-members-only'))
+    await b.put('reply-while-a-away', 'also-sealed')
+    await untilEvents([b], ['update'], () => holds(b))
+    await b.leave()
+    await a.join({ swarm: testnet.swarmOptions() })
+    await until([a], () => a.get('reply-while-a-away').then((v) => v === 'also-sealed'))
+    expect((await rejects(s.get('hello'))).code).to.equal('MESHBEE_BLIND')
+    await s.close()
+    const hits: string[] = []
+    const walk = async (d: string): Promise<void> => {
+      for (const f of await readdir(d)) {
+        const p = join(d, f)
+        if ((await stat(p)).isDirectory()) await walk(p)
+        else for (const n of ['sealed-for-members-only', 'also-sealed', 'from the member', 'while-b-away', 'reply-while-a-away']) if ((await readFile(p)).includes(Buffer.from(n))) hits.push(`${n} in ${p}`)
+      }
+    }
+    await walk(sdir)
+    expect(hits).to.deep.equal([])
   })
 
   it('checks its options', async () => {

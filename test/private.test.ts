@@ -170,6 +170,9 @@ describe('private databases', function () {
     expect(await b.get('after-c')).to.equal(undefined)
     expect(await b.get('before')).to.equal('everyone read this') // read before the removal: still readable to it
     expect(b.stats().lockedReads).to.be.greaterThan(0)
+    // inspection that reaches a sealed block says so, rather than answering wrong
+    const diffing = (async () => { for await (const _ of b.diff(a.writerKey, { from: cutAt })) void _ })()
+    expect((await rejects(diffing)).code).to.equal('MESHBEE_NO_READ_KEY')
     for (const p of [a, c]) {
       expect(await p.get('after-a')).to.equal('not for b')
       expect(await p.get('after-c')).to.equal('not for b either')

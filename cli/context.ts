@@ -36,7 +36,7 @@ export const usage = (message: string): CliError => new CliError('MESHBEE_USAGE'
 export const notFound = (message: string): CliError => new CliError('MESHBEE_NOT_FOUND', message, EXIT.NOT_FOUND)
 
 /** Library error codes that mean the user passed a bad argument. */
-const USAGE_CODES = new Set(['MESHBEE_INVALID_ARGUMENT', 'MESHBEE_INVALID_CUTS', 'LEVEL_INVALID_KEY', 'LEVEL_INVALID_VALUE'])
+const USAGE_CODES = new Set(['MESHBEE_INVALID_ARGUMENT', 'MESHBEE_INVALID_CUTS', 'MESHBEE_BAD_INVITE', 'LEVEL_INVALID_KEY', 'LEVEL_INVALID_VALUE'])
 
 /** Node's file system error codes, each mapped to one CLI code. */
 const FILE_CODES: Record<string, [string, string]> = {
@@ -72,7 +72,7 @@ export function describeError (err: unknown): { code: string, message: string, e
     return { code: 'MESHBEE_USAGE', message: err.message.replace(/^error: /, ''), exitCode: err.exitCode === 0 ? EXIT.OK : EXIT.USAGE, details: {} }
   }
   if (err instanceof CliError) return { code: err.code, message: err.message, exitCode: err.exitCode, details: err.details }
-  let e = err as { code?: unknown, message?: unknown, cause?: unknown, syscall?: unknown, path?: unknown } | null
+  let e = err as { code?: unknown, message?: unknown, cause?: unknown, syscall?: unknown, path?: unknown, reason?: unknown } | null
   // abstract-level wraps a failed open: the library's own error is the cause
   while (e !== null && typeof e === 'object' && e.code === 'LEVEL_DATABASE_NOT_OPEN' && e.cause != null) {
     e = e.cause as typeof e
@@ -85,7 +85,9 @@ export function describeError (err: unknown): { code: string, message: string, e
   const code = typeof e?.code === 'string' ? e.code : 'MESHBEE_UNEXPECTED'
   const message = typeof e?.message === 'string' ? e.message : String(err)
   const exitCode = code === 'MESHBEE_NOT_WRITABLE' ? EXIT.NOT_WRITABLE : code === 'MESHBEE_INDEX_NOT_FOUND' ? EXIT.NOT_FOUND : USAGE_CODES.has(code) ? EXIT.USAGE : EXIT.ERROR
-  return { code, message, exitCode, details: {} }
+  // a refused invite says why when the member did (MESHBEE_INVITE_USED, MESHBEE_INVITE_EXPIRED)
+  const details = code === 'MESHBEE_INVITE_REFUSED' ? { reason: typeof e?.reason === 'string' ? e.reason : null } : {}
+  return { code, message, exitCode, details }
 }
 
 /**
@@ -175,6 +177,10 @@ export interface OpenOptions {
   create?: boolean
   /** Fail if the directory already holds a database (init). */
   exclusive?: boolean
+  /** Create the database encrypted (init --encrypted; a new database only). */
+  encrypted?: boolean
+  /** A key of an encrypted database, handed over by hand (64 hex characters). */
+  encryptionKey?: string
 }
 
 /**
@@ -190,7 +196,9 @@ export async function openDb (dir: string, logger: Logger, opts: OpenOptions = {
     logger,
     key: opts.key,
     createIfMissing: opts.create === true,
-    errorIfExists: opts.exclusive === true
+    errorIfExists: opts.exclusive === true,
+    ...(opts.encrypted === true ? { encrypted: true } : {}),
+    ...(opts.encryptionKey === undefined ? {} : { encryptionKey: opts.encryptionKey })
   } as ConstructorParameters<typeof MeshDB<string, Json>>[1])
   try {
     await db.open()
@@ -303,6 +311,14 @@ export function sinceTime (text: string): number {
   const t = Date.parse(text)
   if (Number.isNaN(t)) throw new InvalidArgumentError('expected ms since the epoch, an ISO date or a duration like 10m, 2h, 7d')
   return t
+}
+
+/** commander parser: a duration from now (30m, 12h, 7d; also s and ms), in ms, more than 0. */
+export function duration (text: string): number {
+  const d = DURATION.exec(text)
+  const ms = d === null ? NaN : Number(d[1]) * UNIT[d[2]]
+  if (!Number.isSafeInteger(ms) || ms <= 0) throw new InvalidArgumentError('expected a duration like 30m, 12h or 7d')
+  return ms
 }
 
 export function stampJson (s: Stamp | null): { wall: number, counter: number, time: string } | null {

@@ -122,14 +122,17 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
   const onPeerRemove = (k: Buffer | null): void => event('peer-remove', { peer: k === null ? null : hex(k), peers: db.peers }, `peer-remove ${k === null ? '?' : hex(k)} (${db.peers} connected)`)
   const onWriterAdd = (k: Buffer): void => {
     const self = k.equals(db.writerKey)
-    event('writer-add', { writer: hex(k), self }, `writer-add ${hex(k)}${self ? ' (this peer: now writable)' : ''}`)
+    // a reader of an encrypted database is a member that never writes
+    const reader = db.writers().some((w) => w.key.equals(k) && w.reader)
+    event('writer-add', { writer: hex(k), self, reader },
+      `writer-add ${hex(k)}${reader ? ' (a reader)' : ''}${self ? (reader ? ' (this peer: now reads the database)' : ' (this peer: now writable)') : ''}`)
   }
   const onWriterRemove = (k: Buffer, cut: number): void => {
     event('writer-remove', { writer: hex(k), cut, self: k.equals(db.writerKey) }, `writer-remove ${hex(k)} at ${cut}`)
   }
   const onJoinRequest = (r: JoinRequest): void => {
     const peer = r.remotePublicKey === null ? null : hex(r.remotePublicKey)
-    event('join-request', { writer: hex(r.key), peer }, `join-request ${hex(r.key)}${opts.acceptAll === true ? '' : ` (run: meshbee add-writer ${hex(r.key)})`}`)
+    event('join-request', { writer: hex(r.key), peer }, `join-request ${hex(r.key)}${opts.acceptAll === true ? '' : ` (run: meshbee add-writer ${hex(r.key)}${db.privacy === 'encrypted' ? `, or meshbee add-reader ${hex(r.key)}` : ''})`}`)
     if (opts.acceptAll !== true) return
     db.addWriter(r.key).then(() => {
       event('writer-accepted', { writer: hex(r.key) }, `accepted ${hex(r.key)}`)
@@ -144,7 +147,8 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
   let caughtUp = ''
   const lengths = new Map<string, number>()
   const checkCaughtUp = (): void => {
-    if (!connected || db.status !== 'open') return
+    // a blind seeder folds no view: it has no state to compare
+    if (!connected || db.status !== 'open' || db.privacy === 'blind') return
     const members = db.writers().filter((w) => w.member)
     if (members.some((w) => w.folded < w.cut)) return
     const hash = hex(db.hash())
@@ -179,8 +183,18 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
       bar = null
     }
   }
+  // A peer opened by key alone learns that the database is encrypted when its first block arrives:
+  // from then on it seeds blind. Said once.
+  let saidBlind = false
+  const checkBlind = (): void => {
+    if (saidBlind || db.status !== 'open' || db.privacy !== 'blind') return
+    saidBlind = true
+    event('blind', { key: hex(db.key) }, 'seeding blind: the database is encrypted; this peer downloads and serves its logs and reads nothing')
+  }
+
   // after the changes already being reported, so that "caught up" follows them
   const ticker = setInterval(() => {
+    checkBlind()
     tick()
     reporting = reporting.then(checkCaughtUp).catch((err) => log.error({ err }, 'could not check the catch-up'))
   }, TICK_MS)
@@ -189,14 +203,16 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
     ['writer-add', onWriterAdd], ['writer-remove', onWriterRemove], ['join-request', onJoinRequest]]
   for (const [event, fn] of listeners) db.on(event, fn)
   try {
-    const info = { key: hex(db.key), discoveryKey: hex(db.discoveryKey), writerKey: hex(db.writerKey), writable: db.writable, mode: opts.mode, socket: opts.socket ?? null }
+    const info = { key: hex(db.key), discoveryKey: hex(db.discoveryKey), writerKey: hex(db.writerKey), writable: db.writable, privacy: db.privacy, mode: opts.mode, socket: opts.socket ?? null }
     event('joining', info, [
       `${opts.mode === 'seed' ? 'seeding' : 'joining'} ${info.key}`,
       `  discovery key ${info.discoveryKey}`,
       `  writer key    ${info.writerKey}${db.writable ? ' (writable)' : ' (not a member)'}`,
+      ...(info.privacy === 'encrypted' ? ['  encrypted: this peer answers its invites while it runs'] : []),
       ...(opts.socket === undefined ? [] : [`  other meshbee commands on this directory run here (${opts.socket})`]),
       '  Ctrl-C to leave'
     ].join('\n'))
+    checkBlind()
     // Ctrl-C works while the announce is still under way (it can take long without a network)
     const joining = db.join(dht === null ? {} : { swarm: { dht } })
     let sig = await Promise.race([joining.then(() => null), stop])

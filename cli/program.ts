@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { resolve } from 'node:path'
 import { pino, type Logger } from 'pino'
 import {
-  CliError, EXIT, Output, bootstrapNode, createLogger, dbExists, describeError, hex, hexKey, nonNegativeInt, notFound, openDb,
+  CliError, EXIT, Output, bootstrapNode, createLogger, dbExists, describeError, duration, hex, hexKey, nonNegativeInt, notFound, openDb,
   parseValue, processIo, readAll, show, sinceTime, stampJson, stampText, usage, decodeStored,
   type DB, type GlobalOptions, type Io, type Json, type OpenOptions, type ValueMode
 } from './context.js'
@@ -164,7 +164,7 @@ async function follow<T> (r: Run, it: AsyncIterator<T> & { close: () => void }, 
   }
 }
 
-interface DbInfo { dir: string, key: string, discoveryKey: string, writerKey: string, writable: boolean }
+interface DbInfo { dir: string, key: string, discoveryKey: string, writerKey: string, writable: boolean, privacy: 'plain' | 'encrypted' | 'blind' | null }
 
 function describeDb (db: DB, dir: string, cwd: string): DbInfo {
   return {
@@ -172,8 +172,33 @@ function describeDb (db: DB, dir: string, cwd: string): DbInfo {
     key: hex(db.key),
     discoveryKey: hex(db.discoveryKey),
     writerKey: hex(db.writerKey),
-    writable: db.writable
+    writable: db.writable,
+    privacy: db.privacy
   }
+}
+
+/** How a database's privacy reads in text output. */
+function privacyText (privacy: DbInfo['privacy']): string {
+  switch (privacy) {
+    case 'encrypted': return 'encrypted (members and readers read it; seeders carry it blind)'
+    case 'blind': return 'blind (an encrypted database this peer only seeds: it reads nothing)'
+    case 'plain': return 'plain (whoever holds the key reads it)'
+    default: return 'not known yet (nothing received from the database)'
+  }
+}
+
+/** The role this device has in a database: a writer, a reader, or null while it is neither. */
+function roleOf (db: DB): 'writer' | 'reader' | null {
+  if (db.writable) return 'writer'
+  if (db.writers().some((w) => w.local && w.reader && !w.removed)) return 'reader'
+  // every peer that holds a plain database's key reads it
+  return db.privacy === 'plain' ? 'reader' : null
+}
+
+/** An invite as `invite ls` lists it, its expiry as an ISO date. */
+function inviteJson (i: { id: string, role: string, uses: number, used: number, expires: number, revoked: boolean }, now: number): Record<string, unknown> {
+  const state = i.revoked ? 'revoked' : i.used >= i.uses ? 'used up' : i.expires <= now ? 'expired' : 'open'
+  return { id: i.id, role: i.role, uses: i.uses, used: i.used, expires: new Date(i.expires).toISOString(), revoked: i.revoked, state }
 }
 
 function table (rows: string[][]): string {
@@ -222,21 +247,27 @@ export function buildProgram (opts: {
     .exitOverride()
 
   program.command('init')
-    .description('create a new database (this peer is its first writer), or with --key open an existing one by key')
+    .description('create a new database (this peer is its first writer; --encrypted: a private one), or with --key open an existing one by key')
     .argument('[dir]', 'directory (default: --dir)')
-    .option('--key <key>', 'open the database with this key instead (a reader until a member adds this peer)')
-    .action(async (dir: string | undefined, o: { key?: string }, cmd: Command) => {
+    .addOption(new Option('--encrypted', 'create the database encrypted: only members and readers read it; a peer with the key alone seeds it blind').conflicts('key'))
+    .option('--key <key>', 'open the database with this key instead (a reader until a member adds this peer; of an encrypted database, a blind seeder)')
+    .option('--encryption-key <key>', 'with --key: the encryption key of an encrypted database, handed over by hand (64 hex characters; "meshbee pair" needs none)')
+    .action(async (dir: string | undefined, o: { key?: string, encrypted?: boolean, encryptionKey?: string }, cmd: Command) => {
       const r = await context(cmd)
       if (dir !== undefined && r.session.db === undefined) r.dir = dir
       const key = o.key === undefined ? undefined : hexKey(o.key, 'database key')
+      if (o.encryptionKey !== undefined && key === undefined) throw usage('--encryption-key joins an encrypted database: give its --key too')
+      const encryptionKey = o.encryptionKey === undefined ? undefined : hexKey(o.encryptionKey, 'encryption key')
       await withDb(r, async (db) => {
         const info = describeDb(db, r.dir, r.io.cwd)
         r.out.result({ ...info, created: key === undefined }, () => [
-          `${key === undefined ? 'created database' : 'opened database'} in ${info.dir}`,
+          `${key === undefined ? `created ${info.privacy === 'encrypted' ? 'an encrypted' : 'a'} database` : 'opened database'} in ${info.dir}`,
           `key         ${info.key}`,
-          `writer key  ${info.writerKey}${db.writable ? '' : `  (not a member yet: a member runs "meshbee add-writer ${info.writerKey}")`}`
+          `writer key  ${info.writerKey}${db.writable ? '' : `  (not a member yet: a member runs "meshbee add-writer ${info.writerKey}")`}`,
+          `privacy     ${privacyText(info.privacy)}`,
+          ...(key === undefined && info.privacy === 'encrypted' ? ['  add devices with "meshbee invite" (answered while "meshbee join" runs) and "meshbee pair <invite>" on the device'] : [])
         ].join('\n'))
-      }, { create: true, exclusive: true, key, own: 'init' })
+      }, { create: true, exclusive: true, key, encrypted: o.encrypted === true, encryptionKey, own: 'init' })
     })
 
   program.command('verify')
@@ -267,15 +298,20 @@ export function buildProgram (opts: {
     })
 
   program.command('info')
-    .description('database key, discovery key, writer key, writability, writers, view hash, fold stats')
+    .description('database key, discovery key, writer key, writability, privacy, writers and readers, view hash, fold stats')
     .action(async (_o: unknown, cmd: Command) => {
       const r = await context(cmd)
       await withDb(r, async (db) => {
         const writers = db.writers()
+        const live = writers.filter((w) => w.member && !w.removed)
+        const blind = db.privacy === 'blind'
         const info = {
           ...describeDb(db, r.dir, r.io.cwd),
-          writers: writers.filter((w) => w.member && !w.removed).length,
-          hash: hex(db.hash()),
+          role: roleOf(db),
+          writers: live.filter((w) => !w.reader).length,
+          readers: live.filter((w) => w.reader).length,
+          // a blind seeder folds no view: it has no hash to compare
+          hash: blind ? null : hex(db.hash()),
           stats: db.stats()
         }
         r.out.result(info, () => table([
@@ -284,8 +320,11 @@ export function buildProgram (opts: {
           ['discovery key', info.discoveryKey],
           ['writer key', info.writerKey],
           ['writable', String(info.writable)],
+          ['role', info.role ?? (blind ? 'seeder (blind)' : 'none (not a member)')],
+          ['privacy', privacyText(info.privacy)],
           ['writers', String(info.writers)],
-          ['hash', info.hash],
+          ['readers', String(info.readers)],
+          ['hash', info.hash ?? '-'],
           ['stats', Object.entries(info.stats).map(([k, v]) => `${k}=${v}`).join(' ')]
         ]))
       })
@@ -428,7 +467,7 @@ export function buildProgram (opts: {
     })
 
   program.command('writers')
-    .description('every writer log: length, cut, folded length, membership, clock skew')
+    .description('every writer log: length, cut, folded length, membership (member, reader, removed), clock skew')
     .action(async (_o: unknown, cmd: Command) => {
       const r = await context(cmd)
       await withDb(r, async (db) => {
@@ -440,7 +479,7 @@ export function buildProgram (opts: {
             String(w.length),
             String(w.cut),
             String(w.folded),
-            w.removed ? 'removed' : w.member ? 'member' : 'not a member',
+            w.removed ? 'removed' : w.reader ? 'reader' : w.member ? 'member' : 'not a member',
             String(w.maxSkew)
           ])
         ]) + '\n(* this peer)')
@@ -459,8 +498,20 @@ export function buildProgram (opts: {
       })
     })
 
+  program.command('add-reader')
+    .description('admit a reader to an encrypted database, by its writer key: it reads everything and never writes (remove-writer removes it)')
+    .argument('<key>', 'the writer key of the reader\'s device (64 hex characters)')
+    .action(async (key: string, _o: unknown, cmd: Command) => {
+      const r = await context(cmd)
+      const k = hexKey(key, 'reader key')
+      await withDb(r, async (db) => {
+        await db.addReader(k)
+        r.out.result({ reader: k, added: true }, () => `added reader ${k}`)
+      })
+    })
+
   program.command('remove-writer')
-    .description('remove a member: its entries past what this peer has folded never count')
+    .description('remove a member or a reader: a member\'s entries past what this peer has folded never count; an encrypted database\'s later writes are sealed from it')
     .argument('<key>', 'the writer key (64 hex characters)')
     .action(async (key: string, _o: unknown, cmd: Command) => {
       const r = await context(cmd)
@@ -612,6 +663,104 @@ export function buildProgram (opts: {
       })
     })
 
+  const invite = program.command('invite')
+    .description('invites: one string that lets a device pair as a writer or a reader ("meshbee invite" alone is "invite create")')
+    .addHelpText('after', `
+A member answers its own invites while "meshbee join" runs on its directory: an invite made while
+a join runs is answered at once; one made without it is stored and answered on the next join.`)
+  invite.command('create', { isDefault: true })
+    .description('make an invite and print it (the default subcommand: "meshbee invite [options]")')
+    .addOption(new Option('--role <role>', 'what the device becomes: writer, or reader (encrypted databases)').choices(['writer', 'reader']).default('writer'))
+    .option('--uses <n>', 'how many devices it admits', positiveInt, 1)
+    .option('--expires <duration>', 'how long it works: 30m, 12h, 7d...', duration, 7 * 86_400_000)
+    .action(async (o: { role: 'writer' | 'reader', uses: number, expires: number }, cmd: Command) => {
+      const r = await context(cmd)
+      await withDb(r, async (db) => {
+        const expires = Date.now() + o.expires
+        const made = await db.createInvite({ role: o.role, uses: o.uses, expires })
+        const { parseInvite } = await import('../lib/pairing.js')
+        const id = hex(parseInvite(made).id)
+        const running = r.session.db !== undefined
+        const at = new Date(expires).toISOString()
+        r.out.result({ invite: made, id, role: o.role, uses: o.uses, expires: at, answered: running ? 'now' : 'on join' }, () => [
+          made,
+          `  ${o.role === 'reader' ? 'a reader' : 'a writer'}, for ${o.uses === 1 ? 'one device' : `${o.uses} devices`}, until ${at} (id ${id})`,
+          `  on the device: meshbee pair ${made}`,
+          running
+            ? '  this peer answers it now, while this "meshbee join" runs'
+            : '  this peer answers it while "meshbee join" runs on this directory: start it (or keep it running)'
+        ].join('\n'))
+      })
+    })
+  invite.command('ls')
+    .description('the invites this peer made: id, role, uses and used, expiry, whether revoked')
+    .action(async (_o: unknown, cmd: Command) => {
+      const r = await context(cmd)
+      await withDb(r, async (db) => {
+        const now = Date.now()
+        const list = db.invites().map((i) => inviteJson(i, now))
+        r.out.result(list, () => list.length === 0
+          ? 'no invites'
+          : table([['id', 'role', 'used', 'expires', 'state'], ...list.map((i) => [String(i.id), String(i.role), `${String(i.used)}/${String(i.uses)}`, String(i.expires), String(i.state)])]))
+      })
+    })
+  invite.command('revoke')
+    .description('revoke an invite of this peer\'s, by its string or its id: no device pairs with it from now on (exit 3 when there is none)')
+    .argument('<invite-or-id>')
+    .action(async (which: string, _o: unknown, cmd: Command) => {
+      const r = await context(cmd)
+      await withDb(r, async (db) => {
+        const text = which.trim()
+        if (!await db.revokeInvite(/^[0-9a-f]{64}$/i.test(text) ? text.toLowerCase() : text)) throw notFound(`this peer made no invite ${text}`)
+        r.out.result({ invite: text, revoked: true }, () => `revoked ${text}`)
+      })
+    })
+
+  program.command('pair')
+    .description('pair --dir with a database by an invite: a member that runs "meshbee join" admits this device; prints its role, then exits')
+    .argument('<invite>', 'the invite string ("meshbee invite" on a member)')
+    .option('--bootstrap <host:port>', 'a DHT bootstrap node, for a private DHT (repeatable)', bootstrapNode)
+    .option('--timeout <ms>', 'how long to wait for the member (0: no limit)', nonNegativeInt, 60_000)
+    .action(async (text: string, o: { bootstrap?: Array<{ host: string, port: number }>, timeout: number }, cmd: Command) => {
+      const r = await context(cmd)
+      if (r.session.db !== undefined) throw usage('pair does not run inside a running peer: stop its "meshbee join" first')
+      const location = resolve(r.io.cwd, r.dir)
+      if (await (await control()).answers(location)) throw new CliError('MESHBEE_BUSY', `a meshbee join or seed already runs on ${location}`)
+      const { MeshDB } = await import('../lib/meshdb.js')
+      // loopback testnets need a node that is not firewalled (as join does)
+      const swarm = o.bootstrap === undefined || o.bootstrap.length === 0
+        ? undefined
+        : { dht: new (await import('hyperdht')).default({ bootstrap: o.bootstrap, firewalled: false }) }
+      let db: DB
+      try {
+        db = await MeshDB.pair<string, Json>(location, text, { valueEncoding: 'json', logger: r.log, timeout: o.timeout, ...(swarm === undefined ? {} : { swarm }) } as Parameters<typeof MeshDB.pair<string, Json>>[2])
+      } catch (err) {
+        await (swarm?.dht as { destroy?: () => Promise<void> } | undefined)?.destroy?.().catch(() => {})
+        const e = err as { code?: unknown, message?: unknown, reason?: unknown }
+        if (e?.code === 'MESHBEE_INVITE_REFUSED') {
+          const reason = typeof e.reason === 'string' ? e.reason : null
+          const message = String(e.message)
+          throw new CliError('MESHBEE_INVITE_REFUSED', reason === null || message.includes(reason) ? message : `${message} (${reason})`, EXIT.ERROR, { reason })
+        }
+        if (e?.code === 'MESHBEE_PAIR_TIMEOUT') throw new CliError('MESHBEE_PAIR_TIMEOUT', `${String(e.message)}: is a member that made the invite running "meshbee join"?`)
+        if (e?.code === 'MESHBEE_KEY_MISMATCH') throw new CliError('MESHBEE_KEY_MISMATCH', `${location} holds another database than the invite's: pair into a new directory (--dir)`)
+        throw err
+      }
+      try {
+        const info = { ...describeDb(db, r.dir, r.io.cwd), role: roleOf(db) }
+        r.out.result(info, () => [
+          `paired ${info.dir} with database ${info.key}`,
+          `role        ${info.role ?? `not admitted yet (a member adds ${info.writerKey} when it has seen the invite)`}`,
+          `writable    ${String(info.writable)}`,
+          `privacy     ${privacyText(info.privacy)}`,
+          `writer key  ${info.writerKey}`,
+          '  run "meshbee join" on this directory to stay online and replicate'
+        ].join('\n'))
+      } finally {
+        await db.close()
+      }
+    })
+
   program.command('join')
     .description('stay online: replicate with peers on the discovery key and print changes, peers and join requests until Ctrl-C (NDJSON with --json)')
     .option('--bootstrap <host:port>', 'a DHT bootstrap node, for a private DHT (repeatable)', bootstrapNode)
@@ -625,7 +774,7 @@ export function buildProgram (opts: {
     })
 
   program.command('seed')
-    .description('open a database by key in --dir (creating the directory), join and serve its logs without being a writer')
+    .description('open a database by key in --dir (creating the directory), join and serve its logs without being a writer (an encrypted one blind: it reads nothing)')
     .argument('<key>', 'the database key (64 hex characters)')
     .option('--bootstrap <host:port>', 'a DHT bootstrap node, for a private DHT (repeatable)', bootstrapNode)
     .action(async (key: string, o: { bootstrap?: Array<{ host: string, port: number }> }, cmd: Command) => {
@@ -678,6 +827,12 @@ const intIn = (min: number, max: number) => (text: string): number => {
   const n = nonNegativeInt(text)
   if (n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}`)
   return n
+}
+
+/** commander parser: a whole number, 1 or more. */
+function positiveInt (text: string): number {
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < 1) throw new InvalidArgumentError('expected a whole number, 1 or more')
+  return Number(text)
 }
 
 /** join and seed: listen on the control socket for the other commands, and stay online. */

@@ -118,7 +118,7 @@ describe('cli', function () {
     const program = buildProgram()
     const names = program.commands.map((c) => c.name())
     expect(names).to.include.members(['init', 'info', 'put', 'get', 'del', 'ls', 'patch', 'sadd', 'srem', 'smembers', 'sismember', 'writers',
-      'add-writer', 'remove-writer', 'versions', 'diff', 'join', 'seed', 'import', 'export', 'testnet'])
+      'add-writer', 'remove-writer', 'versions', 'diff', 'join', 'seed', 'import', 'export', 'testnet', 'invite', 'pair', 'add-reader'])
     for (const name of [...names, null]) {
       let text = ''
       const output = { writeOut: (s: string) => { text += s }, writeErr: (s: string) => { text += s } }
@@ -262,6 +262,64 @@ describe('cli', function () {
     expect(info).to.include({ key: created.key, writerKey: created.writerKey, writable: true, writers: 1 })
     expect(info.hash).to.match(/^[0-9a-f]{64}$/)
     expect(info.stats).to.have.property('folds')
+  })
+
+  it('init --encrypted: put and get, info says encrypted; invite, invite ls, invite revoke; add-reader; bad arguments exit 2', async function () {
+    this.timeout(180_000) // some twenty commands, each a process of its own
+    const created = await json(dir, 'init', '--encrypted')
+    expect(created).to.include({ privacy: 'encrypted', created: true, writable: true })
+    expect(await json(dir, 'put', 'secret', '{"n":1}')).to.deep.equal({ key: 'secret', value: { n: 1 } })
+    expect(await json(dir, 'get', 'secret')).to.deep.equal({ key: 'secret', value: { n: 1 } })
+    expect(await json(dir, 'info')).to.include({ key: created.key, privacy: 'encrypted', role: 'writer', writers: 1, readers: 0 })
+    expect((await cli(dir, 'info')).stdout).to.match(/^privacy +encrypted/m)
+
+    // stored, answered on the next join; the string in JSON, and the text tells who answers it
+    const made = await json(dir, 'invite', '--role', 'reader', '--uses', '3', '--expires', '12h')
+    expect(made).to.include({ role: 'reader', uses: 3, answered: 'on join' })
+    expect(made.invite).to.match(/^[ybndrfg8ejkmcpqxot1uwisza345h769]+$/)
+    expect(Date.parse(made.expires) - Date.now()).to.be.within(11 * 3_600_000, 12 * 3_600_000)
+    const text = await cli(dir, 'invite', 'create')
+    expect(text.code, text.stderr).to.equal(0)
+    const second = text.stdout.split('\n')[0]
+    expect(text.stdout).to.include(`meshbee pair ${second}`).and.include('while "meshbee join" runs')
+    const listed = await json(dir, 'invite', 'ls')
+    expect(listed).to.have.length(2)
+    expect(listed[0]).to.deep.equal({ id: made.id, role: 'reader', uses: 3, used: 0, expires: made.expires, revoked: false, state: 'open' })
+    expect(listed[1]).to.include({ role: 'writer', uses: 1, used: 0, revoked: false })
+    expect(Date.parse(listed[1].expires) - Date.now()).to.be.within(6.9 * 86_400_000, 7 * 86_400_000)
+
+    // by id and by string; an unknown one exits 3
+    expect(await json(dir, 'invite', 'revoke', made.id)).to.deep.equal({ invite: made.id, revoked: true })
+    expect(await json(dir, 'invite', 'revoke', second)).to.deep.equal({ invite: second, revoked: true })
+    expect((await json(dir, 'invite', 'ls')).map((i: any) => [i.revoked, i.state])).to.deep.equal([[true, 'revoked'], [true, 'revoked']])
+    expect(errorOf(await cli(dir, '--json', 'invite', 'revoke', 'cd'.repeat(32)), 3).code).to.equal('MESHBEE_NOT_FOUND')
+
+    // a reader: a member that never writes, marked in writers and counted in info
+    const reader = 'ab'.repeat(32)
+    expect(await json(dir, 'add-reader', reader)).to.deep.equal({ reader, added: true })
+    expect((await json(dir, 'writers')).find((w: any) => w.key === reader)).to.include({ member: true, reader: true, removed: false })
+    expect((await cli(dir, 'writers')).stdout).to.match(new RegExp(`^${reader} .* reader `, 'm'))
+    expect(await json(dir, 'info')).to.include({ writers: 1, readers: 1 })
+
+    const plain = join(dir, 'plain')
+    await json(dir, '--dir', plain, 'init')
+    const bad = await Promise.all([
+      cli(dir, '--json', 'invite', '--role', 'admin'),
+      cli(dir, '--json', 'invite', '--uses', '0'),
+      cli(dir, '--json', 'invite', 'create', '--uses', 'two'),
+      cli(dir, '--json', 'invite', '--expires', '3x'),
+      cli(dir, '--json', 'invite', '--expires', '0d'),
+      cli(dir, '--json', 'init', join(dir, 'other'), '--encrypted', '--key', created.key),
+      cli(dir, '--json', 'add-reader', 'not-a-key'),
+      cli(dir, '--json', 'invite', 'revoke', 'not-an-invite'),
+      cli(dir, '--json', 'pair', 'garbage', '--timeout', '1000'),
+      cli(dir, '--json', '--dir', plain, 'add-reader', reader)
+    ])
+    for (const r of bad.slice(0, 7)) expect(errorOf(r, 2).code, r.stderr).to.equal('MESHBEE_USAGE')
+    expect(errorOf(bad[7], 2).code).to.equal('MESHBEE_BAD_INVITE')
+    expect(errorOf(bad[8], 2).code).to.equal('MESHBEE_BAD_INVITE')
+    expect(errorOf(bad[9], 2).code).to.equal('MESHBEE_INVALID_ARGUMENT')
+    expect(existsSync(join(dir, 'other')), 'a refused init creates nothing').to.equal(false)
   })
 
   it('smembers reads a range of a set; sismember reads one member', async () => {
@@ -555,6 +613,64 @@ describe('cli online', function () {
       expect(pb.events.at(-1)).to.include({ event: 'left' })
       expect(existsSync(socket)).to.equal(false)
       expect(await json(dir, '--dir', b, 'put', 'from-b', '1')).to.deep.equal({ key: 'from-b', value: 1 })
+    } finally {
+      for (const p of peers) await p.stop('SIGKILL')
+    }
+  })
+
+  it('private databases: pair a writer and a reader by invites answered by a running join; a used invite is refused; seed is blind', async () => {
+    const a = join(dir, 'a')
+    const args = bootstrap.flatMap((n) => ['--bootstrap', n])
+    const peers: Online[] = []
+    try {
+      const created = await json(dir, '--dir', a, 'init', '--encrypted')
+      await json(dir, '--dir', a, 'put', 'hello', '{"from":"a"}')
+      // made before the join: stored, and answered once the join runs
+      const stored = await json(dir, '--dir', a, 'invite')
+      expect(stored).to.include({ role: 'writer', uses: 1, answered: 'on join' })
+      const pa = new Online(dir, ['--dir', a, 'join', ...args])
+      peers.push(pa)
+      expect((await pa.waitFor('a announced', (e) => e.event === 'joining'))).to.include({ privacy: 'encrypted' })
+      await pa.waitFor('a announced', (e) => e.event === 'joined')
+      // made inside the running join (through its socket): answered at once
+      const forReader = await json(dir, '--dir', a, 'invite', '--role', 'reader')
+      expect(forReader).to.include({ role: 'reader', answered: 'now' })
+
+      const b = join(dir, 'b')
+      const paired = await json(dir, '--dir', b, 'pair', stored.invite, ...args, '--timeout', '30000')
+      expect(paired).to.include({ key: created.key, role: 'writer', writable: true, privacy: 'encrypted', dir: b })
+      // pair waits until it is admitted, which it sees in a's log, after a's put
+      expect(await json(dir, '--dir', b, 'get', 'hello')).to.deep.equal({ key: 'hello', value: { from: 'a' } })
+      expect(await json(dir, '--dir', b, 'put', 'from-b', '2')).to.deep.equal({ key: 'from-b', value: 2 })
+
+      const c = join(dir, 'c')
+      const text = await cli(dir, '--dir', c, 'pair', forReader.invite, ...args, '--timeout', '30000')
+      expect(text.code, text.stderr).to.equal(0)
+      expect(text.stdout).to.match(/^role +reader$/m).and.match(/^writable +false$/m).and.include('meshbee join')
+      expect(await json(dir, '--dir', c, 'get', 'hello')).to.deep.equal({ key: 'hello', value: { from: 'a' } })
+      expect(errorOf(await cli(dir, '--json', '--dir', c, 'put', 'x', '1'), 4).code).to.equal('MESHBEE_NOT_WRITABLE')
+
+      // the member's lists, through its socket: both invites used, c a reader
+      const readerKey = (await json(dir, '--dir', c, 'info')).writerKey
+      await pa.waitFor('c added', (e) => e.event === 'writer-add' && e.writer === readerKey && e.reader === true)
+      const writers = await json(dir, '--dir', a, 'writers')
+      expect(writers.find((w: any) => w.key === paired.writerKey)).to.include({ member: true, reader: false })
+      expect(writers.find((w: any) => w.key === readerKey)).to.include({ member: true, reader: true })
+      expect((await json(dir, '--dir', a, 'invite', 'ls')).map((i: any) => [i.role, i.used, i.state])).to.deep.equal([['writer', 1, 'used up'], ['reader', 1, 'used up']])
+      expect(await json(dir, '--dir', a, 'info')).to.include({ privacy: 'encrypted', writers: 2, readers: 1 })
+
+      const refused = errorOf(await cli(dir, '--json', '--dir', join(dir, 'd'), 'pair', stored.invite, ...args, '--timeout', '30000'), 1)
+      expect(refused).to.include({ code: 'MESHBEE_INVITE_REFUSED', reason: 'MESHBEE_INVITE_USED' })
+
+      // a peer with the key alone seeds blind, and says so
+      const s = join(dir, 's')
+      const seeder = new Online(dir, ['--dir', s, 'seed', created.key, ...args])
+      peers.push(seeder)
+      await seeder.waitFor('the seeder finding the database encrypted', (e) => e.event === 'blind')
+      expect(await json(dir, '--dir', s, 'info')).to.include({ privacy: 'blind', role: null, hash: null })
+      expect(errorOf(await cli(dir, '--json', '--dir', s, 'get', 'hello'), 1).code).to.equal('MESHBEE_BLIND')
+      expect(await seeder.stop('SIGINT')).to.equal(0)
+      expect(await pa.stop('SIGINT')).to.equal(0)
     } finally {
       for (const p of peers) await p.stop('SIGKILL')
     }

@@ -68,8 +68,18 @@ export class WriterLog {
   readonly id: string
   /** Membership records of this log, by bee key (hex), read up to `membershipLength`. */
   readonly records = new Map<string, MembershipRecord>()
-  /** How much of this log its membership records were read from. */
+  /**
+   * How much of this log its membership records were read from: up to `membershipTree` through
+   * the Hyperbee, then block by block up to the contiguous length (see `Fold.readMembership`),
+   * so it may end inside a batch.
+   */
   membershipLength = 0
+  /**
+   * The last length at which the membership records were read through the Hyperbee (a length the
+   * fold may stop at, where the tree is whole): the next tree read diffs from it. At most
+   * `membershipLength`.
+   */
+  membershipTree = 0
   /** Largest amount (ms) by which this writer's wall clock (its entries' readings; older entries: their stamps) ran ahead of the local one. */
   maxSkew = 0
   /** Index of the first block that is not a well-formed Hyperbee block: the log counts up to it. */
@@ -120,7 +130,7 @@ export class WriterLog {
   movable (cut: number): boolean {
     const contiguous = this.core.contiguousLength
     if (contiguous >= this.core.length) return true
-    const floor = Math.min(this.membershipLength, this.checkpoint())
+    const floor = Math.min(this.membershipTree, this.checkpoint())
     const next = this.signed[firstAbove(this.signed, floor)]
     if (next !== undefined && next <= contiguous) return true
     return cut > floor && cut <= contiguous
@@ -162,7 +172,7 @@ export class WriterLog {
     // (the checkpoint). Drop only lengths neither can still need; pruning by this caller's `best`
     // lost the length the other one was waiting for, and its fold stalled until the next append.
     if (this.signed.length > 64) {
-      const done = firstAbove(this.signed, Math.min(this.membershipLength, this.checkpoint()))
+      const done = firstAbove(this.signed, Math.min(this.membershipTree, this.checkpoint()))
       if (done > 0) this.signed.splice(0, done)
     }
     return best
@@ -223,6 +233,18 @@ export class WriterLog {
       await snap.close()
     }
     return out
+  }
+
+  /**
+   * The bee keys in `range` that the blocks [from, to) write, each with its last entry there
+   * (value null: deleted), read block by block and never through the tree, so `from` and `to`
+   * may lie inside a batch. Local blocks only; throws if one is not held or is no Hyperbee node.
+   */
+  async scanBlocks (from: number, to: number, range: BeeRange, pause?: () => Promise<unknown>): Promise<ChangedKey[]> {
+    if (to <= from) return []
+    const scanned = await this.scan(from, to, range, pause)
+    if (scanned === null) throw new Error(`blocks ${from}..${to} of log ${this.id.slice(0, 8)} are not all held Hyperbee nodes`)
+    return scanned
   }
 
   /**

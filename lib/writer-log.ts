@@ -7,7 +7,7 @@ import type Hyperbee from 'hyperbee'
 import type Hypercore from 'hypercore'
 import { compareStamps, type Stamp } from '../crdt/hlc.js'
 import { decodeNode, innerBatchNode, treeLevels, treeSizeEstimate, wellFormed } from './blocks.js'
-import { decodeEntry } from './entry.js'
+import { MEMBERSHIP_RANGE, decodeEntry } from './entry.js'
 import { buf } from './keys.js'
 import type { MembershipRecord } from './membership.js'
 
@@ -96,6 +96,12 @@ export class WriterLog {
    * (a burst) holds one per upgrade heard, so they are looked up by binary search.
    */
   private signed: number[]
+  /**
+   * Downloaded blocks past `membershipLength` that hold a membership entry, ascending: once one is
+   * contiguous a fold can read it (block by block, `Fold.readMembership`) whether or not a signed
+   * length completes, so `movable` wakes one (see `downloaded`).
+   */
+  private membershipBlocks: number[] = []
 
   /**
    * @param local - whether this is this peer's own log (every length of it is readable)
@@ -133,7 +139,33 @@ export class WriterLog {
     const floor = Math.min(this.membershipTree, this.checkpoint())
     const next = this.signed[firstAbove(this.signed, floor)]
     if (next !== undefined && next <= contiguous) return true
-    return cut > floor && cut <= contiguous
+    if (cut > floor && cut <= contiguous) return true
+    const m = this.membershipBlocks
+    while (m.length > 0 && (m[0] as number) < this.membershipLength) m.shift()
+    return m.length > 0 && (m[0] as number) < contiguous
+  }
+
+  /**
+   * Notes a block that was downloaded: true if it holds a membership entry past the membership
+   * read (then `movable` is true once it is contiguous). A peer holding part of a large append
+   * stops at no signed length below it, so without this a membership entry before it would wait
+   * for some other fold. One local read of the block; only for a download `movable` did not wake.
+   */
+  async downloaded (index: number): Promise<boolean> {
+    if (index < this.membershipLength) return false
+    const block = await this.core.get(index, { wait: false }).catch(() => null)
+    if (block === null) return false
+    let key: Uint8Array
+    try {
+      key = decodeNode(block).key
+    } catch {
+      return false
+    }
+    if (!(key instanceof Uint8Array) || Buffer.compare(key, MEMBERSHIP_RANGE.gte) < 0 || Buffer.compare(key, MEMBERSHIP_RANGE.lt) >= 0) return false
+    const m = this.membershipBlocks
+    const i = firstAbove(m, index - 1)
+    if (m[i] !== index) m.splice(i, 0, index)
+    return true
   }
 
   /**

@@ -20,7 +20,7 @@ import { expect } from 'chai'
 import { MeshDB } from '../index.js'
 import { innerBatchNode } from '../lib/blocks.js'
 import type { WriterInfo } from '../lib/types.js'
-import { cleanup, holdBlocks, meshSync, ownLength, tempDir } from './helpers/peers.js'
+import { cleanup, connect, holdBlocks, meshSync, ownLength, tempDir, untilEvents } from './helpers/peers.js'
 
 type DB = MeshDB<string, string>
 
@@ -82,5 +82,44 @@ describe('membership: a removal followed by a large append, the append held in p
       expect(b.stats().badEntries).to.equal(0)
       await b.close()
     }
+  })
+
+  it('a live peer reads the removal as part of the batch downloads, and agrees with itself reopened', async () => {
+    const { a, r, pseudoEnds } = await setup()
+    const expected = members(r)
+    // c holds r's log up to a length that looks like a batch end but is not one
+    const c = new MeshDB<string, string>(await holding(a, r, pseudoEnds[0] as number), { key: a.key })
+    await c.open()
+    dbs.push(c)
+    expect(members(c)).to.equal(expected)
+
+    // b holds a's log only; it downloads what c holds of r's, and nothing else moves its fold
+    const dir = await tempDir('b')
+    await holdBlocks(a, dir, 0, ownLength(a))
+    let b = new MeshDB<string, string>(dir, { key: a.key })
+    await b.open()
+    dbs.push(b)
+    expect(info(b, a.writerKey)?.removed).to.equal(false)
+    const cutC = connect(b, c)
+    await untilEvents([b], ['writer-remove', 'update'], () => info(b, a.writerKey)?.removed === true,
+      () => `b: ${members(b)}; expected ${expected}`)
+    cutC()
+    expect(members(b)).to.equal(expected)
+
+    // then the whole log, from r
+    const cutR = connect(b, r)
+    await untilEvents([b], ['update', 'writer-remove'], async () => {
+      const w = info(b, r.writerKey)
+      return w !== undefined && w.folded === 202 && b.engine.writers.get(r.writerKey.toString('hex'))?.core.contiguousLength === 202
+    }, () => JSON.stringify(b.writers()))
+    cutR()
+    expect(members(b)).to.equal(expected)
+    expect(await b.get('k000')).to.equal(await r.get('k000'))
+
+    await b.close()
+    b = new MeshDB<string, string>(dir, { key: a.key })
+    await b.open()
+    dbs.push(b)
+    expect(members(b), 'reopened').to.equal(expected)
   })
 })

@@ -414,7 +414,13 @@ export class Engine extends EventEmitter {
         this.schedule()
       })
       // during a sparse fetch the fetch itself schedules the fold, once, when all its blocks are in
-      core.on('download', () => { if (!catchUp.fetching && w.movable(this.members.get(id)?.cut ?? Infinity)) this.schedule() })
+      core.on('download', (index: number) => {
+        if (catchUp.fetching) return
+        const cut = (): number => this.members.get(id)?.cut ?? Infinity
+        if (w.movable(cut())) this.schedule()
+        // a membership entry is read once its block is contiguous, at a signed length or not
+        else w.downloaded(index).then((entry) => { if (entry && w.movable(cut())) this.schedule() }, () => {})
+      })
     }
     return w
   }

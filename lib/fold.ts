@@ -13,7 +13,7 @@ import { DATA_RANGE, FIELD, MEMBERSHIP_RANGE, MEMBER, type DataEntry, type Entry
 import { live, resolveMembers, type Member } from './membership.js'
 import type { Stats } from './types.js'
 import { partKey, type ViewStore } from './view.js'
-import type { WriterLog } from './writer-log.js'
+import type { ChangedKey, WriterLog } from './writer-log.js'
 import { isNoReadKey } from './crypt.js'
 
 /** A fold commits once this many keys are staged, at the end of a writer's diff (see `foldOnce`). */
@@ -157,16 +157,7 @@ export class Fold {
     // members found are the same whichever extra logs a peer happens to have open.
     let members: Map<string, Member>
     while (true) {
-      for (const w of [...this.h.writers.values()]) {
-        // The floor includes the checkpoint, a length the data fold already read (so its tree is
-        // held, even past the contiguous length after a sparse catch-up): after a restart the
-        // membership length is 0 and the only signed length known may lie beyond what is held.
-        const len = await w.readableEnd(Infinity, Math.max(w.membershipLength, this.h.checkpoints.get(w.id) ?? 0))
-        if (len !== w.membershipLength) {
-          const from = w.membershipLength
-          this.settle(w, from, len, await readLog(w, from, len, async () => { await this.readMembership(w, len, pause) }, this.h.closing))
-        }
-      }
+      for (const w of [...this.h.writers.values()]) await this.readMembership(w, pause)
       members = resolveMembers(this.h.key(), [...this.h.writers.values()].flatMap((w) => [...w.records.values()]))
       const missing = [...members.keys()].filter((id) => !this.h.writers.has(id))
       if (missing.length === 0) break
@@ -182,10 +173,76 @@ export class Fold {
     }
   }
 
-  private async readMembership (w: WriterLog, len: number, pause?: Pause): Promise<void> {
-    const changes = w.encrypted
-      ? await w.clearKeys(w.membershipLength, len, MEMBERSHIP_RANGE, pause)
-      : await w.changedKeys(w.membershipLength, len, MEMBERSHIP_RANGE, pause)
+  /**
+   * Reads the membership records of `w` on to what it holds, in two steps.
+   *
+   * 1. Through the Hyperbee, up to the length the data fold could stop at (`readableEnd`: a
+   *    signed length, a removal's cut, a malformed block), diffing from `membershipTree`, the
+   *    last length read that way. The floor includes the checkpoint, a length the data fold
+   *    already read (so its tree is held, even past the contiguous length after a sparse
+   *    catch-up): after a restart the membership length is 0 and the only signed length known may
+   *    lie beyond what is held.
+   * 2. Block by block on from there to the contiguous length (up to a malformed block), even
+   *    inside a batch: `membershipLength`. A membership entry is always appended alone, as a
+   *    batch of one block (`OwnWrites.changeMembership`), so the records the blocks below a
+   *    length write are those of the last batch end at or below it: whole batches only, read
+   *    from the bytes, with no need to know where the batches end. Without this step a peer that
+   *    holds part of a large append knows no length to stop at below it (only the length it was
+   *    signed at, which it does not hold), and never reads a membership entry appended before it,
+   *    while a peer that heard the shorter signed length did: linked peers holding the same
+   *    blocks disagreed on the members until the rest arrived, if it ever did. With it the
+   *    members are a function of the blocks held. Where a batch ends cannot be read from the
+   *    bytes: its inner nodes may carry index nodes of subtrees (`innerBatchNode` is false for
+   *    them), and a tree read at such a length reads a subtree as the whole tree, so a diff from
+   *    there loses keys (test/membership-partial.test.ts).
+   *
+   * A step through the tree from `membershipTree` applied over records read further block by
+   * block gives the records at its end: a key written in between is in the diff with its entry
+   * there. Records read past a malformed block found later (the block decoded but its tree did
+   * not) are read again from the start.
+   */
+  private async readMembership (w: WriterLog, pause?: Pause): Promise<void> {
+    if (w.encrypted) {
+      // an encrypted log's membership lives in its clear blocks, read in order whatever key this
+      // peer holds (its tree's nodes lie in sealed blocks): step 2 alone, over the clear blocks
+      const held = w.local ? w.core.length : Math.min(w.core.contiguousLength, w.malformedAt)
+      if (held > w.membershipLength) {
+        const from = w.membershipLength
+        const outcome = await readLog(w, from, held, async () => {
+          this.applyMembership(w, await w.clearKeys(from, held, MEMBERSHIP_RANGE, pause))
+        }, this.h.closing)
+        if (this.settle(w, from, held, outcome)) w.membershipLength = w.membershipTree = held
+      }
+      return
+    }
+    const good = await w.readableEnd(Infinity, Math.max(w.membershipTree, this.h.checkpoints.get(w.id) ?? 0))
+    if (good < w.membershipTree || w.membershipLength > w.malformedAt) {
+      w.records.clear()
+      w.membershipLength = w.membershipTree = 0
+    }
+    if (good > w.membershipTree) {
+      const from = w.membershipTree
+      if (good > w.membershipLength) {
+        const outcome = await readLog(w, from, good, async () => {
+          this.applyMembership(w, await w.changedKeys(from, good, MEMBERSHIP_RANGE, pause))
+        }, this.h.closing)
+        if (!this.settle(w, from, good, outcome)) return
+        w.membershipLength = good
+      }
+      w.membershipTree = good
+    }
+    const held = w.local ? w.membershipLength : Math.min(w.core.contiguousLength, w.malformedAt)
+    if (held > w.membershipLength) {
+      const from = w.membershipLength
+      const outcome = await readLog(w, from, held, async () => {
+        this.applyMembership(w, await w.scanBlocks(from, held, MEMBERSHIP_RANGE, pause))
+      }, this.h.closing)
+      if (this.settle(w, from, held, outcome)) w.membershipLength = held
+    }
+  }
+
+  /** Applies membership bee keys read from `w` (each with its latest entry) to its records. */
+  private applyMembership (w: WriterLog, changes: ChangedKey[]): void {
     for (const c of changes) {
       const id = c.key.toString('hex')
       if (c.value === null) {
@@ -208,7 +265,6 @@ export class Fold {
       this.observe(w, entry.stamp, entry.clock)
       w.records.set(id, { author: w.key, seq: c.seq, entry })
     }
-    w.membershipLength = len
   }
 
   /**

@@ -8,7 +8,7 @@ import type Hypercore from 'hypercore'
 import { compareStamps, type Stamp } from '../crdt/hlc.js'
 import { decodeNode, innerBatchNode, treeLevels, treeSizeEstimate, wellFormed } from './blocks.js'
 import { clearPayload, isNoReadKey } from './crypt.js'
-import { decodeEntry } from './entry.js'
+import { MEMBERSHIP_RANGE, decodeEntry } from './entry.js'
 import { buf } from './keys.js'
 import type { MembershipRecord } from './membership.js'
 
@@ -90,8 +90,18 @@ export class WriterLog {
   readonly id: string
   /** Membership records of this log, by bee key (hex), read up to `membershipLength`. */
   readonly records = new Map<string, MembershipRecord>()
-  /** How much of this log its membership records were read from. */
+  /**
+   * How much of this log its membership records were read from: up to `membershipTree` through
+   * the Hyperbee, then block by block up to the contiguous length (see `Fold.readMembership`),
+   * so it may end inside a batch.
+   */
   membershipLength = 0
+  /**
+   * The last length at which the membership records were read through the Hyperbee (a length the
+   * fold may stop at, where the tree is whole): the next tree read diffs from it. At most
+   * `membershipLength`.
+   */
+  membershipTree = 0
   /** Largest amount (ms) by which this writer's wall clock (its entries' readings; older entries: their stamps) ran ahead of the local one. */
   maxSkew = 0
   /** Index of the first block that is not a well-formed Hyperbee block: the log counts up to it. */
@@ -113,6 +123,12 @@ export class WriterLog {
    * (a burst) holds one per upgrade heard, so they are looked up by binary search.
    */
   private signed: number[]
+  /**
+   * Downloaded blocks past `membershipLength` that hold a membership entry, ascending: once one is
+   * contiguous a fold can read it (block by block, `Fold.readMembership`) whether or not a signed
+   * length completes, so `movable` wakes one (see `downloaded`).
+   */
+  private membershipBlocks: number[] = []
 
   /**
    * @param local - whether this is this peer's own log (every length of it is readable)
@@ -147,10 +163,36 @@ export class WriterLog {
   movable (cut: number): boolean {
     const contiguous = this.core.contiguousLength
     if (contiguous >= this.core.length) return true
-    const floor = Math.min(this.membershipLength, this.checkpoint())
+    const floor = Math.min(this.membershipTree, this.checkpoint())
     const next = this.signed[firstAbove(this.signed, floor)]
     if (next !== undefined && next <= contiguous) return true
-    return cut > floor && cut <= contiguous
+    if (cut > floor && cut <= contiguous) return true
+    const m = this.membershipBlocks
+    while (m.length > 0 && (m[0] as number) < this.membershipLength) m.shift()
+    return m.length > 0 && (m[0] as number) < contiguous
+  }
+
+  /**
+   * Notes a block that was downloaded: true if it holds a membership entry past the membership
+   * read (then `movable` is true once it is contiguous). A peer holding part of a large append
+   * stops at no signed length below it, so without this a membership entry before it would wait
+   * for some other fold. One local read of the block; only for a download `movable` did not wake.
+   */
+  async downloaded (index: number): Promise<boolean> {
+    if (index < this.membershipLength) return false
+    const block = await this.core.get(index, { wait: false }).catch(() => null)
+    if (block === null) return false
+    let key: Uint8Array
+    try {
+      key = decodeNode(block).key
+    } catch {
+      return false
+    }
+    if (!(key instanceof Uint8Array) || Buffer.compare(key, MEMBERSHIP_RANGE.gte) < 0 || Buffer.compare(key, MEMBERSHIP_RANGE.lt) >= 0) return false
+    const m = this.membershipBlocks
+    const i = firstAbove(m, index - 1)
+    if (m[i] !== index) m.splice(i, 0, index)
+    return true
   }
 
   /**
@@ -189,7 +231,7 @@ export class WriterLog {
     // (the checkpoint). Drop only lengths neither can still need; pruning by this caller's `best`
     // lost the length the other one was waiting for, and its fold stalled until the next append.
     if (this.signed.length > 64) {
-      const done = firstAbove(this.signed, Math.min(this.membershipLength, this.checkpoint()))
+      const done = firstAbove(this.signed, Math.min(this.membershipTree, this.checkpoint()))
       if (done > 0) this.signed.splice(0, done)
     }
     return best
@@ -251,6 +293,18 @@ export class WriterLog {
       await snap.close()
     }
     return out
+  }
+
+  /**
+   * The bee keys in `range` that the blocks [from, to) write, each with its last entry there
+   * (value null: deleted), read block by block and never through the tree, so `from` and `to`
+   * may lie inside a batch. Local blocks only; throws if one is not held or is no Hyperbee node.
+   */
+  async scanBlocks (from: number, to: number, range: BeeRange, pause?: () => Promise<unknown>): Promise<ChangedKey[]> {
+    if (to <= from) return []
+    const scanned = await this.scan(from, to, range, pause)
+    if (scanned === null) throw new Error(`blocks ${from}..${to} of log ${this.id.slice(0, 8)} are not all held Hyperbee nodes`)
+    return scanned
   }
 
   /**

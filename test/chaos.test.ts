@@ -4,7 +4,9 @@
  * that come and go (partitions, chains whose ends never meet, one-way catch-ups), restarts, skewed
  * clocks and, with processes, SIGKILLs mid-write, mid-fold and mid-open; in 40 % of them
  * large writes too (50–400 set adds and removes, or document fields, on one key in one append),
- * and in about half peers that write log format 1 until they upgrade to format 2. After each
+ * and in about half peers that write log format 1 until they upgrade to format 2; 30 % run an
+ * encrypted database (only its live writers must read everything; the others hold every log, and
+ * none holds the key of what the live writers write after the final sync). After each
  * schedule and a final full sync: every view is byte-identical and equals the reference model
  * computed from the logs, writers() agree, every acknowledged write is in its writer's log, and
  * no process crashed but those killed.

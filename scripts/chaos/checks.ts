@@ -7,13 +7,22 @@
  * - {@link finalChecks}: after the final full sync, every view is byte-identical, equals the
  *   reference model computed from the logs (model.ts), every peer's writers() agree, and
  *   every acknowledged write is in its writer's log.
+ * - {@link finalEntriesCheck} (encrypted databases): after one more write by every live writer,
+ *   no other peer holds the key of any of those entries, and every live writer reads them all.
+ *
+ * In an encrypted database only the live writers at the end (members, not removed) are expected
+ * to read and fold everything; the other peers (never added, or removed) must hold every member
+ * log whole, log nothing, and agree on membership (stored clear), but their folds may stop at
+ * blocks sealed under epochs they were never given. {@link inSync} waits on holdings and on each
+ * peer's fold having nothing more to do, never on folded lengths, so it holds for them too.
  */
 import { decode as unpack } from '@msgpack/msgpack'
 import type { EventEmitter } from 'node:events'
 import type { MeshDB } from '../../index.js'
-import { ADD_WRITER, DEL, FIELD, FIELD_NS, MEMBER, MEMBER_NS, PUT, REMOVE_WRITER, STATE, dataKey, decodeEntry, membershipKey, partBeeKey } from '../../lib/entry.js'
+import { ADD_WRITER, DEL, FIELD, FIELD_NS, MEMBER, MEMBER_NS, PRINCIPAL_KEY, PUT, REMOVE_WRITER, STATE, dataKey, decodeEntry, grantKey, membershipKey, partBeeKey } from '../../lib/entry.js'
+import { epochIdOf, isNoReadKey } from '../../lib/crypt.js'
 import type { ChaosOp } from './schedule.js'
-import { canonical, logsOf, reference, type Reference } from './model.js'
+import { canonical, logsOf, membership, reference, type MemberModel, type Reference } from './model.js'
 
 type DB = MeshDB<any, any>
 type Bytes = Buffer
@@ -76,8 +85,20 @@ export async function waitFor (dbs: () => DB[], check: () => Promise<boolean>, d
  * not count: they cannot change its view.
  */
 function holdings (db: DB): string {
-  return JSON.stringify([...db.engine.members].sort((a, b) => a[0] < b[0] ? -1 : 1).map(([id, m]) =>
+  return JSON.stringify(membersOf(db).map(([id, m]) =>
     [id, m.cut, m.removed, db.engine.writers.get(id)?.core.contiguousLength ?? -1]))
+}
+
+/**
+ * A peer's members, sorted by key. A peer opened by key alone stays undecided (plain or
+ * encrypted: `db.privacy` null) until the creator's first block arrives, and reads no membership
+ * until then; while the creator's log is empty everywhere (nothing written yet) there is nothing
+ * it could hold, and its members are the creator's alone, as on every other peer.
+ */
+export function membersOf (db: DB): Array<[string, { cut: number, removed: boolean }]> {
+  const creator = hex(db.engine.key)
+  if (db.privacy === null && db.engine.members.size === 0 && (db.engine.writers.get(creator)?.core.length ?? 0) === 0) return [[creator, { cut: Infinity, removed: false }]]
+  return [...db.engine.members].sort((a, b) => a[0] < b[0] ? -1 : 1)
 }
 
 /** What a fold can move: membership read, checkpoints, cuts, and the logs held. */
@@ -339,14 +360,38 @@ export function matchWrite (op: ChaosOp, nodes: Array<{ key: Buffer, value: Buff
   return matchData(op, nodes, format, writer)
 }
 
-/** Entries [start, end) of a log, as nodes; fails on a missing one. */
-export async function entriesAt (db: DB, writer: string, start: number, end: number, where: string): Promise<Array<{ key: Buffer, value: Buffer }>> {
+const GRANT_BYTE = grantKey(Buffer.alloc(8), Buffer.alloc(32))[1]
+
+/**
+ * Whether a bee key is an encrypted database's key bookkeeping: a key grant, or a writer's stated
+ * public key. A write may append grants before its own entries (a new epoch), and a fold may
+ * append them between writes; they are no part of any write.
+ */
+export function keyBookkeeping (key: Buffer): boolean {
+  return key.equals(PRINCIPAL_KEY) || (key.byteLength > 1 && key[0] === PRINCIPAL_KEY[0] && key[1] === GRANT_BYTE)
+}
+
+/**
+ * Entries [start, end) of a log, as nodes, key bookkeeping left out; fails on a missing one.
+ * A block sealed under an epoch `db` does not hold fails too, unless `sealed` is given: then it is
+ * counted there (its entry cannot be checked, only that it is there).
+ */
+export async function entriesAt (db: DB, writer: string, start: number, end: number, where: string, sealed?: { count: number }): Promise<Array<{ key: Buffer, value: Buffer }>> {
   const w = db.engine.writers.get(writer)
   if (w === undefined) fail(`${where}: the writer's log is not held`)
   const out: Array<{ key: Buffer, value: Buffer }> = []
   for (let i = start; i < end; i++) {
-    const node = await w.bee.getBySeq(i)
+    let node: { key: Buffer, value: Buffer } | null
+    try {
+      node = await w.bee.getBySeq(i)
+    } catch (err) {
+      if (!isNoReadKey(err)) throw err
+      if (sealed === undefined) fail(`${where}: entry ${i} is sealed under an epoch this peer does not hold`)
+      sealed.count++
+      continue
+    }
     if (node === null) fail(`${where}: entry ${i} is missing`)
+    if (keyBookkeeping(node.key)) continue
     out.push({ key: node.key, value: node.value })
   }
   return out
@@ -358,7 +403,7 @@ export async function entriesAt (db: DB, writer: string, start: number, end: num
  * peers hold it only if it is a member: a writer that believed itself added, by an add that the
  * replay does not count, holds the only copy).
  */
-export async function checkAcks (dbs: DB[], acks: Ack[]): Promise<void> {
+export async function checkAcks (dbs: DB[], acks: Ack[], sealedOk: (a: Ack) => boolean = () => false): Promise<void> {
   for (const a of acks) {
     const where = `ack of peer ${a.peer}'s ${JSON.stringify(a.op).slice(0, 200)} (format ${a.format ?? 2}, log ${a.writer.slice(0, 8)} [${a.before}, ${a.after}))`
     const db = dbs[a.peer]
@@ -368,10 +413,16 @@ export async function checkAcks (dbs: DB[], acks: Ack[]): Promise<void> {
     if (w.core.contiguousLength < a.after) fail(`${where}: the log is only ${w.core.contiguousLength} long`)
     // a log's first write also appends the Hyperbee header (block 0)
     const start = a.before === 0 && a.after > 0 ? 1 : a.before
-    const n = a.after - start
+    // a writer that is no live member at the end may have lost the key of an epoch it made while
+    // it did not know of its removal (its grants past its cut do not count): those entries are
+    // only counted
+    const sealed = sealedOk(a) ? { count: 0 } : undefined
+    const nodes = await entriesAt(db, a.writer, start, a.after, where, sealed)
+    const n = nodes.length + (sealed?.count ?? 0)
     const [least, most] = entriesOf(a.op, a.format ?? 2)
-    if (n < least || n > most) fail(`${where}: ${n} entries appended, expected ${least === most ? least : `${least} to ${most}`}`)
-    const why = matchWrite(a.op, await entriesAt(db, a.writer, start, a.after, where), a.format ?? 2, a.writer, a.target)
+    if (n < least || n > most) fail(`${where}: ${n} entries appended (key grants aside), expected ${least === most ? least : `${least} to ${most}`}`)
+    if ((sealed?.count ?? 0) > 0) continue
+    const why = matchWrite(a.op, nodes, a.format ?? 2, a.writer, a.target)
     if (why !== null) fail(`${where}: the entries do not hold the write: ${why}`)
   }
 }
@@ -383,37 +434,87 @@ function writersOf (db: DB, members: Set<string>): string {
     .map((w) => [w.key.toString('hex').slice(0, 12), w.length, w.cut, w.folded, w.member, w.removed]))
 }
 
+/** What the final checks found: the reference, and which peers it expects to read everything. */
+export interface Final extends Reference {
+  /**
+   * Indexes of the peers expected to read and fold everything: every peer of a plain database;
+   * of an encrypted one, the live writers per the model (members, not removed).
+   */
+  full: number[]
+  /** The peer the model read the logs through: a full one (0 when none is). */
+  source: number
+}
+
+/**
+ * A peer opened by key alone that is still undecided (plain or encrypted): the creator's log, its
+ * first block tells, is empty (see {@link membersOf}).
+ */
+function undecided (db: DB): boolean {
+  return db.privacy === null && (db.engine.writers.get(hex(db.engine.key))?.core.length ?? 0) === 0
+}
+
+/** Whether a writer key is a live writer per the model's members. */
+export function liveIn (members: Map<string, MemberModel>, writer: string): boolean {
+  const m = members.get(writer)
+  return m !== undefined && !m.removed
+}
+
 /**
  * The checks after the final full sync. `dbs` are open peers holding the same logs; `names`
- * label them in messages. Returns the reference (for logs and digests).
+ * label them in messages. In an encrypted database the views, digests, folded lengths and acks
+ * read through a peer are expected of the live writers only (see the top of the file); every
+ * peer must hold every member log whole and agree on membership. Returns the reference (for logs
+ * and digests) and which peers are held to everything.
  */
-export async function finalChecks (dbs: DB[], names: string[], acks: Ack[]): Promise<Reference> {
-  const ref = await reference(logsOf(dbs[0] as DB))
+export async function finalChecks (dbs: DB[], names: string[], acks: Ack[]): Promise<Final> {
+  const encrypted = dbs.some((db) => db.privacy === 'encrypted')
+  let full = dbs.map((_, i) => i)
+  if (encrypted) {
+    // membership is stored clear: any peer's logs give it; the data only a live writer's keys read
+    const { members } = await membership(logsOf(dbs[0] as DB))
+    full = full.filter((i) => liveIn(members, hex((dbs[i] as DB).writerKey)))
+    for (const [i, db] of dbs.entries()) if (db.privacy !== 'encrypted') fail(`${names[i] as string} is ${String(db.privacy)}, not encrypted: every chaos peer is given the key`)
+  }
+  const source = full[0] ?? 0
+  const src = dbs[source] as DB
+  const ref: Reference = full.length > 0
+    ? await reference(logsOf(src))
+    : { ...await membership(logsOf(src)), view: [], why: new Map(), bad: 0 }
   const expected = ref.view
-  const dumps = await Promise.all(dbs.map(dump))
-  for (let i = 0; i < dbs.length; i++) {
+  for (const i of full) {
     const db = dbs[i] as DB
     const name = names[i] as string
-    const diff = firstDifference(dumps[i] as Array<[Bytes, Bytes]>, expected)
+    const mine = await dump(db)
+    const diff = firstDifference(mine, expected)
     if (diff !== null) {
       const keys = [...ref.why].map(([k, w]) => `${k}: ${w}`).join('; ')
-      fail(`${name}'s view differs from the reference model at ${diff}\n  view:  ${showDump(dumps[i] as Array<[Bytes, Bytes]>)}\n  model: ${showDump(expected)}\n  rules: ${keys}`)
+      fail(`${name}'s view differs from the reference model at ${diff}\n  view:  ${showDump(mine)}\n  model: ${showDump(expected)}\n  rules: ${keys}`)
     }
-    if (!db.hash().equals((dbs[0] as DB).hash())) fail(`${name}'s view digest differs from ${names[0] as string}'s`)
-    if (ref.bad !== 0) fail(`the model skipped ${ref.bad} bad entries; honest writers wrote none`)
-    const stats = db.stats()
-    if (stats.badEntries !== 0) fail(`${name} skipped ${stats.badEntries} bad entries; honest writers wrote none`)
+    if (!db.hash().equals(src.hash())) fail(`${name}'s view digest differs from ${names[source] as string}'s`)
+  }
+  if (ref.bad !== 0) fail(`the model skipped ${ref.bad} bad entries; honest writers wrote none`)
+  for (let i = 0; i < dbs.length; i++) {
+    const stats = (dbs[i] as DB).stats()
+    if (stats.badEntries !== 0) fail(`${names[i] as string} skipped ${stats.badEntries} bad entries; honest writers wrote none`)
   }
   // writers(): the same logs, lengths, cuts, folded lengths and removals everywhere, as the model says
   const ids = new Set(ref.members.keys())
-  const agreed = writersOf(dbs[0] as DB, ids)
-  for (let i = 1; i < dbs.length; i++) {
+  const agreed = writersOf(src, ids)
+  for (const i of full) {
+    if (undecided(dbs[i] as DB)) continue // checked below
     const mine = writersOf(dbs[i] as DB, ids)
-    if (mine !== agreed) fail(`writers() differ: ${names[0] as string} ${agreed} vs ${names[i] as string} ${mine}`)
+    if (mine !== agreed) fail(`writers() differ: ${names[source] as string} ${agreed} vs ${names[i] as string} ${mine}`)
   }
   for (let i = 0; i < dbs.length; i++) {
     const db = dbs[i] as DB
     const name = names[i] as string
+    if (undecided(db)) {
+      // nothing was ever written: it holds the creator's empty log (and its own), and knows no member yet
+      const ws = db.writers().map((w) => [w.key.toString('hex'), w.length] as const)
+      const ok = ws.every(([k, n]) => n === 0 && (k === hex(db.engine.key) || k === hex(db.writerKey))) && ws.some(([k]) => k === hex(db.engine.key))
+      if (!ok || ref.view.length !== 0 || db.writable) fail(`${name} is undecided (plain or encrypted) but holds ${JSON.stringify(ws)}${db.writable ? ', writable' : ''}`)
+      continue
+    }
     for (const w of db.writers()) {
       const id = w.key.toString('hex')
       const m = ref.members.get(id)
@@ -422,15 +523,109 @@ export async function finalChecks (dbs: DB[], names: string[], acks: Ack[]): Pro
         fail(`${name}: writer ${id.slice(0, 8)} is ${JSON.stringify({ member: w.member, removed: w.removed, cut: w.cut })}, the model says ${JSON.stringify({ member: m !== undefined, removed: m?.removed ?? false, cut })}`)
       }
     }
-    for (const id of ids) if (!db.writers().some((w) => w.key.toString('hex') === id)) fail(`${name} does not hold member log ${id.slice(0, 8)}`)
+    for (const id of ids) {
+      if (!db.writers().some((w) => w.key.toString('hex') === id)) fail(`${name} does not hold member log ${id.slice(0, 8)}`)
+      // every peer holds every member log whole, whether it reads it or not
+      const core = db.engine.writers.get(id)?.core
+      const length = src.engine.writers.get(id)?.core.length ?? -1
+      if (core === undefined || core.contiguousLength !== core.length || core.length !== length) {
+        fail(`${name} holds member log ${id.slice(0, 8)} as ${String(core?.contiguousLength)} of ${String(core?.length)} blocks, ${names[source] as string} ${length}`)
+      }
+    }
     const own = ref.members.get(hex(db.writerKey))
     if (db.writable !== (own !== undefined && !own.removed)) fail(`${name}: writable is ${String(db.writable)}, the model says ${String(!db.writable)}`)
   }
-  await checkAcks(dbs, acks)
-  // a member's log is the same on every peer (signed): its acknowledged writes are everywhere
-  for (const a of acks) {
-    if (!ref.members.has(a.writer)) continue
-    await checkAcks(dbs.map(() => dbs[0] as DB), [a])
+  // a writer that is no live member may no longer read its own entries written past its cut
+  const sealedOk = (a: Ack): boolean => encrypted && !liveIn(ref.members, a.writer)
+  await checkAcks(dbs, acks, sealedOk)
+  // a member's log is the same on every peer (signed): its acknowledged writes are everywhere,
+  // and a live writer reads every one of them up to the writer's cut
+  if (full.length > 0) {
+    for (const a of acks) {
+      const m = ref.members.get(a.writer)
+      if (m === undefined || (encrypted && m.removed && a.after > m.cut)) continue
+      await checkAcks(dbs.map(() => src), [a])
+    }
   }
-  return ref
+  return { ...ref, full, source }
+}
+
+/**
+ * Encrypted databases, after the final checks: every live writer (`full`) writes one more entry
+ * (a put of a fresh key), the group syncs (`sync`); then no other peer holds the epoch any of
+ * those entries is sealed under, and every live writer reads them all. A removal ends reading of
+ * what is written after it.
+ *
+ * One exception, by construction of the chaos runs: every peer was handed the creator's key by
+ * hand (`encryptionKey`), which no log records. While no counted grant names a peer (as the
+ * recipient or the author of a grant of that epoch), nothing tells the members it holds that key,
+ * so they may write under it still: that epoch is not held against such a peer. Returns a line
+ * for the trace (the same in every replay) and how often that exception applied (it depends on
+ * which clean epoch a writer picks, the greatest id: a random key's).
+ */
+export async function finalEntriesCheck (dbs: DB[], names: string[], full: number[], sync: () => Promise<void>, clockAhead?: number): Promise<{ line: string, handed: number }> {
+  const written: Array<{ peer: number, writer: string, before: number, after: number, key: string, value: string }> = []
+  for (const i of full) {
+    const db = dbs[i] as DB
+    const own = db.engine.own.core
+    const before = own.length
+    const key = `zz-final-${names[i] as string}`
+    const value = `after the final sync, by ${names[i] as string}`
+    try {
+      await db.put(key, value)
+    } catch (err) {
+      // the peer whose clock ran a day ahead may be refused until the others' clocks catch up
+      if (i === clockAhead && (err as { code?: string }).code === 'MESHBEE_CLOCK_AHEAD') continue
+      throw err
+    }
+    written.push({ peer: i, writer: hex(db.writerKey), before, after: own.length, key, value })
+  }
+  await sync()
+  const epochs = new Map<string, string[]>()
+  for (const w of written) {
+    const core = (dbs[w.peer] as DB).engine.own.core
+    let sealed = 0
+    for (let b = w.before; b < w.after; b++) {
+      const raw = await core.get(b, { wait: false, raw: true } as never) as Uint8Array | null
+      if (raw === null) fail(`${names[w.peer] as string}'s final entry: block ${b} of its own log is missing`)
+      if (raw[0] !== 1) continue // a clear membership block (key grants of a new epoch)
+      sealed++
+      const id = Buffer.from(raw.subarray(8, 16)).toString('hex')
+      epochs.set(id, [...(epochs.get(id) ?? []), `${names[w.peer] as string}@${b}`])
+    }
+    if (sealed === 0) fail(`${names[w.peer] as string}'s final entry [${w.before}, ${w.after}) is not sealed`)
+  }
+  const src = dbs[full[0] as number] as DB
+  const table = src.engine.privacy.epochs.table
+  let byHand = 0
+  for (let i = 0; i < dbs.length; i++) {
+    if (full.includes(i)) continue
+    const db = dbs[i] as DB
+    const me = hex(db.writerKey)
+    const handed = db.encryptionKey === null ? null : epochIdOf(db.encryptionKey).toString('hex')
+    for (const w of written) {
+      const core = db.engine.writers.get(w.writer)?.core
+      if (core === undefined || core.contiguousLength < w.after) fail(`${names[i] as string} does not hold ${names[w.peer] as string}'s final entry (${String(core?.contiguousLength)} of ${w.after} blocks)`)
+    }
+    for (const [id, where] of epochs) {
+      if (!db.engine.privacy.keyring.has(id)) continue
+      const t = table.get(id)
+      if (id === handed && t !== undefined && !t.recipients.has(me) && !t.authors.has(me)) {
+        byHand++
+        continue
+      }
+      fail(`${names[i] as string}, no live writer, holds epoch ${id} of the final entries at ${where.join(' ')} (its grants: authors ${[...(t?.authors ?? [])].map((x) => x.slice(0, 8)).join(',')}, recipients ${[...(t?.recipients ?? [])].map((x) => x.slice(0, 8)).join(',')}; it is ${me.slice(0, 8)})`)
+    }
+  }
+  if (written.length === 0) return { line: 'final entries: none written (every live writer refused)', handed: 0 }
+  for (const i of full) {
+    const db = dbs[i] as DB
+    for (const id of epochs.keys()) if (!db.engine.privacy.keyring.has(id)) fail(`${names[i] as string}, a live writer, does not hold epoch ${id} of the final entries at ${(epochs.get(id) as string[]).join(' ')}`)
+    for (const w of written) {
+      const got = await db.get(w.key) as unknown
+      if (got !== w.value) fail(`${names[i] as string}, a live writer, reads ${JSON.stringify(got)} for ${names[w.peer] as string}'s final entry ${w.key}`)
+    }
+  }
+  const others = dbs.length - full.length
+  return { line: `final entries: ${written.length} by the live writers, read by all of them; none under an epoch granted to the ${others} other peer(s)`, handed: byHand }
 }

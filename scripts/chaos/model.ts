@@ -29,7 +29,9 @@
 import { decode as unpack } from '@msgpack/msgpack'
 import type Hyperbee from 'hyperbee'
 import type { MeshDB } from '../../index.js'
-import { ADD_WRITER, DEL, FIELD, MEMBER, PUT, REMOVE_WRITER, STATE, decodeData, decodeEntry, parseDataKey, type DataEntry } from '../../lib/entry.js'
+import type Hypercore from 'hypercore'
+import { ADD_WRITER, DEL, FIELD, KEY_GRANT, MEMBER, PRINCIPAL, PUT, REMOVE_WRITER, STATE, decodeData, decodeEntry, parseDataKey, type DataEntry } from '../../lib/entry.js'
+import { decodeNode } from '../../lib/blocks.js'
 
 type Bytes = Buffer
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
@@ -50,14 +52,20 @@ export interface LogSource {
   /** Hex key of the creator's log. */
   creator: string
   /** Every log this peer holds: its bee and its length (all of it must be local). */
-  logs: Map<string, { bee: Hyperbee, length: number }>
+  logs: Map<string, { bee: Hyperbee, length: number, core?: Hypercore }>
+  /**
+   * An encrypted database: membership is read from each log's clear blocks, one by one (its tree
+   * nodes lie in sealed blocks, which this peer may not hold the keys of); data through the tree,
+   * decrypted by the peer's keys.
+   */
+  encrypted?: boolean
 }
 
 /** The logs a MeshDB holds, as the model's input. */
 export function logsOf (db: MeshDB<any, any>): LogSource {
-  const logs = new Map<string, { bee: Hyperbee, length: number }>()
-  for (const [id, w] of db.engine.writers) logs.set(id, { bee: w.bee, length: w.core.contiguousLength })
-  return { creator: hex(db.engine.key), logs }
+  const logs = new Map<string, { bee: Hyperbee, length: number, core?: Hypercore }>()
+  for (const [id, w] of db.engine.writers) logs.set(id, { bee: w.bee, length: w.core.contiguousLength, core: w.core })
+  return { creator: hex(db.engine.key), logs, encrypted: db.privacy === 'encrypted' }
 }
 
 export interface MemberModel { cut: number, removed: boolean }
@@ -91,13 +99,37 @@ async function readRange (bee: Hyperbee, length: number, first: number, last = f
   return out
 }
 
+/**
+ * The latest node of each key in the 'm' namespace of an encrypted log at `length`, from its clear
+ * blocks alone (a block as stored: 16 bytes of padding, kind 0 for a clear one, then the node).
+ * Membership nodes are never deleted, so the latest put of a key is its value.
+ */
+async function clearMembership (core: Hypercore, length: number): Promise<Array<{ seq: number, key: Bytes, value: Bytes }>> {
+  const latest = new Map<string, { seq: number, key: Bytes, value: Bytes }>()
+  for (let i = 1; i < length; i++) {
+    const raw = await core.get(i, { wait: false, raw: true } as never) as Uint8Array | null
+    if (raw === null) throw new Error(`model: block ${i} of log ${hex(core.key).slice(0, 8)} is not held`)
+    if (raw[0] !== 0) continue // sealed: data, or the header
+    const node = decodeNode(raw.subarray(16))
+    if (node.key.byteLength === 0 || node.key[0] !== 0x6d) throw new Error(`model: a clear block ${i} outside the membership namespace`)
+    if (node.value === null) throw new Error('model: a deleted membership key')
+    latest.set(hex(node.key), { seq: i, key: Buffer.from(node.key), value: Buffer.from(node.value) })
+  }
+  return [...latest.values()].sort((a, b) => Buffer.compare(a.key, b.key))
+}
+
 /** The membership records of one log (its 'm' namespace at its full length). */
 async function recordsOf (src: LogSource, id: string): Promise<MRecord[]> {
   const log = src.logs.get(id)
   if (log === undefined) throw new Error(`model: member log ${id.slice(0, 8)} is not held`)
   const out: MRecord[] = []
-  for (const node of await readRange(log.bee, log.length, 0x6d)) {
+  const nodes = src.encrypted === true
+    ? await clearMembership(log.core ?? (() => { throw new Error('model: an encrypted log without its core') })(), log.length)
+    : await readRange(log.bee, log.length, 0x6d)
+  for (const node of nodes) {
     const e = decodeEntry(node.value)
+    // an encrypted database's key grants and stated public keys: not membership changes
+    if (src.encrypted === true && (e.type === KEY_GRANT || e.type === PRINCIPAL)) continue
     if (e.type !== ADD_WRITER && e.type !== REMOVE_WRITER) throw new Error('model: data entry under a membership key')
     const target = hex(e.writer)
     if (hex(node.key) !== (e.type === ADD_WRITER ? '6d61' : '6d72') + target) throw new Error('model: membership key mismatch')
@@ -143,7 +175,7 @@ function replay (creator: string, records: MRecord[]): Map<string, MemberModel> 
  * model replays the records of the logs found to be members until no new member appears (and so
  * needs only the members' logs, whichever other logs a peer holds).
  */
-async function membership (src: LogSource): Promise<{ read: Set<string>, members: Map<string, MemberModel> }> {
+export async function membership (src: LogSource): Promise<{ read: Set<string>, members: Map<string, MemberModel> }> {
   const read = new Set<string>()
   const records: MRecord[] = []
   let members = replay(src.creator, records)

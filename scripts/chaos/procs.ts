@@ -15,6 +15,12 @@
  * `finalChecks`: views equal to each other and to the reference model, writers() agree, every
  * acknowledged write in its writer's log), plus: each write in flight at a kill is in the log
  * wholly or not at all, in order, and nothing else is.
+ *
+ * An encrypted schedule: peer 0 creates the database encrypted, every other peer (and every
+ * reopen) is handed its key (MESHBEE_CHAOS_ENCRYPTION_KEY, see peer.ts). The views are compared
+ * among the live writers only (checks.ts says why), and once the directories are reopened here,
+ * linked in this process, each live writer writes once more: no other peer may hold the key of
+ * those entries (`finalEntriesCheck`).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -22,7 +28,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MeshDB } from '../../index.js'
-import { ChaosFailure, dump, entriesAt, entriesOf, fail, finalChecks, matchWrite, type Ack } from './checks.js'
+import { ChaosFailure, dump, entriesAt, entriesOf, fail, finalChecks, finalEntriesCheck, inSync, liveIn, matchWrite, waitFor, type Ack } from './checks.js'
+import type { MemberModel } from './model.js'
+import { connect } from '../link.js'
 import { describeStep, replayCommand, seedStore } from './inproc.js'
 import { damageView, flipTarget } from './damage.js'
 import { describeSchedule, formatAt, type ChaosOp, type Schedule, type Step } from './schedule.js'
@@ -163,6 +171,8 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
   const writerKeys: string[] = []
   const links = new Set<string>()
   let key: string | undefined
+  /** An encrypted schedule: the creator's encryption key (hex), handed to every other peer and reopen. */
+  let encryptionKey: string | undefined
   let opNumber = 0
   let failed = false
   /** The step being run: a peer writes the log format of `formatAt` it (schedule.legacyUntil). */
@@ -187,6 +197,11 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
     const env: Record<string, string> = {}
     if (damaged) env.MESHBEE_CHAOS_DAMAGE = '1'
     if (schedule.dayAhead === i) env.MESHBEE_CHAOS_AHEAD = '1'
+    if (schedule.encrypted === true) {
+      if (encryptionKey !== undefined) env.MESHBEE_CHAOS_ENCRYPTION_KEY = encryptionKey
+      else if (i === 0) env.MESHBEE_CHAOS_ENCRYPTED = '1'
+      else fail(`p${i} starts before the creator made the database`)
+    }
     const c = new Child(`p${i}`, dirs[i] as string, key, skews[i] as number, schedule.sparseAfter, env)
     children[i] = c
     if (killAfterOpen >= 0) {
@@ -198,6 +213,10 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
     }
     const ready = await c.next((m) => m.t === 'ready', 'ready', 60_000)
     if (i === 0) key = ready.key as string
+    if (schedule.encrypted === true) {
+      if (ready.privacy !== 'encrypted' || typeof ready.encryptionKey !== 'string') fail(`p${i} opened ${String(ready.privacy)}, not encrypted`)
+      encryptionKey ??= ready.encryptionKey
+    }
     writerKeys[i] = ready.writer as string
     return c
   }
@@ -474,8 +493,6 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
     const finals = await Promise.all(children.map(async (_, i) => await child(i).request({ c: 'final' }, 'final')))
     for (const [i, f] of finals.entries()) {
       if ((f.problems as string[]).length > 0) fail(`p${i} logged: ${(f.problems as string[]).join('\n')}`)
-      if (JSON.stringify(f.view) !== JSON.stringify(finals[0]?.view)) fail(`p${i}'s view differs from p0's: ${JSON.stringify(f.view).slice(0, 600)} vs ${JSON.stringify(finals[0]?.view).slice(0, 600)}`)
-      if (f.hash !== finals[0]?.hash) fail(`p${i}'s view digest differs from p0's`)
     }
     for (let i = 0; i < children.length; i++) {
       const c = child(i)
@@ -487,20 +504,40 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
 
     // every directory, reopened here: the same view, and the checks against the logs
     const dbs: Array<MeshDB<string, string>> = []
+    const cuts: Array<() => void> = []
+    let full: number[] = []
     try {
       for (let i = 0; i < dirs.length; i++) {
-        const db = new MeshDB<string, string>(dirs[i] as string, { key })
+        const db = new MeshDB<string, string>(dirs[i] as string, { key, ...(encryptionKey !== undefined ? { encryptionKey: Buffer.from(encryptionKey, 'hex') } : {}) })
         await db.open()
         dbs.push(db)
         const view = (await dump(db)).map(([k, v]) => [k.toString('hex'), v.toString('hex')])
         if (JSON.stringify(view) !== JSON.stringify(finals[i]?.view)) fail(`p${i}'s view changed when it reopened`)
       }
-      await finalChecks(dbs, dbs.map((_, i) => 'p' + i), acks)
-      for (const f of inflight) await checkInFlight(dbs, f)
+      const names = dbs.map((_, i) => 'p' + i)
+      const ref = await finalChecks(dbs, names, acks)
+      full = ref.full
+      // the views the processes reported: the same on every peer that reads everything
+      const first = finals[ref.source]
+      for (const i of full) {
+        const f = finals[i] as Msg
+        if (JSON.stringify(f.view) !== JSON.stringify(first?.view)) fail(`p${i}'s view differs from p${ref.source}'s: ${JSON.stringify(f.view).slice(0, 600)} vs ${JSON.stringify(first?.view).slice(0, 600)}`)
+        if (f.hash !== first?.hash) fail(`p${i}'s view digest differs from p${ref.source}'s`)
+      }
+      for (const f of inflight) await checkInFlight(dbs, f, schedule.encrypted === true ? ref.members : null)
+      if (schedule.encrypted === true && full.length > 0) {
+        for (const [a, b] of schedule.final) cuts.push(connect(dbs[a] as MeshDB<string, string>, dbs[b] as MeshDB<string, string>))
+        const r = await finalEntriesCheck(dbs, names, full, async () => {
+          await waitFor(() => dbs, async () => await inSync(dbs), () => 'the reopened peers never synced after the final entries', timeout)
+        })
+        note(r.line)
+      }
     } finally {
+      for (const cut of cuts) cut()
       for (const db of dbs) await db.close().catch(() => {})
     }
-    note(`final: ${(finals[0]?.view as unknown[]).length} keys, ${counts.acked} acked, ${counts.rejected} refused, ${counts.kills} kills, ${counts.inflight} ops in flight at kills`)
+    note(`final: ${(finals[full[0] ?? 0]?.view as unknown[]).length} keys, ${counts.acked} acked, ${counts.rejected} refused, ${counts.kills} kills, ${counts.inflight} ops in flight at kills` +
+      (schedule.encrypted === true ? `; ${full.length} live writer(s) read everything` : ''))
     return { seed, ms: Date.now() - started, ...counts, summary: describeSchedule(schedule) }
   } catch (err) {
     failed = true
@@ -522,11 +559,15 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
  * else. How many entries an op appended is found by trying each count its kind allows (a set
  * remove may append none, a membership change that was a no-op none) until the rest fits.
  */
-async function checkInFlight (dbs: Array<MeshDB<string, string>>, f: InFlight): Promise<void> {
+async function checkInFlight (dbs: Array<MeshDB<string, string>>, f: InFlight, members: Map<string, MemberModel> | null): Promise<void> {
   const db = dbs[f.peer] as MeshDB<string, string>
   const where = `p${f.peer}: the writes in flight at a kill`
   const start = f.start === 0 && f.end > 0 ? 1 : f.start // a log's first write also appends the header
-  const nodes = await entriesAt(db, f.writer, start, f.end, where)
+  // an encrypted database's writer that is no live member may have lost the key of an epoch it
+  // made past its cut (its grants there do not count): such entries cannot be matched
+  const sealed = members !== null && !liveIn(members, f.writer) ? { count: 0 } : undefined
+  const nodes = await entriesAt(db, f.writer, start, f.end, where, sealed)
+  if ((sealed?.count ?? 0) > 0) return
   const reasons: string[] = []
   const fits = (i: number, at: number): boolean => {
     if (at === nodes.length) return true // the rest never landed (or appended nothing)

@@ -14,7 +14,12 @@
  * steps — and half get mixed log formats: peers that write format 1 (as the release before
  * format 2 did) until their upgrade step (`legacyUntil`). Drawn after those: a quarter get a peer
  * whose clock runs a day ahead until a restart fixes it (`dayAhead`), and 30 % get view damage at
- * restarts (`damage`, scripts/chaos/damage.ts). `--classic` gives the earlier generator's schedule
+ * restarts (`damage`, scripts/chaos/damage.ts). Drawn last: 30 % are encrypted databases
+ * (`encrypted`): peer 0 creates the database with `encrypted: true` and every other peer opens with
+ * its encryption key (handed over by hand); the checks then expect the views, indexes and feeds
+ * of the live writers only, and of the other peers (never added, or removed) that they hold every
+ * member log whole and cannot read the entries written after the final sync (scripts/chaos/checks.ts).
+ * `--classic` gives the earlier generator's schedule
  * for any seed, byte for byte (the schedule records it, and its replay command says so).
  */
 import { createHash } from 'node:crypto'
@@ -112,6 +117,11 @@ export interface Schedule {
    * restart's skew has no DAY). Older saved schedules lack it.
    */
   dayAhead?: number
+  /**
+   * An encrypted database: peer 0 creates it with `encrypted: true`, every other peer opens with
+   * its `encryptionKey`. Older saved schedules lack it: a plain database.
+   */
+  encrypted?: true
 }
 
 /** The log format `peer` writes during step `step` (see {@link Schedule.legacyUntil}). */
@@ -395,6 +405,8 @@ const MIXED_P = 0.5
 /** How often a schedule has a peer a day ahead, and view damage at restarts. */
 const AHEAD_P = 0.25
 const DAMAGE_P = 0.3
+/** How often a schedule runs an encrypted database. */
+const ENCRYPTED_P = 0.3
 export const DAY = 24 * 60 * 60 * 1000
 
 /** A member of the large sets: mostly strings, some numbers and objects, now and then a small op's member. */
@@ -531,6 +543,8 @@ function addExtras (s: Schedule): void {
       st.damage = pick(x, VIEW_DAMAGES)
     }
   }
+  // drawn after every extra above, so a seed's other extras stay what they were
+  if (x() < ENCRYPTED_P) s.encrypted = true
 }
 
 /** Moves the step indexes a schedule records (large writes, format switches) past an insertion. */
@@ -551,7 +565,8 @@ export function describeSchedule (s: Schedule): string {
     (s.large !== undefined ? `, large writes at steps [${s.large.join(' ')}]` : '') +
     (s.legacyUntil !== undefined ? `, format 1 until steps [${s.legacyUntil.join(' ')}]` : '') +
     (s.dayAhead !== undefined ? `, p${s.dayAhead} a day ahead until restarted` : '') +
-    (s.steps.some((x) => x.t === 'restart' && x.damage !== undefined) ? `, view damage [${s.steps.flatMap((x) => x.t === 'restart' && x.damage !== undefined ? [x.damage] : []).join(' ')}]` : '')
+    (s.steps.some((x) => x.t === 'restart' && x.damage !== undefined) ? `, view damage [${s.steps.flatMap((x) => x.t === 'restart' && x.damage !== undefined ? [x.damage] : []).join(' ')}]` : '') +
+    (s.encrypted === true ? ', encrypted' : '')
 }
 
 /** A schedule as JSON, one step a line (the form test/regressions/chaos/ keeps them in). */

@@ -14,6 +14,7 @@
  *   'm' ‖ 'o' ‖ reader key               → ADD_READER of that key (an encrypted database's reader)
  *   'm' ‖ 'k' ‖ epoch id ‖ recipient     → KEY_GRANT: an epoch key sealed to one recipient
  *   'm' ‖ 'p'                            → PRINCIPAL: the writer's public key for sealed epoch keys
+ *   'm' ‖ 'n' ‖ epoch id                 → EPOCH: how far its maker had read each log's membership
  *
  * An entry value (compact-encoding) starts with its format version, so the format can evolve:
  *
@@ -37,6 +38,7 @@
  *   KEY_GRANT 13     fixed8 epoch id · fixed32 recipient · fixed80 the epoch key sealed to the
  *                    recipient (lib/crypt.ts)
  *   PRINCIPAL 14     fixed32 the writer's X25519 public key (its signing key pair, converted)
+ *   EPOCH 15         fixed8 epoch id · uint n · n × (fixed32 writer key · uint length)
  *   clock            uint seen · int reading: the wall time of the newest stamp the writer had
  *                    observed from another writer when it wrote (0: none yet), and its wall
  *                    clock's reading minus the stamp's wall (zigzag)
@@ -80,6 +82,9 @@ export const REMOVE_WRITER = 11
 export const ADD_READER = 12
 export const KEY_GRANT = 13
 export const PRINCIPAL = 14
+export const EPOCH = 15
+/** At most this many logs in an EPOCH entry's vector. */
+export const MAX_VECTOR = 65536
 /** Bytes of an epoch id (lib/crypt.ts) and of a sealed epoch key. */
 export const EPOCH_ID_BYTES = 8
 export const SEALED_KEY_BYTES = 80
@@ -100,6 +105,7 @@ const REMOVE = 0x72 // 'r'
 const READER = 0x6f // 'o'
 const GRANT = 0x6b // 'k'
 const BOX = 0x70 // 'p'
+const NEW_EPOCH = 0x6e // 'n'
 
 /**
  * A version-3 entry's clock: what its writer had seen of the others, and what its own clock said.
@@ -126,7 +132,8 @@ export type MembershipEntry = Clocked & (
   | { type: typeof REMOVE_WRITER, stamp: Stamp, writer: Uint8Array, length: number }
   | { type: typeof ADD_READER, stamp: Stamp, writer: Uint8Array }
   | { type: typeof KEY_GRANT, stamp: Stamp, epoch: Uint8Array, writer: Uint8Array, sealed: Uint8Array }
-  | { type: typeof PRINCIPAL, stamp: Stamp, box: Uint8Array })
+  | { type: typeof PRINCIPAL, stamp: Stamp, box: Uint8Array }
+  | { type: typeof EPOCH, stamp: Stamp, epoch: Uint8Array, vector: Array<[Uint8Array, number]> })
 
 export type Entry = DataEntry | MembershipEntry
 
@@ -164,7 +171,7 @@ function fixed32 (s: S, b: Uint8Array, m: Mode): void {
 
 /** The format version each type was introduced with. */
 function versionOf (type: number): number {
-  if (type === ADD_READER || type === KEY_GRANT || type === PRINCIPAL) return 3
+  if (type === ADD_READER || type === KEY_GRANT || type === PRINCIPAL || type === EPOCH) return 3
   return type === FIELD || type === MEMBER ? 2 : 1
 }
 
@@ -211,6 +218,11 @@ function payload (s: S, e: Entry, m: Mode): void {
     case ADD_READER: fixed32(s, e.writer, m); break
     case KEY_GRANT: fixed(s, e.epoch, EPOCH_ID_BYTES, m); fixed32(s, e.writer, m); fixed(s, e.sealed, SEALED_KEY_BYTES, m); break
     case PRINCIPAL: fixed32(s, e.box, m); break
+    case EPOCH:
+      fixed(s, e.epoch, EPOCH_ID_BYTES, m)
+      uint(s, e.vector.length, m)
+      for (const [w, len] of e.vector) { fixed32(s, w, m); uint(s, len, m) }
+      break
   }
 }
 
@@ -255,6 +267,20 @@ export function decodeEntry (buf: Uint8Array): Entry {
       }
       case ADD_READER: e = { type, stamp: st, writer: c.fixed32.decode(s) }; break
       case PRINCIPAL: e = { type, stamp: st, box: c.fixed32.decode(s) }; break
+      case EPOCH: {
+        const epoch = readFixed(s, EPOCH_ID_BYTES)
+        const n = c.uint.decode(s)
+        if (n > MAX_VECTOR) bad('vector too long')
+        const vector: Array<[Uint8Array, number]> = []
+        for (let i = 0; i < n; i++) {
+          const w = c.fixed32.decode(s)
+          const len = c.uint.decode(s)
+          if (!Number.isSafeInteger(len)) bad('length out of range')
+          vector.push([w, len])
+        }
+        e = { type, stamp: st, epoch, vector }
+        break
+      }
       case KEY_GRANT: e = { type, stamp: st, epoch: readFixed(s, EPOCH_ID_BYTES), writer: c.fixed32.decode(s), sealed: readFixed(s, SEALED_KEY_BYTES) }; break
       default: bad('unknown type ' + type)
     }
@@ -288,6 +314,15 @@ export function membershipKey (type: typeof ADD_WRITER | typeof REMOVE_WRITER | 
 
 /** The bee key of a writer's PRINCIPAL entry (one per log). */
 export const PRINCIPAL_KEY = Buffer.from([MEMBERSHIP, BOX])
+
+/** The bee key of an EPOCH entry (one per epoch, by its maker). */
+export function epochKey (epoch: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(2 + EPOCH_ID_BYTES)
+  out[0] = MEMBERSHIP
+  out[1] = NEW_EPOCH
+  out.set(epoch, 2)
+  return out
+}
 
 /** The bee key of a key grant: one per epoch and recipient. */
 export function grantKey (epoch: Uint8Array, recipient: Uint8Array): Buffer {
@@ -380,8 +415,8 @@ export function decodeData (beeKey: Uint8Array, value: Uint8Array): DataEntry {
 /** A membership entry under a bee key; the key must name the same writer as the entry. */
 export function decodeMembership (beeKey: Uint8Array, value: Uint8Array): MembershipEntry {
   const e = decodeEntry(value)
-  if (e.type !== ADD_WRITER && e.type !== REMOVE_WRITER && e.type !== ADD_READER && e.type !== KEY_GRANT && e.type !== PRINCIPAL) bad('data entry under a membership key')
-  const expected = e.type === KEY_GRANT ? grantKey(e.epoch, e.writer) : e.type === PRINCIPAL ? PRINCIPAL_KEY : membershipKey(e.type, e.writer)
+  if (e.type !== ADD_WRITER && e.type !== REMOVE_WRITER && e.type !== ADD_READER && e.type !== KEY_GRANT && e.type !== PRINCIPAL && e.type !== EPOCH) bad('data entry under a membership key')
+  const expected = e.type === KEY_GRANT ? grantKey(e.epoch, e.writer) : e.type === PRINCIPAL ? PRINCIPAL_KEY : e.type === EPOCH ? epochKey(e.epoch) : membershipKey(e.type, e.writer)
   if (!Buffer.from(beeKey.buffer, beeKey.byteOffset, beeKey.byteLength).equals(expected)) bad('membership key mismatch')
   return e
 }

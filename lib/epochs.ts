@@ -9,7 +9,11 @@
  * written after its removal:
  *
  * - Grant what is due: a writer grants every epoch it holds to every live member and reader that
- *   has no counted grant of it (new members read the history; concurrent grants only repeat).
+ *   has no counted grant of it (new members read the history; concurrent grants only repeat) —
+ *   except to one its maker left out on purpose. An epoch made by `rotate` records how far its
+ *   maker had read each log's membership (EPOCH); a member whose add and public key lay within
+ *   that was known to the maker, so no grant of it means the maker had it removed. Without this, a
+ *   member that has not folded a removal yet would grant the new epoch to the removed device.
  *   Grants are sealed to the public key each writer states in its own log (PRINCIPAL): a member
  *   whose log states none yet gets its grants once it does.
  * - Seal only under a clean epoch: one whose counted grants all come from, and all go to, members
@@ -24,13 +28,18 @@
  * between peers for a while; every entry names its epoch, so any reader holding it reads it.
  */
 import { epochIdOf, newEpochKey, sealTo, unseal, type Keyring } from './crypt.js'
-import { KEY_GRANT } from './entry.js'
+import { ADD_READER, ADD_WRITER, EPOCH, KEY_GRANT, PRINCIPAL_KEY } from './entry.js'
 import { hex } from './keys.js'
 import { live, type Member } from './membership.js'
 import type { WriterLog } from './writer-log.js'
 
-/** One epoch as the logs record it: who granted it, and to whom (writer keys, hex). */
-export interface EpochRecord { authors: Set<string>, recipients: Set<string> }
+/**
+ * One epoch as the logs record it: who granted it, and to whom (writer keys, hex); and, for one
+ * made by `rotate`, how far its maker had read each log's membership (its EPOCH entry).
+ */
+export interface EpochRecord { authors: Set<string>, recipients: Set<string>, vector: Map<string, number> | null }
+
+const PRINCIPAL_HEX = PRINCIPAL_KEY.toString('hex')
 
 /** A grant to write: an epoch's key sealed to a recipient. */
 export interface DueGrant { epoch: Buffer, recipient: Buffer, sealed: Buffer }
@@ -45,7 +54,23 @@ export class Epochs {
    * @param boxOf - a writer's public key for sealing (its PRINCIPAL entry), by writer key (hex); null until its log states one
    */
   constructor (readonly keyring: Keyring, private readonly own: () => { id: string, keyPair: { publicKey: Uint8Array, secretKey: Uint8Array } | null },
-    private readonly boxOf: (id: string) => Uint8Array | null) {}
+    private readonly boxOf: (id: string) => Uint8Array | null, private readonly writers: ReadonlyMap<string, WriterLog>) {}
+
+  /**
+   * Whether an epoch's maker knew `id` as a member with a public key when it made the epoch: the
+   * log's PRINCIPAL entry and an add of it (any log's) lie within the maker's EPOCH vector.
+   */
+  private knownToMaker (vector: ReadonlyMap<string, number>, id: string): boolean {
+    const stated = this.writers.get(id)?.records.get(PRINCIPAL_HEX)
+    if (stated === undefined || stated.seq >= (vector.get(id) ?? 0)) return false
+    for (const w of this.writers.values()) {
+      const read = vector.get(w.id) ?? 0
+      for (const r of w.records.values()) {
+        if ((r.entry.type === ADD_WRITER || r.entry.type === ADD_READER) && hex(r.entry.writer) === id && r.seq < read) return true
+      }
+    }
+    return false
+  }
 
   /**
    * Reads the counted grants of every log's membership records, and opens those sealed to this
@@ -60,10 +85,20 @@ export class Epochs {
       if (author === undefined || author.reader === true) continue
       for (const r of w.records.values()) {
         const e = r.entry
-        if (e.type !== KEY_GRANT || r.seq >= author.cut) continue
+        if (r.seq >= author.cut) continue
+        if (e.type === EPOCH) {
+          const id = hex(e.epoch)
+          let t = table.get(id)
+          if (t === undefined) table.set(id, t = { authors: new Set(), recipients: new Set(), vector: null })
+          // (one maker writes it; two, the lengths of both count as known)
+          t.vector ??= new Map()
+          for (const [wk, len] of e.vector) t.vector.set(hex(wk), Math.max(len, t.vector.get(hex(wk)) ?? 0))
+          continue
+        }
+        if (e.type !== KEY_GRANT) continue
         const id = hex(e.epoch)
         let t = table.get(id)
-        if (t === undefined) table.set(id, t = { authors: new Set(), recipients: new Set() })
+        if (t === undefined) table.set(id, t = { authors: new Set(), recipients: new Set(), vector: null })
         t.authors.add(w.id)
         const to = hex(e.writer)
         t.recipients.add(to)
@@ -100,9 +135,11 @@ export class Epochs {
     const out: DueGrant[] = []
     for (const id of this.keyring.ids()) {
       const key = this.keyring.get(id) as Buffer
-      const have = this.table.get(id)?.recipients
+      const t = this.table.get(id)
+      const have = t?.recipients
       for (const [to, m] of members) {
         if (!live(m) || have?.has(to) === true) continue
+        if (t?.vector != null && this.knownToMaker(t.vector, to)) continue
         const recipient = Buffer.from(to, 'hex')
         const box = this.boxOf(to)
         const sealed = box === null ? null : sealTo(key, box)
@@ -112,8 +149,11 @@ export class Epochs {
     return out
   }
 
-  /** A new epoch, held, and its grants to every live member and reader. */
-  rotate (members: ReadonlyMap<string, Member>): { epoch: Buffer, grants: DueGrant[] } {
+  /**
+   * A new epoch, held, its grants to every live member and reader, and its EPOCH vector (how far
+   * this peer has read each log's membership).
+   */
+  rotate (members: ReadonlyMap<string, Member>): { epoch: Buffer, grants: DueGrant[], vector: Array<[Buffer, number]> } {
     const key = newEpochKey()
     this.keyring.add(key)
     const epoch = epochIdOf(key)
@@ -125,6 +165,7 @@ export class Epochs {
       const sealed = box === null ? null : sealTo(key, box)
       if (sealed !== null) grants.push({ epoch, recipient, sealed })
     }
-    return { epoch, grants }
+    const vector: Array<[Buffer, number]> = [...this.writers.values()].map((w) => [w.key, w.membershipLength])
+    return { epoch, grants, vector }
   }
 }

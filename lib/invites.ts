@@ -43,6 +43,8 @@ export interface InviteHost {
   admit: (role: Role, key: Buffer) => Promise<void>
   /** The encryption key a new member gets now (null for a plain database). */
   encryptionKey: () => Buffer | null
+  /** Whether a key (hex) is a live member or reader now. */
+  isLive: (id: string) => boolean
   wallClock: () => number
 }
 
@@ -126,7 +128,8 @@ export class Invites {
   }
 
   private host (k: Kept): void {
-    if (this.pairing === null || k.revoked || k.expires <= this.h.wallClock() || k.admitted.length >= k.uses) return
+    // used-up invites are hosted too, so that a device trying one hears MESHBEE_INVITE_USED
+    if (this.pairing === null || k.revoked || k.expires <= this.h.wallClock()) return
     this.pairing.add({
       publicKey: Buffer.from(k.publicKey, 'hex'),
       discoveryKey: Buffer.from(k.discoveryKey, 'hex'),
@@ -142,13 +145,26 @@ export class Invites {
       if (k === undefined || k.revoked) throw refusal('MESHBEE_INVITE_REVOKED', 'The invite was revoked')
       const who = candidate.toString('hex')
       const answer = (): PairingAnswer => ({ key: this.h.key, encryptionKey: this.h.encryptionKey(), role: k.role })
-      // a candidate repeats its request until answered: the same device gets the same answer
-      if (k.admitted.includes(who)) return answer()
+      // a device asks again (its answer lost, or a replay): answered again only while it is still a
+      // member — a device removed since must not be handed the keys of now
+      if (k.admitted.includes(who)) {
+        // (a reader of a plain database is no member: it holds the key, nothing to take back)
+        const member = k.role === 'writer' || this.h.encryptionKey() !== null
+        if (!member || this.h.isLive(who)) return answer()
+        throw refusal('MESHBEE_INVITE_USED', 'The invite was used up')
+      }
       if (k.expires <= this.h.wallClock()) throw refusal('MESHBEE_INVITE_EXPIRED', 'The invite expired')
       if (k.admitted.length >= k.uses) throw refusal('MESHBEE_INVITE_USED', 'The invite was used up')
-      await this.h.admit(k.role, candidate)
+      // the use is recorded before the device is added: a crash in between spends it, never frees it
       k.admitted.push(who)
       await this.save()
+      try {
+        await this.h.admit(k.role, candidate)
+      } catch (err) {
+        k.admitted.splice(k.admitted.indexOf(who), 1)
+        await this.save().catch(() => {})
+        throw err
+      }
       return answer()
     })
     this.queue = run.catch(() => {})

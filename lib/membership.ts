@@ -14,7 +14,7 @@
  * Same records in, same members out — whatever order the logs arrived in.
  */
 import { compareKeys, compareStamps, type Stamp } from '../crdt/hlc.js'
-import { ADD_READER, ADD_WRITER, KEY_GRANT, PRINCIPAL, type MembershipEntry } from './entry.js'
+import { ADD_READER, ADD_WRITER, EPOCH, KEY_GRANT, PRINCIPAL, type MembershipEntry } from './entry.js'
 import { hex } from './keys.js'
 
 export interface MembershipRecord {
@@ -56,7 +56,7 @@ export function resolveMembers (creator: Uint8Array, records: Iterable<Membershi
     const author = members.get(hex(r.author))
     if (author === undefined || r.seq >= author.cut) continue
     const e = r.entry
-    if (e.type === KEY_GRANT || e.type === PRINCIPAL) continue
+    if (e.type === KEY_GRANT || e.type === PRINCIPAL || e.type === EPOCH) continue
     const target = hex(e.writer)
     if (e.type === ADD_WRITER || e.type === ADD_READER) {
       const reader = e.type === ADD_READER

@@ -10,7 +10,7 @@ import { MeshLevel } from './adapter.js'
 import { Checkout, normalizeCuts } from './checkout.js'
 import { digestToBuffer } from './digest.js'
 import { ADD_READER, ADD_WRITER, MEMBER_NS, REMOVE_WRITER, memberName } from './entry.js'
-import { closed, invalidArgument, keyMismatch, notOpened, notWritable as notWritableError } from './errors.js'
+import { MeshError, closed, invalidArgument, keyMismatch, notOpened, notWritable as notWritableError } from './errors.js'
 import { parseInvite, pairCandidate } from './pairing.js'
 import { discoveryKeyOf, peekDirectory } from './identity.js'
 import { toKey } from './keys.js'
@@ -731,12 +731,23 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
       throw err
     }
     const db = new MeshDB<K, V>(storage, { ...rest, key: answer.key, ...(answer.encryptionKey === null ? {} : { encryptionKey: answer.encryptionKey }) })
-    await db.open()
-    await db.joinSwarm({ swarm: swarm as SwarmOptions['swarm'] }, !shared)
+    try {
+      await db.open()
+      await db.joinSwarm({ swarm: swarm as SwarmOptions['swarm'] }, !shared)
+    } catch (err) {
+      // a swarm made here goes with the database, or alone if the database never took it
+      await db.close().catch(() => {})
+      if (!shared && db.currentSync?.swarm == null) await (swarm as { destroy: () => Promise<void> }).destroy().catch(() => {})
+      throw err
+    }
     // the member added this device before it answered: wait to see it here
     const admitted = (): boolean => answer.role === 'writer' ? db.writable : (db.privacy !== 'encrypted' || db.writers().some((w) => w.local && w.reader))
     const deadline = timeout === 0 ? Infinity : Date.now() + timeout
-    while (!admitted() && Date.now() < deadline && db.status === 'open') {
+    while (!admitted()) {
+      if (Date.now() >= deadline || db.status !== 'open') {
+        await db.close().catch(() => {})
+        throw new MeshError('MESHBEE_PAIR_TIMEOUT', `A member admitted this device, but its admission did not reach it within ${timeout} ms: open the database (its key is stored) and join again`)
+      }
       await new Promise<void>((resolve) => {
         const t = setTimeout(done, 250)
         function done (): void { clearTimeout(t); db.off('update', done); db.off('writer-add', done); resolve() }

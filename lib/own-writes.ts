@@ -7,12 +7,12 @@ import type { BeeBatch } from 'hyperbee'
 import { ClockAheadError, compareStamps, type HLC, type Stamp } from '../crdt/hlc.js'
 import { EMPTY } from '../crdt/keystate.js'
 import type { ViewCommit } from './commit.js'
-import { ADD_READER, ADD_WRITER, KEY_GRANT, PRINCIPAL, PRINCIPAL_KEY, grantKey, MAX_KEY_BYTES, MAX_LEAD, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, slotState, type DataEntry, type EntryClock, type PartKind } from './entry.js'
+import { ADD_READER, ADD_WRITER, EPOCH, KEY_GRANT, PRINCIPAL, PRINCIPAL_KEY, epochKey, grantKey, MAX_KEY_BYTES, MAX_LEAD, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, slotState, type DataEntry, type EntryClock, type PartKind } from './entry.js'
 import { buildEntries, type Built, type WriteOp } from './entry-rule.js'
 import { buildEntryV1 } from './entry-rule-v1.js'
 import { keyChange, type KeyChange } from './commit.js'
 import { buf, hex } from './keys.js'
-import { clockAhead, clockBehind, logRefused, notAMember, notWritable, tooLarge, writerRemoved } from './errors.js'
+import { blind, clockAhead, clockBehind, logRefused, notAMember, notWritable, tooLarge, writerRemoved } from './errors.js'
 import { liveWriter, type Member } from './membership.js'
 import { partKey, setSlot, type Slot, type ViewStore } from './view.js'
 import type { WriterLog } from './writer-log.js'
@@ -36,6 +36,13 @@ export interface OwnWritesHost {
    * clock, as older releases did).
    */
   format?: () => 1 | 2 | 3
+  /** Whether this peer may write at all (a blind seeder may not, member or not). */
+  canWrite?: () => boolean
+  /**
+   * Before a data write's entries are built, once the own log is folded: an encrypted database
+   * picks the epoch to seal them under (making one if none is clean).
+   */
+  seal?: () => Promise<void>
 }
 
 
@@ -44,18 +51,22 @@ export class OwnWrites {
 
   /** Whether this peer is a member, not removed. */
   writable (): boolean {
-    return liveWriter(this.h.members().get(this.h.own().id))
+    return (this.h.canWrite?.() ?? true) && liveWriter(this.h.members().get(this.h.own().id))
   }
 
   /** Appends own writes as one atomic batch and commits them to the view before resolving. */
   async write (ops: WriteOp[]): Promise<void> {
     const { view, commit } = this.h
     const own = this.h.own()
+    if (this.h.canWrite?.() === false) throw blind()
     if (!this.writable()) throw notWritable()
     // a view whose LevelDB refused a batch retries it now, and refuses the write (before it
     // reaches the log) if LevelDB still refuses
     if (view.refused) await view.retry()
     if ((this.h.checkpoints.get(own.id) ?? 0) !== own.core.length) await this.h.fold()
+    // after that fold: a removal it took in makes the epoch chosen before it unclean
+    await this.h.seal?.()
+    if (!this.writable()) throw notWritable()
 
     const changes = new Map<string, KeyChange>()
     // each part's slots and each key's whole-value slots as this call's earlier writes left them
@@ -216,12 +227,14 @@ export class OwnWrites {
   }
 
   /** Appends key grants (an encrypted database's epoch keys sealed to members) in one batch; the caller folds them. */
-  async appendGrants (grants: ReadonlyArray<{ epoch: Buffer, recipient: Buffer, sealed: Buffer }>): Promise<void> {
+  async appendGrants (grants: ReadonlyArray<{ epoch: Buffer, recipient: Buffer, sealed: Buffer }>, made?: { epoch: Buffer, vector: Array<[Buffer, number]> }): Promise<void> {
     if (!this.writable()) throw notWritable()
     const { stamp, clock } = this.issue()
     const c = clock ?? { seen: 0, reading: stamp.wall }
-    await this.append(...grants.map((g): [Buffer, Buffer] =>
-      [grantKey(g.epoch, g.recipient), encodeEntry({ type: KEY_GRANT, stamp, clock: c, epoch: g.epoch, writer: g.recipient, sealed: g.sealed })]))
+    const entries = grants.map((g): [Buffer, Buffer] =>
+      [grantKey(g.epoch, g.recipient), encodeEntry({ type: KEY_GRANT, stamp, clock: c, epoch: g.epoch, writer: g.recipient, sealed: g.sealed })])
+    if (made !== undefined) entries.push([epochKey(made.epoch), encodeEntry({ type: EPOCH, stamp, clock: c, epoch: made.epoch, vector: made.vector })])
+    await this.append(...entries)
   }
 
   /**

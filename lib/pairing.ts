@@ -121,7 +121,7 @@ const REASON_OF = new Map<string, RefusalReason | null>([
   ['INVITE_USED', 'MESHBEE_INVITE_USED'],
   ['INVITE_EXPIRED', 'MESHBEE_INVITE_EXPIRED']
 ])
-/** Answers remembered per invite, so that a candidate asking again (it does) hears the same answer. */
+/** Decisions under way per invite, at most this many (a candidate asks again while one runs: it shares it). */
 const ANSWERS_KEPT = 256
 /** blind-pairing stores the expiry as uint32 seconds. */
 const MAX_EXPIRES = 0xffffffff * 1000
@@ -207,7 +207,12 @@ interface Hosted {
   roleSignatures: RoleSignatures
   expires: number
   admit: Admit
-  /** Outcome by request session (one per candidate and invite), oldest first. */
+  /**
+   * Decisions under way, by request session (one per candidate and invite): a candidate repeats its
+   * request while `admit` runs, and shares the decision. Once settled it is forgotten, so a later
+   * request is decided anew (`admit` answers a device it admitted again only while it is still a
+   * member, and a transient failure is not remembered as a refusal).
+   */
   answers: Map<string, Promise<Outcome>>
 }
 
@@ -324,6 +329,8 @@ export class PairingHost {
       outcome = this.decide(topic, hosted, request.userData)
       if (hosted.answers.size >= ANSWERS_KEPT) hosted.answers.delete(hosted.answers.keys().next().value as string)
       hosted.answers.set(session, outcome)
+      const settled = outcome
+      void settled.finally(() => { if (hosted.answers.get(session) === settled) hosted.answers.delete(session) })
     }
     const { answer, status } = await outcome
     if (answer === null) {

@@ -17,7 +17,7 @@
 import type Hypercore from 'hypercore'
 import { Keyring, boxPublicKey, clearPayload, encryptedLog, epochIdOf, newEpochKey } from './crypt.js'
 import { decodeNode } from './blocks.js'
-import { ADD_WRITER, MEMBERSHIP, PRINCIPAL, PRINCIPAL_KEY, decodeMembership } from './entry.js'
+import { ADD_READER, ADD_WRITER, MEMBERSHIP, PRINCIPAL, PRINCIPAL_KEY, decodeMembership } from './entry.js'
 import { Epochs } from './epochs.js'
 import { invalidArgument } from './errors.js'
 import type { Member } from './membership.js'
@@ -43,6 +43,8 @@ export class Privacy {
   readonly epochs: Epochs
   /** The key this peer was first given or made (`db.encryptionKey`). */
   baseKey: Buffer | null = null
+  /** Whether the creator's first block showed an encrypted database (encrypted mode). */
+  private checked = false
   /** Whether the creator's first block was asked for (undecided mode). */
   private asked = false
   /** How far each log's clear blocks were followed for adds (blind mode). */
@@ -53,7 +55,7 @@ export class Privacy {
       (id) => {
         const r = writers.get(id)?.records.get(PRINCIPAL_HEX)
         return r !== undefined && r.entry.type === PRINCIPAL ? r.entry.box : null
-      })
+      }, writers)
   }
 
   /** The own log's signing key pair (null if the store holds no secret key for it). */
@@ -110,6 +112,14 @@ export class Privacy {
    * held). A peer that finds the database encrypted becomes a blind seeder, for good.
    */
   async decide (creator: Hypercore, schedule: () => void): Promise<PrivacyMode | null> {
+    if (this.mode === 'encrypted' && !this.checked) {
+      // a key given for a plain database would make every clear block unreadable: refuse it
+      const first = await creator.get(0, { wait: false, raw: true } as never).catch(() => null) as Uint8Array | null
+      if (first !== null) {
+        if (!encryptedLog(first)) throw invalidArgument('encryptionKey was given for a database that is not encrypted: open it without one')
+        this.checked = true
+      }
+    }
     if (this.mode !== null) return this.mode
     const block = await creator.get(0, { wait: false, raw: true } as never).catch(() => null) as Uint8Array | null
     if (block === null) {
@@ -149,7 +159,8 @@ export class Privacy {
           const node = decodeNode(payload)
           if (node.key.byteLength === 0 || node.key[0] !== MEMBERSHIP || node.value === null) continue
           const e = decodeMembership(node.key, node.value)
-          if (e.type === ADD_WRITER && !writers.has(Buffer.from(e.writer).toString('hex'))) {
+          // readers' logs too: they state the public keys their grants are sealed to
+          if ((e.type === ADD_WRITER || e.type === ADD_READER) && !writers.has(Buffer.from(e.writer).toString('hex'))) {
             await openWriter(Buffer.from(e.writer))
             opened = true
           }

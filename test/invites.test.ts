@@ -4,7 +4,9 @@
  * expired, revoked and altered invites are refused and add nothing.
  */
 import { expect } from 'chai'
+import Hyperswarm from 'hyperswarm'
 import { MeshDB } from '../index.js'
+import { pairCandidate } from '../lib/pairing.js'
 import { startTestnet, type Testnet } from '../lib/testnet.js'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -71,12 +73,13 @@ describe('invites', function () {
     const soon = await a.createInvite({ expires: now + 60_000 })
     now += 120_000 // the member's clock passes the expiry
     const expired = await rejects(pair(soon))
-    expect(expired.code).to.equal('MESHBEE_INVITE_REFUSED')
+    expect(expired).to.include({ code: 'MESHBEE_INVITE_REFUSED', reason: 'MESHBEE_INVITE_EXPIRED' })
 
     const revoked = await a.createInvite({ uses: 5 })
     expect(await a.revokeInvite(revoked)).to.equal(true)
+    // a revoked invite is not answered at all: nothing to pair with
     const err = await rejects(pair(revoked, 3000))
-    expect(['MESHBEE_INVITE_REFUSED', 'MESHBEE_PAIR_TIMEOUT']).to.include(err.code)
+    expect(err.code).to.equal('MESHBEE_PAIR_TIMEOUT')
 
     const good = await a.createInvite()
     const altered = good.slice(0, 10) + (good[10] === 'y' ? 'b' : 'y') + good.slice(11)
@@ -118,6 +121,22 @@ describe('invites', function () {
     }
     await walk(sdir)
     expect(hits).to.deep.equal([])
+  })
+
+  it('a device removed after pairing that replays its invite is refused, and handed no key', async () => {
+    const invite = await a.createInvite({ uses: 2 })
+    const b = await pair(invite)
+    const bKey = b.writerKey
+    await b.close()
+    await a.removeWriter(bKey)
+    await a.put('after', 'not for b') // a new epoch, never granted to b
+    const swarm = new Hyperswarm(testnet.swarmOptions())
+    try {
+      const err = await rejects(pairCandidate(swarm, invite, bKey, { timeout: 20_000 }))
+      expect(err).to.include({ code: 'MESHBEE_INVITE_REFUSED', reason: 'MESHBEE_INVITE_USED' })
+    } finally {
+      await swarm.destroy()
+    }
   })
 
   it('checks its options', async () => {

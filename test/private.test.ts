@@ -7,7 +7,8 @@ import { expect } from 'chai'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { MeshDB } from '../index.js'
-import { cleanup, connect, meshSync, ownLength, rejects, tempDir, until } from './helpers/peers.js'
+import { KEY_GRANT } from '../lib/entry.js'
+import { cleanup, connect, holdBlocks, meshSync, ownLength, rejects, tempDir, until } from './helpers/peers.js'
 
 type DB = MeshDB<string, string>
 
@@ -280,5 +281,54 @@ describe('private databases', function () {
     expect(await reopened.get('k')).to.equal('v')
     expect(reopened.privacy).to.equal('plain')
     await reopened.close()
+  })
+})
+
+describe('private databases: races and misuse', function () {
+  this.timeout(120_000)
+  afterEach(async () => { await cleanup() })
+
+  it('a member that has not folded a removal never grants the epoch made after it to the removed device', async () => {
+    const [a, b, c, r] = await privatePeers(4)
+    const cDir = dirOf.get(c) as string
+    await a.removeWriter(r.writerKey)
+    await meshSync([a, b])
+    await b.put('b-after', 'not for r') // b makes a new epoch, granted to a, b and c
+    const epochs = b.engine.privacy.keyring.ids().filter((id) => !r.engine.privacy.keyring.has(id))
+    expect(epochs).to.have.length.greaterThan(0)
+    // c takes b's log alone (not a's, which holds the removal), then folds and grants what it finds due
+    await c.close()
+    await holdBlocks(b, cDir, 0, ownLength(b))
+    const c2 = new MeshDB<string, string>(cDir)
+    await c2.open()
+    await c2.update()
+    expect(c2.writers().find((w) => w.key.equals(r.writerKey))?.removed).to.equal(false) // c has not seen the removal
+    expect(await c2.get('b-after')).to.equal('not for r') // it holds the new epoch
+    const grantsToR = [...c2.engine.own.records.values()].filter((x) => x.entry.type === KEY_GRANT && hex(x.entry.writer) === hex(r.writerKey)).map((x) => hex((x.entry as { epoch: Uint8Array }).epoch))
+    for (const id of epochs) expect(grantsToR, 'c granted the new epoch to r').to.not.include(id)
+    // r meets everyone, and still holds none of the new epochs
+    const cuts = [connect(r, a), connect(r, b), connect(r, c2)]
+    await holds(r, b)
+    await holds(r, c2)
+    for (const cut of cuts) cut()
+    for (const id of epochs) expect(r.engine.privacy.keyring.has(id)).to.equal(false)
+    expect(await r.get('b-after')).to.equal(undefined)
+    await c2.close()
+  })
+
+  it('a blind seeder added as a writer stays blind: it writes nothing (MESHBEE_BLIND)', async () => {
+    const [a] = await privatePeers(1)
+    const s = new MeshDB<string, string>(await tempDir('s'), { key: a.key })
+    await s.open()
+    await a.put('x', 'y')
+    await a.addWriter(s.writerKey)
+    const cut = connect(a, s)
+    await holds(s, a)
+    cut()
+    expect(s.privacy).to.equal('blind')
+    expect(s.writable).to.equal(false)
+    expect((await rejects(s.put('leak', 'plaintext'))).code).to.equal('MESHBEE_BLIND')
+    expect((await rejects(s.verify())).code).to.equal('MESHBEE_BLIND')
+    expect(s.writers().find((w) => w.local)?.length).to.equal(0)
   })
 })

@@ -19,7 +19,7 @@
 import { decode as unpack } from '@msgpack/msgpack'
 import type { EventEmitter } from 'node:events'
 import type { MeshDB } from '../../index.js'
-import { ADD_WRITER, DEL, FIELD, FIELD_NS, MEMBER, MEMBER_NS, PRINCIPAL_KEY, PUT, REMOVE_WRITER, STATE, dataKey, decodeEntry, grantKey, membershipKey, partBeeKey } from '../../lib/entry.js'
+import { ADD_WRITER, DEL, FIELD, FIELD_NS, MEMBER, MEMBER_NS, PRINCIPAL_KEY, PUT, REMOVE_WRITER, STATE, dataKey, decodeEntry, epochKey, grantKey, membershipKey, partBeeKey } from '../../lib/entry.js'
 import { epochIdOf, isNoReadKey } from '../../lib/crypt.js'
 import type { ChaosOp } from './schedule.js'
 import { canonical, logsOf, membership, reference, type MemberModel, type Reference } from './model.js'
@@ -361,14 +361,15 @@ export function matchWrite (op: ChaosOp, nodes: Array<{ key: Buffer, value: Buff
 }
 
 const GRANT_BYTE = grantKey(Buffer.alloc(8), Buffer.alloc(32))[1]
+const EPOCH_BYTE = epochKey(Buffer.alloc(8))[1]
 
 /**
- * Whether a bee key is an encrypted database's key bookkeeping: a key grant, or a writer's stated
- * public key. A write may append grants before its own entries (a new epoch), and a fold may
+ * Whether a bee key is an encrypted database's key bookkeeping: a key grant, a new epoch's record,
+ * or a writer's stated public key. A write may append grants before its own entries (a new epoch), and a fold may
  * append them between writes; they are no part of any write.
  */
 export function keyBookkeeping (key: Buffer): boolean {
-  return key.equals(PRINCIPAL_KEY) || (key.byteLength > 1 && key[0] === PRINCIPAL_KEY[0] && key[1] === GRANT_BYTE)
+  return key.equals(PRINCIPAL_KEY) || (key.byteLength > 1 && key[0] === PRINCIPAL_KEY[0] && (key[1] === GRANT_BYTE || key[1] === EPOCH_BYTE))
 }
 
 /**

@@ -30,7 +30,7 @@ import { decode as unpack } from '@msgpack/msgpack'
 import type Hyperbee from 'hyperbee'
 import type { MeshDB } from '../../index.js'
 import type Hypercore from 'hypercore'
-import { ADD_WRITER, DEL, FIELD, KEY_GRANT, MEMBER, PRINCIPAL, PUT, REMOVE_WRITER, STATE, decodeData, decodeEntry, parseDataKey, type DataEntry } from '../../lib/entry.js'
+import { ADD_WRITER, DEL, EPOCH, FIELD, KEY_GRANT, MEMBER, PRINCIPAL, PUT, REMOVE_WRITER, STATE, decodeData, decodeEntry, parseDataKey, type DataEntry } from '../../lib/entry.js'
 import { decodeNode } from '../../lib/blocks.js'
 
 type Bytes = Buffer
@@ -129,7 +129,7 @@ async function recordsOf (src: LogSource, id: string): Promise<MRecord[]> {
   for (const node of nodes) {
     const e = decodeEntry(node.value)
     // an encrypted database's key grants and stated public keys: not membership changes
-    if (src.encrypted === true && (e.type === KEY_GRANT || e.type === PRINCIPAL)) continue
+    if (src.encrypted === true && (e.type === KEY_GRANT || e.type === PRINCIPAL || e.type === EPOCH)) continue
     if (e.type !== ADD_WRITER && e.type !== REMOVE_WRITER) throw new Error('model: data entry under a membership key')
     const target = hex(e.writer)
     if (hex(node.key) !== (e.type === ADD_WRITER ? '6d61' : '6d72') + target) throw new Error('model: membership key mismatch')

@@ -200,7 +200,7 @@ export class Engine extends EventEmitter {
       updated: () => this.emit('update'),
       format: () => this.testHooks.format ?? 3,
       // a blind or undecided peer never writes: it would append in clear to an encrypted database
-      canWrite: () => this.privacy.mode === 'plain' || this.privacy.mode === 'encrypted',
+      canWrite: () => this.privacy.mode === 'blind' ? 'blind' : this.privacy.mode === null ? 'undecided' : 'yes',
       seal: async () => { await this.sealing() }
     })
     this.inspection = new Inspection({ writers: this.writers, checkpoints: this.checkpoints, view: this.view, members, key: () => this.key })
@@ -363,7 +363,10 @@ export class Engine extends EventEmitter {
       const node = await this.own.bee.getBySeq(i).catch(() => null)
       if (node === null) continue
       try {
-        return decodeEntry(node.value)
+        const e = decodeEntry(node.value)
+        // key bookkeeping carries the zero stamp: the clock is restored from the entry before it
+        if (e.stamp.wall === 0) continue
+        return e
       } catch {
         continue
       }

@@ -416,6 +416,8 @@ export class Fold {
     if (w.local) return
     const skew = (clock?.reading ?? stamp.wall) - this.h.wallClock()
     if (skew > w.maxSkew) w.maxSkew = skew
+    // key bookkeeping carries the zero stamp (OwnWrites.bookkeeping): nothing for the clock to follow
+    if (stamp.wall === 0 && stamp.counter === 0) return
     const { clamped, drift } = this.h.hlc.observe(stamp)
     if (clamped) {
       this.h.stats.clampedStamps++

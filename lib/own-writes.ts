@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino'
 import type { BeeBatch } from 'hyperbee'
-import { ClockAheadError, compareStamps, type HLC, type Stamp } from '../crdt/hlc.js'
+import { ClockAheadError, compareStamps, stamp as mkStamp, type HLC, type Stamp } from '../crdt/hlc.js'
 import { EMPTY } from '../crdt/keystate.js'
 import type { ViewCommit } from './commit.js'
 import { ADD_READER, ADD_WRITER, EPOCH, KEY_GRANT, PRINCIPAL, PRINCIPAL_KEY, epochKey, grantKey, MAX_KEY_BYTES, MAX_LEAD, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, slotState, type DataEntry, type EntryClock, type PartKind } from './entry.js'
@@ -16,6 +16,9 @@ import { blind, clockAhead, clockBehind, logRefused, notAMember, notWritable, to
 import { liveWriter, type Member } from './membership.js'
 import { partKey, setSlot, type Slot, type ViewStore } from './view.js'
 import type { WriterLog } from './writer-log.js'
+
+/** The stamp of key bookkeeping (see `OwnWrites.bookkeeping`). */
+const ZERO_STAMP = mkStamp(0, 0)
 
 /** What own writes need from the engine, given at construction. */
 export interface OwnWritesHost {
@@ -36,8 +39,11 @@ export interface OwnWritesHost {
    * clock, as older releases did).
    */
   format?: () => 1 | 2 | 3
-  /** Whether this peer may write at all (a blind seeder may not, member or not). */
-  canWrite?: () => boolean
+  /**
+   * Whether this peer may write at all: 'blind' (a blind seeder, member or not), 'undecided' (opened by
+   * key, not knowing yet whether the database is encrypted), or 'yes'.
+   */
+  canWrite?: () => 'yes' | 'blind' | 'undecided'
   /**
    * Before a data write's entries are built, once the own log is folded: an encrypted database
    * picks the epoch to seal them under (making one if none is clean).
@@ -51,14 +57,14 @@ export class OwnWrites {
 
   /** Whether this peer is a member, not removed. */
   writable (): boolean {
-    return (this.h.canWrite?.() ?? true) && liveWriter(this.h.members().get(this.h.own().id))
+    return (this.h.canWrite?.() ?? 'yes') === 'yes' && liveWriter(this.h.members().get(this.h.own().id))
   }
 
   /** Appends own writes as one atomic batch and commits them to the view before resolving. */
   async write (ops: WriteOp[]): Promise<void> {
     const { view, commit } = this.h
     const own = this.h.own()
-    if (this.h.canWrite?.() === false) throw blind()
+    if (this.h.canWrite?.() === 'blind') throw blind()
     if (!this.writable()) throw notWritable()
     // a view whose LevelDB refused a batch retries it now, and refuses the write (before it
     // reaches the log) if LevelDB still refuses
@@ -222,18 +228,26 @@ export class OwnWrites {
 
   /** Appends this peer's PRINCIPAL entry (its public key for grants); a peer not yet a member states it too. */
   async appendPrincipal (box: Buffer): Promise<void> {
-    const { stamp, clock } = this.issue()
-    await this.append([PRINCIPAL_KEY, encodeEntry({ type: PRINCIPAL, stamp, clock: clock ?? { seen: 0, reading: stamp.wall }, box })])
+    await this.append([PRINCIPAL_KEY, encodeEntry({ type: PRINCIPAL, ...this.bookkeeping(), box })])
+  }
+
+  /**
+   * The stamp and clock of key bookkeeping (a stated public key, grants, an epoch's record): no
+   * rule orders them, so they take the zero stamp and leave the clock alone. Stamped by the clock,
+   * a device whose clock ran ahead when it opened would have locked itself out of writing (the
+   * lead rule) by bookkeeping alone. The clock's reading is kept, so skew still shows.
+   */
+  private bookkeeping (): { stamp: Stamp, clock: EntryClock } {
+    return { stamp: ZERO_STAMP, clock: { seen: 0, reading: this.h.wallClock() } }
   }
 
   /** Appends key grants (an encrypted database's epoch keys sealed to members) in one batch; the caller folds them. */
   async appendGrants (grants: ReadonlyArray<{ epoch: Buffer, recipient: Buffer, sealed: Buffer }>, made?: { epoch: Buffer, vector: Array<[Buffer, number]> }): Promise<void> {
     if (!this.writable()) throw notWritable()
-    const { stamp, clock } = this.issue()
-    const c = clock ?? { seen: 0, reading: stamp.wall }
+    const b = this.bookkeeping()
     const entries = grants.map((g): [Buffer, Buffer] =>
-      [grantKey(g.epoch, g.recipient), encodeEntry({ type: KEY_GRANT, stamp, clock: c, epoch: g.epoch, writer: g.recipient, sealed: g.sealed })])
-    if (made !== undefined) entries.push([epochKey(made.epoch), encodeEntry({ type: EPOCH, stamp, clock: c, epoch: made.epoch, vector: made.vector })])
+      [grantKey(g.epoch, g.recipient), encodeEntry({ type: KEY_GRANT, ...b, epoch: g.epoch, writer: g.recipient, sealed: g.sealed })])
+    if (made !== undefined) entries.push([epochKey(made.epoch), encodeEntry({ type: EPOCH, ...b, epoch: made.epoch, vector: made.vector })])
     await this.append(...entries)
   }
 

@@ -671,7 +671,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    * writer, or a reader of an encrypted database, by `MeshDB.pair`. This peer answers it while it
    * is joined (`join()`): it checks the invite, adds the device and hands it the database key and
    * the encryption key over the encrypted connection. The string holds the invite's secret and the
-   * database's discovery key, not the database key: a leaked, used or expired invite opens nothing.
+   * database's discovery key, not the database key; keep it secret until it expires (README, "Private databases").
    *
    * @param opts.role - 'writer' (default) or 'reader'
    * @param opts.uses - how many devices it admits (default 1)

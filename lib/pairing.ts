@@ -37,7 +37,9 @@
  * pairs, as the member goes by the terms it kept, not by the string.
  *
  * The database key is not in the invite, only its discovery key: the key lets anyone replicate and
- * read the database, so an invite that leaked, expired or was used up gives nothing by itself.
+ * read the database. An answer sent through the DHT (to a candidate the member cannot reach) is
+ * encrypted under keys the invite and the candidate's writer key derive, so the string stays a
+ * secret until it expires, used or not.
  */
 import BlindPairing, { type AdditionalData, type Member, type MemberRequest, type PairedAuth } from 'blind-pairing'
 import c from 'compact-encoding'

@@ -355,6 +355,12 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
     if (this.status !== 'open') throw levelError('LEVEL_DATABASE_NOT_OPEN', 'Database is not open')
   }
 
+  /** @internal Open, and able to read: a blind seeder reads nothing (MESHBEE_BLIND). */
+  protected async readable (): Promise<void> {
+    await this.opened()
+    if (this.engine.privacy.mode === 'blind') throw blind()
+  }
+
   /** @internal */
   protected decodeKey (key: Buffer): K {
     return (this.keyEncoding() as unknown as { decode: (b: Buffer) => K }).decode(key)

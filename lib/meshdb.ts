@@ -235,7 +235,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
   async smembers (key: K, opts: MembersRange = {}): Promise<Json[]> {
     const k = this.encodeKey(key)
     const range = membersRange(k, opts)
-    await this.opened()
+    await this.readable()
     const view = this.engine.view
     if (view.getRow(k)?.[0] !== ROW_SET) return []
     const at = partPrefix(k, MEMBER_NS).byteLength
@@ -253,7 +253,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
   async sismember (key: K, member: Json): Promise<boolean> {
     const k = this.encodeKey(key)
     if (!isJson(member)) throw invalidArgument('member must be JSON')
-    await this.opened()
+    await this.readable()
     const view = this.engine.view
     return view.getRow(k)?.[0] === ROW_SET && view.getItemSync(partKey(k, MEMBER_NS, memberName(member))) !== undefined
   }
@@ -268,7 +268,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    */
   async typeOf (key: K): Promise<KeyType | undefined> {
     const k = this.encodeKey(key)
-    await this.opened()
+    await this.readable()
     return this.engine.kindOf(k)
   }
 
@@ -379,7 +379,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    */
   async versions (key: K): Promise<Array<KeyVersion<K, V>>> {
     const k = this.encodeKey(key)
-    await this.opened()
+    await this.readable()
     return (await this.engine.versions(k)).map((v) => ({ ...v, key, value: this.decodeValue(v.value) }))
   }
 
@@ -409,7 +409,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
       if (!isStamp(since)) throw invalidArgument('since must be a stamp { wall, counter } or a time in ms')
       st = since
     }
-    await this.opened()
+    await this.readable()
     for await (const c of this.engine.diff(w, from, to, st)) {
       yield { ...c, key: this.decodeKey(c.key), value: this.decodeValue(c.value), previous: this.decodeValue(c.previous) }
     }
@@ -479,7 +479,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    */
   async * query (name: string, opts: QueryOptions = {}): AsyncGenerator<IndexEntry<K, V>> {
     if (opts === null || typeof opts !== 'object') throw invalidArgument('query options must be an object')
-    await this.opened()
+    await this.readable()
     const view = this.engine.view
     const snap = view.snapshot()
     try {
@@ -519,7 +519,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
     if (opts === null || typeof opts !== 'object') throw invalidArgument('search options must be an object')
     const limit = opts.limit ?? 10
     if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 0)) throw invalidArgument('search limit must be a whole number, 0 or more')
-    await this.opened()
+    await this.readable()
     const view = this.engine.view
     const snap = view.snapshot()
     try {
@@ -563,7 +563,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
     const bytes: ByteRange = {}
     for (const name of ['gt', 'gte', 'lt', 'lte'] as const) if (range[name] !== undefined) bytes[name] = this.encodeKey(range[name])
     if (this.status === 'closing' || this.status === 'closed') throw closed()
-    const host = this.opened().then(() => ({ feed: this.engine.commit.feed, view: this.engine.view }))
+    const host = this.readable().then(() => ({ feed: this.engine.commit.feed, view: this.engine.view }))
     const inner = new ChangeStream(host, { ...opts, range: bytes })
     this.streams.add(inner)
     const streams = this.streams
@@ -614,7 +614,7 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
   checkout (cuts: Cuts): AbstractLevel<Buffer, K, V> {
     const c = normalizeCuts(cuts)
     return new Checkout<K, V>(async () => {
-      await this.opened()
+      await this.readable()
       return await this.engine.materialize(c)
     }, { keyEncoding: this.keyEncoding().commonName, valueEncoding: this.valueEncoding().commonName } as AbstractDatabaseOptions<K, V>) as unknown as AbstractLevel<Buffer, K, V>
   }

@@ -117,6 +117,9 @@ describe('private databases', function () {
     // …reads nothing…
     expect((await rejects(s.get('alpha-secret-key'))).code).to.equal('MESHBEE_BLIND')
     expect(() => s.iterator()).to.throw().with.property('code', 'MESHBEE_BLIND')
+    for (const read of [s.versions('alpha-secret-key'), s.smembers('set-secret-key'), s.typeOf('doc-secret-key'), s.changes({ since: 0 }).next(), s.verify()]) {
+      expect((await rejects(read)).code).to.equal('MESHBEE_BLIND')
+    }
     await s.close()
     // …and no file of it holds a value, a key or a field name in clear
     expect(await found(sdir, ['alpha-SECRET-value', 'beta-SECRET-title', 'gamma-SECRET-member', 'alpha-secret-key', 'doc-secret-key', 'set-secret-key'])).to.deep.equal([])

@@ -37,7 +37,18 @@ import type { WriterLog } from './writer-log.js'
  * One epoch as the logs record it: who granted it, and to whom (writer keys, hex); and, for one
  * made by `rotate`, how far its maker had read each log's membership (its EPOCH entry).
  */
-export interface EpochRecord { authors: Set<string>, recipients: Set<string>, vector: Map<string, number> | null }
+export interface EpochRecord {
+  authors: Set<string>
+  recipients: Set<string>
+  vector: Map<string, number> | null
+  /**
+   * Everyone any record of any reached log names as holding it, counted or not: the authors and
+   * recipients of its grants and the author of its EPOCH entry. A member removed before it made an
+   * epoch (not knowing it yet) wrote that epoch's records past its cut: they do not count, but it
+   * holds the key, and the epoch must not look clean to the others.
+   */
+  holders: Set<string>
+}
 
 const PRINCIPAL_HEX = PRINCIPAL_KEY.toString('hex')
 
@@ -78,18 +89,26 @@ export class Epochs {
    */
   refresh (writers: Iterable<WriterLog>, members: ReadonlyMap<string, Member>): boolean {
     const table = new Map<string, EpochRecord>()
+    const entry = (id: string): EpochRecord => {
+      let t = table.get(id)
+      if (t === undefined) table.set(id, t = { authors: new Set(), recipients: new Set(), vector: null, holders: new Set() })
+      return t
+    }
     const { id: own, keyPair: kp } = this.own()
     let added = false
     for (const w of writers) {
       const author = members.get(w.id)
-      if (author === undefined || author.reader === true) continue
+      const counts = author !== undefined && author.reader !== true
       for (const r of w.records.values()) {
         const e = r.entry
-        if (r.seq >= author.cut) continue
+        if (e.type === EPOCH || e.type === KEY_GRANT) {
+          const t = entry(hex(e.epoch))
+          t.holders.add(w.id)
+          if (e.type === KEY_GRANT) t.holders.add(hex(e.writer))
+        }
+        if (!counts || r.seq >= author.cut) continue
         if (e.type === EPOCH) {
-          const id = hex(e.epoch)
-          let t = table.get(id)
-          if (t === undefined) table.set(id, t = { authors: new Set(), recipients: new Set(), vector: null })
+          const t = entry(hex(e.epoch))
           // (one maker writes it; two, the lengths of both count as known)
           t.vector ??= new Map()
           for (const [wk, len] of e.vector) t.vector.set(hex(wk), Math.max(len, t.vector.get(hex(wk)) ?? 0))
@@ -97,8 +116,7 @@ export class Epochs {
         }
         if (e.type !== KEY_GRANT) continue
         const id = hex(e.epoch)
-        let t = table.get(id)
-        if (t === undefined) table.set(id, t = { authors: new Set(), recipients: new Set(), vector: null })
+        const t = entry(id)
         t.authors.add(w.id)
         const to = hex(e.writer)
         t.recipients.add(to)
@@ -111,7 +129,10 @@ export class Epochs {
     return added
   }
 
-  /** Whether an epoch is clean: recorded, and every author and recipient of its grants live now. */
+  /**
+   * Whether an epoch is clean: recorded (a counted grant), every author of its counted grants a
+   * live writer, and everyone any record names as holding it live now.
+   */
   clean (id: string, members: ReadonlyMap<string, Member>): boolean {
     const t = this.table.get(id)
     if (t === undefined || t.authors.size === 0) return false
@@ -119,7 +140,7 @@ export class Epochs {
       const m = members.get(a)
       if (!live(m) || m.reader === true) return false
     }
-    for (const r of t.recipients) if (!live(members.get(r))) return false
+    for (const h of t.holders) if (!live(members.get(h))) return false
     return true
   }
 

@@ -335,3 +335,42 @@ describe('private databases: races and misuse', function () {
     expect(s.writers().find((w) => w.local)?.length).to.equal(0)
   })
 })
+
+describe('private databases: an epoch made by a device already removed', function () {
+  this.timeout(120_000)
+  afterEach(async () => { await cleanup() })
+
+  it('members never seal under an epoch a device made after its removal (its records past its cut do not count, but it holds the key)', async () => {
+    const [a, b, c, r] = await privatePeers(4)
+    // b removes r; r, not knowing, removes c and writes: it makes an epoch E
+    await b.removeWriter(r.writerKey)
+    await r.removeWriter(c.writerKey)
+    await r.put('from-r', 'after its removal')
+    const madeByR = r.engine.privacy.keyring.ids()
+    // a meets r before it hears of the removal: it takes E (r's grants count for it then)…
+    let cut = connect(a, r)
+    await holds(a, r)
+    cut()
+    await a.update()
+    expect(madeByR.filter((id) => a.engine.privacy.keyring.has(id)).length).to.be.greaterThan(1)
+    // …and grants it on to a member added now
+    const e = new MeshDB<string, string>(await tempDir('e'), { key: a.key, encryptionKey: a.encryptionKey as Buffer })
+    await e.open()
+    await a.addWriter(e.writerKey)
+    await meshSync([a, e])
+    // then a hears of r's removal, and writes
+    cut = connect(a, b)
+    await holds(a, b)
+    cut()
+    await a.update()
+    expect(a.writers().find((w) => w.key.equals(r.writerKey))?.removed).to.equal(true)
+    await a.put('secret', 'not for r')
+    const core = a.engine.own.core
+    // the newest sealed block is the write's (key bookkeeping after it is clear)
+    let raw: Buffer = Buffer.alloc(0)
+    for (let i = core.length - 1; i >= 1 && raw[0] !== 1; i--) raw = await core.get(i, { raw: true } as never) as Buffer
+    expect(raw[0]).to.equal(1)
+    expect(madeByR, 'a sealed its write under an epoch r holds').to.not.include(raw.subarray(8, 16).toString('hex'))
+    await e.close()
+  })
+})

@@ -93,6 +93,13 @@ export async function du (p: string): Promise<number> {
 
 export const now = (): number => performance.now()
 
+/** The median of a sample (the lower of the two middle values for an even count). */
+export const lowerMedian = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)] as number }
+/** The p-quantile of a sample (nearest rank). */
+export const quantile = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] as number }
+/** A progress line on stderr (stdout carries the report). */
+export const progress = (s: string): void => { process.stderr.write(s + '\n') }
+
 export const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 /**

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks'
 import { MeshDB } from '../../index.js'
 import { startTestnet } from '../../lib/testnet.js'
 import { connect } from '../link.js'
-import { machine, removeTempDirs, tempDir, versions } from './common.js'
+import { lowerMedian as median, machine, progress as log, quantile as pct, removeTempDirs, tempDir, until, versions } from './common.js'
 
 type DB = MeshDB<string, string>
 
@@ -27,21 +27,11 @@ const WRITERS = 4
 const PER_WRITER = 500
 const PAIRINGS = 10
 
-const log = (s: string): void => { process.stderr.write(s + '\n') }
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)] as number }
-const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] as number }
 const fmt = (x: number, d = 2): string => x.toFixed(d)
 
-async function waitFor (check: () => boolean | Promise<boolean>, dbs: DB[], timeout = 600_000): Promise<void> {
-  const deadline = performance.now() + timeout
-  while (!await check()) {
-    if (performance.now() > deadline) throw new Error('timed out')
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(done, 20)
-      function done (): void { clearTimeout(t); for (const d of dbs) d.off('update', done); resolve() }
-      for (const d of dbs) d.once('update', done)
-    })
-  }
+/** Waits for `check`, re-checked on the databases' 'update' events (and every 20 ms). */
+async function waitFor (check: () => boolean | Promise<boolean>, dbs: DB[], timeoutMs = 600_000): Promise<void> {
+  await until(check, { wakeOn: dbs, pollMs: 20, timeoutMs })
 }
 
 /** Ops/s of PUTS awaited puts into a fresh database. */

@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks'
 import MiniSearch from 'minisearch'
 import { MeshDB } from '../../index.js'
 import { connect } from '../link.js'
-import { machine, mulberry32, removeTempDirs, tempDir, versions } from './common.js'
+import { lowerMedian as median, machine, mulberry32, progress as log, quantile as pct, removeTempDirs, tempDir, versions } from './common.js'
 
 type Doc = { title: string, status: string, owner: string, n: number }
 type DB = MeshDB<string, Doc>
@@ -30,9 +30,6 @@ const PUTS = 2000
 const ROUNDS = 5
 const QUERIES = 40
 
-const log = (s: string): void => { process.stderr.write(s + '\n') }
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)] as number }
-const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] as number }
 const ms = (x: number): string => x < 1 ? x.toFixed(3) : x < 100 ? x.toFixed(2) : x.toFixed(0)
 
 /** A vocabulary with a Zipf-like draw: some words common, most rare. */

@@ -78,7 +78,7 @@ describe('invites', function () {
     const revoked = await a.createInvite({ uses: 5 })
     expect(await a.revokeInvite(revoked)).to.equal(true)
     // a revoked invite is not answered at all: nothing to pair with
-    const err = await rejects(pair(revoked, 3000))
+    const err = await rejects(pair(revoked, 1500))
     expect(err.code).to.equal('MESHBEE_PAIR_TIMEOUT')
 
     const good = await a.createInvite()

@@ -11,8 +11,8 @@
  * computed from the logs, writers() agree, every acknowledged write is in its writer's log, and
  * no process crashed but those killed.
  *
- * The bounded set here: CHAOS_SCHEDULES in-process schedules (default 100) from seed CHAOS_BASE
- * (default 1; `random` for a random base) and CHAOS_PROCS multi-process ones (default 6) from the
+ * The bounded set here: CHAOS_SCHEDULES in-process schedules (default 80) from seed CHAOS_BASE
+ * (default 1; `random` for a random base) and CHAOS_PROCS multi-process ones (default 5) from the
  * same base (sized to keep the whole suite within its ten minutes; the 2,000-schedule runs of
  * `npm run chaos` are the wider net). A failure prints the command that replays it (`npm run chaos -- --seed S`); more
  * schedules: `npm run chaos -- --schedules N`.
@@ -22,8 +22,8 @@ import { runInProcess } from '../scripts/chaos/inproc.js'
 import { runProcs } from '../scripts/chaos/procs.js'
 import { generate } from '../scripts/chaos/schedule.js'
 
-const SCHEDULES = Number(process.env.CHAOS_SCHEDULES ?? 100)
-const PROCS = Number(process.env.CHAOS_PROCS ?? 6)
+const SCHEDULES = Number(process.env.CHAOS_SCHEDULES ?? 80)
+const PROCS = Number(process.env.CHAOS_PROCS ?? 5)
 const BASE = process.env.CHAOS_BASE === 'random' ? Math.floor(Math.random() * 2 ** 31) : Number(process.env.CHAOS_BASE ?? 1)
 
 async function many (n: number, run: (seed: number) => Promise<unknown>): Promise<void> {

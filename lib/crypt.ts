@@ -123,15 +123,12 @@ export class Keyring {
   private readonly blockKeys = new Map<string, Buffer>()
   /** The epoch own writes are sealed under (the engine picks it before each write). */
   current: Buffer | null = null
-  /** Called when a key is added (locked logs may be read now). */
-  onkey: (() => void) | null = null
 
   /** Adds an epoch key; true if it is new. */
   add (key: Uint8Array): boolean {
     const id = epochIdOf(key).toString('hex')
     if (this.keys.has(id)) return false
     this.keys.set(id, Buffer.from(key))
-    this.onkey?.()
     return true
   }
 

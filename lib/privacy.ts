@@ -15,9 +15,8 @@
  *   the database is encrypted.
  */
 import type Hypercore from 'hypercore'
-import { Keyring, boxPublicKey, clearPayload, encryptedLog, epochIdOf, newEpochKey } from './crypt.js'
-import { decodeNode } from './blocks.js'
-import { ADD_READER, ADD_WRITER, MEMBERSHIP, PRINCIPAL, PRINCIPAL_KEY, decodeMembership } from './entry.js'
+import { Keyring, boxPublicKey, encryptedLog, epochIdOf, newEpochKey } from './crypt.js'
+import { ADD_READER, ADD_WRITER, MEMBERSHIP_RANGE, PRINCIPAL, PRINCIPAL_KEY, decodeMembership } from './entry.js'
 import { Epochs } from './epochs.js'
 import { invalidArgument } from './errors.js'
 import type { Member } from './membership.js'
@@ -151,14 +150,10 @@ export class Privacy {
       const from = this.followed.get(w.id) ?? 0
       const to = w.core.contiguousLength
       if (to <= from) continue
-      for (let i = Math.max(1, from); i < to; i++) {
-        const stored = await w.core.get(i, { wait: false, raw: true } as never).catch(() => null) as Uint8Array | null
-        const payload = stored === null ? null : clearPayload(stored)
-        if (payload === null) continue
+      for (const c of await w.clearKeys(from, to, MEMBERSHIP_RANGE)) {
+        if (c.value === null) continue
         try {
-          const node = decodeNode(payload)
-          if (node.key.byteLength === 0 || node.key[0] !== MEMBERSHIP || node.value === null) continue
-          const e = decodeMembership(node.key, node.value)
+          const e = decodeMembership(c.key, c.value)
           // readers' logs too: they state the public keys their grants are sealed to
           if ((e.type === ADD_WRITER || e.type === ADD_READER) && !writers.has(Buffer.from(e.writer).toString('hex'))) {
             await openWriter(Buffer.from(e.writer))

@@ -337,7 +337,11 @@ export class WriterLog {
   }
 
   /** The blocks [from, to) read as Hyperbee nodes, last write per key; null if one is not a node. */
-  private async scan (from: number, to: number, range: BeeRange, pause?: () => Promise<unknown>): Promise<ChangedKey[] | null> {
+  /**
+   * `clear`: read the blocks as stored and only an encrypted log's clear ones (`clearKeys`): a
+   * sealed block, or a clear one that is no node, is passed over rather than ending the scan.
+   */
+  private async scan (from: number, to: number, range: BeeRange, pause?: () => Promise<unknown>, clear = false): Promise<ChangedKey[] | null> {
     const latest = new Map<string, ChangedKey>()
     // read SCAN_READS blocks at a time: one by one, each read waits a turn of an event loop that
     // replication may keep busy
@@ -346,17 +350,23 @@ export class WriterLog {
       const i = (seq - Math.max(1, from)) % SCAN_READS
       if (i === 0) {
         if (pause !== undefined && seq > Math.max(1, from)) await pause()
-        blocks = await readBlocks(this.core, seq, Math.min(to, seq + SCAN_READS))
+        blocks = await readBlocks(this.core, seq, Math.min(to, seq + SCAN_READS), clear)
       }
-      const block = blocks[i]
-      if (block === null || block === undefined) return null
+      const stored = blocks[i]
+      if (stored === null || stored === undefined) return null
+      const block = clear ? clearPayload(stored) : stored
+      if (block === null) continue
       let node: { key: Uint8Array, value: Uint8Array | null }
       try {
         node = decodeNode(block)
       } catch {
+        if (clear) continue
         return null
       }
-      if (!(node.key instanceof Uint8Array)) return null
+      if (!(node.key instanceof Uint8Array)) {
+        if (clear) continue
+        return null
+      }
       const key = buf(node.key)
       if (Buffer.compare(key, range.gte) < 0 || Buffer.compare(key, range.lt) >= 0) continue
       latest.set(key.toString('hex'), { key, seq, value: node.value === null ? null : buf(node.value) })
@@ -371,27 +381,9 @@ export class WriterLog {
    * it, and every peer, key or none, reads the same records. Every block must be held.
    */
   async clearKeys (from: number, to: number, range: BeeRange, pause?: () => Promise<unknown>): Promise<ChangedKey[]> {
-    const latest = new Map<string, ChangedKey>()
-    for (let start = Math.max(1, from); start < to; start += SCAN_READS) {
-      if (pause !== undefined && start > Math.max(1, from)) await pause()
-      const blocks = await readBlocks(this.core, start, Math.min(to, start + SCAN_READS), true)
-      for (let j = 0; j < blocks.length; j++) {
-        const stored = blocks[j]
-        if (stored === null) throw new Error(`block ${start + j} of log ${this.id.slice(0, 8)} is not held`)
-        const payload = clearPayload(stored)
-        if (payload === null) continue
-        let node: { key: Uint8Array, value: Uint8Array | null }
-        try {
-          node = decodeNode(payload)
-        } catch {
-          continue
-        }
-        const key = buf(node.key)
-        if (Buffer.compare(key, range.gte) < 0 || Buffer.compare(key, range.lt) >= 0) continue
-        latest.set(key.toString('hex'), { key, seq: start + j, value: node.value === null ? null : buf(node.value) })
-      }
-    }
-    return [...latest.values()]
+    const read = await this.scan(from, to, range, pause, true)
+    if (read === null) throw new Error(`blocks ${from}..${to} of log ${this.id.slice(0, 8)} are not all held`)
+    return read
   }
 
   /** The first index below `end` whose entry is stamped at or after `since` (stamps grow along a log). */

@@ -161,13 +161,18 @@ export class Epochs {
       for (const [to, m] of members) {
         if (!live(m) || have?.has(to) === true) continue
         if (t?.vector != null && this.knownToMaker(t.vector, to)) continue
-        const recipient = Buffer.from(to, 'hex')
-        const box = this.boxOf(to)
-        const sealed = box === null ? null : sealTo(key, box)
-        if (sealed !== null) out.push({ epoch: Buffer.from(id, 'hex'), recipient, sealed })
+        const grant = this.grant(Buffer.from(id, 'hex'), key, to)
+        if (grant !== null) out.push(grant)
       }
     }
     return out
+  }
+
+  /** An epoch's key sealed to `to`'s stated public key; null while its log states none. */
+  private grant (epoch: Buffer, key: Buffer, to: string): DueGrant | null {
+    const box = this.boxOf(to)
+    const sealed = box === null ? null : sealTo(key, box)
+    return sealed === null ? null : { epoch, recipient: Buffer.from(to, 'hex'), sealed }
   }
 
   /**
@@ -180,11 +185,8 @@ export class Epochs {
     const epoch = epochIdOf(key)
     const grants: DueGrant[] = []
     for (const [to, m] of members) {
-      if (!live(m)) continue
-      const recipient = Buffer.from(to, 'hex')
-      const box = this.boxOf(to)
-      const sealed = box === null ? null : sealTo(key, box)
-      if (sealed !== null) grants.push({ epoch, recipient, sealed })
+      const grant = live(m) ? this.grant(epoch, key, to) : null
+      if (grant !== null) grants.push(grant)
     }
     const vector: Array<[Buffer, number]> = [...this.writers.values()].map((w) => [w.key, w.membershipLength])
     return { epoch, grants, vector }

@@ -85,9 +85,9 @@ export class Epochs {
 
   /**
    * Reads the counted grants of every log's membership records, and opens those sealed to this
-   * peer (a key that does not hash to the id it is granted under is refused). True if a key was added.
+   * peer (a key that does not hash to the id it is granted under is refused).
    */
-  refresh (writers: Iterable<WriterLog>, members: ReadonlyMap<string, Member>): boolean {
+  refresh (writers: Iterable<WriterLog>, members: ReadonlyMap<string, Member>): void {
     const table = new Map<string, EpochRecord>()
     const entry = (id: string): EpochRecord => {
       let t = table.get(id)
@@ -95,7 +95,6 @@ export class Epochs {
       return t
     }
     const { id: own, keyPair: kp } = this.own()
-    let added = false
     for (const w of writers) {
       const author = members.get(w.id)
       const counts = author !== undefined && author.reader !== true
@@ -122,11 +121,10 @@ export class Epochs {
         t.recipients.add(to)
         if (to !== own || this.keyring.has(id) || kp === null) continue
         const key = unseal(e.sealed, kp)
-        if (key !== null && hex(epochIdOf(key)) === id && this.keyring.add(key)) added = true
+        if (key !== null && hex(epochIdOf(key)) === id) this.keyring.add(key)
       }
     }
     this.table = table
-    return added
   }
 
   /**

@@ -173,8 +173,8 @@ export class Privacy {
     return (current === null ? undefined : this.keyring.get(current.toString('hex'))) ?? this.baseKey
   }
 
-  /** After a membership read: learns the keys granted to this peer. True if one was new. */
-  refresh (writers: Iterable<WriterLog>, members: ReadonlyMap<string, Member>): boolean {
-    return this.mode === 'encrypted' && this.epochs.refresh(writers, members)
+  /** After a membership read: learns the keys granted to this peer. */
+  refresh (writers: Iterable<WriterLog>, members: ReadonlyMap<string, Member>): void {
+    if (this.mode === 'encrypted') this.epochs.refresh(writers, members)
   }
 }

@@ -42,7 +42,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
  */
 function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { engineOptions: EngineOptions, swarm: SwarmOptions['swarm'], indexes: Record<string, IndexDeclaration<K, V>> | undefined, rest: object } {
   if (!isObject(options)) throw invalidArgument('options must be an object')
-  const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, indexes, encrypted, encryptionKey, ...rest } = options as Record<string, unknown>
+  const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, indexes, encrypted, encryptionKey, history, autoCompact, cutsEvery, ...rest } = options as Record<string, unknown>
   if (typeof storage === 'string') {
     if (storage === '') throw invalidArgument('storage must be a directory path or a Corestore (got an empty path)')
   } else if (!isObject(storage) || !CORESTORE_METHODS.every((m) => typeof storage[m] === 'function')) {
@@ -63,6 +63,13 @@ function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { 
     throw invalidArgument('sparseAfter must be a whole number of blocks (>= 0) or Infinity')
   }
   if (encrypted !== undefined && typeof encrypted !== 'boolean') throw invalidArgument('encrypted must be a boolean')
+  if (history !== undefined && history !== 'full' && history !== 'live') throw invalidArgument(`history must be 'full' or 'live' (got ${String(history)})`)
+  if (autoCompact !== undefined && typeof autoCompact !== 'boolean' && !(Number.isSafeInteger(autoCompact) && (autoCompact as number) >= 0)) {
+    throw invalidArgument('autoCompact must be a boolean or a whole number of ms (>= 0)')
+  }
+  if (cutsEvery !== undefined && !(Number.isSafeInteger(cutsEvery) && (cutsEvery as number) >= 0)) {
+    throw invalidArgument('cutsEvery must be a whole number of ms (>= 0; 0: only compact() records)')
+  }
   if (swarm !== undefined && !isObject(swarm)) throw invalidArgument('swarm must be a Hyperswarm or an object of Hyperswarm options')
   if (indexes !== undefined) {
     if (!isObject(indexes)) throw invalidArgument('indexes must be an object of index declarations by name')
@@ -78,6 +85,9 @@ function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { 
       wallClock: checkedWallClock((wallClock ?? Date.now) as () => number, invalidArgument),
       sparseAfter: sparseAfter as number | undefined,
       encrypted: encrypted as boolean | undefined,
+      history: history as 'full' | 'live' | undefined,
+      autoCompact: autoCompact as boolean | number | undefined,
+      cutsEvery: cutsEvery as number | undefined,
       encryptionKey: encryptionKey === undefined ? undefined : toKey(encryptionKey as Uint8Array | string, 'encryptionKey')
     },
     swarm: swarm as SwarmOptions['swarm'],

@@ -95,7 +95,7 @@ export class CatchUp {
     if (this.fetching || this.host.closing() || w.local || w.core.writable || !member || w.malformedAt !== Infinity) return
     const from = checkpoint
     const to = w.core.length
-    const contiguous = w.core.contiguousLength
+    const contiguous = w.contiguous
     // after a failure or a miss, wait for the whole-log download to pass that length
     if (to <= w.fetchedEnd || contiguous < this.noFetchUntil) return
     // A checkpoint past the contiguous length was reached sparsely: the fold cannot move on from

@@ -56,6 +56,11 @@ export class ChangeFeed {
    * it must read everything again. 0 for a view that has kept its whole history.
    */
   epoch = 0
+  /**
+   * The newest seq whose key was dropped with its stable tombstone (lib/stability.ts): a reader
+   * that stopped before it may have missed that deletion. 0 while none was.
+   */
+  collected = 0
   private readonly listeners = new Map<Listener, ResetListener>()
   /** The read point after the last commit, kept while subscribers exist: the next commit's "before". */
   private last: { snap: ViewSnapshot, holds: number } | null = null
@@ -81,6 +86,7 @@ export class ChangeFeed {
     const stored = await this.view.readSeq('seq')
     this.seq = Math.max(stored ?? 0, this.floor)
     this.epoch = await this.view.readSeq('epoch') ?? 0
+    this.collected = await this.view.readSeq('collected') ?? 0
     if (stored === null && this.floor > 0) {
       // a view created anew for a directory whose feed had issued seqs: a new epoch
       this.epoch = this.seq + 1

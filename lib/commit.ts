@@ -21,13 +21,17 @@ import { digestToBuffer, partDigest, replaceEntry } from './digest.js'
 import type { Indexes } from './indexes.js'
 import { readRowOver } from './render.js'
 import { FIELD_NS, LEGACY, MEMBER_NS, isState, legacyState, mergeField, mergeMember, registerOf, type PartKind } from './entry.js'
-import { ROW_DOC, ROW_SET, ROW_VALUE, decodeSlots, partKey, partPrefix, setSlot, type BatchOp, type Head, type Slot, type ViewStore } from './view.js'
+import { ROW_DOC, ROW_SET, ROW_VALUE, decodeSlots, partKey, partPrefix, seqBytes, setSlot, type BatchOp, type Head, type Slot, type ViewStore } from './view.js'
 
 /** The operations of one commit being built, the digest they lead to, and the keys whose value they change. */
 export class Staged {
   readonly ops: BatchOp[] = []
   /** The keys whose value (what they read as) this commit changes, each once. */
   readonly changed: Buffer[] = []
+  /** The keys this commit leaves as tombstones (absent, with slots or parts), each with the generation it held them under. */
+  readonly dead: Array<[Buffer, number | undefined]> = []
+  /** The tombstones this commit makes read as present again, each with its generation. */
+  readonly revived: Array<[Buffer, number]> = []
   constructor (public digest: bigint, readonly origin: Origin) {}
 }
 
@@ -109,6 +113,14 @@ export class ViewCommit {
   digest = 0n
   /** The change feed: each commit that changes a key gets the next seq. */
   readonly feed: ChangeFeed
+  /** The last tombstone generation, and how many tombstones the view holds (see `graves` in view.ts). */
+  gen = 0
+  graves = 0
+  /**
+   * How far the view reads each log's data once the commit being made lands: a new tombstone
+   * generation records it (set by the engine; lib/stability.ts).
+   */
+  dataRead: () => Array<[Uint8Array, number]> = () => []
 
   constructor (private readonly view: ViewStore, floor: FloorStore | null = null, private readonly indexes: Indexes | null = null) {
     this.feed = new ChangeFeed(view, floor)
@@ -229,6 +241,12 @@ export class ViewCommit {
       }
     }
     if (slotsChanged || head !== rec.head) staged.ops.push(view.putRecord(key, { slots, head }))
+    // a key left absent with slots or parts is a tombstone (dropped once stable: lib/stability.ts)
+    if (row == null && (slots.length > 0 || head !== null)) staged.dead.push([key, view.getGraveSync(key)])
+    else if (before === undefined) {
+      const gen = view.getGraveSync(key)
+      if (gen !== undefined) staged.revived.push([key, gen])
+    }
     if (changed) {
       staged.changed.push(key)
       // the indexes take the key's value as the commit leaves it, in the same batch
@@ -246,6 +264,7 @@ export class ViewCommit {
     if (clock !== null) staged.ops.push(this.view.putStamp(clock.last))
     if (clock?.seen != null) staged.ops.push(this.view.putStamp(clock.seen, 'seen'))
     staged.ops.push(this.view.putMeta('hash', digestToBuffer(staged.digest)))
+    const gen = this.graveOps(staged)
     this.indexes?.finish(staged.ops)
     const seq = this.feed.stage(staged)
     await this.feed.reserve(seq)
@@ -259,6 +278,29 @@ export class ViewCommit {
       throw err
     }
     this.digest = staged.digest
+    if (gen !== null) [this.gen, this.graves] = gen
     this.feed.landed(seq, staged.changed, staged.origin, before)
+  }
+
+  /** Stages the commit's tombstones; the generation and tombstone count it leaves, or null if it changes neither. */
+  private graveOps (staged: Staged): [number, number] | null {
+    if (staged.dead.length === 0 && staged.revived.length === 0) return null
+    const view = this.view
+    let graves = this.graves
+    const gen = staged.dead.length > 0 ? this.gen + 1 : this.gen
+    for (const [key, from] of staged.revived) {
+      staged.ops.push(...view.delGrave(key, from))
+      graves--
+    }
+    if (staged.dead.length > 0) {
+      staged.ops.push(view.putDeath(gen, this.dataRead()))
+      for (const [key, from] of staged.dead) {
+        staged.ops.push(...view.putGrave(key, from, gen))
+        if (from === undefined) graves++
+      }
+      staged.ops.push(view.putMeta('gen', seqBytes(gen)))
+    }
+    staged.ops.push(view.putMeta('graves', seqBytes(graves)))
+    return [gen, graves]
   }
 }

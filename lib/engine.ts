@@ -29,7 +29,10 @@ import { Indexes, type IndexSpec, type RawMap, type RawText } from './indexes.js
 import { Inspection, type KeyEntryVersion, type WriterChange } from './inspect.js'
 import { live, type Member } from './membership.js'
 import { OwnWrites } from './own-writes.js'
-import type { KeyType, Stats, WriterInfo } from './types.js'
+import type { CompactProgress, CompactResult, KeyType, Stats, WriterInfo } from './types.js'
+import { AUTO_COMPACT_EVERY, CUTS_EVERY, Compactor, loadCleared } from './compaction.js'
+import { Stability } from './stability.js'
+import { decodeNode } from './blocks.js'
 import { VIEW_FORMAT, ViewStore, seqBytes } from './view.js'
 import { recomputeDigest, verifyView, type VerifyReport } from './verify.js'
 import { WriterLog } from './writer-log.js'
@@ -68,6 +71,12 @@ export interface EngineOptions {
   encrypted?: boolean
   /** A key of an encrypted database, handed over out of band: this peer reads it. */
   encryptionKey?: Uint8Array
+  /** 'full': this peer never clears log blocks (an archival seeder); 'live' (default): `compact()` may. */
+  history?: 'full' | 'live'
+  /** Compact after folds, at most every this many ms (true: every AUTO_COMPACT_EVERY); off by default. */
+  autoCompact?: boolean | number
+  /** ms between this writer's automatic stability records (0: only `compact()` records); CUTS_EVERY by default. */
+  cutsEvery?: number
 }
 
 /**
@@ -88,7 +97,7 @@ export class Engine extends EventEmitter {
   readonly store: Corestore
   readonly view: ViewStore
   readonly log: Logger
-  readonly stats: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0, indexErrors: 0, lockedReads: 0 }
+  readonly stats: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0, indexErrors: 0, lockedReads: 0, blocksCleared: 0, tombstonesCollected: 0 }
   /** Every writer log opened, by writer key (hex), and its catch-up. */
   readonly writers = new Map<string, WriterLog>()
   readonly catchUps = new Map<string, CatchUp>()
@@ -117,6 +126,9 @@ export class Engine extends EventEmitter {
   readonly indexes: Indexes
   private readonly indexOptions: Record<string, IndexSpec> | null
   private readonly folder: Fold
+  /** Which tombstones are stable (lib/stability.ts), and compaction (lib/compaction.ts). */
+  readonly stability: Stability
+  private readonly compactor: Compactor
   private readonly writes: OwnWrites
   private readonly inspection: Inspection
   private queue: Promise<unknown> = Promise.resolve()
@@ -171,6 +183,17 @@ export class Engine extends EventEmitter {
       set: async (floor) => { await this.own.core.setUserData(SEQ_FLOOR, seqBytes(floor)) }
     }, this.indexes)
     const members = (): Map<string, Member> => this.folder.members
+    this.stability = new Stability({
+      writers: this.writers,
+      checkpoints: this.checkpoints,
+      view: this.view,
+      commit: this.commit,
+      stats: this.stats,
+      log: this.log,
+      members,
+      own: () => this.own
+    })
+    this.commit.dataRead = () => this.stability.dataRead()
     this.folder = new Fold({
       writers: this.writers,
       catchUps: this.catchUps,
@@ -185,7 +208,8 @@ export class Engine extends EventEmitter {
       openWriter: async (key) => await this.openWriter(this.store.get({ key })),
       membersRead: (members) => { this.privacy.refresh(this.writers.values(), members) },
       closing: () => this.closing,
-      emit: (event, ...args) => this.emit(event, ...args)
+      emit: (event, ...args) => this.emit(event, ...args),
+      stepped: (w, to, data, cuts) => { this.stability.stepped(w, to, data, cuts) }
     })
     this.writes = new OwnWrites({
       view: this.view,
@@ -201,8 +225,28 @@ export class Engine extends EventEmitter {
       format: () => this.testHooks.format ?? 3,
       // a blind or undecided peer never writes: it would append in clear to an encrypted database
       canWrite: () => this.privacy.mode === 'blind' ? 'blind' : this.privacy.mode === null ? 'undecided' : 'yes',
-      seal: async () => { await this.sealing() }
+      seal: async () => { await this.sealing() },
+      wrote: (len) => { this.stability.wrote(len) }
     })
+    const auto = opts.autoCompact === true ? AUTO_COMPACT_EVERY : typeof opts.autoCompact === 'number' ? opts.autoCompact : 0
+    this.compactor = new Compactor({
+      writers: this.writers,
+      checkpoints: this.checkpoints,
+      stability: this.stability,
+      view: this.view,
+      stats: this.stats,
+      log: this.log,
+      dirs: { logs: typeof storage === 'string' ? join(storage, 'cores') : null, view: this.view.location },
+      history: opts.history ?? 'live',
+      members,
+      writable: () => this.writes.writable(),
+      record: async (vector) => {
+        await this.writes.appendCuts(vector)
+        await this.folder.run()
+      },
+      fold: async () => await this.folder.run(),
+      wallClock: this.wallClock
+    }, opts.cutsEvery ?? CUTS_EVERY, auto)
     this.inspection = new Inspection({ writers: this.writers, checkpoints: this.checkpoints, view: this.view, members, key: () => this.key })
   }
 
@@ -257,7 +301,10 @@ export class Engine extends EventEmitter {
     if (rebuild === null && this.checkpoints.size > 0 && await recomputeDigest(this.view) !== this.commit.digest) {
       rebuild = "the view's rows do not match its digest"
     }
+    this.commit.gen = await this.view.readSeq('gen') ?? 0
+    this.commit.graves = await this.view.readSeq('graves') ?? 0
     if (rebuild !== null) await this.rebuild(rebuild)
+    this.stability.load()
     if (logged === null) await this.own.core.setUserData(IDENTITY, this.key)
     if (stored === undefined || !stored.equals(this.key)) await this.view.write([this.view.putMeta('key', this.key)])
 
@@ -313,6 +360,8 @@ export class Engine extends EventEmitter {
     await this.view.settle()
     this.checkpoints.clear()
     this.commit.digest = 0n
+    this.commit.gen = this.commit.graves = 0
+    this.stability.load()
     await this.commit.feed.reset()
   }
 
@@ -350,6 +399,7 @@ export class Engine extends EventEmitter {
 
   async close (): Promise<void> {
     this.closing = true
+    this.compactor.close()
     await this.invites.detach().catch(() => {})
     await this.queue.catch(() => {})
     for (const w of this.writers.values()) await w.bee.close().catch(() => {})
@@ -360,10 +410,13 @@ export class Engine extends EventEmitter {
   private async lastOwnEntry (): Promise<Entry | null> {
     const core = this.own.core
     for (let i = core.length - 1; i >= 1; i--) {
-      const node = await this.own.bee.getBySeq(i).catch(() => null)
-      if (node === null) continue
+      // (a block compaction cleared is not waited for: Hyperbee's getBySeq would wait)
+      const block = await core.get(i, { wait: false }).catch(() => null)
+      if (block === null) continue
       try {
-        const e = decodeEntry(node.value)
+        const value = decodeNode(block).value
+        if (value === null) continue
+        const e = decodeEntry(value)
         // key bookkeeping carries the zero stamp: the clock is restored from the entry before it
         if (e.stamp.wall === 0) continue
         return e
@@ -394,6 +447,7 @@ export class Engine extends EventEmitter {
     // a sparse fetch, whose requests are few and latency-bound, gets the wide window back.
     setWindow(core, INFLIGHT)
     const w = new WriterLog(core, bee, local, () => this.checkpoints.get(id) ?? 0, (yes) => this.testHooks.runScan?.(yes) ?? yes)
+    w.clearedTo = await loadCleared(core)
     w.encrypted = this.privacy.mode === 'encrypted' || this.privacy.mode === 'blind'
     const privacy = this.privacy
     const sparseAfter = this.sparseAfter
@@ -480,6 +534,7 @@ export class Engine extends EventEmitter {
       }
       const changed = await this.folder.run(async (staged) => { await this.letWritesIn(staged) })
       if (mode === 'encrypted') await this.keysDue()
+      await this.compactor.afterFold(() => { this.schedule() })
       return changed
     }, 'fold')
     this.pending = p
@@ -592,6 +647,24 @@ export class Engine extends EventEmitter {
   /** Appends a membership entry to the own log and folds it. */
   changeMembership (type: typeof ADD_WRITER | typeof REMOVE_WRITER | typeof ADD_READER, target: Uint8Array): Promise<void> {
     return this.locked(async () => { await this.writes.changeMembership(type, target) })
+  }
+
+  /**
+   * Compacts (lib/compaction.ts): folds, appends this peer's stability record, drops the stable
+   * tombstones, clears log blocks below the stable horizons (not with history 'full').
+   */
+  compact (progress?: (p: CompactProgress) => void): Promise<CompactResult> {
+    return this.locked(async () => {
+      if (this.privacy.mode === 'blind') throw blind()
+      if (this.privacy.mode !== null) await this.folder.run()
+      await this.stability.refresh()
+      return await this.compactor.compact(progress)
+    })
+  }
+
+  /** Bytes on disk: the logs (null for a Corestore given by the app) and the view. */
+  get disk (): { logs: number | null, view: number } {
+    return this.compactor.disk
   }
 
   writerInfo (): WriterInfo[] {

@@ -83,6 +83,8 @@ export const ADD_READER = 12
 export const KEY_GRANT = 13
 export const PRINCIPAL = 14
 export const EPOCH = 15
+/** A stability record: how far its writer had folded every log (lib/stability.ts). */
+export const CUTS = 16
 /** At most this many logs in an EPOCH entry's vector. */
 export const MAX_VECTOR = 65536
 /** Bytes of an epoch id (lib/crypt.ts) and of a sealed epoch key. */
@@ -100,6 +102,8 @@ export const DATA = 0x64 // 'd'
 export const MEMBER_NS = 0x65 // 'e': set elements
 export const FIELD_NS = 0x66 // 'f'
 export const MEMBERSHIP = 0x6d // 'm'
+/** The bee key of a writer's stability record (one per log, overwritten): read by the data fold. */
+export const CUTS_NS = 0x63 // 'c'
 const ADD = 0x61 // 'a'
 const REMOVE = 0x72 // 'r'
 const READER = 0x6f // 'o'
@@ -135,7 +139,10 @@ export type MembershipEntry = Clocked & (
   | { type: typeof PRINCIPAL, stamp: Stamp, box: Uint8Array }
   | { type: typeof EPOCH, stamp: Stamp, epoch: Uint8Array, vector: Array<[Uint8Array, number]> })
 
-export type Entry = DataEntry | MembershipEntry
+/** A stability record: for every log its writer had folded, the length folded (lib/stability.ts). */
+export type CutsEntry = Clocked & { type: typeof CUTS, stamp: Stamp, vector: Array<[Uint8Array, number]> }
+
+export type Entry = DataEntry | MembershipEntry | CutsEntry
 
 export class EntryError extends Error {
   readonly code = 'MESHBEE_BAD_ENTRY'
@@ -171,7 +178,7 @@ function fixed32 (s: S, b: Uint8Array, m: Mode): void {
 
 /** The format version each type was introduced with. */
 function versionOf (type: number): number {
-  if (type === ADD_READER || type === KEY_GRANT || type === PRINCIPAL || type === EPOCH) return 3
+  if (type === ADD_READER || type === KEY_GRANT || type === PRINCIPAL || type === EPOCH || type === CUTS) return 3
   return type === FIELD || type === MEMBER ? 2 : 1
 }
 
@@ -220,10 +227,28 @@ function payload (s: S, e: Entry, m: Mode): void {
     case PRINCIPAL: fixed32(s, e.box, m); break
     case EPOCH:
       fixed(s, e.epoch, EPOCH_ID_BYTES, m)
-      uint(s, e.vector.length, m)
-      for (const [w, len] of e.vector) { fixed32(s, w, m); uint(s, len, m) }
+      vector(s, e.vector, m)
       break
+    case CUTS: vector(s, e.vector, m); break
   }
+}
+
+function vector (s: S, v: ReadonlyArray<[Uint8Array, number]>, m: Mode): void {
+  uint(s, v.length, m)
+  for (const [w, len] of v) { fixed32(s, w, m); uint(s, len, m) }
+}
+
+function readVector (s: { start: number, end: number, buffer: Uint8Array }): Array<[Uint8Array, number]> {
+  const n = c.uint.decode(s)
+  if (n > MAX_VECTOR) bad('vector too long')
+  const out: Array<[Uint8Array, number]> = []
+  for (let i = 0; i < n; i++) {
+    const w = c.fixed32.decode(s)
+    const len = c.uint.decode(s)
+    if (!Number.isSafeInteger(len)) bad('length out of range')
+    out.push([w, len])
+  }
+  return out
 }
 
 function bad (why: string): never {
@@ -267,20 +292,8 @@ export function decodeEntry (buf: Uint8Array): Entry {
       }
       case ADD_READER: e = { type, stamp: st, writer: c.fixed32.decode(s) }; break
       case PRINCIPAL: e = { type, stamp: st, box: c.fixed32.decode(s) }; break
-      case EPOCH: {
-        const epoch = readFixed(s, EPOCH_ID_BYTES)
-        const n = c.uint.decode(s)
-        if (n > MAX_VECTOR) bad('vector too long')
-        const vector: Array<[Uint8Array, number]> = []
-        for (let i = 0; i < n; i++) {
-          const w = c.fixed32.decode(s)
-          const len = c.uint.decode(s)
-          if (!Number.isSafeInteger(len)) bad('length out of range')
-          vector.push([w, len])
-        }
-        e = { type, stamp: st, epoch, vector }
-        break
-      }
+      case EPOCH: e = { type, stamp: st, epoch: readFixed(s, EPOCH_ID_BYTES), vector: readVector(s) }; break
+      case CUTS: e = { type, stamp: st, vector: readVector(s) }; break
       case KEY_GRANT: e = { type, stamp: st, epoch: readFixed(s, EPOCH_ID_BYTES), writer: c.fixed32.decode(s), sealed: readFixed(s, SEALED_KEY_BYTES) }; break
       default: bad('unknown type ' + type)
     }
@@ -336,6 +349,18 @@ export function grantKey (epoch: Uint8Array, recipient: Uint8Array): Buffer {
 
 /** Every data entry: whole values ('d'), set members ('e') and document fields ('f'). */
 export const DATA_RANGE = { gte: Buffer.from([DATA]), lt: Buffer.from([FIELD_NS + 1]) }
+/** The bee key of a writer's stability record. */
+export const CUTS_KEY = Buffer.from([CUTS_NS])
+/** What the data fold reads of a log: its stability record and its data entries (one diff). */
+export const FOLD_RANGE = { gte: CUTS_KEY, lt: DATA_RANGE.lt }
+
+/** A stability record under its bee key. */
+export function decodeCuts (beeKey: Uint8Array, value: Uint8Array): CutsEntry {
+  if (!CUTS_KEY.equals(Buffer.from(beeKey.buffer, beeKey.byteOffset, beeKey.byteLength))) bad('not the stability key')
+  const e = decodeEntry(value)
+  if (e.type !== CUTS) bad('no stability record under the stability key')
+  return e
+}
 export const MEMBERSHIP_RANGE = { gte: Buffer.from([MEMBERSHIP]), lt: Buffer.from([MEMBERSHIP + 1]) }
 
 /** Which part of a key a data entry is about: the whole value, a document field or a set member. */

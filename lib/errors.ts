@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'MESHBEE_CLOCK_AHEAD'
   | 'MESHBEE_WATCH_OVERFLOW'
   | 'MESHBEE_FEED_RESET'
+  | 'MESHBEE_FEED_COMPACTED'
+  | 'MESHBEE_HISTORY_CLEARED'
   | 'MESHBEE_INDEX_NOT_FOUND'
   | 'MESHBEE_INDEX_STALE'
   | 'MESHBEE_NOT_SYNC'
@@ -99,6 +101,14 @@ export const watchOverflow = (max: number, seq: number): MeshError =>
 export const feedReset = (epoch: number): MeshError =>
   Object.assign(new MeshError('MESHBEE_FEED_RESET', `The view was folded anew from the logs (its change feed restarted at seq ${epoch}): ` +
     'what changed before that, deletions among it, cannot be listed. Read the feed from the start again (changes({ since: 0 }) lists every key once) and go on from there'), { seq: epoch - 1 })
+
+export const feedCompacted = (seq: number): MeshError =>
+  Object.assign(new MeshError('MESHBEE_FEED_COMPACTED', `Deletions up to seq ${seq} of the change feed were dropped with their tombstones (compaction): ` +
+    'a reader that stopped before them cannot be told of them. Read the feed from the start again (changes({ since: 0 }) lists every key once) and go on from there'), { seq })
+
+export const historyCleared = (writer: string, from: number, to: number): MeshError =>
+  new MeshError('MESHBEE_HISTORY_CLEARED', `Log ${writer.slice(0, 8)} between lengths ${from} and ${to} was compacted on this peer and no connected peer ` +
+    'serves those blocks: connect a peer that keeps full history (meshbee seed) to read it')
 
 export const indexNotFound = (name: string): MeshError =>
   new MeshError('MESHBEE_INDEX_NOT_FOUND', `No index named ${name}: declare it (the indexes option, db.defineIndex, meshbee index add)`)

@@ -9,7 +9,7 @@ import type { HLC, Stamp } from '../crdt/hlc.js'
 import type { CatchUp } from './catchup.js'
 import type { ViewCommit } from './commit.js'
 import { keyChange, type KeyChange } from './commit.js'
-import { DATA_RANGE, FIELD, MEMBERSHIP_RANGE, MEMBER, type DataEntry, type EntryClock, decodeData, decodeMembership, fieldState, memberState, parseDataKey, slotState } from './entry.js'
+import { CUTS_KEY, FOLD_RANGE, FIELD, MEMBERSHIP_RANGE, MEMBER, type DataEntry, type EntryClock, decodeCuts, decodeData, decodeMembership, fieldState, memberState, parseDataKey, slotState } from './entry.js'
 import { live, resolveMembers, type Member } from './membership.js'
 import type { Stats } from './types.js'
 import { partKey, type ViewStore } from './view.js'
@@ -50,7 +50,16 @@ export interface FoldHost {
   closing: () => boolean
   /** Membership and view events: 'writer-add' (key), 'writer-remove' (key, cut), 'update'. */
   emit: (event: string, ...args: unknown[]) => void
+  /**
+   * Told, before a commit lands, of each log step it completes: the writer, the length read to,
+   * whether the step held data entries, and the writer's stability record there if the step
+   * changed it (lib/stability.ts).
+   */
+  stepped?: (w: WriterLog, to: number, data: boolean, cuts: CutsRecord | undefined) => void
 }
+
+/** A writer's stability record: where it lies in its log, and how far its writer had folded each log (by hex key). */
+export interface CutsRecord { readonly seq: number, readonly cuts: ReadonlyMap<string, number> }
 
 /**
  * What became of a read of a log between two lengths: it was read; the log is malformed from a
@@ -84,7 +93,7 @@ export async function readLog (w: WriterLog, from: number, to: number, read: () 
       throw e
     }
     if (bad !== null) return { kind: 'malformed', at: bad }
-    if (w.fetchedEnd > w.core.contiguousLength) return { kind: 'missed' }
+    if (w.fetchedEnd > w.contiguous) return { kind: 'missed' }
     return { kind: 'failed', err }
   }
 }
@@ -205,7 +214,7 @@ export class Fold {
     if (w.encrypted) {
       // an encrypted log's membership lives in its clear blocks, read in order whatever key this
       // peer holds (its tree's nodes lie in sealed blocks): step 2 alone, over the clear blocks
-      const held = w.local ? w.core.length : Math.min(w.core.contiguousLength, w.malformedAt)
+      const held = w.local ? w.core.length : Math.min(w.contiguous, w.malformedAt)
       if (held > w.membershipLength) {
         const from = w.membershipLength
         const outcome = await readLog(w, from, held, async () => {
@@ -231,7 +240,7 @@ export class Fold {
       }
       w.membershipTree = good
     }
-    const held = w.local ? w.membershipLength : Math.min(w.core.contiguousLength, w.malformedAt)
+    const held = w.local ? w.membershipLength : Math.min(w.contiguous, w.malformedAt)
     if (held > w.membershipLength) {
       const from = w.membershipLength
       const outcome = await readLog(w, from, held, async () => {
@@ -295,7 +304,7 @@ export class Fold {
     const changed = new Map<string, KeyChange>()
     let entries = 0
     /** The writers whose diffs are staged: the checkpoint each was read from, and its target. */
-    const done = new Map<string, { from: number, to: number }>()
+    const done = new Map<string, { from: number, to: number, data: boolean, cuts: CutsRecord | undefined }>()
     let viewChanged = false
     /** Where the fold yields: only where a commit could be made (set once the steps are known). */
     let yieldTo: Pause | undefined
@@ -317,6 +326,7 @@ export class Fold {
         // own writes committed meanwhile (to other keys): their share of the digest is added
         if (commit.digest !== base) staged.digest = ((staged.digest + commit.digest - base) % DIGEST_MOD + DIGEST_MOD) % DIGEST_MOD
         for (const [id, { to }] of done) staged.ops.push(view.putCheckpoint(Buffer.from(id, 'hex'), to))
+        for (const [id, { to, data, cuts }] of done) this.h.stepped?.(this.h.writers.get(id) as WriterLog, to, data, cuts)
         await commit.commit(staged, this.h.hlc)
         for (const [id, { to }] of done) checkpoints.set(id, to)
         // each commit is announced as it lands: a long fold's first chunks are readable at once
@@ -348,9 +358,11 @@ export class Fold {
         continue
       }
       const found: Array<{ beeKey: Buffer, seq: number, entry: Uint8Array | null }> = []
+      let cuts: CutsRecord | undefined
       const outcome = await readLog(w, from, to, async () => {
-        for (const c of await w.changedKeys(from, to, DATA_RANGE, yieldTo)) {
-          found.push({ beeKey: c.key, seq: c.seq, entry: c.value === null ? null : this.validate(w, c.seq, c.key, c.value) })
+        for (const c of await w.changedKeys(from, to, FOLD_RANGE, yieldTo)) {
+          if (c.key.equals(CUTS_KEY)) cuts = this.cutsRecord(w, c.seq, c.value)
+          else found.push({ beeKey: c.key, seq: c.seq, entry: c.value === null ? null : this.validate(w, c.seq, c.key, c.value) })
         }
       }, this.h.closing)
       if (!this.settle(w, from, to, outcome)) continue
@@ -378,11 +390,24 @@ export class Fold {
         entries++
         stats.diffEntries++
       }
-      done.set(w.id, { from, to })
+      done.set(w.id, { from, to, data: found.length > 0, cuts })
       if (chunked && entries >= FOLD_CHUNK) await flush()
     }
     if (changed.size > 0 || done.size > 0) await flush()
     return viewChanged
+  }
+
+  /** A stability record read from `w` (an empty one if it is bad: counted, and it records nothing). */
+  private cutsRecord (w: WriterLog, seq: number, value: Buffer | null): CutsRecord {
+    const cuts = new Map<string, number>()
+    if (value === null) return { seq, cuts }
+    try {
+      for (const [writer, len] of decodeCuts(CUTS_KEY, value).vector) cuts.set(Buffer.from(writer).toString('hex'), len)
+    } catch (err) {
+      this.skip(w, seq, err)
+      cuts.clear()
+    }
+    return { seq, cuts }
   }
 
   /** The entry if it is valid, else null (and counted). Observes remote stamps into the clock. */

@@ -67,7 +67,7 @@ export class Inspection {
         length: w.core.length,
         cut: m === undefined ? 0 : Math.min(m.removed || m.reader === true ? m.cut : w.core.length, w.malformedAt),
         folded: this.s.checkpoints.get(id) ?? 0,
-        held: w.core.contiguousLength,
+        held: w.contiguous,
         member: m !== undefined,
         removed: m?.removed ?? false,
         reader: m?.reader === true,

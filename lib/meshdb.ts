@@ -15,7 +15,7 @@ import { parseInvite, pairCandidate } from './pairing.js'
 import { discoveryKeyOf, peekDirectory } from './identity.js'
 import { toKey } from './keys.js'
 import type { WriteOp } from './entry-rule.js'
-import type { InviteInfo, ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DiffChange, FeedChange, IndexDeclaration, IndexEntry, KeyRange, KeyType, QueryOptions, SearchResult, KeyVersion, MembersRange, MeshDBOptions, Stats, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo } from './types.js'
+import type { InviteInfo, ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DiffChange, FeedChange, IndexDeclaration, IndexEntry, KeyRange, KeyType, QueryOptions, SearchResult, KeyVersion, MembersRange, MeshDBOptions, Stats, DbStats, CompactProgress, CompactResult, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo } from './types.js'
 import { ChangeStream, type ByteRange, type RawChange, type StreamOptions } from './watch.js'
 import { checkSpec, type IndexInfo } from './indexes.js'
 import { readRow } from './render.js'
@@ -51,7 +51,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 /** A stream `replicate` can take: a duplex (or a framed stream such as a Hyperswarm connection). */
 const isStream = (v: unknown): v is Duplex => isObject(v) && typeof v.pipe === 'function' && typeof v.once === 'function'
 
-const NO_STATS: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0, indexErrors: 0, lockedReads: 0 }
+const NO_STATS: Stats = { folds: 0, diffEntries: 0, keysMerged: 0, badEntries: 0, clampedStamps: 0, sparseFetches: 0, sparseBlocks: 0, sparseSkipped: 0, rebuilds: 0, indexErrors: 0, lockedReads: 0, blocksCleared: 0, tombstonesCollected: 0 }
 
 /**
  * A leaderless multi-writer database. Every peer writes to its own signed log; the fold merges all
@@ -130,7 +130,10 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
   /**
    * Counters of the fold; they only grow, across reopens too.
    */
-  stats (): Stats { return { ...(this.currentEngine?.stats ?? NO_STATS) } }
+  stats (): DbStats {
+    const e = this.currentEngine
+    return { ...(e?.stats ?? NO_STATS), tombstones: e?.stability.graves ?? 0, disk: e?.disk ?? { logs: null, view: 0 } }
+  }
 
   /**
    * Sets fields of the document at `key` (LWW map: each field merges on its own, by its stamp). A
@@ -345,6 +348,25 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
     if (opts.progress !== undefined && typeof opts.progress !== 'function') throw invalidArgument('verify progress must be a function')
     await this.opened()
     return await this.engine.verify(opts.repair === true, opts.progress)
+  }
+
+  /**
+   * Reclaims space on this peer. First appends this writer's stability record (how far it has
+   * folded every log); then drops the view's tombstones that every live writer's latest record
+   * covers (a key deleted everywhere leaves no row behind), and, unless the database was opened
+   * with `history: 'full'`, clears the log blocks below each log's stable horizon that its B-tree
+   * no longer references. The logs stay verifiable and keep replicating; `diff` and `checkout`
+   * of a cleared range fail with `MESHBEE_HISTORY_CLEARED` unless a peer that kept it is online.
+   * A live writer that has not recorded lately (offline) holds both back: `heldBackBy` names it.
+   *
+   * @throws MeshError `MESHBEE_BLIND` on a blind seeder
+   * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `opts` is not an object or `onProgress` not a function
+   */
+  async compact (opts: { onProgress?: (p: CompactProgress) => void } = {}): Promise<CompactResult> {
+    if (opts === null || typeof opts !== 'object') throw invalidArgument('compact options must be an object')
+    if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw invalidArgument('compact onProgress must be a function')
+    await this.opened()
+    return await this.engine.compact(opts.onProgress)
   }
 
   /**

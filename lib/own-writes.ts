@@ -7,7 +7,7 @@ import type { BeeBatch } from 'hyperbee'
 import { ClockAheadError, compareStamps, stamp as mkStamp, type HLC, type Stamp } from '../crdt/hlc.js'
 import { EMPTY } from '../crdt/keystate.js'
 import type { ViewCommit } from './commit.js'
-import { ADD_READER, ADD_WRITER, EPOCH, KEY_GRANT, PRINCIPAL, PRINCIPAL_KEY, epochKey, grantKey, MAX_KEY_BYTES, MAX_LEAD, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, slotState, type DataEntry, type EntryClock, type PartKind } from './entry.js'
+import { ADD_READER, ADD_WRITER, CUTS, CUTS_KEY, EPOCH, KEY_GRANT, PRINCIPAL, PRINCIPAL_KEY, epochKey, grantKey, MAX_KEY_BYTES, MAX_LEAD, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, slotState, type DataEntry, type EntryClock, type PartKind } from './entry.js'
 import { buildEntries, type Built, type WriteOp } from './entry-rule.js'
 import { buildEntryV1 } from './entry-rule-v1.js'
 import { keyChange, type KeyChange } from './commit.js'
@@ -49,6 +49,8 @@ export interface OwnWritesHost {
    * picks the epoch to seal them under (making one if none is clean).
    */
   seal?: () => Promise<void>
+  /** An own data write made the own log this long (lib/stability.ts), before its commit. */
+  wrote?: (len: number) => void
 }
 
 
@@ -143,6 +145,7 @@ export class OwnWrites {
       throw err
     }
     staged.ops.push(view.putCheckpoint(own.key, len))
+    this.h.wrote?.(len)
     await this.landed(flushing, len)
     if (own.core.length !== len) {
       this.h.log.error({ expected: len, length: own.core.length }, 'own append landed at an unexpected length')
@@ -224,6 +227,12 @@ export class OwnWrites {
     const batch = this.h.own().bee.batch()
     const len = await this.put(batch, entries)
     await this.landed(batch.flush(), len)
+  }
+
+  /** Appends this peer's stability record (lib/stability.ts), key bookkeeping; the caller folds it. */
+  async appendCuts (vector: Array<[Buffer, number]>): Promise<void> {
+    if (!this.writable()) throw notWritable()
+    await this.append([CUTS_KEY, encodeEntry({ type: CUTS, ...this.bookkeeping(), vector })])
   }
 
   /** Appends this peer's PRINCIPAL entry (its public key for grants); a peer not yet a member states it too. */

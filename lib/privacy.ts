@@ -148,7 +148,7 @@ export class Privacy {
     for (const w of [...writers.values()]) {
       if (w.local) continue
       const from = this.followed.get(w.id) ?? 0
-      const to = w.core.contiguousLength
+      const to = w.contiguous
       if (to <= from) continue
       for (const c of await w.clearKeys(from, to, MEMBERSHIP_RANGE)) {
         if (c.value === null) continue

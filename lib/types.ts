@@ -70,6 +70,19 @@ export interface MeshDBOptions<K = string, V = string> extends AbstractDatabaseO
    * themselves; pairing with an invite does it for you. This peer then reads the database.
    */
   encryptionKey?: Uint8Array | string
+  /**
+   * What this peer keeps of the logs: 'live' (default) lets `compact()` clear the blocks no fold
+   * or catch-up needs any more; 'full' keeps every block (an archival seeder: `meshbee seed`).
+   */
+  history?: 'full' | 'live'
+  /** Compact after folds, at most every this many ms (`true`: every 60 s). Off by default. */
+  autoCompact?: boolean | number
+  /**
+   * How often (ms) this writer appends its stability record once its view has read new data:
+   * how far it has folded every log, which lets every peer drop tombstones and clear blocks.
+   * Default 30,000 (the first one an interval after open); 0: only `compact()` records.
+   */
+  cutsEvery?: number
 }
 
 /** An index key: a JSON scalar (indexes order them null < false < true < numbers < strings). */
@@ -163,6 +176,37 @@ export interface Stats {
   indexErrors: number
   /** Reads of an encrypted log that stopped at a block sealed under an epoch this peer does not hold (yet). */
   lockedReads: number
+  /** Log blocks compaction cleared on this peer (`db.compact()`). */
+  blocksCleared: number
+  /** Tombstones dropped from the view once every live writer had recorded folding past them. */
+  tombstonesCollected: number
+}
+
+/** What `db.stats()` returns: the counters, and what the view and the disk hold now. */
+export interface DbStats extends Stats {
+  /** Keys the view holds as tombstones (absent, with slots or parts), waiting for stability. */
+  tombstones: number
+  /** Bytes on disk: the logs (null when the storage is a Corestore given by the app) and the view. */
+  disk: { logs: number | null, view: number }
+}
+
+/** Where `db.compact()` is, for a progress bar: 'record', 'collect', 'clear' or 'storage'. */
+export interface CompactProgress { phase: 'record' | 'collect' | 'clear' | 'storage', done: number, total: number }
+
+/** What `db.compact()` did. */
+export interface CompactResult {
+  /** Log blocks cleared by this call. */
+  blocksCleared: number
+  /** Tombstones dropped by this call. */
+  tombstonesCollected: number
+  /** Tombstones the view still holds: live writers have not all recorded folding past them. */
+  tombstones: number
+  /** The live writers (hex) whose records hold stability back: they must come online and fold (or be removed). */
+  heldBackBy: string[]
+  bytesBefore: { logs: number | null, view: number }
+  bytesAfter: { logs: number | null, view: number }
+  /** How long it took (ms). */
+  ms: number
 }
 
 /** What `db.verify()` found. */

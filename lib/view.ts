@@ -21,11 +21,19 @@
  *   index       index name (uint len ‖ UTF-8) ‖ index key (lib/collate.ts) ‖ user key → (empty):
  *               the secondary indexes (lib/indexes.ts)
  *   indexed     index name ‖ user key → the index keys the index holds for it, one after another
+ *   graves      user key → uint64 gen: a key that reads as absent yet keeps slots or parts (a
+ *               tombstone), under the generation of the last commit that staged it so
+ *   graveq      uint64 gen ‖ user key → (empty): the same, by generation
+ *   deaths      uint64 gen → msgpack [[writer key, length], …]: how far that commit's view had
+ *               read each log's data; once every live member has recorded folding that far, the
+ *               generation's tombstones are dropped (lib/stability.ts)
  *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'seen' → the newest remote
  *               stamp the clock observed (its lead bound), 'hash' → the view digest, 'format' →
  *               the view's layout version (VIEW_FORMAT), 'seq' → the last commit's sequence
  *               number (kept across a rebuild, so the change feed only counts up), 'epoch' →
- *               the first seq after the view was last emptied or created anew (lib/changes.ts)
+ *               the first seq after the view was last emptied or created anew (lib/changes.ts),
+ *               'collected' → the newest seq whose deletion was dropped with its tombstone,
+ *               'gen' → the last tombstone generation, 'graves' → how many keys `graves` holds
  *
  * A part key is uint len ‖ user key ‖ kind ('e' member, 'f' field) ‖ name, so a key's members and
  * fields are each one range, members in the order of their canonical JSON bytes.
@@ -115,6 +123,9 @@ export class ViewStore {
   indexed!: Sub
   checkpoints!: Sub
   meta!: Sub
+  graves!: Sub
+  graveq!: Sub
+  deaths!: Sub
 
   constructor (readonly location: string) {
     this.attach()
@@ -131,6 +142,9 @@ export class ViewStore {
     this.py = Buffer.from(this.indexed.prefix)
     this.pc = Buffer.from(this.checkpoints.prefix)
     this.pm = Buffer.from(this.meta.prefix)
+    this.pg = Buffer.from(this.graves.prefix)
+    this.ph = Buffer.from(this.graveq.prefix)
+    this.pd = Buffer.from(this.deaths.prefix)
   }
 
   private readonly pv: Bytes
@@ -146,6 +160,9 @@ export class ViewStore {
   private readonly py: Bytes
   private readonly pc: Bytes
   private readonly pm: Bytes
+  private readonly pg: Bytes
+  private readonly ph: Bytes
+  private readonly pd: Bytes
 
   /**
    * Opens LevelDB. A view LevelDB reports as corrupt (a damaged or missing table file, a truncated
@@ -180,6 +197,9 @@ export class ViewStore {
     this.indexed = this.db.sublevel<Bytes, Bytes>('y', BUF)
     this.checkpoints = this.db.sublevel<Bytes, Bytes>('c', BUF)
     this.meta = this.db.sublevel<Bytes, Bytes>('m', BUF)
+    this.graves = this.db.sublevel<Bytes, Bytes>('j', BUF)
+    this.graveq = this.db.sublevel<Bytes, Bytes>('h', BUF)
+    this.deaths = this.db.sublevel<Bytes, Bytes>('g', BUF)
   }
 
   /** The root-level key of `key` in sublevel `sub` (sublevels are plain key prefixes). */
@@ -253,7 +273,7 @@ export class ViewStore {
 
   /** `scan`, a batch at a time (up to 1,024 rows): for readers that take many rows at once. */
   async * scanv (table: ScanTable, prefix: Uint8Array, snap?: ViewSnapshot, range: ScanRange = {}): AsyncGenerator<Array<[Bytes, Bytes]>> {
-    const p = { parts: this.pu, items: this.pi, changes: this.pq, index: this.px, indexed: this.py }[table]
+    const p = { parts: this.pu, items: this.pi, changes: this.pq, index: this.px, indexed: this.py, graveq: this.ph, deaths: this.pd }[table]
     const lo = ViewStore.at(p, prefix)
     const hi = prefixEnd(lo) // (never all 0xff: it starts with a sublevel's prefix)
     // the prefix's range, narrowed by the caller's bounds (as in LevelDB, gte wins over gt, lte over lt)
@@ -384,6 +404,12 @@ export class ViewStore {
     }
   }
 
+  /** Writes every commit out, then has LevelDB compact all its tables (after compaction dropped rows). */
+  async compact (): Promise<void> {
+    await this.settle()
+    await this.db.compactRange(Buffer.from([0]), PAST_ALL)
+  }
+
   /** Writes every commit made so far to LevelDB; rejects if LevelDB refuses them. */
   async settle (): Promise<void> {
     await this.flush()
@@ -415,7 +441,7 @@ export class ViewStore {
   }
 
   /** A sequence number kept in meta ('seq', 'epoch'), or null when there is none. */
-  async readSeq (name: 'seq' | 'epoch'): Promise<number | null> {
+  async readSeq (name: 'seq' | 'epoch' | 'collected' | 'gen' | 'graves'): Promise<number | null> {
     const raw = await this.getMeta(name)
     return raw === undefined || raw.byteLength !== 8 ? null : Number(raw.readBigUInt64BE(0))
   }
@@ -453,8 +479,8 @@ export class ViewStore {
    */
   async clearDerived (): Promise<void> {
     await this.settle()
-    for (const t of [this.values, this.slots, this.parts, this.items, this.changes, this.seqs, this.index, this.indexed, this.checkpoints]) await t.clear()
-    for (const name of ['hlc', 'seen', 'hash', 'format']) await this.meta.del(Buffer.from(name))
+    for (const t of [this.values, this.slots, this.parts, this.items, this.changes, this.seqs, this.index, this.indexed, this.checkpoints, this.graves, this.graveq, this.deaths]) await t.clear()
+    for (const name of ['hlc', 'seen', 'hash', 'format', 'gen', 'graves']) await this.meta.del(Buffer.from(name))
     // the change feed starts a new epoch: what it listed before (deletions among it) is gone
     await this.meta.put(Buffer.from('epoch'), seqBytes((await this.readSeq('seq') ?? 0) + 1))
   }
@@ -500,6 +526,39 @@ export class ViewStore {
   async clearIndex (prefix: Uint8Array): Promise<void> {
     await this.settle()
     for (const t of [this.index, this.indexed]) await t.clear({ gte: Buffer.from(prefix), lt: prefixEnd(Buffer.from(prefix)) })
+  }
+
+  /** The tombstone generation `key` is held under (see `graves` at the top), or undefined. */
+  getGraveSync (key: Uint8Array): number | undefined {
+    const raw = this.getSync(ViewStore.at(this.pg, key))
+    return raw === undefined ? undefined : Number(raw.readBigUInt64BE(0))
+  }
+
+  /** Holds `key` as a tombstone under `gen` (moved from `from`, if it was held). */
+  putGrave (key: Uint8Array, from: number | undefined, gen: number): BatchOp[] {
+    const ops: BatchOp[] = []
+    if (from !== undefined) ops.push({ type: 'del', key: ViewStore.at(this.ph, changeKey(from, key)) })
+    ops.push({ type: 'put', key: ViewStore.at(this.ph, changeKey(gen, key)), value: Buffer.alloc(0) })
+    ops.push({ type: 'put', key: ViewStore.at(this.pg, key), value: seqBytes(gen) })
+    return ops
+  }
+
+  /** `key` is no tombstone any more (it reads as present again, or it was collected). */
+  delGrave (key: Uint8Array, gen: number): BatchOp[] {
+    return [{ type: 'del', key: ViewStore.at(this.ph, changeKey(gen, key)) }, { type: 'del', key: ViewStore.at(this.pg, key) }]
+  }
+
+  /** A tombstone generation's read lengths (null deletes it). */
+  putDeath (gen: number, vector: ReadonlyArray<[Uint8Array, number]> | null): BatchOp {
+    const k = ViewStore.at(this.pd, seqBytes(gen))
+    return vector === null ? { type: 'del', key: k } : { type: 'put', key: k, value: Buffer.from(pack(vector.map(([w, n]) => [w, n]))) }
+  }
+
+  /** Removes `key`'s slots record, its entry in the change feed (at `seq`), and a part's or item's row (`delPart`). */
+  delRecord (key: Uint8Array, seq: number | undefined): BatchOp[] {
+    const ops: BatchOp[] = [{ type: 'del', key: ViewStore.at(this.ps, key) }]
+    if (seq !== undefined) ops.push({ type: 'del', key: ViewStore.at(this.pq, changeKey(seq, key)) }, { type: 'del', key: ViewStore.at(this.pk, key) })
+    return ops
   }
 
   putCheckpoint (writer: Uint8Array, length: number): BatchOp {
@@ -731,7 +790,7 @@ export interface InnerIterator {
 
 /** Bounds (part keys), order and a cap for `ViewStore.scan`. */
 /** The tables `scan` reads. */
-export type ScanTable = 'parts' | 'items' | 'changes' | 'index' | 'indexed'
+export type ScanTable = 'parts' | 'items' | 'changes' | 'index' | 'indexed' | 'graveq' | 'deaths'
 
 export interface ScanRange { gt?: Uint8Array, gte?: Uint8Array, lt?: Uint8Array, lte?: Uint8Array, reverse?: boolean, limit?: number }
 

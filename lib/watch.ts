@@ -7,7 +7,7 @@
  * each read at the read points just before and after it. Nothing is missed or read twice: the
  * subscription starts between two commits (`ChangeFeed.subscribe`).
  */
-import { closed, feedReset, watchOverflow } from './errors.js'
+import { closed, feedReset, feedCompacted, watchOverflow } from './errors.js'
 import type { ChangeFeed, Landed, Origin } from './changes.js'
 import { readRow } from './render.js'
 import { seqBytes, type ViewSnapshot, type ViewStore } from './view.js'
@@ -85,6 +85,12 @@ export class ChangeStream implements AsyncIterableIterator<RawChange> {
         sub.unsubscribe()
         void sub.snap.inner.close().catch(() => {})
         throw feedReset(h.feed.epoch)
+      }
+      if (opts.first?.kind === 'since' && opts.first.since > 0 && opts.first.since < h.feed.collected && opts.first.since <= sub.seq) {
+        // a deletion listed after the reader's seq went with its stable tombstone (lib/stability.ts)
+        sub.unsubscribe()
+        void sub.snap.inner.close().catch(() => {})
+        throw feedCompacted(h.feed.collected)
       }
       this.unsubscribe = sub.unsubscribe
       this.start = { snap: sub.snap, seq: sub.seq }

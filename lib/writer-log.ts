@@ -117,6 +117,12 @@ export class WriterLog {
    */
   encrypted = false
   /**
+   * Below this length, the blocks no B-tree read needs were cleared on this peer (compaction,
+   * lib/compaction.ts): a block missing there is gone, not late. Kept in the log's own store.
+   */
+  clearedTo = 0
+
+  /**
    * Lengths of this log seen as its signed length (`core.length` on open and on every append),
    * ascending. The writer signs at the end of each append, so these never end inside a Hyperbee
    * batch: the fold only stops at them. A peer that hears a log grow faster than it can fold it
@@ -143,6 +149,20 @@ export class WriterLog {
     this.signed = [core.length]
   }
 
+  /**
+   * How far this log's blocks are held without a gap, counting from where compaction stopped
+   * clearing: the blocks below `clearedTo` that a read still needs were kept, the others are
+   * gone for good, so the fold reads on from there as from a contiguous log.
+   */
+  get contiguous (): number {
+    const plain = this.core.contiguousLength
+    if (plain >= this.clearedTo) return plain
+    const bitfield = (this.core as unknown as { core?: { bitfield?: { firstUnset: (i: number) => number } } }).core?.bitfield
+    if (bitfield === undefined) return plain
+    const first = bitfield.firstUnset(this.clearedTo)
+    return first === -1 || first > this.core.length ? this.core.length : first
+  }
+
   /** Records the log's new signed length (on every append, local or downloaded). */
   appended (): void {
     const n = this.core.length
@@ -161,7 +181,7 @@ export class WriterLog {
    * download of 500 blocks announced in one upgrade wakes one fold instead of hundreds.
    */
   movable (cut: number): boolean {
-    const contiguous = this.core.contiguousLength
+    const contiguous = this.contiguous
     if (contiguous >= this.core.length) return true
     const floor = Math.min(this.membershipTree, this.checkpoint())
     const next = this.signed[firstAbove(this.signed, floor)]
@@ -204,7 +224,7 @@ export class WriterLog {
    */
   async readableEnd (limit: number, floor: number): Promise<number> {
     const fixed = Math.min(limit, this.malformedAt)
-    const contiguous = this.core.contiguousLength
+    const contiguous = this.contiguous
     if (fixed <= contiguous) return await this.batchEnd(fixed)
     const held = this.fetchedEnd <= fixed && this.fetchedEnd > contiguous ? this.fetchedEnd : contiguous
     return this.signedAtMost(held, floor)
@@ -216,7 +236,7 @@ export class WriterLog {
    * are fetched from peers, with a time limit.
    */
   heldEnd (): number {
-    return Math.max(this.core.contiguousLength, this.checkpoint())
+    return Math.max(this.contiguous, this.checkpoint())
   }
 
   /**
@@ -319,7 +339,7 @@ export class WriterLog {
    * the event loop busy (200 entries/s).
    */
   private async mostlyNewKeys (from: number, to: number): Promise<boolean> {
-    if (to > this.core.contiguousLength) return false
+    if (to > this.contiguous) return false
     const size = async (len: number): Promise<number | null> => {
       if (len <= 1) return 0
       const block = await this.core.get(len - 1, { wait: false })
@@ -353,6 +373,8 @@ export class WriterLog {
         blocks = await readBlocks(this.core, seq, Math.min(to, seq + SCAN_READS), clear)
       }
       const stored = blocks[i]
+      // (an encrypted log read from its start: blocks compaction cleared held no record still current)
+      if ((stored === null || stored === undefined) && clear && seq < this.clearedTo) continue
       if (stored === null || stored === undefined) return null
       const block = clear ? clearPayload(stored) : stored
       if (block === null) continue

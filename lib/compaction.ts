@@ -1,0 +1,278 @@
+/**
+ * Log compaction: clears, on this peer, the blocks of a writer log that no read can need.
+ *
+ * A log is cleared below its horizon: the lesser of this peer's checkpoint and the log's stable
+ * frontier (lib/stability.ts), so every live writer has folded at least that far. Below it, the
+ * blocks kept are those the B-tree at the horizon references (its nodes and each key's latest
+ * entry), and the header. Every read a fold makes starts from a checkpoint at or past the horizon
+ * (a member's fold, by its record; a removal's cut, recorded by a member at or past its own
+ * record) or from the latest tree (a fresh peer's catch-up): a node such a tree references that
+ * lies below the horizon was in the tree at the horizon too (a B-tree node, once replaced, is
+ * never referenced again), so it was kept. Blocks at or past the horizon are all kept.
+ *
+ * Hypercore keeps each cleared block's place in its Merkle tree: the log stays verifiable and
+ * replicates on; peers asking for a cleared block get it from a peer that kept it, if any.
+ */
+import { readdirSync, statSync, type Dirent } from 'node:fs'
+import { join } from 'node:path'
+import type Hypercore from 'hypercore'
+import type { Logger } from 'pino'
+import { treeLevels, type TreeLevel } from './blocks.js'
+import type { Member } from './membership.js'
+import type { Stability } from './stability.js'
+import type { CompactProgress, CompactResult, Stats } from './types.js'
+import type { ViewStore } from './view.js'
+import type { WriterLog } from './writer-log.js'
+
+/** Where a log's horizon is kept, in its own store: it survives a lost view. */
+export const CLEARED = 'meshbee/cleared'
+
+/** The blocks of `w`'s tree at length `len`: its header, every node and every key's entry. Null if one is not held. */
+async function reachable (core: Hypercore, len: number): Promise<Set<number> | null> {
+  const keep = new Set<number>([0, len - 1])
+  const blocks = new Map<number, TreeLevel[]>()
+  let level: Array<[number, number]> = [[len - 1, 0]]
+  const seen = new Set<string>()
+  while (level.length > 0) {
+    const wanted = [...new Set(level.map(([seq]) => seq))].filter((seq) => !blocks.has(seq))
+    const read = await Promise.all(wanted.map(async (seq) => await core.get(seq, { wait: false })))
+    for (let i = 0; i < wanted.length; i++) {
+      const block = read[i]
+      if (block === null) return null
+      blocks.set(wanted[i], treeLevels(block))
+    }
+    const next: Array<[number, number]> = []
+    for (const [seq, offset] of level) {
+      const node = (blocks.get(seq) as TreeLevel[])[offset]
+      if (node === undefined) return null
+      for (const k of node.keys) keep.add(k)
+      for (let j = 0; j + 1 < node.children.length; j += 2) {
+        const id = `${node.children[j]}/${node.children[j + 1]}`
+        if (seen.has(id)) continue
+        seen.add(id)
+        keep.add(node.children[j])
+        next.push([node.children[j], node.children[j + 1]])
+      }
+    }
+    level = next
+  }
+  return keep
+}
+
+/** The horizon kept in `core`'s store (0: never compacted). */
+export async function loadCleared (core: Hypercore): Promise<number> {
+  const raw = await core.getUserData(CLEARED) as Buffer | null
+  return raw === null || raw.byteLength !== 8 ? 0 : Number(raw.readBigUInt64BE(0))
+}
+
+/**
+ * Clears the blocks of `w` below `horizon` that its tree at `horizon` does not reference; the
+ * blocks cleared. The horizon is stored first: a process killed midway has cleared only blocks no
+ * read needs, and the next compaction clears the rest. Nothing is cleared if a block of the tree
+ * is not held here (or cannot be read: an epoch this peer lacks).
+ */
+export async function clearLog (w: WriterLog, horizon: number, progress?: (done: number, total: number) => void): Promise<number> {
+  if (horizon <= Math.max(w.clearedTo, 1)) return 0
+  let keep: Set<number> | null
+  try {
+    keep = await reachable(w.core, horizon)
+  } catch {
+    keep = null
+  }
+  if (keep === null) return 0
+  const raw = Buffer.alloc(8)
+  raw.writeBigUInt64BE(BigInt(horizon))
+  await w.core.setUserData(CLEARED, raw)
+  w.clearedTo = horizon
+  // the held blocks below the horizon that the tree no longer references, a run at a time (blocks
+  // an earlier compaction kept may be unreferenced now)
+  const bits = (w.core as unknown as { core?: { bitfield?: { get: (i: number) => boolean, firstSet: (i: number) => number } } }).core?.bitfield
+  const held = (i: number): boolean => bits === undefined || bits.get(i)
+  let cleared = 0
+  let i = 1
+  while (i < horizon) {
+    const next = bits === undefined ? i : bits.firstSet(i)
+    if (next === -1 || next >= horizon) break
+    i = next
+    if (keep.has(i)) {
+      i++
+      continue
+    }
+    let j = i + 1
+    while (j < horizon && !keep.has(j) && held(j)) j++
+    // (every block of the run is held: Hypercore's own count, `diff`, reads 0 on this storage)
+    await w.core.clear(i, j)
+    cleared += j - i
+    i = j
+    progress?.(i, horizon)
+  }
+  progress?.(horizon, horizon)
+  return cleared
+}
+
+/** How often, by default, a writer appends its stability record once its view read new data (ms). */
+export const CUTS_EVERY = 30_000
+/** How often, at most, automatic compaction runs by default (ms). */
+export const AUTO_COMPACT_EVERY = 60_000
+
+/** The bytes of every file under `dir` (0 if it does not exist). */
+export function diskBytes (dir: string): number {
+  let total = 0
+  let entries: Dirent[]
+  try {
+    entries = readdirSync(dir, { withFileTypes: true })
+  } catch {
+    return 0
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name)
+    if (e.isDirectory()) total += diskBytes(p)
+    else {
+      try {
+        total += statSync(p).size
+      } catch {}
+    }
+  }
+  return total
+}
+
+/** What the compactor needs from the engine, given at construction. */
+export interface CompactorHost {
+  readonly writers: ReadonlyMap<string, WriterLog>
+  readonly checkpoints: ReadonlyMap<string, number>
+  readonly stability: Stability
+  readonly view: ViewStore
+  readonly stats: Stats
+  readonly log: Logger
+  /** Where the logs and the view live on disk (logs null: a Corestore the app gave). */
+  readonly dirs: { logs: string | null, view: string }
+  /** 'full': no log block is ever cleared here. */
+  readonly history: 'full' | 'live'
+  members: () => ReadonlyMap<string, Member>
+  /** Whether this peer may append (its stability record). */
+  writable: () => boolean
+  /** Appends the own stability record and folds it. */
+  record: (vector: Array<[Buffer, number]>) => Promise<void>
+  /** Folds what is available now. */
+  fold: () => Promise<unknown>
+  wallClock: () => number
+}
+
+/**
+ * Compaction as a whole (`db.compact()`, and the automatic records and runs after folds): record,
+ * collect the stable tombstones, clear the logs below their horizons, compact the storage.
+ */
+export class Compactor {
+  /** When the own record was last appended: a peer that opens waits one interval before its first. */
+  private lastRecord: number
+  private lastAuto: number
+  private timer: NodeJS.Timeout | null = null
+
+  /**
+   * @param cutsEvery - ms between automatic records (0: only `compact()` records)
+   * @param autoEvery - ms between automatic compactions (0: none)
+   */
+  constructor (private readonly h: CompactorHost, private readonly cutsEvery: number, private readonly autoEvery: number) {
+    this.lastRecord = this.lastAuto = h.wallClock()
+  }
+
+  get disk (): { logs: number | null, view: number } {
+    return { logs: this.h.dirs.logs === null ? null : diskBytes(this.h.dirs.logs), view: diskBytes(this.h.dirs.view) }
+  }
+
+  /**
+   * After a fold (the caller holds the engine's queue): records when due and the interval has
+   * passed (else asks `schedule` again when it will have), collects what became stable, and runs
+   * an automatic compaction when one is due.
+   */
+  async afterFold (schedule: () => void): Promise<void> {
+    const s = this.h.stability
+    await s.refresh()
+    if (this.cutsEvery > 0 && this.h.writable() && s.due()) {
+      const wait = this.lastRecord + this.cutsEvery - this.h.wallClock()
+      if (wait <= 0) await this.record()
+      else if (this.timer === null) {
+        this.timer = setTimeout(() => { this.timer = null; schedule() }, wait)
+        this.timer.unref()
+      }
+    }
+    if (this.autoEvery > 0 && this.h.wallClock() - this.lastAuto >= this.autoEvery) {
+      this.lastAuto = this.h.wallClock()
+      await this.run(false)
+    } else {
+      await s.collect()
+    }
+  }
+
+  /** Appends the own record now (tolerating a log that refuses: it stays due). */
+  private async record (): Promise<void> {
+    try {
+      await this.h.record(this.h.stability.vector())
+      this.lastRecord = this.h.wallClock()
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code !== 'MESHBEE_CLOCK_AHEAD' && code !== 'MESHBEE_STORAGE' && code !== 'MESHBEE_NOT_WRITABLE') throw err
+      this.h.log.debug({ err }, 'stability record not appended now')
+    }
+  }
+
+  /** `db.compact()`: the caller holds the engine's queue and has folded. */
+  async compact (progress?: (p: CompactProgress) => void): Promise<CompactResult> {
+    const started = Date.now()
+    const bytesBefore = this.disk
+    progress?.({ phase: 'record', done: 0, total: 1 })
+    if (this.h.writable() && (this.h.stability.due() || !this.h.stability.records.has(this.ownId()))) await this.record()
+    progress?.({ phase: 'record', done: 1, total: 1 })
+    const { collected, cleared } = await this.run(true, progress)
+    return {
+      blocksCleared: cleared,
+      tombstonesCollected: collected,
+      tombstones: this.graves(),
+      heldBackBy: this.h.stability.heldBackBy(),
+      bytesBefore,
+      bytesAfter: this.disk,
+      ms: Date.now() - started
+    }
+  }
+
+  private ownId (): string {
+    return this.h.stability.ownId
+  }
+
+  private graves (): number {
+    return this.h.stability.graves
+  }
+
+  /** Collects stable tombstones and clears the logs below their horizons; `storage`: compacts the storage after. */
+  private async run (storage: boolean, progress?: (p: CompactProgress) => void): Promise<{ collected: number, cleared: number }> {
+    const s = this.h.stability
+    const collected = await s.collect((done, total) => progress?.({ phase: 'collect', done, total }))
+    let cleared = 0
+    if (this.h.history === 'live') {
+      const frontier = s.frontier()
+      const members = this.h.members()
+      const logs = [...this.h.writers.values()].filter((w) => members.has(w.id))
+      let n = 0
+      for (const w of logs) {
+        const horizon = Math.min(this.h.checkpoints.get(w.id) ?? 0, frontier.get(w.id) ?? 0)
+        const got = await clearLog(w, horizon)
+        cleared += got
+        if (got > 0 && storage) await w.core.compact().catch(() => {})
+        progress?.({ phase: 'clear', done: ++n, total: logs.length })
+      }
+      this.h.stats.blocksCleared += cleared
+      if (cleared > 0) this.h.log.debug({ blocks: cleared }, 'cleared log blocks below the stable horizon')
+    }
+    if (storage && (collected > 0 || cleared > 0)) {
+      progress?.({ phase: 'storage', done: 0, total: 1 })
+      await this.h.view.compact()
+      progress?.({ phase: 'storage', done: 1, total: 1 })
+    }
+    return { collected, cleared }
+  }
+
+  close (): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+  }
+}

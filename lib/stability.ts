@@ -1,0 +1,244 @@
+/**
+ * Causal stability: which deletes no future entry can be concurrent with, so the view can drop
+ * their tombstones.
+ *
+ * Every writer appends, now and then, a stability record (entry type CUTS under the bee key 'c',
+ * overwritten each time): how far it had folded every log. The data fold reads it like a data
+ * key, at the writer's checkpoint. The stable frontier of a log w is the least length of w that
+ * every live writer's record (at the checkpoint this peer folded it to) says was folded; a live
+ * writer with no record holds it at 0. A removed writer or a reader stops counting.
+ *
+ * A commit that leaves keys as tombstones (absent, with slots or parts) records how far the view
+ * then read each log's data (`dataEnd`): every entry in those keys' slots lies below it. Once the
+ * frontier reaches that vector, every live writer had folded those entries when it wrote its
+ * record, and everything it wrote before its record is folded here too (the record lies below
+ * this peer's checkpoint of its log): a later entry of theirs was stamped after the delete it had
+ * folded (the fold observes every stamp), so it wins over it whether or not the tombstone is kept.
+ * A writer added later is stamped after its add, which its adder wrote after folding as far as its
+ * own record, and it holds the frontier at 0 until it records. So the tombstone decides nothing
+ * any more, and the view drops its rows (`collect`). What a key reads as never changes by it.
+ */
+import type { Logger } from 'pino'
+import { unpack } from '../crdt/codec.js'
+import type { ViewCommit } from './commit.js'
+import { decodeCuts, CUTS_KEY } from './entry.js'
+import type { CutsRecord } from './fold.js'
+import { hex } from './keys.js'
+import { liveWriter, type Member } from './membership.js'
+import type { Stats } from './types.js'
+import { partPrefix, seqBytes, type BatchOp, type ViewStore } from './view.js'
+import type { WriterLog } from './writer-log.js'
+
+/** Keys collected per view batch. */
+const COLLECT_BATCH = 1024
+
+export interface StabilityHost {
+  readonly writers: ReadonlyMap<string, WriterLog>
+  readonly checkpoints: ReadonlyMap<string, number>
+  readonly view: ViewStore
+  readonly commit: ViewCommit
+  readonly stats: Stats
+  readonly log: Logger
+  members: () => ReadonlyMap<string, Member>
+  own: () => WriterLog
+}
+
+export class Stability {
+  /** Each writer's stability record at the checkpoint this peer folded its log to, by hex key. */
+  readonly records = new Map<string, CutsRecord>()
+  /**
+   * How far the view reads each log's data: the length its last fold step with data entries (or
+   * own write) read to, by hex key. Lengths past it hold only bookkeeping (records, grants), so
+   * a record need not cover them for a tombstone to be stable, and records do not answer records.
+   */
+  readonly dataEnd = new Map<string, number>()
+  /** `dataEnd` when this peer's last record was appended (null: none since open). */
+  private recorded: Map<string, number> | null = null
+  /** The frontier last collected at (its fingerprint). */
+  private collectedAt = ''
+
+  constructor (private readonly h: StabilityHost) {}
+
+  /** The logs whose record at their checkpoint was read since open (or was superseded by a fold). */
+  private readonly tried = new Set<string>()
+
+  /** After open or a rebuild: data read as far as the checkpoints; the records are read by `refresh`. */
+  load (): void {
+    this.records.clear()
+    this.dataEnd.clear()
+    this.tried.clear()
+    this.collectedAt = ''
+    for (const [id, len] of this.h.checkpoints) this.dataEnd.set(id, len)
+  }
+
+  /**
+   * Reads each opened log's record at its checkpoint, once after open (later ones come with the
+   * fold's steps). Local blocks only.
+   */
+  async refresh (): Promise<void> {
+    for (const [id, w] of this.h.writers) {
+      if (this.tried.has(id)) continue
+      this.tried.add(id)
+      const len = this.h.checkpoints.get(id) ?? 0
+      if (len === 0 || this.records.has(id)) continue
+      const record = await readRecord(w, len)
+      if (record === null) continue
+      this.records.set(id, record)
+      // the own record as appended: not due again until data moves past it
+      if (id === this.ownId && this.recorded === null) this.recorded = new Map(record.cuts)
+    }
+  }
+
+  get ownId (): string {
+    return this.h.own().id
+  }
+
+  /** How many tombstones the view holds. */
+  get graves (): number {
+    return this.h.commit.graves
+  }
+
+  /** A fold step of `w` to `to` is being committed (see FoldHost.stepped). */
+  stepped (w: WriterLog, to: number, data: boolean, cuts: CutsRecord | undefined): void {
+    const end = this.dataEnd.get(w.id) ?? 0
+    if (data || to < end) this.dataEnd.set(w.id, to)
+    if (cuts !== undefined) {
+      this.records.set(w.id, cuts)
+      this.tried.add(w.id)
+    }
+    const r = this.records.get(w.id)
+    if (r !== undefined && r.seq >= to) this.records.delete(w.id) // a cut moved back below it
+  }
+
+  /** An own data write made the own log `len` long. */
+  wrote (len: number): void {
+    this.dataEnd.set(this.h.own().id, len)
+  }
+
+  /** `dataEnd` as a vector (what a new tombstone generation records). */
+  dataRead (): Array<[Uint8Array, number]> {
+    return [...this.dataEnd].filter(([, n]) => n > 0).map(([id, n]) => [Buffer.from(id, 'hex'), n])
+  }
+
+  /** Whether the view read data past what this peer's last record covers: a record is due. */
+  due (): boolean {
+    if (this.recorded === null) return [...this.dataEnd.values()].some((n) => n > 0)
+    for (const [id, n] of this.dataEnd) if (n > (this.recorded.get(id) ?? 0)) return true
+    return false
+  }
+
+  /** The record to append now: this peer's checkpoint of every log it folded. */
+  vector (): Array<[Buffer, number]> {
+    this.recorded = new Map(this.dataEnd)
+    return [...this.h.checkpoints].filter(([, n]) => n > 0).sort((a, b) => a[0] < b[0] ? -1 : 1).map(([id, n]) => [Buffer.from(id, 'hex'), n])
+  }
+
+  /** The live writers whose records count. */
+  private recorders (): string[] {
+    return [...this.h.members()].filter(([, m]) => liveWriter(m)).map(([id]) => id)
+  }
+
+  /** The stable frontier: for every log, the length every live writer's record says it folded. */
+  frontier (): Map<string, number> {
+    const recorders = this.recorders()
+    const out = new Map<string, number>()
+    for (const id of this.h.writers.keys()) {
+      let least = Infinity
+      for (const r of recorders) least = Math.min(least, this.records.get(r)?.cuts.get(id) ?? 0)
+      out.set(id, least === Infinity ? 0 : least)
+    }
+    return out
+  }
+
+  /**
+   * The live writers (hex) whose records do not yet cover the data this view reads: until they
+   * record again (they must come online and fold), what this peer deleted since stays.
+   */
+  heldBackBy (): string[] {
+    return this.recorders().filter((r) => {
+      const cuts = this.records.get(r)?.cuts
+      for (const [id, n] of this.dataEnd) if (n > 0 && (cuts?.get(id) ?? 0) < n) return true
+      return false
+    }).sort()
+  }
+
+  /**
+   * Drops the tombstones of every generation the frontier covers (in generation order, stopping
+   * at the first one it does not: generations later than it read further), one generation's
+   * keys per atomic batch (or COLLECT_BATCH keys). The caller holds the engine's queue. Returns
+   * the tombstones collected.
+   */
+  async collect (progress?: (done: number, total: number) => void): Promise<number> {
+    const { view, commit } = this.h
+    if (commit.graves === 0) return 0
+    const frontier = this.frontier()
+    const print = [...frontier].map(([id, n]) => `${id}:${n}`).join(',')
+    if (print === this.collectedAt) return 0
+    const total = commit.graves
+    let done = 0
+    const gens: Array<{ gen: number, covered: boolean }> = []
+    for await (const [genKey, raw] of view.scan('deaths', Buffer.alloc(0))) {
+      const vector = unpack(raw) as Array<[Uint8Array, number]>
+      gens.push({ gen: Number(genKey.readBigUInt64BE(0)), covered: vector.every(([w, n]) => (frontier.get(hex(w)) ?? 0) >= n) })
+    }
+    for (const { gen, covered } of gens) {
+      const keys: Buffer[] = []
+      for await (const [k] of view.scan('graveq', seqBytes(gen))) keys.push(k.subarray(8))
+      // a generation whose tombstones were all revived or moved on holds nothing back
+      if (keys.length > 0 && !covered) break
+      for (let i = 0; i < keys.length; i += COLLECT_BATCH) {
+        const ops: BatchOp[] = []
+        let dropped = 0
+        let seq = 0
+        for (const key of keys.slice(i, i + COLLECT_BATCH)) {
+          const q = await this.dropKey(key, gen, ops)
+          if (q === null) continue
+          dropped++
+          seq = Math.max(seq, q)
+        }
+        const graves = commit.graves - dropped
+        ops.push(view.putMeta('graves', seqBytes(graves)))
+        if (i + COLLECT_BATCH >= keys.length) ops.push(view.putDeath(gen, null))
+        if (seq > commit.feed.collected) ops.push(view.putMeta('collected', seqBytes(seq)))
+        await view.write(ops)
+        commit.graves = graves
+        if (seq > commit.feed.collected) commit.feed.collected = seq
+        this.h.stats.tombstonesCollected += dropped
+        done += dropped
+        progress?.(done, total)
+      }
+      if (keys.length === 0) await view.write([view.putDeath(gen, null)])
+    }
+    this.collectedAt = print
+    if (done > 0) this.h.log.debug({ tombstones: done }, 'collected stable tombstones')
+    return done
+  }
+
+  /** Stages the removal of one tombstone's rows; its seq in the change feed (0: none), or null if it is no tombstone now. */
+  private async dropKey (key: Buffer, gen: number, ops: BatchOp[]): Promise<number | null> {
+    const view = this.h.view
+    if (view.getGraveSync(key) !== gen || view.getRow(key) !== undefined) return null
+    // an item would be part of what the key reads as (and of the digest): never dropped here
+    for await (const _ of view.scan('items', partPrefix(key, null))) return null // eslint-disable-line no-unreachable-loop
+    for await (const [part] of view.scan('parts', partPrefix(key, null))) ops.push(view.putPart(part, []))
+    const seq = view.getSeqSync(key)
+    ops.push(...view.delRecord(key, seq), ...view.delGrave(key, gen))
+    return seq ?? 0
+  }
+}
+
+/** `w`'s stability record in its tree at length `len` (local blocks only), or null. */
+export async function readRecord (w: WriterLog, len: number): Promise<CutsRecord | null> {
+  const snap = w.bee.checkout(len)
+  try {
+    const node = await snap.get(CUTS_KEY, { wait: false })
+    if (node === null || node.value === null) return null
+    const cuts = new Map<string, number>()
+    for (const [writer, n] of decodeCuts(CUTS_KEY, node.value).vector) cuts.set(hex(writer), n)
+    return { seq: node.seq, cuts }
+  } catch {
+    return null
+  } finally {
+    await snap.close()
+  }
+}

@@ -10,7 +10,7 @@ import {
   DATA_RANGE, DEL, FIELD, FIELD_NS, MEMBER, PUT, decodeData, decodeEntry, memberState, parseDataKey, renderKey, slotState,
   type DataEntry, type DataKey, type EntrySlot, type PartKind, type PartSlots
 } from './entry.js'
-import { unknownWriter } from './errors.js'
+import { historyCleared, unknownWriter } from './errors.js'
 import { buf } from './keys.js'
 import { resolveMembers, type Member, type MembershipRecord } from './membership.js'
 import type { KeyType, WriterInfo } from './types.js'
@@ -137,9 +137,11 @@ export class Inspection {
       : await w.batchEnd(Math.min(to ?? avail, avail))
     let start = Math.min(Math.max(0, from), end)
     if (since !== undefined) start = Math.max(start, await w.firstSince(since, end))
+    await w.needTree(start)
+    await w.needTree(end)
     const snap = w.bee.checkout(Math.max(1, end))
     try {
-      for await (const { left, right } of snap.createDiffStream(start, DATA_RANGE, { timeout: FETCH_TIMEOUT })) {
+      for await (const { left, right } of cleared(w, Math.min(start, end), snap.createDiffStream(start, DATA_RANGE, { timeout: FETCH_TIMEOUT }))) {
         const node = left ?? right as NonNullable<typeof right>
         let dk: DataKey
         try {
@@ -185,9 +187,10 @@ export class Inspection {
       if (w === undefined) continue
       const len = await w.batchEnd(Math.min(lengthOf(w), m.cut))
       if (len <= 1) continue
+      await w.needTree(len)
       const snap = w.bee.checkout(len)
       try {
-        for await (const node of snap.createReadStream(DATA_RANGE, { timeout: FETCH_TIMEOUT })) {
+        for await (const node of cleared(w, len, snap.createReadStream(DATA_RANGE, { timeout: FETCH_TIMEOUT }))) {
           let dk: DataKey
           try {
             dk = parseDataKey(node.key)
@@ -251,5 +254,18 @@ function safeDescribe (beeKey: Uint8Array, value: Uint8Array, writer: Uint8Array
     return d
   } catch {
     return null
+  }
+}
+
+/**
+ * A read of `w`'s tree at or from length `len`: a block that fails to arrive there, below where
+ * compaction cleared the log, fails the read with MESHBEE_HISTORY_CLEARED (not a timeout).
+ */
+async function * cleared<T> (w: WriterLog, len: number, stream: AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    yield * stream
+  } catch (err) {
+    if (len > 1 && len < w.clearedTo && (err as { code?: string }).code !== 'MESHBEE_HISTORY_CLEARED') throw historyCleared(w.id, len, w.clearedTo)
+    throw err
   }
 }

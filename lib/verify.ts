@@ -11,7 +11,7 @@ import { maxVersion, removedTag } from '../crdt/parts.js'
 import { entryDigest } from './digest.js'
 import {
   DATA_RANGE, FIELD, FIELD_NS, MEMBER, decodeData, fieldState, isState, legacyState, memberState, mergeField, mergeMember, parseDataKey,
-  registerOf, renderKey, slotState, type PartKind, type PartSlots
+  registerOf, renderKey, slotState, type PartKind, type EntrySlot, type PartSlots
 } from './entry.js'
 import { readRow } from './render.js'
 import { decodeRecord, decodeSlots, partKey, partPrefix, type ViewStore } from './view.js'
@@ -68,6 +68,9 @@ export async function verifyView (s: VerifySource, progress: (done: number, tota
   // 1. every member's log at its checkpoint: its latest valid entry for each whole value and part
   //    must be the view's slot for it, and the view must hold no other slot of that writer
   const expected = new Map<string, Map<string, string>>() // writer → row id → entry (hex)
+  // user key (hex) → every writer's entries for it, to check a key the view holds no row of: a
+  // tombstone compaction dropped (lib/stability.ts) reads as absent from them
+  const byKey = new Map<string, { whole: EntrySlot[], parts: Map<string, PartSlots> }>()
   let done = 0
   for (const [id, len] of s.checkpoints) {
     const w = s.writers.get(id)
@@ -92,6 +95,17 @@ export async function verifyView (s: VerifySource, progress: (done: number, tota
           const dk = parseDataKey(node.key)
           const row = dk.part === null ? 'k' + dk.key.toString('hex') : 'p' + partKey(dk.key, dk.part.kind, dk.part.name).toString('hex')
           mine.set(row, Buffer.from(node.value).toString('hex'))
+          const kid = dk.key.toString('hex')
+          let k = byKey.get(kid)
+          if (k === undefined) byKey.set(kid, k = { whole: [], parts: new Map() })
+          const sl = { writer: w.key, entry: node.value }
+          if (dk.part === null) k.whole.push(sl)
+          else {
+            const pid = row
+            let p = k.parts.get(pid)
+            if (p === undefined) k.parts.set(pid, p = { kind: dk.part.kind, name: dk.part.name, slots: [] })
+            ;(p.slots as EntrySlot[]).push(sl)
+          }
         } catch {} // a bad entry: the fold skips it, and so has no slot for it
       }
     } catch (err) {
@@ -102,9 +116,12 @@ export async function verifyView (s: VerifySource, progress: (done: number, tota
     progress(done, s.checkpoints.size)
   }
   const seen = new Map<string, number>()
+  /** Each (row, writer) the view holds a slot of. */
+  const held = new Set<string>()
   const slot = (row: string, writer: Uint8Array, entry: Uint8Array): void => {
     if (writer.byteLength === 0) return // what format-1 STATE entries say of a part: checked by rendering
     const id = Buffer.from(writer).toString('hex')
+    held.add(row + '/' + id)
     const want = expected.get(id)?.get(row)
     if (want !== Buffer.from(entry).toString('hex')) problem(`${row.startsWith('k') ? 'key' : 'part'} ${row.slice(1, 41)}: writer ${id.slice(0, 8)}'s slot is not its entry in its log`)
     seen.set(id, (seen.get(id) ?? 0) + 1)
@@ -135,7 +152,7 @@ export async function verifyView (s: VerifySource, progress: (done: number, tota
       const want = renderKey(rec.slots, parts)
       const row = view.getRow(key)
       const got = row === undefined ? null : await readRow(view, key, row)
-      if (want === null ? got !== null : got === null || Buffer.compare(want, got) !== 0) problem(`key ${key.toString('hex').slice(0, 40)}: reads as another value than its entries make`)
+      if (want === null ? got !== null : got === null || Buffer.compare(want, got) !== 0) problem(`key ${key.toString('hex').slice(0, 40)}: reads as another value than its slots make`)
       // the head: the newest field and tag among the parts (what format-1 entries say of a part is
       // in its row), the newest tag format-1 entries list as removed, and the register's version
       let field: Version | null = null
@@ -153,8 +170,22 @@ export async function verifyView (s: VerifySource, progress: (done: number, tota
       problem(`key ${key.toString('hex').slice(0, 40)}: its parts do not decode (${(err as Error).message})`)
     }
   }
-  for (const [id, mine] of expected) {
-    if ((seen.get(id) ?? 0) !== mine.size) problem(`writer ${id.slice(0, 8)}: the view holds ${seen.get(id) ?? 0} of its entries, its log ${mine.size}`)
+  // Every key the logs hold entries for reads as those entries make it. The view may lack some of
+  // them: a tombstone compaction dropped (lib/stability.ts) takes its slots along, and a key
+  // written again after it lacks the slots the tombstone outdated. Those entries, merged alone,
+  // read as absent (they decide nothing any more); a slot lost otherwise does not.
+  for (const [kid, k] of byKey) {
+    const key = Buffer.from(kid, 'hex')
+    const want = renderKey(k.whole, k.parts.values())
+    const row = view.getRow(key)
+    const got = row === undefined ? null : await readRow(view, key, row)
+    if (want === null ? got !== null : got === null || Buffer.compare(want, got) !== 0) problem(`key ${kid.slice(0, 40)}: reads as another value than the logs' entries make`)
+    const lacks = (rowId: string) => (sl: EntrySlot): boolean => !held.has(rowId + '/' + Buffer.from(sl.writer).toString('hex'))
+    const whole = k.whole.filter(lacks('k' + kid))
+    const parts = [...k.parts].map(([pid, p]) => ({ ...p, slots: p.slots.filter(lacks(pid)) })).filter((p) => p.slots.length > 0)
+    if ((whole.length > 0 || parts.length > 0) && renderKey(whole, parts) !== null) {
+      problem(`key ${kid.slice(0, 40)}: the view lacks entries of it that still count`)
+    }
   }
   for (const id of seen.keys()) if (!expected.has(id)) problem(`writer ${id.slice(0, 8)} has slots in the view but no checkpoint`)
   for await (const key of view.values.keys()) {

@@ -10,6 +10,7 @@ import { decodeNode, innerBatchNode, treeLevels, treeSizeEstimate, wellFormed } 
 import { clearPayload, isNoReadKey } from './crypt.js'
 import { MEMBERSHIP_RANGE, decodeEntry } from './entry.js'
 import { buf } from './keys.js'
+import { historyCleared } from './errors.js'
 import type { MembershipRecord } from './membership.js'
 
 /** A bee key whose latest entry changed, with that entry (value null: the key has none now). */
@@ -26,6 +27,8 @@ const SCAN_READS = 64
 const DIFF_PAUSE = 256
 /** How long a read that may fetch from peers waits for one block. */
 export const FETCH_TIMEOUT = 15_000
+/** How long a read of history compaction cleared here waits for a peer that kept it. */
+export const HISTORY_TIMEOUT = 5_000
 
 
 /** The index of the first element of an ascending list that is greater than `x` (the length if none is). */
@@ -408,22 +411,56 @@ export class WriterLog {
     return read
   }
 
-  /** The first index below `end` whose entry is stamped at or after `since` (stamps grow along a log). */
+  /**
+   * The first index below `end` whose entry is stamped at or after `since` (stamps grow along a
+   * log). Below `clearedTo` the search needs blocks compaction cleared: it reads them from a peer
+   * that kept them (`history`), and fails with MESHBEE_HISTORY_CLEARED if none has.
+   */
   async firstSince (since: Stamp, end: number): Promise<number> {
-    let lo = 1
-    let hi = end
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1
+    const at = async (i: number): Promise<Stamp | null> => {
       // (Hyperbee's getBySeq ignores per-call options: read the block itself, with a time limit)
-      const block = await this.core.get(mid, { timeout: FETCH_TIMEOUT }).catch(() => null)
-      let st: Stamp | null = null
+      const block = i < this.clearedTo ? await this.history(i) : await this.core.get(i, { timeout: FETCH_TIMEOUT }).catch(() => null)
       try {
         const value = block === null ? null : decodeNode(block).value
-        if (value !== null) st = decodeEntry(value).stamp
-      } catch {}
-      if (st !== null && compareStamps(st, since) >= 0) hi = mid
-      else lo = mid + 1
+        return value === null ? null : decodeEntry(value).stamp
+      } catch {
+        return null
+      }
     }
-    return lo
+    const search = async (lo: number, hi: number): Promise<number> => {
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        const st = await at(mid)
+        if (st !== null && compareStamps(st, since) >= 0) hi = mid
+        else lo = mid + 1
+      }
+      return lo
+    }
+    const floor = Math.min(end, Math.max(1, this.clearedTo))
+    const found = await search(floor, end)
+    // the answer lies below the cleared range's end only if the block before it is new enough too
+    if (found > floor || floor <= 1) return found
+    return await search(1, floor)
+  }
+
+  /**
+   * A block below `clearedTo`: held (compaction kept it) or fetched from a peer that kept it,
+   * within HISTORY_TIMEOUT. Throws MESHBEE_HISTORY_CLEARED when no peer has it.
+   */
+  async history (i: number): Promise<Uint8Array> {
+    const held = await this.core.get(i, { wait: false }).catch(() => null)
+    if (held !== null) return held
+    const peers = (this.core as unknown as { peers?: unknown[] }).peers ?? []
+    const got = peers.length === 0 ? null : await this.core.get(i, { timeout: HISTORY_TIMEOUT }).catch(() => null)
+    if (got === null) throw historyCleared(this.id, i, this.clearedTo)
+    return got
+  }
+
+  /**
+   * Before a read of the tree at length `len`: throws MESHBEE_HISTORY_CLEARED if compaction
+   * cleared that tree here and no peer serves its root (its other nodes are fetched as read).
+   */
+  async needTree (len: number): Promise<void> {
+    if (len > 1 && len < this.clearedTo) await this.history(len - 1)
   }
 }

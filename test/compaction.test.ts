@@ -1,0 +1,333 @@
+/**
+ * Compaction (lib/stability.ts, lib/compaction.ts): stable tombstones leave the view, log blocks
+ * below the stable horizon leave the disk, and nothing any peer reads changes.
+ */
+import { expect } from 'chai'
+import c from 'compact-encoding'
+import { rm } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { MeshDB } from '../index.js'
+import type { MeshDBOptions } from '../index.js'
+import { cleanup, connect, createPeers, dump, meshSync, rejects, sameDump, tempDir, until } from './helpers/peers.js'
+
+type DB = MeshDB<string, any>
+
+const OPTS: MeshDBOptions<any, any> = { valueEncoding: 'json', cutsEvery: 0 }
+
+/**
+ * Rows the view keeps for keys that read as absent: their slots records, their part rows (a part
+ * key is uint len ‖ user key ‖ kind ‖ name), and the tombstones held.
+ */
+async function deadRows (db: DB): Promise<{ slots: number, parts: number, graves: number }> {
+  const view = db.engine.view
+  await view.settle()
+  let slots = 0
+  for await (const [k] of view.slots.iterator()) if (view.getRow(k) === undefined) slots++
+  let parts = 0
+  for await (const [part] of view.parts.iterator()) {
+    const state = { start: 0, end: part.byteLength, buffer: part }
+    const len = c.uint.decode(state)
+    if (view.getRow(part.subarray(state.start, state.start + len)) === undefined) parts++
+  }
+  let graves = 0
+  for await (const _ of view.graves.iterator()) graves++ // eslint-disable-line @typescript-eslint/no-unused-vars
+  return { slots, parts, graves }
+}
+
+/** One round of churn by writer `i`: overwrites, deletes, document fields set and deleted, set members added and removed. */
+async function churn (db: DB, i: number, round: number, keys = 30): Promise<void> {
+  const ops: Array<{ type: 'put', key: string, value: unknown } | { type: 'del', key: string }> = []
+  for (let k = 0; k < keys; k++) {
+    const key = `k${(k * 7 + round * 3 + i) % keys}`
+    if ((k + round + i) % 4 === 0) ops.push({ type: 'del', key })
+    else ops.push({ type: 'put', key, value: { round, i, k } })
+  }
+  await db.batch(ops)
+  await db.patch(`doc${round % 3}`, { [`f${i}`]: round, [`g${(round + i) % 3}`]: undefined, h: `${i}-${round}` })
+  if ((round + i) % 3 === 0) await db.del(`doc${(round + 1) % 3}`)
+  await db.sadd(`set${round % 2}`, `m${(round + i) % 5}`)
+  await db.srem(`set${round % 2}`, `m${(round + i + 2) % 5}`)
+  if (round % 4 === i) await db.del(`set${(round + 1) % 2}`)
+}
+
+async function all<T> (it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = []
+  for await (const x of it) out.push(x)
+  return out
+}
+
+/**
+ * Links every pair of `peers` until each has folded every writer's own log (the writers among
+ * them) to its length, then cuts the links: a peer that is no member (an archive) takes part.
+ */
+async function syncAll (peers: DB[], writers: DB[], timeout = 20_000): Promise<void> {
+  const cuts: Array<() => void> = []
+  for (let i = 0; i < peers.length; i++) for (let j = i + 1; j < peers.length; j++) cuts.push(connect(peers[i], peers[j]))
+  try {
+    await until(peers, async () => {
+      for (const p of peers) await p.update()
+      return peers.every((p) => writers.every((q) => {
+        const w = p.writers().find((x) => x.key.equals(q.writerKey))
+        const own = q.writers().find((x) => x.local)?.length ?? 0
+        return w !== undefined && w.length === own && w.folded === own
+      }))
+    }, () => JSON.stringify(peers.map((p) => p.writers().map((w) => [w.key.toString('hex').slice(0, 6), w.length, w.folded]))), timeout)
+  } finally {
+    for (const cut of cuts) cut()
+  }
+}
+
+async function compactAll (peers: DB[]): Promise<Array<Awaited<ReturnType<DB['compact']>>>> {
+  const out = []
+  for (const p of peers) out.push(await p.compact())
+  return out
+}
+
+async function sameEverywhere (peers: DB[]): Promise<void> {
+  const first = await dump(peers[0])
+  for (const p of peers.slice(1)) {
+    expect(p.hash().equals(peers[0].hash()), 'hash').to.equal(true)
+    expect(sameDump(await dump(p), first), 'dump').to.equal(true)
+  }
+}
+
+/** Every database a test opens, closed after it. */
+const opened: DB[] = []
+
+function track<T extends DB | DB[]> (x: T): T {
+  opened.push(...(Array.isArray(x) ? x : [x]))
+  return x
+}
+
+describe('compaction', function () {
+  this.timeout(120_000)
+  afterEach(async () => { await cleanup(...opened.splice(0)) })
+
+  it('three writers churn keys, documents and sets: compacted peers read what an uncompacted one reads, and go on agreeing', async () => {
+    const peers = track(await createPeers(3, () => OPTS) as DB[])
+    const archive = track(new MeshDB<string, any>(await tempDir('archive'), { ...OPTS, key: peers[0].key, history: 'full' }))
+    await archive.open()
+    const all = [...peers, archive]
+    const sync = async (): Promise<void> => { await syncAll(all, peers) }
+    for (let round = 0; round < 8; round++) {
+      for (let i = 0; i < 3; i++) await churn(peers[i], i, round)
+      await sync()
+    }
+    const before = archive.hash()
+    // two rounds: each writer records, then every peer holds every record
+    await compactAll(all)
+    await sync()
+    const reports = await compactAll(all)
+    await sync()
+    await sameEverywhere(all)
+    expect(archive.hash().equals(before)).to.equal(true)
+    for (const r of reports.slice(0, 3)) expect(r.blocksCleared, 'blocks cleared on a member').to.be.above(0)
+    expect(reports[3].blocksCleared, 'history full clears nothing').to.equal(0)
+    for (const p of all) expect(p.stats().tombstonesCollected, 'tombstones collected').to.be.above(0)
+    for (const p of all) expect(p.stats().tombstones).to.equal(0)
+    for (const p of all) expect(await deadRows(p)).to.deep.equal({ slots: 0, parts: 0, graves: 0 })
+
+    // writes after compaction, to collected keys among others, merge the same on every peer
+    for (let round = 8; round < 12; round++) {
+      for (let i = 0; i < 3; i++) await churn(peers[i], i, round)
+      await sync()
+      await sameEverywhere(all)
+    }
+    await compactAll(all)
+    await sync()
+    await sameEverywhere(all)
+
+    // a compacted peer restarts, writes on, and agrees
+    await peers[0].close()
+    const again = track(new MeshDB<string, any>(dirname(peers[0].engine.view.location), OPTS))
+    await again.open()
+    peers[0] = again
+    await churn(again, 0, 12)
+    await syncAll([again, peers[1], peers[2], archive], [again, peers[1], peers[2]])
+    await sameEverywhere([again, peers[1], peers[2], archive])
+    const v = await again.verify()
+    expect(v.problems).to.deep.equal([])
+    expect(v.ok).to.equal(true)
+  })
+
+  it('a fresh peer converges from compacted peers alone', async () => {
+    const peers = track(await createPeers(3, () => OPTS) as DB[])
+    for (let round = 0; round < 6; round++) for (let i = 0; i < 3; i++) await churn(peers[i], i, round, 60)
+    await meshSync(peers)
+    await compactAll(peers)
+    await meshSync(peers)
+    const reports = await compactAll(peers)
+    for (const r of reports) expect(r.blocksCleared).to.be.above(0)
+    const fresh = track(new MeshDB<string, any>(await tempDir('fresh'), { ...OPTS, key: peers[0].key }))
+    await fresh.open()
+    const links = peers.map((p) => connect(p, fresh))
+    try {
+      await until([fresh], async () => fresh.hash().equals(peers[0].hash()), () => JSON.stringify(fresh.writers()))
+    } finally {
+      for (const cut of links) cut()
+    }
+    await sameEverywhere([...peers, fresh])
+  })
+
+  it('10,000 keys put and deleted by three writers leave no view rows once every member has recorded', async () => {
+    const peers = track(await createPeers(3, () => OPTS) as DB[])
+    for (let i = 0; i < 3; i++) {
+      const keys = Array.from({ length: 3334 }, (_, k) => `w${i}-${String(k).padStart(5, '0')}`).slice(0, i === 2 ? 3332 : 3334)
+      for (let s = 0; s < keys.length; s += 1000) await peers[i].batch(keys.slice(s, s + 1000).map((key) => ({ type: 'put' as const, key, value: key })))
+      for (let s = 0; s < keys.length; s += 1000) await peers[i].batch(keys.slice(s, s + 1000).map((key) => ({ type: 'del' as const, key })))
+    }
+    // (20,000 blocks a peer to download and fold)
+    await syncAll(peers, peers, 90_000)
+    for (const p of peers) expect(p.stats().tombstones).to.equal(10_000)
+    await compactAll(peers) // each records; no peer holds the others' records yet
+    for (const p of peers) expect(p.stats().tombstones, 'not before every member recorded').to.equal(10_000)
+    // a fold that brings the last record collects them
+    await syncAll(peers, peers)
+    await compactAll(peers)
+    for (const p of peers) {
+      expect(p.stats().tombstones).to.equal(0)
+      expect(p.stats().tombstonesCollected).to.equal(10_000)
+      expect(await deadRows(p)).to.deep.equal({ slots: 0, parts: 0, graves: 0 })
+      expect(await p.keys().all()).to.deep.equal([])
+      expect((await p.verify()).ok).to.equal(true)
+    }
+  })
+
+  it('an offline member holds stability back; its late entry cannot resurrect a delete, kept or collected', async () => {
+    // c's clock runs ten minutes behind: its late write is stamped before the delete it never saw
+    const [a, b, c] = track(await createPeers(3, (i) => i === 2 ? { ...OPTS, wallClock: () => Date.now() - 600_000 } : OPTS) as DB[])
+    await a.put('k', 'first')
+    await a.put('other', 'x')
+    await meshSync([a, b, c])
+    await a.del('k')
+    await meshSync([a, b])
+    await compactAll([a, b])
+    await meshSync([a, b])
+    const held = await a.compact()
+    expect(held.tombstones).to.equal(1)
+    expect(held.heldBackBy).to.deep.equal([c.writerKey.toString('hex')])
+    // offline, c writes k: before the delete by its stamp
+    await c.put('k', 'late')
+    await meshSync([a, b, c])
+    for (const p of [a, b, c]) expect(await p.get('k')).to.equal(undefined)
+
+    // c is removed before it records: it stops counting, the delete is collected, and what c
+    // writes past its cut never counts
+    await a.removeWriter(c.writerKey)
+    await c.put('k', 'later')
+    await meshSync([a, b, c])
+    await compactAll([a, b])
+    await meshSync([a, b, c])
+    const after = await compactAll([a, b])
+    for (const r of after) expect(r.tombstones).to.equal(0)
+    for (const p of [a, b]) expect(p.stats().tombstonesCollected).to.be.at.least(1)
+    for (const p of [a, b, c]) expect(await p.get('k')).to.equal(undefined)
+    await sameEverywhere([a, b, c])
+  })
+
+  it('a member back from offline records, and only then is a delete it missed collected', async () => {
+    const [a, b, c] = track(await createPeers(3, () => OPTS) as DB[])
+    await a.put('k', 1)
+    await meshSync([a, b, c])
+    await a.del('k')
+    await meshSync([a, b])
+    await compactAll([a, b])
+    await meshSync([a, b])
+    expect((await a.compact()).tombstones).to.equal(1)
+    await meshSync([a, b, c])
+    await c.compact() // c folded the delete and records it
+    await meshSync([a, b, c])
+    const r = await a.compact()
+    expect(r.tombstones).to.equal(0)
+    expect(r.heldBackBy).to.deep.equal([])
+    // c's next write to k is stamped after the delete it folded: it wins
+    await c.put('k', 2)
+    await meshSync([a, b, c])
+    for (const p of [a, b, c]) expect(await p.get('k')).to.equal(2)
+  })
+
+  it('diff and checkout of a cleared range fail with MESHBEE_HISTORY_CLEARED; a peer with full history serves them', async () => {
+    const dir = await tempDir('a')
+    const a = track(new MeshDB<string, any>(dir, OPTS))
+    await a.open()
+    for (let r = 0; r < 10; r++) await a.batch(Array.from({ length: 20 }, (_, i) => ({ type: 'put' as const, key: `k${i}`, value: r })))
+    const archive = track(new MeshDB<string, any>(await tempDir('archive'), { ...OPTS, key: a.key, history: 'full' }))
+    await archive.open()
+    await syncAll([a, archive], [a])
+    const wanted: unknown[] = []
+    for await (const ch of archive.diff(a.writerKey, { from: 21, to: 61 })) wanted.push(ch)
+    const old = await archive.checkout([[a.writerKey, 61]]).iterator().all()
+    const r = await a.compact()
+    expect(r.blocksCleared).to.be.above(100)
+
+    const diffErr = await rejects((async () => { for await (const _ of a.diff(a.writerKey, { from: 21, to: 61 })) {} })()) // eslint-disable-line no-empty
+    expect(diffErr.code).to.equal('MESHBEE_HISTORY_CLEARED')
+    // (abstract-level fails the open of the read-only checkout, with the cause)
+    const checkoutErr = await rejects(a.checkout([[a.writerKey, 61]]).open()) as Error & { cause?: { code?: string } }
+    expect(checkoutErr.cause?.code).to.equal('MESHBEE_HISTORY_CLEARED')
+    // the latest tree is kept: reads from it still work
+    const latest: unknown[] = []
+    for await (const ch of a.diff(a.writerKey, { from: 0 })) latest.push(ch)
+    expect(latest).to.have.length(20)
+
+    // with the archive online, the cleared history comes from it
+    const cut = connect(a, archive)
+    try {
+      const got: unknown[] = []
+      for await (const ch of a.diff(a.writerKey, { from: 21, to: 61 })) got.push(ch)
+      expect(got).to.deep.equal(wanted)
+      expect(await a.checkout([[a.writerKey, 61]]).iterator().all()).to.deep.equal(old)
+    } finally {
+      cut()
+    }
+  })
+
+  it('the change feed refuses a resume from before a collected deletion with MESHBEE_FEED_COMPACTED', async () => {
+    const a = track(new MeshDB<string, any>(await tempDir('a'), OPTS))
+    await a.open()
+    await a.put('x', 1)
+    await a.put('y', 1)
+    const seq = (await all(a.changes())).at(-1)?.seq ?? 0
+    await a.del('x')
+    await a.put('z', 1)
+    // before compaction the feed lists the deletion
+    expect((await all(a.changes({ since: seq }))).map((c) => [c.type, c.key])).to.deep.equal([['del', 'x'], ['put', 'z']])
+    const r = await a.compact()
+    expect(r.tombstonesCollected).to.equal(1)
+    const err = await rejects(all(a.changes({ since: seq })))
+    expect(err.code).to.equal('MESHBEE_FEED_COMPACTED')
+    expect((await all(a.changes())).map((c) => c.key)).to.deep.equal(['y', 'z'])
+  })
+
+  it('a lost view is rebuilt from compacted logs; options are checked', async () => {
+    const dir = await tempDir('a')
+    let a = track(new MeshDB<string, any>(dir, OPTS))
+    await a.open()
+    for (let r = 0; r < 5; r++) await a.batch(Array.from({ length: 30 }, (_, i) => ({ type: r === 4 && i % 2 === 0 ? 'del' as const : 'put' as const, key: `k${i}`, value: r })))
+    await a.patch('doc', { x: 1, y: 2 })
+    await a.patch('doc', { y: undefined })
+    await a.compact()
+    const hash = a.hash()
+    const rows = await dump(a)
+    await a.close()
+    await rm(join(dir, 'view'), { recursive: true, force: true })
+    a = track(new MeshDB<string, any>(dir, OPTS))
+    await a.open()
+    expect(a.hash().equals(hash)).to.equal(true)
+    expect(sameDump(await dump(a), rows)).to.equal(true)
+    await a.put('k1', 'after')
+    expect(await a.get('k1')).to.equal('after')
+    await a.close()
+
+    for (const bad of [{ history: 'some' }, { autoCompact: -1 }, { cutsEvery: 1.5 }]) {
+      expect(() => new MeshDB(dir, bad as never)).to.throw().with.property('code', 'MESHBEE_INVALID_ARGUMENT')
+    }
+    const b = track(new MeshDB<string, any>(dir, OPTS))
+    await b.open()
+    await rejects(b.compact({ onProgress: 5 as never })).then((e) => expect(e.code).to.equal('MESHBEE_INVALID_ARGUMENT'))
+    const phases = new Set<string>()
+    await b.compact({ onProgress: (p) => { phases.add(p.phase) } })
+    expect(phases.has('record')).to.equal(true)
+    await b.close()
+  })
+})

@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick | --medium | --full] [--only local,converge,catchup,scale,sync,parts,viewstore,load,views] [--rounds N]
+ * npm run bench [-- --quick | --medium | --full] [--only local,converge,catchup,scale,sync,parts,viewstore,load,views,private,compact] [--rounds N]
  *
  * Runs every workload for meshbee and for its anchors (raw Hyperbee, classic-level, autobase),
  * alternating systems within each round, each trial in its own child process (fresh heap, its own
@@ -28,6 +28,10 @@
  *             (about 3-5 minutes; 10,000 entries in --quick)
  *   private   encrypted against plain: awaited puts, 4 writers' offline convergence, and pairing by
  *             invite on a testnet (private.ts, a child process); opt-in: --only private
+ *   compact   3 writers × 1,000 keys × 100 overwrites, half the keys deleted: disk bytes of a
+ *             compacted peer beside a fresh database of the live keys, an uncompacted peer and
+ *             autobase; compact()'s time; puts and folds as shipped against `cutsEvery: 0`
+ *             (compact.ts, a child process; 10 overwrites in --quick); opt-in: --only compact
  */
 import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
@@ -48,9 +52,10 @@ const VIEWSTORE = path.join(HERE, 'viewstore.ts')
 const LOAD = path.join(HERE, 'load.ts')
 const VIEWS = path.join(HERE, 'views.ts')
 const PRIVATE = path.join(HERE, 'private.ts')
-const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts', 'viewstore', 'load', 'views', 'private'] as const
+const COMPACT = path.join(HERE, 'compact.ts')
+const WORKLOADS = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts', 'viewstore', 'load', 'views', 'private', 'compact'] as const
 type Workload = (typeof WORKLOADS)[number]
-/** What runs without --only: every workload but the view-store comparison and the load run. */
+/** What runs without --only: every workload but the view-store comparison, the load run, views, private and compact. */
 const DEFAULT: readonly Workload[] = ['local', 'converge', 'catchup', 'scale', 'sync', 'parts']
 
 interface Args { preset: Preset, only: Set<Workload>, rounds: number, argv: string[] }
@@ -70,7 +75,7 @@ function parseArgs (argv: string[]): Args {
       rounds = Number(argv[++i])
       if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds takes a whole number >= 1')
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('npm run bench [-- --quick | --medium | --full] [--only ' + WORKLOADS.join(',') + ' (default: all but viewstore, load and views)] [--rounds N (at most N rounds of each workload)]\n')
+      process.stdout.write('npm run bench [-- --quick | --medium | --full] [--only ' + WORKLOADS.join(',') + ' (default: all but viewstore, load, views, private and compact)] [--rounds N (at most N rounds of each workload)]\n')
       process.exit(0)
     } else throw new Error(`unknown argument ${a}`)
   }
@@ -226,7 +231,7 @@ async function main (): Promise<void> {
     noTTYOutput: true,
     notTTYSchedule: 10_000
   }, cliProgress.Presets.shades_classic)
-  bar.start(specs.length + (args.only.has('sync') ? 1 : 0) + (args.only.has('viewstore') ? 1 : 0) + (args.only.has('load') ? 1 : 0) + (args.only.has('views') ? 1 : 0) + (args.only.has('private') ? 1 : 0), 0, { trial: 'starting' })
+  bar.start(specs.length + (args.only.has('sync') ? 1 : 0) + (args.only.has('viewstore') ? 1 : 0) + (args.only.has('load') ? 1 : 0) + (args.only.has('views') ? 1 : 0) + (args.only.has('private') ? 1 : 0) + (args.only.has('compact') ? 1 : 0), 0, { trial: 'starting' })
 
   const trials: Trial[] = []
   const scaleDirs = new Map<number, { dir: string, key: string }>()
@@ -265,6 +270,9 @@ async function main (): Promise<void> {
   if (args.only.has('views')) bar.increment()
   const privateDbs = args.only.has('private') ? await runScript(PRIVATE, args.preset === 'quick' ? '300' : null, bar, Math.max(p.trialTimeoutMs, 1_200_000)) : null
   if (args.only.has('private')) bar.increment()
+  // autobase's share alone takes minutes at the issue's size; the whole script well over half an hour
+  const compaction = args.only.has('compact') ? await runScript(COMPACT, args.preset === 'quick' ? '--quick' : null, bar, Math.max(p.trialTimeoutMs, 4 * 3_600_000)) : null
+  if (args.only.has('compact')) bar.increment()
   bar.stop()
 
   process.stdout.write(report({
@@ -282,6 +290,8 @@ async function main (): Promise<void> {
     versions: versions(),
     load: [...loads, os.loadavg()[0]]
   }) + '\n')
+  // compact.ts heads its own section; the report's measurements outside the default set are level 4
+  if (compaction !== null) process.stdout.write('\n' + compaction.replace(/^### /m, '#### ') + '\n')
 }
 
 main().catch((err: unknown) => {

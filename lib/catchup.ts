@@ -35,6 +35,8 @@ export interface CatchUpHost {
 export const INFLIGHT = [16, 512] as const
 /** Hyperbee's window, for a sparse fetch: its requests are few and latency-bound. */
 const SPARSE_INFLIGHT = [256, 512] as const
+/** How often a log being downloaded is checked for a stall on a block no connected peer holds (ms). */
+const STALL_CHECK = 1000
 
 /** Sets how many block requests a core keeps in flight per peer (Hypercore scales it with the round-trip time). */
 export function setWindow (core: Hypercore, [min, max]: readonly [number, number]): void {
@@ -47,6 +49,14 @@ export class CatchUp {
   private download: { destroy: () => void } | null = null
   /** After a failed or skipped sparse fetch: no other until the contiguous length reaches this. */
   private noFetchUntil = 0
+  /**
+   * The download stopped at a block no connected peer holds (compaction cleared it everywhere it
+   * was, lib/compaction.ts): the next `maybeFetch` fetches sparsely whatever the gap, since the
+   * download will not bring it.
+   */
+  private stalled = false
+  private watchdog: NodeJS.Timeout | null = null
+  private lastContiguous = -1
 
   constructor (private readonly w: WriterLog, private readonly host: CatchUpHost) {}
 
@@ -65,6 +75,28 @@ export class CatchUp {
     if (this.w.local || this.w.core.writable || this.host.closing() || this.phase === 'downloading' || this.phase === 'fetching') return
     this.download = this.w.core.download({ start: 0, end: -1, linear: true }) as { destroy: () => void }
     this.phase = 'downloading'
+    if (this.watchdog === null) {
+      this.watchdog = setInterval(() => { this.checkStall() }, STALL_CHECK)
+      this.watchdog.unref()
+    }
+  }
+
+  /** The watchdog's tick: a download that has not moved since the last one, waiting on a block no peer holds, is stalled. */
+  private checkStall (): void {
+    if (this.host.closing()) {
+      if (this.watchdog !== null) clearInterval(this.watchdog)
+      this.watchdog = null
+      return
+    }
+    const w = this.w
+    const contiguous = w.contiguous
+    const still = contiguous === this.lastContiguous
+    this.lastContiguous = contiguous
+    if (!still || this.phase !== 'downloading' || contiguous >= w.core.length || this.stalled) return
+    const peers = (w.core as unknown as { peers?: Array<{ remoteBitfield?: { get: (i: number) => boolean } }> }).peers ?? []
+    if (peers.length === 0 || peers.some((p) => p.remoteBitfield?.get(contiguous) !== false)) return
+    this.stalled = true
+    this.host.schedule()
   }
 
   private pauseDownload (): void {
@@ -96,16 +128,18 @@ export class CatchUp {
     const from = checkpoint
     const to = w.core.length
     const contiguous = w.contiguous
+    const stalled = this.stalled
     // after a failure or a miss, wait for the whole-log download to pass that length
-    if (to <= w.fetchedEnd || contiguous < this.noFetchUntil) return
+    if (to <= w.fetchedEnd || (contiguous < this.noFetchUntil && !stalled)) return
     // A checkpoint past the contiguous length was reached sparsely: the fold cannot move on from
     // it until the download reaches it, so any later append is fetched the same way.
-    const threshold = from > contiguous ? 1 : this.host.sparseAfter
+    const threshold = from > contiguous || stalled ? 1 : this.host.sparseAfter
     if (to - Math.max(from, contiguous) < threshold) return
+    this.stalled = false
     this.phase = 'fetching'
     this.pauseDownload()
     setWindow(w.core, SPARSE_INFLIGHT)
-    this.fetchDiff(from, to, from > contiguous ? Infinity : to - contiguous).then((fetched) => {
+    this.fetchDiff(from, to, from > contiguous || stalled ? Infinity : to - contiguous).then((fetched) => {
       if (fetched === null) {
         // most of the gap is needed anyway: the whole-log download brings it faster (see fetchDiff)
         this.noFetchUntil = to

@@ -153,10 +153,10 @@ export interface CompactorHost {
   writable: () => boolean
   /** Appends the own stability record and folds it. */
   record: (vector: Array<[Buffer, number]>) => Promise<void>
-  /** Folds what is available now. */
-  fold: () => Promise<unknown>
-  wallClock: () => number
 }
+
+/** Elapsed time for the intervals (monotonic: not the HLC's wall clock, which an app may set). */
+const now = (): number => performance.now()
 
 /**
  * Compaction as a whole (`db.compact()`, and the automatic records and runs after folds): record,
@@ -173,7 +173,7 @@ export class Compactor {
    * @param autoEvery - ms between automatic compactions (0: none)
    */
   constructor (private readonly h: CompactorHost, private readonly cutsEvery: number, private readonly autoEvery: number) {
-    this.lastRecord = this.lastAuto = h.wallClock()
+    this.lastRecord = this.lastAuto = now()
   }
 
   get disk (): { logs: number | null, view: number } {
@@ -189,15 +189,15 @@ export class Compactor {
     const s = this.h.stability
     await s.refresh()
     if (this.cutsEvery > 0 && this.h.writable() && s.due()) {
-      const wait = this.lastRecord + this.cutsEvery - this.h.wallClock()
+      const wait = this.lastRecord + this.cutsEvery - now()
       if (wait <= 0) await this.record()
       else if (this.timer === null) {
         this.timer = setTimeout(() => { this.timer = null; schedule() }, wait)
         this.timer.unref()
       }
     }
-    if (this.autoEvery > 0 && this.h.wallClock() - this.lastAuto >= this.autoEvery) {
-      this.lastAuto = this.h.wallClock()
+    if (this.autoEvery > 0 && now() - this.lastAuto >= this.autoEvery) {
+      this.lastAuto = now()
       await this.run(false)
     } else {
       await s.collect()
@@ -208,7 +208,7 @@ export class Compactor {
   private async record (): Promise<void> {
     try {
       await this.h.record(this.h.stability.vector())
-      this.lastRecord = this.h.wallClock()
+      this.lastRecord = now()
     } catch (err) {
       const code = (err as { code?: string }).code
       if (code !== 'MESHBEE_CLOCK_AHEAD' && code !== 'MESHBEE_STORAGE' && code !== 'MESHBEE_NOT_WRITABLE') throw err
@@ -251,7 +251,10 @@ export class Compactor {
     if (this.h.history === 'live') {
       const frontier = s.frontier()
       const members = this.h.members()
-      const logs = [...this.h.writers.values()].filter((w) => members.has(w.id))
+      // An encrypted log's membership is read from all its clear blocks in order, by every peer
+      // (lib/privacy.ts): a peer that never held its cleared blocks could not read it, so an
+      // encrypted database's logs are never cleared; its tombstones still are.
+      const logs = [...this.h.writers.values()].filter((w) => members.has(w.id) && !w.encrypted)
       let n = 0
       for (const w of logs) {
         const horizon = Math.min(this.h.checkpoints.get(w.id) ?? 0, frontier.get(w.id) ?? 0)

@@ -243,9 +243,7 @@ export class Engine extends EventEmitter {
       record: async (vector) => {
         await this.writes.appendCuts(vector)
         await this.folder.run()
-      },
-      fold: async () => await this.folder.run(),
-      wallClock: this.wallClock
+      }
     }, opts.cutsEvery ?? CUTS_EVERY, auto)
     this.inspection = new Inspection({ writers: this.writers, checkpoints: this.checkpoints, view: this.view, members, key: () => this.key })
   }

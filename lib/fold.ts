@@ -52,10 +52,10 @@ export interface FoldHost {
   emit: (event: string, ...args: unknown[]) => void
   /**
    * Told, before a commit lands, of each log step it completes: the writer, the length read to,
-   * whether the step held data entries, and the writer's stability record there if the step
-   * changed it (lib/stability.ts).
+   * the length just past the step's last data entry (0: it held none), and the writer's
+   * stability record there if the step changed it (lib/stability.ts).
    */
-  stepped?: (w: WriterLog, to: number, data: boolean, cuts: CutsRecord | undefined) => void
+  stepped?: (w: WriterLog, to: number, dataEnd: number, cuts: CutsRecord | undefined) => void
 }
 
 /** A writer's stability record: where it lies in its log, and how far its writer had folded each log (by hex key). */
@@ -304,7 +304,7 @@ export class Fold {
     const changed = new Map<string, KeyChange>()
     let entries = 0
     /** The writers whose diffs are staged: the checkpoint each was read from, and its target. */
-    const done = new Map<string, { from: number, to: number, data: boolean, cuts: CutsRecord | undefined }>()
+    const done = new Map<string, { from: number, to: number, dataEnd: number, cuts: CutsRecord | undefined }>()
     let viewChanged = false
     /** Where the fold yields: only where a commit could be made (set once the steps are known). */
     let yieldTo: Pause | undefined
@@ -326,7 +326,7 @@ export class Fold {
         // own writes committed meanwhile (to other keys): their share of the digest is added
         if (commit.digest !== base) staged.digest = ((staged.digest + commit.digest - base) % DIGEST_MOD + DIGEST_MOD) % DIGEST_MOD
         for (const [id, { to }] of done) staged.ops.push(view.putCheckpoint(Buffer.from(id, 'hex'), to))
-        for (const [id, { to, data, cuts }] of done) this.h.stepped?.(this.h.writers.get(id) as WriterLog, to, data, cuts)
+        for (const [id, { to, dataEnd, cuts }] of done) this.h.stepped?.(this.h.writers.get(id) as WriterLog, to, dataEnd, cuts)
         await commit.commit(staged, this.h.hlc)
         for (const [id, { to }] of done) checkpoints.set(id, to)
         // each commit is announced as it lands: a long fold's first chunks are readable at once
@@ -390,7 +390,8 @@ export class Fold {
         entries++
         stats.diffEntries++
       }
-      done.set(w.id, { from, to, data: found.length > 0, cuts })
+      // (each changed key's entry is its last in the step: the step's last data entry is among them)
+      done.set(w.id, { from, to, dataEnd: found.reduce((n, f) => Math.max(n, f.seq + 1), 0), cuts })
       if (chunked && entries >= FOLD_CHUNK) await flush()
     }
     if (changed.size > 0 || done.size > 0) await flush()

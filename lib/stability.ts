@@ -47,9 +47,9 @@ export class Stability {
   /** Each writer's stability record at the checkpoint this peer folded its log to, by hex key. */
   readonly records = new Map<string, CutsRecord>()
   /**
-   * How far the view reads each log's data: the length its last fold step with data entries (or
-   * own write) read to, by hex key. Lengths past it hold only bookkeeping (records, grants), so
-   * a record need not cover them for a tombstone to be stable, and records do not answer records.
+   * How far the view reads each log's data: the length just past the last data entry it folded
+   * (or wrote), by hex key. Lengths past it hold only bookkeeping (records, grants), so a record
+   * need not cover them for a tombstone to be stable, and records do not answer records.
    */
   readonly dataEnd = new Map<string, number>()
   /** `dataEnd` when this peer's last record was appended (null: none since open). */
@@ -98,10 +98,12 @@ export class Stability {
     return this.h.commit.graves
   }
 
-  /** A fold step of `w` to `to` is being committed (see FoldHost.stepped). */
-  stepped (w: WriterLog, to: number, data: boolean, cuts: CutsRecord | undefined): void {
+  /** A fold step of `w` to `to`, its data ending at `dataEnd` (0: none), is being committed (see FoldHost.stepped). */
+  stepped (w: WriterLog, to: number, dataEnd: number, cuts: CutsRecord | undefined): void {
     const end = this.dataEnd.get(w.id) ?? 0
-    if (data || to < end) this.dataEnd.set(w.id, to)
+    // a cut moved back: nothing past it counts any more
+    if (to < end) this.dataEnd.set(w.id, to)
+    else if (dataEnd > end) this.dataEnd.set(w.id, dataEnd)
     if (cuts !== undefined) {
       this.records.set(w.id, cuts)
       this.tried.add(w.id)

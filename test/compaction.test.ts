@@ -169,6 +169,26 @@ describe('compaction', function () {
     await sameEverywhere([...peers, fresh])
   })
 
+  it('a fresh peer reads a short compacted log whose cleared blocks no peer holds', async () => {
+    // a log shorter than a sparse catch-up's threshold downloads whole: that download stalls at
+    // the first cleared block, and the peer then fetches what the latest tree needs
+    const a = track(new MeshDB<string, any>(await tempDir('a'), OPTS))
+    await a.open()
+    for (let r = 0; r < 6; r++) await a.batch(Array.from({ length: 20 }, (_, i) => ({ type: 'put' as const, key: `k${i}`, value: r })))
+    await a.del('k3')
+    expect((await a.compact()).blocksCleared).to.be.above(90)
+    const fresh = track(new MeshDB<string, any>(await tempDir('fresh'), { ...OPTS, key: a.key }))
+    await fresh.open()
+    const cut = connect(a, fresh)
+    try {
+      await until([fresh], async () => fresh.hash().equals(a.hash()), () => JSON.stringify(fresh.writers()))
+    } finally {
+      cut()
+    }
+    expect(await fresh.get('k5')).to.equal(5)
+    expect(await fresh.get('k3')).to.equal(undefined)
+  })
+
   it('10,000 keys put and deleted by three writers leave no view rows once every member has recorded', async () => {
     const peers = track(await createPeers(3, () => OPTS) as DB[])
     for (let i = 0; i < 3; i++) {
@@ -244,6 +264,80 @@ describe('compaction', function () {
     await c.put('k', 2)
     await meshSync([a, b, c])
     for (const p of [a, b, c]) expect(await p.get('k')).to.equal(2)
+  })
+
+  it('a member that stayed away catches up from compacted peers alone: the horizon waited for its record', async () => {
+    const peers = track(await createPeers(3, () => OPTS) as DB[])
+    const [a, b, c] = peers
+    for (let round = 0; round < 3; round++) for (let i = 0; i < 3; i++) await churn(peers[i], i, round)
+    await meshSync(peers)
+    await compactAll(peers)
+    await meshSync(peers)
+    // c goes away; a and b write on and compact as often as they like
+    for (let round = 3; round < 9; round++) {
+      for (let i = 0; i < 2; i++) await churn(peers[i], i, round)
+      await meshSync([a, b])
+      const [ra] = await compactAll([a, b])
+      expect(ra.heldBackBy).to.include(c.writerKey.toString('hex'))
+    }
+    const cleared = a.stats().blocksCleared + b.stats().blocksCleared
+    expect(cleared, 'blocks below the horizon c had recorded').to.be.above(0)
+    // c folds on from its checkpoints: every block it reads was kept
+    await meshSync(peers)
+    await sameEverywhere(peers)
+    await compactAll(peers)
+    await meshSync(peers)
+    const after = await compactAll(peers)
+    expect(after.map((r) => r.heldBackBy)).to.deep.equal([[], [], []])
+    expect(a.stats().blocksCleared).to.be.above(cleared / 2)
+    await sameEverywhere(peers)
+  })
+
+  it('automatic records and compaction: tombstones and blocks go without a compact() call', async () => {
+    const peers = track(await createPeers(2, () => ({ ...OPTS, cutsEvery: 1, autoCompact: 1 })) as DB[])
+    for (let round = 0; round < 4; round++) for (let i = 0; i < 2; i++) await churn(peers[i], i, round)
+    const links = [connect(peers[0], peers[1])]
+    try {
+      await until(peers, async () => {
+        for (const p of peers) await p.update()
+        return peers.every((p) => p.stats().blocksCleared > 0 && p.stats().tombstones === 0 && p.stats().tombstonesCollected > 0)
+      }, () => JSON.stringify(peers.map((p) => p.stats())))
+    } finally {
+      for (const cut of links) cut()
+    }
+    await sameEverywhere(peers)
+  })
+
+  it('an encrypted database collects its tombstones and keeps its log blocks: a restarted member and a new one read on', async () => {
+    const a = track(new MeshDB<string, any>(await tempDir('a'), { ...OPTS, encrypted: true }))
+    await a.open()
+    const b = track(new MeshDB<string, any>(await tempDir('b'), { ...OPTS, key: a.key, encryptionKey: a.encryptionKey as Buffer }))
+    await b.open()
+    await a.addWriter(b.writerKey)
+    const peers = [a, b]
+    await meshSync(peers)
+    for (let round = 0; round < 5; round++) for (let i = 0; i < 2; i++) await churn(peers[i], i, round)
+    await meshSync(peers)
+    await compactAll(peers)
+    await meshSync(peers)
+    const reports = await compactAll(peers)
+    for (const r of reports) expect([r.blocksCleared, r.tombstones]).to.deep.equal([0, 0])
+    for (const p of peers) expect(p.stats().tombstonesCollected).to.be.above(0)
+    await sameEverywhere(peers)
+    const dir = dirname(b.engine.view.location)
+    await b.close()
+    const b2 = track(new MeshDB<string, any>(dir, OPTS))
+    await b2.open()
+    expect(b2.writable).to.equal(true)
+    await churn(b2, 1, 5)
+    const c = track(new MeshDB<string, any>(await tempDir('c'), { ...OPTS, key: a.key, encryptionKey: a.encryptionKey as Buffer }))
+    await c.open()
+    await a.addWriter(c.writerKey)
+    await meshSync([a, b2, c])
+    await sameEverywhere([a, b2, c])
+    await c.put('from-c', 1)
+    await meshSync([a, b2, c])
+    expect(await b2.get('from-c')).to.equal(1)
   })
 
   it('diff and checkout of a cleared range fail with MESHBEE_HISTORY_CLEARED; a peer with full history serves them', async () => {

@@ -4,7 +4,8 @@
  */
 import { CommanderError, InvalidArgumentError } from 'commander'
 import { once } from 'node:events'
-import { resolve } from 'node:path'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { pino, type Logger } from 'pino'
 import type { MeshDB } from '../lib/meshdb.js'
 import { stampToString, type Stamp } from '../crdt/hlc.js'
@@ -181,6 +182,49 @@ export interface OpenOptions {
   encrypted?: boolean
   /** A key of an encrypted database, handed over by hand (64 hex characters). */
   encryptionKey?: string
+  /**
+   * What this peer keeps of the logs: every block (`full`), or what the view still needs (`live`,
+   * the library's default). Given, it is remembered for the directory; not given, the remembered one.
+   */
+  history?: History
+  /** Compact on its own as the logs become stable (`join --auto-compact`): true, or at most every this many ms. */
+  autoCompact?: boolean | number
+}
+
+/** `full`: keep every block of every log (an archive); `live`: clear the blocks every member has folded. */
+export type History = 'full' | 'live'
+
+/**
+ * The CLI's own settings of a database directory, beside the database: the history it keeps
+ * (`init`/`join --history`, `seed`), so that every later command opens it the same way (the
+ * library takes it as an option of each open and keeps nothing of it).
+ */
+const SETTINGS = 'meshbee-cli.json'
+
+interface Settings { history?: History }
+
+function readSettings (location: string): Settings {
+  let text: string
+  try {
+    text = readFileSync(join(location, SETTINGS), 'utf8')
+  } catch {
+    return {}
+  }
+  const s = decodeStored(text)
+  const history = s !== null && typeof s === 'object' && !Array.isArray(s) ? s.history : undefined
+  return history === 'full' || history === 'live' ? { history } : {}
+}
+
+function writeSettings (location: string, settings: Settings): void {
+  writeFileSync(join(location, SETTINGS), JSON.stringify(settings) + '\n')
+}
+
+/** The history each database this process opened keeps. */
+const histories = new WeakMap<DB, History>()
+
+/** What `db` keeps of the logs (as the CLI opened it). */
+export function historyOf (db: DB): History {
+  return histories.get(db) ?? 'live'
 }
 
 /**
@@ -190,6 +234,7 @@ export interface OpenOptions {
  */
 export async function openDb (dir: string, logger: Logger, opts: OpenOptions = {}, cwd = process.cwd()): Promise<DB> {
   const location = resolve(cwd, dir)
+  const history = opts.history ?? readSettings(location).history
   const { MeshDB } = await import('../lib/meshdb.js')
   const db = new MeshDB<string, Json>(location, {
     valueEncoding: 'json',
@@ -198,7 +243,9 @@ export async function openDb (dir: string, logger: Logger, opts: OpenOptions = {
     createIfMissing: opts.create === true,
     errorIfExists: opts.exclusive === true,
     ...(opts.encrypted === true ? { encrypted: true } : {}),
-    ...(opts.encryptionKey === undefined ? {} : { encryptionKey: opts.encryptionKey })
+    ...(opts.encryptionKey === undefined ? {} : { encryptionKey: opts.encryptionKey }),
+    ...(history === undefined ? {} : { history }),
+    ...(opts.autoCompact === undefined || opts.autoCompact === false ? {} : { autoCompact: opts.autoCompact })
   } as ConstructorParameters<typeof MeshDB<string, Json>>[1])
   try {
     await db.open()
@@ -211,7 +258,16 @@ export async function openDb (dir: string, logger: Logger, opts: OpenOptions = {
     }
     throw err
   }
-  logger.debug({ dir: location, key: db.key.toString('hex'), writable: db.writable }, 'opened')
+  if (opts.history !== undefined && readSettings(location).history !== opts.history) {
+    try {
+      writeSettings(location, { ...readSettings(location), history: opts.history })
+    } catch (err) {
+      await db.close()
+      throw fileError(err, join(location, SETTINGS))
+    }
+  }
+  histories.set(db, history ?? 'live')
+  logger.debug({ dir: location, key: db.key.toString('hex'), writable: db.writable, history: history ?? 'live' }, 'opened')
   return db
 }
 
@@ -327,6 +383,24 @@ export function stampJson (s: Stamp | null): { wall: number, counter: number, ti
 
 export function stampText (s: Stamp | null): string {
   return s === null ? '-' : `${new Date(s.wall).toISOString()}#${s.counter} (${stampToString(s)})`
+}
+
+/** A byte count for people: 512 B, 1.5 KiB, 12.0 MiB; `unknown` for null (a size the storage does not tell). */
+export function bytes (n: number | null): string {
+  if (n === null) return 'unknown'
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let v = n
+  let u = 0
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024
+    u++
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`
+}
+
+/** `n` and a noun, plural unless 1: "1 block", "3 blocks". */
+export function count (n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`
 }
 
 /** A value for text output: JSON, or `(deleted)` when absent. */

@@ -8,7 +8,8 @@ import { SingleBar, Presets } from 'cli-progress'
 import HyperDHT from 'hyperdht'
 import type { Logger } from 'pino'
 import type { JoinRequest } from '../sync/swarm.js'
-import { decodeStored, hex, show, type DB, type Json, type Output } from './context.js'
+import { AUTO_COMPACT_EVERY } from '../lib/compaction.js'
+import { bytes, count, decodeStored, hex, historyOf, show, type DB, type Json, type Output } from './context.js'
 
 export interface OnlineOptions {
   bootstrap?: Array<{ host: string, port: number }>
@@ -22,6 +23,8 @@ export interface OnlineOptions {
   socket?: string
   /** Whether stderr is a terminal (the progress bar). */
   tty?: boolean
+  /** The database compacts on its own (join --auto-compact): true (the library's interval), or at most every this many ms. */
+  autoCompact?: true | number
 }
 
 /** Changes of one fold listed one per line on a terminal; more are counted. */
@@ -30,6 +33,8 @@ const MAX_LISTED = 100
 const LARGE_BACKLOG = 500
 /** How often the catch-up state is looked at besides on folds (a log can grow without a change to the view). */
 const TICK_MS = 250
+/** Ticks between looks at what compaction reclaimed (db.stats() measures the disk). */
+const RECLAIM_TICKS = 4
 
 /**
  * Blocks of members' logs known here (the signed lengths heard of, up to each member's cut) and
@@ -192,10 +197,30 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
     event('blind', { key: hex(db.key) }, 'seeding blind: the database is encrypted; this peer downloads and serves its logs and reads nothing')
   }
 
+  // Space reclaimed, said when the counters move: automatic compaction, tombstones collected as
+  // members record how far they folded, a "meshbee compact" run through the control socket.
+  const counted = (): { blocks: number, tombstones: number } => {
+    const s = db.stats()
+    return { blocks: s.blocksCleared, tombstones: s.tombstonesCollected }
+  }
+  let reclaimed = counted()
+  let ticks = 0
+  const checkReclaimed = (): void => {
+    if (db.status !== 'open') return
+    const s = db.stats()
+    const blocks = s.blocksCleared - reclaimed.blocks
+    const tombstones = s.tombstonesCollected - reclaimed.tombstones
+    if (blocks === 0 && tombstones === 0) return
+    reclaimed = { blocks: s.blocksCleared, tombstones: s.tombstonesCollected }
+    event('compacted', { blocksCleared: blocks, tombstonesCollected: tombstones, tombstones: s.tombstones, disk: s.disk },
+      `compacted: ${count(blocks, 'block')} cleared, ${count(tombstones, 'tombstone')} collected (${s.tombstones} held); on disk logs ${bytes(s.disk.logs)}, view ${bytes(s.disk.view)}`)
+  }
+
   // after the changes already being reported, so that "caught up" follows them
   const ticker = setInterval(() => {
     checkBlind()
     tick()
+    if (++ticks % RECLAIM_TICKS === 0) checkReclaimed()
     reporting = reporting.then(checkCaughtUp).catch((err) => log.error({ err }, 'could not check the catch-up'))
   }, TICK_MS)
 
@@ -203,12 +228,16 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
     ['writer-add', onWriterAdd], ['writer-remove', onWriterRemove], ['join-request', onJoinRequest]]
   for (const [event, fn] of listeners) db.on(event, fn)
   try {
-    const info = { key: hex(db.key), discoveryKey: hex(db.discoveryKey), writerKey: hex(db.writerKey), writable: db.writable, privacy: db.privacy, mode: opts.mode, socket: opts.socket ?? null }
+    const history = historyOf(db)
+    const auto = opts.autoCompact === undefined ? null : opts.autoCompact === true ? AUTO_COMPACT_EVERY : opts.autoCompact
+    const info = { key: hex(db.key), discoveryKey: hex(db.discoveryKey), writerKey: hex(db.writerKey), writable: db.writable, privacy: db.privacy, mode: opts.mode, socket: opts.socket ?? null, history, autoCompact: auto }
     event('joining', info, [
       `${opts.mode === 'seed' ? 'seeding' : 'joining'} ${info.key}`,
       `  discovery key ${info.discoveryKey}`,
       `  writer key    ${info.writerKey}${db.writable ? ' (writable)' : ' (not a member)'}`,
       ...(info.privacy === 'encrypted' ? ['  encrypted: this peer answers its invites while it runs'] : []),
+      ...(history === 'full' ? ['  full history: every block of every log is kept'] : []),
+      ...(auto === null ? [] : [`  compacts on its own after folds, at most every ${auto / 1000} s`]),
       ...(opts.socket === undefined ? [] : [`  other meshbee commands on this directory run here (${opts.socket})`]),
       '  Ctrl-C to leave'
     ].join('\n'))
@@ -229,6 +258,7 @@ export async function online (db: DB, out: Output, log: Logger, opts: OnlineOpti
     failure = err
   } finally {
     clearInterval(ticker)
+    checkReclaimed()
     const b = bar as SingleBar | null
     b?.stop()
     for (const [event, fn] of listeners) db.off(event, fn)

@@ -7,9 +7,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { resolve } from 'node:path'
 import { pino, type Logger } from 'pino'
 import {
-  CliError, EXIT, Output, bootstrapNode, createLogger, dbExists, describeError, duration, hex, hexKey, nonNegativeInt, notFound, openDb,
+  CliError, EXIT, Output, bootstrapNode, bytes, count, createLogger, dbExists, describeError, duration, hex, hexKey, historyOf, nonNegativeInt, notFound, openDb,
   parseValue, processIo, readAll, show, sinceTime, stampJson, stampText, usage, decodeStored,
-  type DB, type GlobalOptions, type Io, type Json, type OpenOptions, type ValueMode
+  type DB, type GlobalOptions, type History, type Io, type Json, type OpenOptions, type ValueMode
 } from './context.js'
 import type { Range } from './transfer.js'
 import type { MembersRange } from '../lib/types.js'
@@ -42,6 +42,19 @@ Exit codes:
 
 Environment:
   MESHBEE_DIR  the database directory when --dir is not given (default ./.meshbee)`
+
+const HISTORY_HELP = `
+History (--history, remembered for the directory: later commands open it the same way):
+  live  keep what the view and catching-up peers still need (the default): "meshbee compact" (or
+        join --auto-compact) clears the log blocks every live member has recorded folding that
+        the current tree no longer references. A diff or checkout of a cleared range fails with
+        MESHBEE_HISTORY_CLEARED unless a connected peer kept it.
+  full  keep every block of every log (an archive: diff reaches back to the first entry);
+        compact still drops stable tombstones, and clears no block. "meshbee seed" keeps full
+        history always.`
+
+/** commander option: what this peer keeps of the logs. */
+const historyOption = (): Option => new Option('--history <mode>', 'what this peer keeps of the logs: live (what the view needs; the default) or full (every block); see "History" below').choices(['full', 'live'])
 
 /** Where a command runs: its io and, inside a running peer, that peer's open database. */
 export interface Session {
@@ -252,7 +265,9 @@ export function buildProgram (opts: {
     .addOption(new Option('--encrypted', 'create the database encrypted: only members and readers read it; a peer with the key alone seeds it blind').conflicts('key'))
     .option('--key <key>', 'open the database with this key instead (a reader until a member adds this peer; of an encrypted database, a blind seeder)')
     .option('--encryption-key <key>', 'with --key: the encryption key of an encrypted database, handed over by hand (64 hex characters; "meshbee pair" needs none)')
-    .action(async (dir: string | undefined, o: { key?: string, encrypted?: boolean, encryptionKey?: string }, cmd: Command) => {
+    .addOption(historyOption())
+    .addHelpText('after', HISTORY_HELP)
+    .action(async (dir: string | undefined, o: { key?: string, encrypted?: boolean, encryptionKey?: string, history?: History }, cmd: Command) => {
       const r = await context(cmd)
       if (dir !== undefined && r.session.db === undefined) r.dir = dir
       const key = o.key === undefined ? undefined : hexKey(o.key, 'database key')
@@ -267,7 +282,7 @@ export function buildProgram (opts: {
           `privacy     ${privacyText(info.privacy)}`,
           ...(key === undefined && info.privacy === 'encrypted' ? ['  add devices with "meshbee invite" (answered while "meshbee join" runs) and "meshbee pair <invite>" on the device'] : [])
         ].join('\n'))
-      }, { create: true, exclusive: true, key, encrypted: o.encrypted === true, encryptionKey, own: 'init' })
+      }, { create: true, exclusive: true, key, encrypted: o.encrypted === true, encryptionKey, history: o.history, own: 'init' })
     })
 
   program.command('verify')
@@ -297,8 +312,55 @@ export function buildProgram (opts: {
       })
     })
 
+  program.command('compact')
+    .description('reclaim disk: drop the tombstones of deletes and clear the log blocks (history live) that every member has recorded folding; ' +
+      'prints what it reclaimed, the bytes on disk before and after, and which members hold the rest back')
+    .addHelpText('after', `
+Compact first records how far this peer has folded every log. Only what every live member has
+recorded folding is stable: a member that has been offline since holds the rest back (listed as
+"held back by"). It must come online and catch up (a running "meshbee join" records how far it has
+folded), or be removed ("meshbee remove-writer <key>"), before a later compact reclaims more. A
+database kept with --history full (and a seeder's) clears no block; its tombstones still go.
+Inside a running join, the join prints what was reclaimed.`)
+    .action(async (_o: unknown, cmd: Command) => {
+      const r = await context(cmd)
+      await withDb(r, async (db) => {
+        const bar = !r.json && r.io.tty
+          ? new SingleBar({ format: 'compacting [{bar}] {value}/{total} {phase}', hideCursor: true, stream: r.io.stderr as NodeJS.WritableStream & NodeJS.WriteStream }, Presets.shades_classic)
+          : null
+        let phase: string | null = null
+        const result = await db.compact({
+          onProgress: (p) => {
+            if (bar === null) return
+            if (phase === null) bar.start(p.total, p.done, { phase: p.phase })
+            else if (p.phase !== phase) bar.setTotal(p.total)
+            phase = p.phase
+            bar.update(p.done, { phase: p.phase })
+          }
+        })
+        if (phase !== null) bar?.stop()
+        const held = result.heldBackBy
+        r.out.result(result, () => [
+          table([
+            ['blocks cleared', String(result.blocksCleared)],
+            ['tombstones collected', String(result.tombstonesCollected)],
+            ['tombstones held', String(result.tombstones)],
+            ['logs on disk', `${bytes(result.bytesBefore.logs)} -> ${bytes(result.bytesAfter.logs)}`],
+            ['view on disk', `${bytes(result.bytesBefore.view)} -> ${bytes(result.bytesAfter.view)}`],
+            ['time', `${result.ms} ms`],
+            ['held back by', held.length === 0 ? 'nobody (everything stable is reclaimed)' : held[0]],
+            ...held.slice(1).map((k) => ['', k])
+          ]),
+          ...(held.length === 0
+            ? []
+            : ['  each member held back by must come online and catch up (a running "meshbee join" records how far it has folded), ' +
+                'or be removed ("meshbee remove-writer <key>"), before compact reclaims more'])
+        ].join('\n'))
+      })
+    })
+
   program.command('info')
-    .description('database key, discovery key, writer key, writability, privacy, writers and readers, view hash, fold stats')
+    .description('database key, discovery key, writer key, writability, privacy, writers and readers, view hash, history kept, bytes on disk (logs, view), compaction and fold stats')
     .action(async (_o: unknown, cmd: Command) => {
       const r = await context(cmd)
       await withDb(r, async (db) => {
@@ -312,8 +374,10 @@ export function buildProgram (opts: {
           readers: live.filter((w) => w.reader).length,
           // a blind seeder folds no view: it has no hash to compare
           hash: blind ? null : hex(db.hash()),
+          history: historyOf(db),
           stats: db.stats()
         }
+        const { disk, blocksCleared, tombstonesCollected, tombstones, ...folds } = info.stats
         r.out.result(info, () => table([
           ['dir', info.dir],
           ['key', info.key],
@@ -325,7 +389,10 @@ export function buildProgram (opts: {
           ['writers', String(info.writers)],
           ['readers', String(info.readers)],
           ['hash', info.hash ?? '-'],
-          ['stats', Object.entries(info.stats).map(([k, v]) => `${k}=${v}`).join(' ')]
+          ['history', info.history === 'full' ? 'full (every block of every log is kept)' : 'live ("meshbee compact" clears what every member has folded)'],
+          ['disk', `logs ${bytes(disk.logs)}, view ${bytes(disk.view)}`],
+          ['compaction', `${count(blocksCleared, 'block')} cleared, ${count(tombstonesCollected, 'tombstone')} collected (since open); ${count(tombstones, 'tombstone')} held`],
+          ['stats', Object.entries(folds).map(([k, v]) => `${k}=${v}`).join(' ')]
         ]))
       })
     })
@@ -766,15 +833,19 @@ a join runs is answered at once; one made without it is stored and answered on t
     .option('--bootstrap <host:port>', 'a DHT bootstrap node, for a private DHT (repeatable)', bootstrapNode)
     .option('--accept-all', 'add every peer that asks to join as a writer')
     .option('--no-request', 'do not ask members to add this peer when it is not a member')
-    .action(async (o: { bootstrap?: Array<{ host: string, port: number }>, acceptAll?: boolean, request: boolean }, cmd: Command) => {
+    .addOption(historyOption())
+    .option('--auto-compact [every]', 'compact on its own while online, after folds, at most once every <every> (default 60s; 30s, 5m...), as "meshbee compact" does', duration)
+    .addHelpText('after', HISTORY_HELP)
+    .action(async (o: { bootstrap?: Array<{ host: string, port: number }>, acceptAll?: boolean, request: boolean, history?: History, autoCompact?: true | number }, cmd: Command) => {
       const r = await context(cmd)
       await withDb(r, async (db) => {
-        await serveOnline(r, db, { bootstrap: o.bootstrap, acceptAll: o.acceptAll, request: o.request, mode: 'join' })
-      }, { own: 'online' })
+        await serveOnline(r, db, { bootstrap: o.bootstrap, acceptAll: o.acceptAll, request: o.request, mode: 'join', autoCompact: o.autoCompact })
+      }, { own: 'online', history: o.history, autoCompact: o.autoCompact })
     })
 
   program.command('seed')
-    .description('open a database by key in --dir (creating the directory), join and serve its logs without being a writer (an encrypted one blind: it reads nothing)')
+    .description('open a database by key in --dir (creating the directory), join and serve its logs without being a writer (an encrypted one blind: it reads nothing); ' +
+      'a seeder is an archive: it keeps every block of every log (history full), so peers can always catch up from it')
     .argument('<key>', 'the database key (64 hex characters)')
     .option('--bootstrap <host:port>', 'a DHT bootstrap node, for a private DHT (repeatable)', bootstrapNode)
     .action(async (key: string, o: { bootstrap?: Array<{ host: string, port: number }> }, cmd: Command) => {
@@ -782,7 +853,7 @@ a join runs is answered at once; one made without it is stored and answered on t
       const k = hexKey(key, 'database key')
       await withDb(r, async (db) => {
         await serveOnline(r, db, { bootstrap: o.bootstrap, request: false, mode: 'seed' })
-      }, { create: true, key: k, own: 'online' })
+      }, { create: true, key: k, history: 'full', own: 'online' })
     })
 
   program.command('import')

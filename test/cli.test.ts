@@ -60,6 +60,16 @@ async function ndjson<T = any> (cwd: string, ...args: string[]): Promise<T[]> {
   return r.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as T)
 }
 
+/** Calls `check` until it returns something (each call a command or more, so no pause between), or fails after `timeout`. */
+async function until<T> (what: string, check: () => Promise<T | undefined>, timeout = 30_000): Promise<T> {
+  const deadline = Date.now() + timeout
+  while (true) {
+    const found = await check()
+    if (found !== undefined) return found
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+  }
+}
+
 /** A long-running `meshbee --json …` (join, seed): its NDJSON events, awaited by predicate. */
 class Online {
   readonly child: ChildProcessWithoutNullStreams
@@ -118,7 +128,7 @@ describe('cli', function () {
     const program = buildProgram()
     const names = program.commands.map((c) => c.name())
     expect(names).to.include.members(['init', 'info', 'put', 'get', 'del', 'ls', 'patch', 'sadd', 'srem', 'smembers', 'sismember', 'writers',
-      'add-writer', 'remove-writer', 'versions', 'diff', 'join', 'seed', 'import', 'export', 'testnet', 'invite', 'pair', 'add-reader'])
+      'add-writer', 'remove-writer', 'versions', 'diff', 'join', 'seed', 'import', 'export', 'testnet', 'invite', 'pair', 'add-reader', 'compact'])
     for (const name of [...names, null]) {
       let text = ''
       const output = { writeOut: (s: string) => { text += s }, writeErr: (s: string) => { text += s } }
@@ -139,12 +149,15 @@ describe('cli', function () {
       cli(dir, 'ls', '--limit', 'many'),
       cli(dir, 'add-writer', 'not-a-key'),
       cli(dir, '--json', 'patch', 'k', '[1,2]'),
-      cli(dir, 'put', 'k', 'v', '--string', '--json-value')
+      cli(dir, 'put', 'k', 'v', '--string', '--json-value'),
+      cli(dir, 'init', '--history', 'forever'),
+      cli(dir, 'join', '--auto-compact', 'often')
     ])
     for (const r of [top, sub, helpCmd]) expect(r.code, r.stderr).to.equal(0)
     expect(top.stdout).to.include('MESHBEE_DIR')
     expect(sub.stdout).to.include('--since <time>')
-    expect(helpCmd.stdout).to.include('--bootstrap <host:port>')
+    expect(helpCmd.stdout).to.include('--bootstrap <host:port>').and.include('--auto-compact [every]').and.include('History (--history')
+      .and.match(/^ {2}full {2}keep every block of every log/m)
     for (const r of usage) expect(r.code, r.stderr).to.equal(2)
     expect(JSON.parse(usage[4].stderr).error.code).to.equal('MESHBEE_INVALID_VALUE')
     expect(none.code).to.equal(1)
@@ -420,6 +433,76 @@ describe('cli', function () {
     expect(await json(dir, 'smembers', 's')).to.deep.equal(['x'])
   })
 
+  it('compact clears what every member has folded and collects tombstones; info shows bytes on disk; an offline member holds it back', async function () {
+    this.timeout(180_000)
+    const created = await json(dir, 'init')
+    // five rounds over the same keys (overwrites), then deletes of a tenth of them
+    const file = join(dir, 'rounds.ndjson')
+    const pad = 'x'.repeat(200)
+    const round = (n: number): string[] => Array.from({ length: 300 }, (_, i) => JSON.stringify({ key: `k/${String(i).padStart(3, '0')}`, value: { round: n, i, pad } }))
+    const gone = Array.from({ length: 30 }, (_, i) => `k/${String(i * 10).padStart(3, '0')}`)
+    writeFileSync(file, [...[1, 2, 3, 4, 5].flatMap(round), ...gone.map((key) => JSON.stringify({ key, value: null }))].join('\n') + '\n')
+    expect(await json(dir, 'import', file)).to.include({ puts: 1500, dels: 30 })
+    await json(dir, 'put', 'k/001', '"last"')
+    const before = await ndjson(dir, 'ls')
+    expect(before).to.have.length(270)
+    const [{ length }] = await json(dir, 'writers')
+
+    const info = await json(dir, 'info')
+    expect(info.history).to.equal('live')
+    expect(info.stats.disk.logs).to.be.a('number').and.greaterThan(0)
+    expect(info.stats.disk.view).to.be.a('number').and.greaterThan(0)
+    expect(info.stats).to.include({ tombstones: 30, blocksCleared: 0, tombstonesCollected: 0 })
+    const text = (await cli(dir, 'info')).stdout
+    expect(text).to.match(/^disk +logs \d+(\.\d)? (B|KiB|MiB), view \d+(\.\d)? (B|KiB|MiB)$/m)
+    expect(text).to.match(/^compaction +0 blocks cleared, 0 tombstones collected \(since open\); 30 tombstones held$/m)
+    expect(text).to.match(/^history +live /m)
+
+    // a single writer has folded everything it wrote: all of it is stable at once
+    const result = await json(dir, 'compact')
+    expect(Object.keys(result).sort()).to.deep.equal(['blocksCleared', 'bytesAfter', 'bytesBefore', 'heldBackBy', 'ms', 'tombstones', 'tombstonesCollected'])
+    expect(result.blocksCleared).to.be.greaterThan(length / 2).and.lessThan(length)
+    expect(result).to.include({ tombstonesCollected: 30, tombstones: 0 })
+    expect(result.heldBackBy).to.deep.equal([])
+    expect(result.bytesAfter.logs).to.be.lessThan(result.bytesBefore.logs)
+    expect(result.bytesAfter.view).to.be.lessThan(result.bytesBefore.view)
+    expect(result.ms).to.be.a('number').and.at.least(0)
+    // the view is what it was; the cleared history is gone, with a stable code (from 0: the latest tree only)
+    expect(await ndjson(dir, 'ls')).to.deep.equal(before)
+    expect(await json(dir, 'get', 'k/001')).to.deep.equal({ key: 'k/001', value: 'last' })
+    const net = await ndjson(dir, 'diff', created.writerKey)
+    expect(net.find((c) => c.key === 'k/001')).to.include({ type: 'put', value: 'last' })
+    expect(errorOf(await cli(dir, '--json', 'diff', created.writerKey, '--from', '1', '--to', '2'), 1).code).to.equal('MESHBEE_HISTORY_CLEARED')
+    const after = await json(dir, 'info')
+    expect(after.stats.tombstones).to.equal(0)
+    expect(after.stats.disk.view).to.be.lessThan(info.stats.disk.view)
+    // the first compact's own record is all there is to clear now
+    const again = await json(dir, 'compact')
+    expect(again).to.include({ tombstonesCollected: 0, tombstones: 0 })
+    expect(again.blocksCleared).to.be.at.most(1)
+
+    // a member that has folded nothing (never online) holds stability back: nothing is cleared
+    const other = join(dir, 'other')
+    const opened = await json(dir, '--dir', other, 'init', '--key', created.key)
+    await json(dir, 'add-writer', opened.writerKey)
+    await json(dir, 'put', 'k/002', '"overwritten"')
+    await json(dir, 'del', 'k/003')
+    const held = await json(dir, 'compact')
+    expect(held).to.include({ blocksCleared: 0, tombstonesCollected: 0, tombstones: 1 })
+    expect(held.heldBackBy).to.deep.equal([opened.writerKey])
+    const heldText = await cli(dir, 'compact')
+    expect(heldText.code, heldText.stderr).to.equal(0)
+    expect(heldText.stdout).to.match(new RegExp(`^held back by +${opened.writerKey}$`, 'm'))
+      .and.match(/^blocks cleared +0$/m).and.match(/^tombstones held +1$/m).and.match(/^logs on disk +\d.* -> \d/m)
+      .and.include('must come online and catch up').and.include('meshbee remove-writer <key>')
+    // removed, it holds nothing back
+    await json(dir, 'remove-writer', opened.writerKey)
+    const freed = await json(dir, 'compact')
+    expect(freed.heldBackBy).to.deep.equal([])
+    expect(freed.tombstones).to.equal(0)
+    expect(freed.blocksCleared).to.be.greaterThan(0)
+  })
+
   it('export, import round trip keeps documents and sets; files are never overwritten without --force', async () => {
     const a = join(dir, 'a')
     const b = join(dir, 'b')
@@ -613,6 +696,102 @@ describe('cli online', function () {
       expect(pb.events.at(-1)).to.include({ event: 'left' })
       expect(existsSync(socket)).to.equal(false)
       expect(await json(dir, '--dir', b, 'put', 'from-b', '1')).to.deep.equal({ key: 'from-b', value: 1 })
+    } finally {
+      for (const p of peers) await p.stop('SIGKILL')
+    }
+  })
+
+  it('compact inside a running join; a seeder keeps full history (remembered for its directory) and serves what the member cleared', async function () {
+    this.timeout(180_000)
+    const a = join(dir, 'a')
+    const s = join(dir, 's')
+    const args = bootstrap.flatMap((n) => ['--bootstrap', n])
+    const peers: Online[] = []
+    try {
+      const created = await json(dir, '--dir', a, 'init')
+      for (const v of ['1', '2', '3']) await json(dir, '--dir', a, 'put', 'k', v)
+      await json(dir, '--dir', a, 'put', 'gone', 'x')
+      await json(dir, '--dir', a, 'del', 'gone')
+      const pa = new Online(dir, ['--dir', a, 'join', ...args])
+      peers.push(pa)
+      await pa.waitFor('a announced', (e) => e.event === 'joined')
+      expect(pa.events[0]).to.include({ history: 'live', autoCompact: null })
+      const [{ length }] = await json(dir, '--dir', a, 'writers')
+
+      const seed = (): Online => {
+        const p = new Online(dir, ['--dir', s, 'seed', created.key, ...args])
+        peers.push(p)
+        return p
+      }
+      const seeder = seed()
+      expect(await seeder.waitFor('the seeder listening', (e) => e.event === 'joining')).to.include({ mode: 'seed', history: 'full' })
+      await until('the seeder holding all of a\'s log', async () => {
+        const w = (await json(dir, '--dir', s, 'writers')).find((x: any) => x.key === created.writerKey)
+        return w !== undefined && w.held === length && w.folded === length ? w : undefined
+      })
+      expect((await json(dir, '--dir', s, 'info')).history).to.equal('full')
+      expect(await seeder.stop('SIGINT')).to.equal(0)
+
+      // through a's socket: a clears what it has folded (the seeder is no member: it holds nothing back)
+      const compacted = await json(dir, '--dir', a, 'compact')
+      expect(compacted.blocksCleared).to.be.greaterThan(0)
+      expect(compacted).to.include({ tombstonesCollected: 1, tombstones: 0 })
+      expect(compacted.heldBackBy).to.deep.equal([])
+      // the join says what was reclaimed; its counters are the running process's
+      const said = await pa.waitFor('a saying it compacted', (e) => e.event === 'compacted')
+      expect(said).to.include({ blocksCleared: compacted.blocksCleared, tombstonesCollected: 1, tombstones: 0 })
+      expect((await json(dir, '--dir', a, 'info')).stats).to.include({ blocksCleared: compacted.blocksCleared, tombstonesCollected: 1, tombstones: 0 })
+      const cleared = errorOf(await cli(dir, '--json', '--dir', a, 'diff', created.writerKey, '--from', '1', '--to', '3'), 1)
+      expect(cleared.code).to.equal('MESHBEE_HISTORY_CLEARED')
+      expect(cleared.message).to.include('meshbee seed')
+
+      // the seeder's directory kept every block, and remembers to: opened without the seed running
+      expect((await json(dir, '--dir', s, 'info')).history).to.equal('full')
+      expect(await json(dir, '--dir', s, 'compact')).to.include({ blocksCleared: 0 })
+      expect((await ndjson(dir, '--dir', s, 'diff', created.writerKey, '--from', '1', '--to', '3')).map((c) => [c.key, c.value])).to.deep.equal([['k', 2]])
+      // seeding again, it serves a the range a cleared
+      const again = seed()
+      await again.waitFor('the seeder connected', (e) => e.event === 'peer-add')
+      expect((await ndjson(dir, '--dir', a, 'diff', created.writerKey, '--from', '1', '--to', '3')).map((c) => [c.key, c.value])).to.deep.equal([['k', 2]])
+      expect(await again.stop('SIGINT')).to.equal(0)
+      expect(await pa.stop('SIGINT')).to.equal(0)
+    } finally {
+      for (const p of peers) await p.stop('SIGKILL')
+    }
+  })
+
+  it('join --auto-compact compacts on its own once this writer has recorded; --history full (remembered) keeps every block', async function () {
+    this.timeout(180_000)
+    const a = join(dir, 'a')
+    const f = join(dir, 'f')
+    const peers: Online[] = []
+    try {
+      await json(dir, '--dir', a, 'init')
+      expect(await json(dir, '--dir', f, 'init', '--history', 'full')).to.include({ created: true })
+      expect((await json(dir, '--dir', f, 'info')).history).to.equal('full')
+      for (const d of [a, f]) {
+        for (const v of ['1', '2', '3']) await json(dir, '--dir', d, 'put', 'k', v)
+        await json(dir, '--dir', d, 'put', 'gone', 'x')
+        await json(dir, '--dir', d, 'del', 'gone')
+      }
+      const pa = new Online(dir, ['--dir', a, 'join', '--no-request', '--auto-compact', '1s'])
+      const pf = new Online(dir, ['--dir', f, 'join', '--no-request', '--auto-compact'])
+      peers.push(pa, pf)
+      expect(await pa.waitFor('a listening', (e) => e.event === 'joining')).to.include({ history: 'live', autoCompact: 1000 })
+      expect(await pf.waitFor('f listening', (e) => e.event === 'joining')).to.include({ history: 'full', autoCompact: 60_000 })
+      // a write after open: the fold after it makes this writer's stability record due (lib: cutsEvery,
+      // 30 s after open); the fold after the record compacts
+      await json(dir, '--dir', a, 'put', 'k', '4')
+      const auto = await pa.waitFor('a compacting on its own', (e) => e.event === 'compacted' && e.blocksCleared > 0, 90_000)
+      expect(auto).to.include({ tombstones: 0 })
+      expect((await json(dir, '--dir', a, 'info')).stats).to.include({ tombstonesCollected: 1, tombstones: 0 })
+      // f keeps every block: once it has recorded, its tombstone goes (after any fold), no block is cleared, by hand neither
+      await json(dir, '--dir', f, 'put', 'k', '4')
+      expect(await pf.waitFor('f collecting its tombstone', (e) => e.event === 'compacted', 90_000)).to.include({ blocksCleared: 0, tombstonesCollected: 1, tombstones: 0 })
+      expect(await json(dir, '--dir', f, 'compact')).to.include({ blocksCleared: 0, tombstones: 0 })
+      expect((await json(dir, '--dir', f, 'info')).stats).to.include({ blocksCleared: 0, tombstonesCollected: 1 })
+      expect(await pa.stop('SIGINT')).to.equal(0)
+      expect(await pf.stop('SIGINT')).to.equal(0)
     } finally {
       for (const p of peers) await p.stop('SIGKILL')
     }

@@ -241,10 +241,12 @@ export class ViewCommit {
       }
     }
     if (slotsChanged || head !== rec.head) staged.ops.push(view.putRecord(key, { slots, head }))
-    // a key left absent with slots or parts is a tombstone (dropped once stable: lib/stability.ts)
-    if (row == null && (slots.length > 0 || head !== null)) staged.dead.push([key, view.getGraveSync(key)])
+    // a key left absent with slots or parts is a tombstone (dropped once stable: lib/stability.ts);
+    // while the view holds none, no key has a grave to look up
+    const grave = (): number | undefined => this.graves === 0 ? undefined : view.getGraveSync(key)
+    if (row == null && (slots.length > 0 || head !== null)) staged.dead.push([key, grave()])
     else if (before === undefined) {
-      const gen = view.getGraveSync(key)
+      const gen = grave()
       if (gen !== undefined) staged.revived.push([key, gen])
     }
     if (changed) {

@@ -215,6 +215,7 @@ describe('the package, installed in an app', function () {
       'documents-and-sets.mjs': [/recipe \{ serves: 4, title: 'crêpes' \}/, /tags \[ 'french', 'sweet' \]/, /types doc set/, /same view: true/, /after put \{ title: 'waffles' \} value/],
       'conflicts-and-diffs.mjs': [/winner (blue|green) \(b reads \1 too\)/, /version [0-9a-f]{8} put "(blue|green)"/, /b changed colour put "green"/, /before the conflict, colour was undefined/],
       'private-sync.mjs': [/laptop writable: true \| privacy: encrypted/, /laptop reads diary\/1: Dear diary/, /the server cannot read: MESHBEE_BLIND/, /phone reads diary\/2 via the server: Written on the laptop/],
+      'reclaim-space.mjs': [/before: tombstones 25 \| notes 25/, /after: tombstones 0 \| collected 25 \| blocks cleared true/, /same view: true \| notes 25/],
       'watch-and-query.mjs': [/phone open: todo\/2 \| search "creme su": todo\/2/, /laptop open: todo\/2 \| search "creme su": todo\/2/, /the laptop saw: local put todo\/2, remote put todo\/1/, /since then: del todo\/2/]
     }
     expect(Object.keys(expected).sort()).to.deep.equal([...examples].sort())

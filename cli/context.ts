@@ -87,7 +87,11 @@ export function describeError (err: unknown): { code: string, message: string, e
   const message = typeof e?.message === 'string' ? e.message : String(err)
   const exitCode = code === 'MESHBEE_NOT_WRITABLE' ? EXIT.NOT_WRITABLE : code === 'MESHBEE_INDEX_NOT_FOUND' ? EXIT.NOT_FOUND : USAGE_CODES.has(code) ? EXIT.USAGE : EXIT.ERROR
   // a refused invite says why when the member did (MESHBEE_INVITE_USED, MESHBEE_INVITE_EXPIRED)
-  const details = code === 'MESHBEE_INVITE_REFUSED' ? { reason: typeof e?.reason === 'string' ? e.reason : null } : {}
+  // a change feed that cannot list what a reader missed says from which seq on it can again
+  const seq = (e as { seq?: unknown } | null)?.seq
+  const details = code === 'MESHBEE_INVITE_REFUSED'
+    ? { reason: typeof e?.reason === 'string' ? e.reason : null }
+    : (code === 'MESHBEE_FEED_COMPACTED' || code === 'MESHBEE_FEED_RESET') && typeof seq === 'number' ? { seq } : {}
   return { code, message, exitCode, details }
 }
 

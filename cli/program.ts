@@ -647,6 +647,11 @@ Inside a running join, the join prints what was reclaimed.`)
     .option('--since <seq>', 'after this seq (default 0: every key)', nonNegativeInt)
     .option('--live', 'then follow every later change until Ctrl-C')
     .option('--limit <n>', 'stop after <n> changes', nonNegativeInt)
+    .addHelpText('after', `
+A reader that stopped before deletions whose tombstones compaction dropped (MESHBEE_FEED_COMPACTED),
+or before the view was folded anew (MESHBEE_FEED_RESET), cannot be told what it missed: read the
+feed again with --since 0, then go on from the greater of the last seq listed and the seq the error
+names ("seq" in the --json error).`)
     .action(async (o: Range & { since?: number, live?: boolean }, cmd: Command) => {
       const r = await context(cmd)
       await withDb(r, async (db) => {

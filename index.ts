@@ -23,7 +23,7 @@
 export { MeshDB } from './lib/meshdb.js'
 export type {
   ChangeIterator, ChangesOptions, CorestoreLike, Cuts, DelOperation, FeedChange, IndexDeclaration, IndexEntry, IndexKeyValue, KeyRange, QueryOptions, SearchResult, DiffChange, HostPort, HyperswarmLike, HyperswarmOptions, JoinRequest, KeyType, KeyVersion,
-  InviteInfo, MembersRange, MeshDBOptions, PatchOperation, PutOperation, SetOperation, Stats, DbStats, CompactProgress, CompactResult, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo
+  InviteInfo, MembersRange, MeshDBOptions, PatchOperation, PutOperation, SetOperation, Stats, DbStats, DiskBytes, CompactProgress, CompactResult, SwarmOptions, VerifyResult, WatchChange, WatchOptions, WriteOperation, WriterInfo
 } from './lib/types.js'
 export { MeshError, MeshTypeError } from './lib/errors.js'
 export type { ErrorCode } from './lib/errors.js'

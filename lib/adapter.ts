@@ -162,6 +162,7 @@ export class MeshLevel<K, V> extends AbstractLevel<Bytes, K, V> {
     engine.on('writer-add', (k: Buffer) => this.emit('writer-add', k))
     engine.on('writer-remove', (k: Buffer, cut: number) => this.emit('writer-remove', k, cut))
     engine.on('rebuild', (reason: string) => this.emit('rebuild', reason))
+    engine.on('compact', (done: { blocksCleared: number, tombstonesCollected: number }) => this.emit('compact', done))
     engine.on('index-progress', (p: { name: string, done: number }) => this.emit('index-progress', p))
     const sync = new Sync({
       replicate: (conn) => engine.store.replicate(conn) as Duplex,

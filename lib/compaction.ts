@@ -20,8 +20,8 @@ import type { Logger } from 'pino'
 import { treeLevels, type TreeLevel } from './blocks.js'
 import type { Member } from './membership.js'
 import type { Stability } from './stability.js'
-import type { CompactProgress, CompactResult, Stats } from './types.js'
-import type { ViewStore } from './view.js'
+import type { CompactProgress, CompactResult, DiskBytes, Stats } from './types.js'
+import { seqBytes, type ViewStore } from './view.js'
 import type { WriterLog } from './writer-log.js'
 
 /** Where a log's horizon is kept, in its own store: it survives a lost view. */
@@ -115,7 +115,10 @@ export const CUTS_EVERY = 30_000
 /** How often, at most, automatic compaction runs by default (ms). */
 export const AUTO_COMPACT_EVERY = 60_000
 
-/** The bytes of every file under `dir` (0 if it does not exist). */
+/** RocksDB's own info logs (`LOG`, `LOG.old.*`): text about the store, not the store. */
+const INFO_LOG = /^LOG(\.old\..*)?$/
+
+/** The bytes of every file under `dir` but RocksDB's info logs (0 if it does not exist). */
 export function diskBytes (dir: string): number {
   let total = 0
   let entries: Dirent[]
@@ -127,7 +130,7 @@ export function diskBytes (dir: string): number {
   for (const e of entries) {
     const p = join(dir, e.name)
     if (e.isDirectory()) total += diskBytes(p)
-    else {
+    else if (!INFO_LOG.test(e.name)) {
       try {
         total += statSync(p).size
       } catch {}
@@ -146,8 +149,10 @@ export interface CompactorHost {
   readonly log: Logger
   /** Where the logs and the view live on disk (logs null: a Corestore the app gave). */
   readonly dirs: { logs: string | null, view: string }
-  /** 'full': no log block is ever cleared here. */
-  readonly history: 'full' | 'live'
+  /** 'full': no log block is ever cleared here (read when it runs: the engine learns it on open). */
+  history: () => 'full' | 'live'
+  /** Told what a compaction (called or automatic) reclaimed, when it reclaimed anything. */
+  compacted: (done: { blocksCleared: number, tombstonesCollected: number }) => void
   members: () => ReadonlyMap<string, Member>
   /** Whether this peer may append (its stability record). */
   writable: () => boolean
@@ -176,7 +181,7 @@ export class Compactor {
     this.lastRecord = this.lastAuto = now()
   }
 
-  get disk (): { logs: number | null, view: number } {
+  get disk (): DiskBytes {
     return { logs: this.h.dirs.logs === null ? null : diskBytes(this.h.dirs.logs), view: diskBytes(this.h.dirs.view) }
   }
 
@@ -198,9 +203,12 @@ export class Compactor {
     }
     if (this.autoEvery > 0 && now() - this.lastAuto >= this.autoEvery) {
       this.lastAuto = now()
+      // an automatic run records first when due, as compact() does, whatever the record interval
+      if (this.h.writable() && s.due()) await this.record()
       await this.run(false)
     } else {
-      await s.collect()
+      const collected = await s.collect()
+      if (collected > 0) this.h.compacted({ blocksCleared: 0, tombstonesCollected: collected })
     }
   }
 
@@ -248,7 +256,7 @@ export class Compactor {
     const s = this.h.stability
     const collected = await s.collect((done, total) => progress?.({ phase: 'collect', done, total }))
     let cleared = 0
-    if (this.h.history === 'live') {
+    if (this.h.history() === 'live') {
       const frontier = s.frontier()
       const members = this.h.members()
       // An encrypted log's membership is read from all its clear blocks in order, by every peer
@@ -263,14 +271,18 @@ export class Compactor {
         if (got > 0 && storage) await w.core.compact().catch(() => {})
         progress?.({ phase: 'clear', done: ++n, total: logs.length })
       }
-      this.h.stats.blocksCleared += cleared
-      if (cleared > 0) this.h.log.debug({ blocks: cleared }, 'cleared log blocks below the stable horizon')
+      if (cleared > 0) {
+        this.h.stats.blocksCleared += cleared
+        await this.h.view.write([this.h.view.putMeta('cleared-count', seqBytes(this.h.stats.blocksCleared))])
+        this.h.log.debug({ blocks: cleared }, 'cleared log blocks below the stable horizon')
+      }
     }
     if (storage && (collected > 0 || cleared > 0)) {
       progress?.({ phase: 'storage', done: 0, total: 1 })
       await this.h.view.compact()
       progress?.({ phase: 'storage', done: 1, total: 1 })
     }
+    if (collected > 0 || cleared > 0) this.h.compacted({ blocksCleared: cleared, tombstonesCollected: collected })
     return { collected, cleared }
   }
 

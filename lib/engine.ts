@@ -47,6 +47,8 @@ export type { WriteOp }
 
 /** The own core's user data key of the change feed's floor (lib/changes.ts `FloorStore`). */
 const SEQ_FLOOR = 'meshbee/seq-floor'
+/** The own core's user data key of what this peer keeps of the logs ('full' or 'live'). */
+const HISTORY = 'meshbee/history'
 
 export interface EngineOptions {
   key?: Uint8Array
@@ -126,6 +128,9 @@ export class Engine extends EventEmitter {
   readonly indexes: Indexes
   private readonly indexOptions: Record<string, IndexSpec> | null
   private readonly folder: Fold
+  /** What this peer keeps of the logs: the option, else what the directory remembers. */
+  history: 'full' | 'live' = 'live'
+  private readonly historyOption: 'full' | 'live' | null
   /** Which tombstones are stable (lib/stability.ts), and compaction (lib/compaction.ts). */
   readonly stability: Stability
   private readonly compactor: Compactor
@@ -228,6 +233,7 @@ export class Engine extends EventEmitter {
       seal: async () => { await this.sealing() },
       wrote: (len) => { this.stability.wrote(len) }
     })
+    this.historyOption = opts.history ?? null
     const auto = opts.autoCompact === true ? AUTO_COMPACT_EVERY : typeof opts.autoCompact === 'number' ? opts.autoCompact : 0
     this.compactor = new Compactor({
       writers: this.writers,
@@ -237,7 +243,8 @@ export class Engine extends EventEmitter {
       stats: this.stats,
       log: this.log,
       dirs: { logs: typeof storage === 'string' ? join(storage, 'cores') : null, view: this.view.location },
-      history: opts.history ?? 'live',
+      history: () => this.history,
+      compacted: (done) => { this.emit('compact', done) },
       members,
       writable: () => this.writes.writable(),
       record: async (vector) => {
@@ -301,6 +308,12 @@ export class Engine extends EventEmitter {
     }
     this.commit.gen = await this.view.readSeq('gen') ?? 0
     this.commit.graves = await this.view.readSeq('graves') ?? 0
+    this.stats.tombstonesCollected = await this.view.readSeq('collected-count') ?? 0
+    this.stats.blocksCleared = await this.view.readSeq('cleared-count') ?? 0
+    // what this peer keeps of the logs: as given, else as given last (lib/compaction.ts)
+    const kept = (await this.own.core.getUserData(HISTORY))?.toString()
+    if (this.historyOption !== null && this.historyOption !== kept) await this.own.core.setUserData(HISTORY, Buffer.from(this.historyOption))
+    this.history = this.historyOption ?? (kept === 'full' ? 'full' : 'live')
     if (rebuild !== null) await this.rebuild(rebuild)
     this.stability.load()
     if (logged === null) await this.own.core.setUserData(IDENTITY, this.key)

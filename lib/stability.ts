@@ -199,7 +199,7 @@ export class Stability {
           seq = Math.max(seq, q)
         }
         const graves = commit.graves - dropped
-        ops.push(view.putMeta('graves', seqBytes(graves)))
+        ops.push(view.putMeta('graves', seqBytes(graves)), view.putMeta('collected-count', seqBytes(this.h.stats.tombstonesCollected + dropped)))
         if (i + COLLECT_BATCH >= keys.length) ops.push(view.putDeath(gen, null))
         if (seq > commit.feed.collected) ops.push(view.putMeta('collected', seqBytes(seq)))
         await view.write(ops)

@@ -71,8 +71,9 @@ export interface MeshDBOptions<K = string, V = string> extends AbstractDatabaseO
    */
   encryptionKey?: Uint8Array | string
   /**
-   * What this peer keeps of the logs: 'live' (default) lets `compact()` clear the blocks no fold
-   * or catch-up needs any more; 'full' keeps every block (an archival seeder: `meshbee seed`).
+   * What this peer keeps of the logs: 'live' lets `compact()` clear the blocks no fold or
+   * catch-up needs any more; 'full' keeps every block (an archival seeder: `meshbee seed`).
+   * Remembered in the directory: an open without it keeps what was set last ('live' at first).
    */
   history?: 'full' | 'live'
   /** Compact after folds, at most every this many ms (`true`: every 60 s). Off by default. */
@@ -176,22 +177,37 @@ export interface Stats {
   indexErrors: number
   /** Reads of an encrypted log that stopped at a block sealed under an epoch this peer does not hold (yet). */
   lockedReads: number
-  /** Log blocks compaction cleared on this peer (`db.compact()`). */
+  /** Log blocks compaction cleared on this peer (`db.compact()`), kept with the view. */
   blocksCleared: number
   /** Tombstones dropped from the view once every live writer had recorded folding past them. */
   tombstonesCollected: number
+}
+
+/** Bytes on disk. */
+export interface DiskBytes {
+  /** The logs' store (Corestore), without RocksDB's own info logs; null when the storage is a Corestore the app gave. */
+  logs: number | null
+  /** The view's LevelDB. */
+  view: number
 }
 
 /** What `db.stats()` returns: the counters, and what the view and the disk hold now. */
 export interface DbStats extends Stats {
   /** Keys the view holds as tombstones (absent, with slots or parts), waiting for stability. */
   tombstones: number
-  /** Bytes on disk: the logs (null when the storage is a Corestore given by the app) and the view. */
-  disk: { logs: number | null, view: number }
+  /** Bytes on disk now (a walk of the directories). */
+  disk: DiskBytes
 }
 
-/** Where `db.compact()` is, for a progress bar: 'record', 'collect', 'clear' or 'storage'. */
-export interface CompactProgress { phase: 'record' | 'collect' | 'clear' | 'storage', done: number, total: number }
+/** Where `db.compact()` is, for a progress bar. */
+export interface CompactProgress {
+  /** 'record' (this writer's stability record), 'collect' (tombstones), 'clear' (log blocks, a log at a time), 'storage' (the stores compacting). */
+  phase: 'record' | 'collect' | 'clear' | 'storage'
+  /** Steps of the phase done. */
+  done: number
+  /** Steps of the phase in all. */
+  total: number
+}
 
 /** What `db.compact()` did. */
 export interface CompactResult {
@@ -203,8 +219,10 @@ export interface CompactResult {
   tombstones: number
   /** The live writers (hex) whose records hold stability back: they must come online and fold (or be removed). */
   heldBackBy: string[]
-  bytesBefore: { logs: number | null, view: number }
-  bytesAfter: { logs: number | null, view: number }
+  /** Bytes on disk before the call. */
+  bytesBefore: DiskBytes
+  /** Bytes on disk after it. */
+  bytesAfter: DiskBytes
   /** How long it took (ms). */
   ms: number
 }

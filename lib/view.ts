@@ -33,7 +33,8 @@
  *               number (kept across a rebuild, so the change feed only counts up), 'epoch' →
  *               the first seq after the view was last emptied or created anew (lib/changes.ts),
  *               'collected' → the newest seq whose deletion was dropped with its tombstone,
- *               'gen' → the last tombstone generation, 'graves' → how many keys `graves` holds
+ *               'gen' → the last tombstone generation, 'graves' → how many keys `graves` holds,
+ *               'collected-count', 'cleared-count' → the compaction counters of `db.stats()`
  *
  * A part key is uint len ‖ user key ‖ kind ('e' member, 'f' field) ‖ name, so a key's members and
  * fields are each one range, members in the order of their canonical JSON bytes.
@@ -441,7 +442,7 @@ export class ViewStore {
   }
 
   /** A sequence number kept in meta ('seq', 'epoch'), or null when there is none. */
-  async readSeq (name: 'seq' | 'epoch' | 'collected' | 'gen' | 'graves'): Promise<number | null> {
+  async readSeq (name: 'seq' | 'epoch' | 'collected' | 'gen' | 'graves' | 'collected-count' | 'cleared-count'): Promise<number | null> {
     const raw = await this.getMeta(name)
     return raw === undefined || raw.byteLength !== 8 ? null : Number(raw.readBigUInt64BE(0))
   }

@@ -393,6 +393,35 @@ describe('compaction', function () {
     expect((await all(a.changes())).map((c) => c.key)).to.deep.equal(['y', 'z'])
   })
 
+  it('history is remembered by the directory; the counters survive a reopen; compact() emits what it reclaimed', async () => {
+    const dir = await tempDir('a')
+    let a = track(new MeshDB<string, any>(dir, { ...OPTS, history: 'full' }))
+    await a.open()
+    for (let r = 0; r < 4; r++) await a.batch(Array.from({ length: 20 }, (_, i) => ({ type: 'put' as const, key: `k${i}`, value: r })))
+    await a.del('k1')
+    await a.close()
+    // opened without the option: still full
+    a = track(new MeshDB<string, any>(dir, OPTS))
+    await a.open()
+    const events: unknown[] = []
+    a.on('compact', (done) => events.push(done))
+    const full = await a.compact()
+    expect([full.blocksCleared, full.tombstonesCollected]).to.deep.equal([0, 1])
+    expect(events).to.deep.equal([{ blocksCleared: 0, tombstonesCollected: 1 }])
+    await a.close()
+    a = track(new MeshDB<string, any>(dir, { ...OPTS, history: 'live' }))
+    await a.open()
+    const live = await a.compact()
+    expect(live.blocksCleared).to.be.above(50)
+    const stats = a.stats()
+    await a.close()
+    a = track(new MeshDB<string, any>(dir, OPTS))
+    await a.open()
+    expect([a.stats().blocksCleared, a.stats().tombstonesCollected]).to.deep.equal([stats.blocksCleared, 1])
+    expect(a.stats().disk.logs).to.be.above(0)
+    expect(a.stats().disk.view).to.be.above(0)
+  })
+
   it('a lost view is rebuilt from compacted logs; options are checked', async () => {
     const dir = await tempDir('a')
     let a = track(new MeshDB<string, any>(dir, OPTS))

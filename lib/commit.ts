@@ -12,7 +12,7 @@
  * or a cut moves back (a removal), every part of the key is re-rendered and the head recomputed.
  */
 import { encodeField, encodeMember } from '../crdt/codec.js'
-import { compareVersions, type Stamp, type Version } from '../crdt/hlc.js'
+import { compareStamps, compareVersions, type Stamp, type Version } from '../crdt/hlc.js'
 import { type Register } from '../crdt/lww.js'
 import { newestTag } from '../crdt/orset.js'
 import { fieldItem, legacyParts, maxVersion, memberItem, partsKind, removedTag, structuredKind } from '../crdt/parts.js'
@@ -20,7 +20,7 @@ import { ChangeFeed, type FloorStore, type Origin } from './changes.js'
 import { digestToBuffer, partDigest, replaceEntry } from './digest.js'
 import type { Indexes } from './indexes.js'
 import { readRowOver } from './render.js'
-import { FIELD_NS, LEGACY, MEMBER_NS, isState, legacyState, mergeField, mergeMember, registerOf, type PartKind } from './entry.js'
+import { FIELD_NS, LEGACY, MEMBER_NS, decodeEntry, isState, legacyState, mergeField, mergeMember, registerOf, type PartKind } from './entry.js'
 import { ROW_DOC, ROW_SET, ROW_VALUE, decodeSlots, partKey, partPrefix, seqBytes, setSlot, type BatchOp, type Head, type Slot, type ViewStore } from './view.js'
 
 /** The operations of one commit being built, the digest they lead to, and the keys whose value they change. */
@@ -28,8 +28,8 @@ export class Staged {
   readonly ops: BatchOp[] = []
   /** The keys whose value (what they read as) this commit changes, each once. */
   readonly changed: Buffer[] = []
-  /** The keys this commit leaves as tombstones (absent, with slots or parts), each with the generation it held them under. */
-  readonly dead: Array<[Buffer, number | undefined]> = []
+  /** The keys this commit leaves as tombstones (absent, with slots or parts), each with the generation it held them under and its newest stamp. */
+  readonly dead: Array<[Buffer, number | undefined, Stamp]> = []
   /** The tombstones this commit makes read as present again, each with its generation. */
   readonly revived: Array<[Buffer, number]> = []
   constructor (public digest: bigint, readonly origin: Origin) {}
@@ -96,6 +96,16 @@ function equalBytes (a: Uint8Array | null | undefined, b: Uint8Array | null | un
 /** The kind a part key names (its byte after the user key). */
 function kindOfPart (part: Buffer, key: Uint8Array): PartKind {
   return part[partPrefix(key, null).byteLength] as PartKind
+}
+
+/** The newest stamp among a key's entries: its whole-value slots, and its parts' newest field and tag (the head). */
+function newestOf (slots: readonly Slot[], head: Head | null): Stamp {
+  let newest: Stamp = { wall: 0, counter: 0 }
+  const over = (st: Stamp | undefined): void => { if (st !== undefined && compareStamps(st, newest) > 0) newest = st }
+  for (const sl of slots) over(decodeEntry(sl.entry).stamp)
+  over(head?.field?.stamp)
+  over(head?.tag?.stamp)
+  return newest
 }
 
 /** The values row of a key: kind byte ‖ payload (see view.ts), or null when it reads as absent. */
@@ -244,7 +254,9 @@ export class ViewCommit {
     // a key left absent with slots or parts is a tombstone (dropped once stable: lib/stability.ts);
     // while the view holds none, no key has a grave to look up
     const grave = (): number | undefined => this.graves === 0 ? undefined : view.getGraveSync(key)
-    if (row == null && (slots.length > 0 || head !== null)) staged.dead.push([key, grave()])
+    // (a key with a format-1 STATE slot is never one: a format-1 write re-states its writer's
+    // whole contribution, versions from before the delete among it)
+    if (row == null && (slots.length > 0 || head !== null) && !slots.some((x) => isState(x))) staged.dead.push([key, grave(), newestOf(slots, head)])
     else if (before === undefined) {
       const gen = grave()
       if (gen !== undefined) staged.revived.push([key, gen])
@@ -295,7 +307,9 @@ export class ViewCommit {
       graves--
     }
     if (staged.dead.length > 0) {
-      staged.ops.push(view.putDeath(gen, this.dataRead()))
+      let newest = staged.dead[0][2]
+      for (const [, , st] of staged.dead) if (compareStamps(st, newest) > 0) newest = st
+      staged.ops.push(view.putDeath(gen, this.dataRead(), newest))
       for (const [key, from] of staged.dead) {
         staged.ops.push(...view.putGrave(key, from, gen))
         if (from === undefined) graves++

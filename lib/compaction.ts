@@ -215,7 +215,9 @@ export class Compactor {
   /** Appends the own record now (tolerating a log that refuses: it stays due). */
   private async record (): Promise<void> {
     try {
+      const covering = this.h.stability.reading()
       await this.h.record(this.h.stability.vector())
+      this.h.stability.recordedAt(covering)
       this.lastRecord = now()
     } catch (err) {
       const code = (err as { code?: string }).code

@@ -214,7 +214,8 @@ export class Engine extends EventEmitter {
       membersRead: (members) => { this.privacy.refresh(this.writers.values(), members) },
       closing: () => this.closing,
       emit: (event, ...args) => this.emit(event, ...args),
-      stepped: (w, to, data, cuts) => { this.stability.stepped(w, to, data, cuts) }
+      stepped: (w, to, data, cuts) => { this.stability.stepped(w, to, data, cuts) },
+      landed: (ok) => { this.stability.landed(ok) }
     })
     this.writes = new OwnWrites({
       view: this.view,

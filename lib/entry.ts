@@ -139,8 +139,11 @@ export type MembershipEntry = Clocked & (
   | { type: typeof PRINCIPAL, stamp: Stamp, box: Uint8Array }
   | { type: typeof EPOCH, stamp: Stamp, epoch: Uint8Array, vector: Array<[Uint8Array, number]> })
 
-/** A stability record: for every log its writer had folded, the length folded (lib/stability.ts). */
-export type CutsEntry = Clocked & { type: typeof CUTS, stamp: Stamp, vector: Array<[Uint8Array, number]> }
+/**
+ * A stability record (lib/stability.ts): the writer's clock when it wrote it (every later stamp of
+ * the writer is greater), and for every log it had folded, the length folded.
+ */
+export type CutsEntry = Clocked & { type: typeof CUTS, stamp: Stamp, at: Stamp, vector: Array<[Uint8Array, number]> }
 
 export type Entry = DataEntry | MembershipEntry | CutsEntry
 
@@ -229,7 +232,7 @@ function payload (s: S, e: Entry, m: Mode): void {
       fixed(s, e.epoch, EPOCH_ID_BYTES, m)
       vector(s, e.vector, m)
       break
-    case CUTS: vector(s, e.vector, m); break
+    case CUTS: uint(s, e.at.wall, m); uint(s, e.at.counter, m); vector(s, e.vector, m); break
   }
 }
 
@@ -293,7 +296,13 @@ export function decodeEntry (buf: Uint8Array): Entry {
       case ADD_READER: e = { type, stamp: st, writer: c.fixed32.decode(s) }; break
       case PRINCIPAL: e = { type, stamp: st, box: c.fixed32.decode(s) }; break
       case EPOCH: e = { type, stamp: st, epoch: readFixed(s, EPOCH_ID_BYTES), vector: readVector(s) }; break
-      case CUTS: e = { type, stamp: st, vector: readVector(s) }; break
+      case CUTS: {
+        const wall = c.uint.decode(s)
+        const counter = c.uint.decode(s)
+        if (!Number.isSafeInteger(wall) || counter > 0xffffffff) bad('stamp out of range')
+        e = { type, stamp: st, at: mkStamp(wall, counter), vector: readVector(s) }
+        break
+      }
       case KEY_GRANT: e = { type, stamp: st, epoch: readFixed(s, EPOCH_ID_BYTES), writer: c.fixed32.decode(s), sealed: readFixed(s, SEALED_KEY_BYTES) }; break
       default: bad('unknown type ' + type)
     }

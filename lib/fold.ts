@@ -56,10 +56,15 @@ export interface FoldHost {
    * stability record there if the step changed it (lib/stability.ts).
    */
   stepped?: (w: WriterLog, to: number, dataEnd: number, cuts: CutsRecord | undefined) => void
+  /** The commit the steps told of landed (true), or failed. */
+  landed?: (ok: boolean) => void
 }
 
-/** A writer's stability record: where it lies in its log, and how far its writer had folded each log (by hex key). */
-export interface CutsRecord { readonly seq: number, readonly cuts: ReadonlyMap<string, number> }
+/**
+ * A writer's stability record: where it lies in its log, its writer's clock then (null: a bad
+ * record, which counts as none), and how far its writer had folded each log (by hex key).
+ */
+export interface CutsRecord { readonly seq: number, readonly at: Stamp | null, readonly cuts: ReadonlyMap<string, number> }
 
 /**
  * What became of a read of a log between two lengths: it was read; the log is malformed from a
@@ -327,7 +332,13 @@ export class Fold {
         if (commit.digest !== base) staged.digest = ((staged.digest + commit.digest - base) % DIGEST_MOD + DIGEST_MOD) % DIGEST_MOD
         for (const [id, { to }] of done) staged.ops.push(view.putCheckpoint(Buffer.from(id, 'hex'), to))
         for (const [id, { to, dataEnd, cuts }] of done) this.h.stepped?.(this.h.writers.get(id) as WriterLog, to, dataEnd, cuts)
-        await commit.commit(staged, this.h.hlc)
+        try {
+          await commit.commit(staged, this.h.hlc)
+        } catch (err) {
+          this.h.landed?.(false)
+          throw err
+        }
+        this.h.landed?.(true)
         for (const [id, { to }] of done) checkpoints.set(id, to)
         // each commit is announced as it lands: a long fold's first chunks are readable at once
         if (rendered) {
@@ -401,14 +412,15 @@ export class Fold {
   /** A stability record read from `w` (an empty one if it is bad: counted, and it records nothing). */
   private cutsRecord (w: WriterLog, seq: number, value: Buffer | null): CutsRecord {
     const cuts = new Map<string, number>()
-    if (value === null) return { seq, cuts }
+    if (value === null) return { seq, at: null, cuts }
     try {
-      for (const [writer, len] of decodeCuts(CUTS_KEY, value).vector) cuts.set(Buffer.from(writer).toString('hex'), len)
+      const e = decodeCuts(CUTS_KEY, value)
+      for (const [writer, len] of e.vector) cuts.set(Buffer.from(writer).toString('hex'), len)
+      return { seq, at: e.at, cuts }
     } catch (err) {
       this.skip(w, seq, err)
-      cuts.clear()
+      return { seq, at: null, cuts: new Map() }
     }
-    return { seq, cuts }
   }
 
   /** The entry if it is valid, else null (and counted). Observes remote stamps into the clock. */

@@ -128,6 +128,12 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    */
   get writable (): boolean { return this.status === 'open' && this.engine.writable }
   /**
+   * What this peer keeps of the logs: 'full' (every block) or 'live' (`compact()` clears what no
+   * fold needs). Set by the `history` option, remembered by the directory; 'live' until open.
+   */
+  get history (): 'full' | 'live' { return this.currentEngine?.history ?? 'live' }
+
+  /**
    * Counters of the fold; they only grow, across reopens too.
    */
   stats (): DbStats {

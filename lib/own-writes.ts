@@ -232,7 +232,8 @@ export class OwnWrites {
   /** Appends this peer's stability record (lib/stability.ts), key bookkeeping; the caller folds it. */
   async appendCuts (vector: Array<[Buffer, number]>): Promise<void> {
     if (!this.writable()) throw notWritable()
-    await this.append([CUTS_KEY, encodeEntry({ type: CUTS, ...this.bookkeeping(), vector })])
+    // its clock as it records: every stamp it issues later is greater (the clock's last stamp)
+    await this.append([CUTS_KEY, encodeEntry({ type: CUTS, ...this.bookkeeping(), at: this.h.hlc.last, vector })])
   }
 
   /** Appends this peer's PRINCIPAL entry (its public key for grants); a peer not yet a member states it too. */

@@ -20,6 +20,7 @@
  */
 import type { Logger } from 'pino'
 import { unpack } from '../crdt/codec.js'
+import { compareStamps, type Stamp } from '../crdt/hlc.js'
 import type { ViewCommit } from './commit.js'
 import { decodeCuts, CUTS_KEY } from './entry.js'
 import type { CutsRecord } from './fold.js'
@@ -98,8 +99,26 @@ export class Stability {
     return this.h.commit.graves
   }
 
-  /** A fold step of `w` to `to`, its data ending at `dataEnd` (0: none), is being committed (see FoldHost.stepped). */
+  /** Steps of the commit being made (see `stepped`), applied once it lands. */
+  private pending: Array<[WriterLog, number, number, CutsRecord | undefined]> = []
+
+  /**
+   * A fold step of `w` to `to`, its data ending at `dataEnd` (0: none), is in the commit being
+   * made (see FoldHost.stepped): a new tombstone generation counts it (`dataRead`), and it is
+   * applied once the commit lands (`landed`), or dropped if it does not.
+   */
   stepped (w: WriterLog, to: number, dataEnd: number, cuts: CutsRecord | undefined): void {
+    this.pending.push([w, to, dataEnd, cuts])
+  }
+
+  /** The commit the pending steps belong to landed (true) or failed. */
+  landed (ok: boolean): void {
+    const steps = this.pending
+    this.pending = []
+    if (ok) for (const [w, to, dataEnd, cuts] of steps) this.apply(w, to, dataEnd, cuts)
+  }
+
+  private apply (w: WriterLog, to: number, dataEnd: number, cuts: CutsRecord | undefined): void {
     const end = this.dataEnd.get(w.id) ?? 0
     // a cut moved back: nothing past it counts any more
     if (to < end) this.dataEnd.set(w.id, to)
@@ -117,9 +136,15 @@ export class Stability {
     this.dataEnd.set(this.h.own().id, len)
   }
 
-  /** `dataEnd` as a vector (what a new tombstone generation records). */
+  /** `dataEnd` with the pending steps laid over, as a vector (what a new tombstone generation records). */
   dataRead (): Array<[Uint8Array, number]> {
-    return [...this.dataEnd].filter(([, n]) => n > 0).map(([id, n]) => [Buffer.from(id, 'hex'), n])
+    const ends = new Map(this.dataEnd)
+    for (const [w, to, dataEnd] of this.pending) {
+      const end = ends.get(w.id) ?? 0
+      if (to < end) ends.set(w.id, to)
+      else if (dataEnd > end) ends.set(w.id, dataEnd)
+    }
+    return [...ends].filter(([, n]) => n > 0).map(([id, n]) => [Buffer.from(id, 'hex'), n])
   }
 
   /** Whether the view read data past what this peer's last record covers: a record is due. */
@@ -131,8 +156,17 @@ export class Stability {
 
   /** The record to append now: this peer's checkpoint of every log it folded. */
   vector (): Array<[Buffer, number]> {
-    this.recorded = new Map(this.dataEnd)
     return [...this.h.checkpoints].filter(([, n]) => n > 0).sort((a, b) => a[0] < b[0] ? -1 : 1).map(([id, n]) => [Buffer.from(id, 'hex'), n])
+  }
+
+  /** The own record was appended, covering the data read when `vector` was taken (`at`). */
+  recordedAt (at: Map<string, number>): void {
+    this.recorded = at
+  }
+
+  /** A copy of `dataEnd`, for `recordedAt`. */
+  reading (): Map<string, number> {
+    return new Map(this.dataEnd)
   }
 
   /** The live writers whose records count. */
@@ -174,14 +208,31 @@ export class Stability {
     const { view, commit } = this.h
     if (commit.graves === 0) return 0
     const frontier = this.frontier()
-    const print = [...frontier].map(([id, n]) => `${id}:${n}`).join(',')
+    const clock = this.recordersClock()
+    const settled = await this.removedSettled()
+    const print = [...frontier].map(([id, n]) => `${id}:${n}`).join(',') + `|${clock === null ? '-' : `${clock.wall}.${clock.counter}`}|${String(settled)}`
     if (print === this.collectedAt) return 0
     const total = commit.graves
     let done = 0
+    const members = this.h.members()
+    // a removed member's entries past its cut never count: no frontier needs to reach them
+    const need = (w: Uint8Array, n: number): number => {
+      const m = members.get(hex(w))
+      return m !== undefined && m.removed ? Math.min(n, m.cut) : n
+    }
     const gens: Array<{ gen: number, covered: boolean }> = []
     for await (const [genKey, raw] of view.scan('deaths', Buffer.alloc(0))) {
-      const vector = unpack(raw) as Array<[Uint8Array, number]>
-      gens.push({ gen: Number(genKey.readBigUInt64BE(0)), covered: vector.every(([w, n]) => (frontier.get(hex(w)) ?? 0) >= n) })
+      const [[wall, counter], vector] = unpack(raw) as [[number, number], Array<[Uint8Array, number]>]
+      const covered = settled && clock !== null && compareStamps(clock, { wall, counter }) >= 0 &&
+        vector.every(([w, n]) => (frontier.get(hex(w)) ?? 0) >= need(w, n))
+      const gen = Number(genKey.readBigUInt64BE(0))
+      gens.push({ gen, covered })
+      if (covered) continue
+      // an uncovered generation holds back every later one, unless no key is left in it (all
+      // written again): it is dropped below whatever it says
+      let empty = true
+      for await (const _ of view.scan('graveq', seqBytes(gen))) { empty = false; break } // eslint-disable-line no-unreachable-loop
+      if (!empty) break
     }
     for (const { gen, covered } of gens) {
       const keys: Buffer[] = []
@@ -216,6 +267,40 @@ export class Stability {
     return done
   }
 
+  /**
+   * The earliest clock among the live writers' records (null if one has none): every entry a live
+   * writer stamps from now on is stamped after it. A writer's clock may run behind what it folded
+   * (it follows a stamp ahead of its wall clock only up to maxDrift), so covering a generation's
+   * lengths is not enough: its newest stamp must be behind every recorder's clock too, or a later
+   * write could still lose to the dropped delete.
+   */
+  private recordersClock (): Stamp | null {
+    let least: Stamp | null = null
+    for (const r of this.recorders()) {
+      const at = this.records.get(r)?.at ?? null
+      if (at === null) return null
+      if (least === null || compareStamps(at, least) < 0) least = at
+    }
+    return least
+  }
+
+  /**
+   * Whether every removed member's log is folded here up to its cut: its entries below the cut
+   * count, and no record speaks for them (a tombstone dropped before one of them is folded here
+   * would not be there to beat it).
+   */
+  private async removedSettled (): Promise<boolean> {
+    for (const [id, m] of this.h.members()) {
+      if (!m.removed || m.reader === true) continue
+      const w = this.h.writers.get(id)
+      if (w === undefined) return false
+      const end = Math.min(m.cut, w.malformedAt)
+      if (w.core.length < end) return false
+      if ((this.h.checkpoints.get(id) ?? 0) < await w.batchEnd(end)) return false
+    }
+    return true
+  }
+
   /** Stages the removal of one tombstone's rows; its seq in the change feed (0: none), or null if it is no tombstone now. */
   private async dropKey (key: Buffer, gen: number, ops: BatchOp[]): Promise<number | null> {
     const view = this.h.view
@@ -236,8 +321,9 @@ export async function readRecord (w: WriterLog, len: number): Promise<CutsRecord
     const node = await snap.get(CUTS_KEY, { wait: false })
     if (node === null || node.value === null) return null
     const cuts = new Map<string, number>()
-    for (const [writer, n] of decodeCuts(CUTS_KEY, node.value).vector) cuts.set(hex(writer), n)
-    return { seq: node.seq, cuts }
+    const e = decodeCuts(CUTS_KEY, node.value)
+    for (const [writer, n] of e.vector) cuts.set(hex(writer), n)
+    return { seq: node.seq, at: e.at, cuts }
   } catch {
     return null
   } finally {

@@ -24,9 +24,10 @@
  *   graves      user key → uint64 gen: a key that reads as absent yet keeps slots or parts (a
  *               tombstone), under the generation of the last commit that staged it so
  *   graveq      uint64 gen ‖ user key → (empty): the same, by generation
- *   deaths      uint64 gen → msgpack [[writer key, length], …]: how far that commit's view had
- *               read each log's data; once every live member has recorded folding that far, the
- *               generation's tombstones are dropped (lib/stability.ts)
+ *   deaths      uint64 gen → msgpack [[wall, counter], [[writer key, length], …]]: the newest
+ *               stamp among its keys' entries, and how far that commit's view had read each
+ *               log's data; once every live member has recorded folding that far, with its clock
+ *               past that stamp, the generation's tombstones are dropped (lib/stability.ts)
  *   meta        'key' → database key, 'hlc' → the last HLC stamp, 'seen' → the newest remote
  *               stamp the clock observed (its lead bound), 'hash' → the view digest, 'format' →
  *               the view's layout version (VIEW_FORMAT), 'seq' → the last commit's sequence
@@ -549,10 +550,11 @@ export class ViewStore {
     return [{ type: 'del', key: ViewStore.at(this.ph, changeKey(gen, key)) }, { type: 'del', key: ViewStore.at(this.pg, key) }]
   }
 
-  /** A tombstone generation's read lengths (null deletes it). */
-  putDeath (gen: number, vector: ReadonlyArray<[Uint8Array, number]> | null): BatchOp {
+  /** A tombstone generation's read lengths and the newest stamp of its keys' entries (null deletes it). */
+  putDeath (gen: number, vector: ReadonlyArray<[Uint8Array, number]> | null, newest?: Stamp): BatchOp {
     const k = ViewStore.at(this.pd, seqBytes(gen))
-    return vector === null ? { type: 'del', key: k } : { type: 'put', key: k, value: Buffer.from(pack(vector.map(([w, n]) => [w, n]))) }
+    if (vector === null) return { type: 'del', key: k }
+    return { type: 'put', key: k, value: Buffer.from(pack([[newest?.wall ?? 0, newest?.counter ?? 0], vector.map(([w, n]) => [w, n])])) }
   }
 
   /** Removes `key`'s slots record, its entry in the change feed (at `seq`), and a part's or item's row (`delPart`). */

@@ -5,7 +5,8 @@
  * and per adder the newest add it has removed. So an entry costs what the write changes, however
  * large the document or set. Pure: no I/O.
  */
-import type { Stamp } from '../crdt/hlc.js'
+import type { Stamp, Version } from '../crdt/hlc.js'
+import { after } from '../crdt/lwwmap.js'
 import type { Json } from '../crdt/json.js'
 import { EMPTY_MEMBER, addMember, removeMember, type MemberState } from '../crdt/orset.js'
 import { pack } from '../crdt/codec.js'
@@ -43,11 +44,12 @@ function name (what: string, bytes: Buffer): Buffer {
  * slots as this peer sees them now (every writer's latest entry for it, with this call's earlier
  * writes): a set add continues the writer's own state of the member, and a remove removes every
  * add of the member this peer has seen, whoever made it. A remove of a member with no add seen,
- * or none this writer has not removed already, appends nothing.
+ * or none this writer has not removed already, appends nothing. `reset`: the version of the key's
+ * whole value as this peer sees it (set tags no newer than it are left out).
  *
  * @throws MeshError `MESHBEE_TOO_LARGE` for a value, field name or member over its size limit
  */
-export function buildEntries (op: WriteOp, slotsOf: (kind: PartKind, name: Buffer) => readonly EntrySlot[], writer: Uint8Array, stamp: Stamp): Built[] {
+export function buildEntries (op: WriteOp, slotsOf: (kind: PartKind, name: Buffer) => readonly EntrySlot[], writer: Uint8Array, stamp: Stamp, reset: Version | null = null): Built[] {
   switch (op.type) {
     case 'put':
       if (op.value.byteLength > MAX_VALUE_BYTES) throw tooLarge('A value', op.value.byteLength, MAX_VALUE_BYTES)
@@ -68,16 +70,26 @@ export function buildEntries (op: WriteOp, slotsOf: (kind: PartKind, name: Buffe
       const n = name('A set member', memberName(op.member))
       const slots = slotsOf(MEMBER_NS, n)
       const mine = slots.find((s) => same(s.writer, writer))
-      const own: MemberState = mine === undefined ? EMPTY_MEMBER : memberState(decodeEntry(mine.entry) as DataEntry, writer)
+      // Tags no newer than the key's last whole-value write count for nothing: they are left out,
+      // so the entry reads the same on a peer that still holds that write's tombstone and on one
+      // that dropped it (lib/stability.ts), where they would count again.
+      const own: MemberState = mine === undefined ? EMPTY_MEMBER : sinceReset(memberState(decodeEntry(mine.entry) as DataEntry, writer), reset)
       let next: MemberState
       if (op.type === 'sadd') next = addMember(own, hex(writer), stamp)
       else {
-        next = removeMember(own, mergeMember(slots))
+        next = removeMember(own, sinceReset(mergeMember(slots), reset))
         if (sameDots(next.removed, own.removed) && next.adds.size === own.adds.size) return []
       }
       return [{ beeKey: partBeeKey(MEMBER_NS, op.key, n), part: { kind: MEMBER_NS, name: n }, entry: { type: MEMBER, stamp, state: next } }]
     }
   }
+}
+
+/** A member state without the tags no newer than `reset`. */
+function sinceReset (m: MemberState, reset: Version | null): MemberState {
+  if (reset === null) return m
+  const keep = (tags: ReadonlyMap<string, Stamp>): Map<string, Stamp> => new Map([...tags].filter(([w, st]) => after({ stamp: st, writer: Buffer.from(w, 'hex') }, reset)))
+  return { adds: keep(m.adds), removed: keep(m.removed) }
 }
 
 function sameDots (a: ReadonlyMap<string, Stamp>, b: ReadonlyMap<string, Stamp>): boolean {

@@ -9,10 +9,11 @@ import type { HLC, Stamp } from '../crdt/hlc.js'
 import type { CatchUp } from './catchup.js'
 import type { ViewCommit } from './commit.js'
 import { keyChange, type KeyChange } from './commit.js'
-import { CUTS_KEY, FOLD_RANGE, FIELD, MEMBERSHIP_RANGE, MEMBER, type DataEntry, type EntryClock, decodeCuts, decodeData, decodeMembership, fieldState, memberState, parseDataKey, slotState } from './entry.js'
+import { CUTS_KEY, FOLD_RANGE, FIELD, FIELD_NS, MEMBER_NS, dataKey, partBeeKey, MEMBERSHIP_RANGE, MEMBER, type DataEntry, type EntryClock, decodeCuts, decodeData, decodeMembership, fieldState, memberState, parseDataKey, slotState } from './entry.js'
 import { live, resolveMembers, type Member } from './membership.js'
 import type { Stats } from './types.js'
 import { partKey, type ViewStore } from './view.js'
+import { prefixEnd } from './collate.js'
 import type { ChangedKey, WriterLog } from './writer-log.js'
 import { isNoReadKey } from './crypt.js'
 
@@ -405,8 +406,51 @@ export class Fold {
       done.set(w.id, { from, to, dataEnd: found.reduce((n, f) => Math.max(n, f.seq + 1), 0), cuts })
       if (chunked && entries >= FOLD_CHUNK) await flush()
     }
+    if (!chunked) await this.fromLogs(changed, done)
     if (changed.size > 0 || done.size > 0) await flush()
     return viewChanged
+  }
+
+  /**
+   * A key whose cut moved back (a removal) is re-merged from every member's entries for it at its
+   * checkpoint, read from the logs, not from the view's slots: compaction may have dropped the
+   * key's tombstone (lib/stability.ts), and the entry the removed writer falls back to can be
+   * older than that tombstone, which must still beat it. The entries a step of this fold read
+   * are laid over. The trees at the checkpoints are held (compaction keeps them).
+   */
+  private async fromLogs (changed: Map<string, KeyChange>, steps: ReadonlyMap<string, { to: number }>): Promise<void> {
+    const full = [...changed.values()].filter((c) => c.full)
+    if (full.length === 0) return
+    for (const [id, m] of this.members) {
+      const w = this.h.writers.get(id)
+      const len = steps.get(id)?.to ?? this.h.checkpoints.get(id) ?? 0
+      if (w === undefined || m.reader === true || len <= 1) continue
+      const snap = w.bee.checkout(len)
+      try {
+        for (const c of full) {
+          if (!c.slots.has(id)) {
+            const node = await snap.get(dataKey(c.key), { wait: false })
+            c.slots.set(id, node === null ? null : this.validate(w, node.seq, node.key, node.value))
+          }
+          for (const kind of [FIELD_NS, MEMBER_NS] as const) {
+            const gte = partBeeKey(kind, c.key, Buffer.alloc(0))
+            for await (const node of snap.createReadStream({ gte, lt: prefixEnd(gte) }, { wait: false })) {
+              const dk = parseDataKey(node.key)
+              if (dk.part === null || !dk.key.equals(c.key)) continue
+              const pid = partKey(c.key, dk.part.kind, dk.part.name).toString('hex')
+              let pc = c.parts.get(pid)
+              if (pc === undefined) c.parts.set(pid, pc = { kind: dk.part.kind, name: Buffer.from(dk.part.name), slots: new Map() })
+              if (!pc.slots.has(id)) pc.slots.set(id, this.validate(w, node.seq, node.key, node.value))
+            }
+          }
+        }
+      } catch (err) {
+        // (a block this peer cannot read: the view's slots stand for that writer's entries)
+        this.h.log.debug({ writer: id, err }, 'a re-merge read the view for a writer whose log it could not read')
+      } finally {
+        await snap.close()
+      }
+    }
   }
 
   /** A stability record read from `w` (an empty one if it is bad: counted, and it records nothing). */

@@ -7,7 +7,7 @@ import type { BeeBatch } from 'hyperbee'
 import { ClockAheadError, compareStamps, stamp as mkStamp, type HLC, type Stamp } from '../crdt/hlc.js'
 import { EMPTY } from '../crdt/keystate.js'
 import type { ViewCommit } from './commit.js'
-import { ADD_READER, ADD_WRITER, CUTS, CUTS_KEY, EPOCH, KEY_GRANT, PRINCIPAL, PRINCIPAL_KEY, epochKey, grantKey, MAX_KEY_BYTES, MAX_LEAD, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, slotState, type DataEntry, type EntryClock, type PartKind } from './entry.js'
+import { ADD_READER, ADD_WRITER, CUTS, CUTS_KEY, EPOCH, KEY_GRANT, PRINCIPAL, PRINCIPAL_KEY, epochKey, grantKey, MAX_KEY_BYTES, MAX_LEAD, MAX_VALUE_BYTES, REMOVE_WRITER, dataKey, decodeEntry, encodeEntry, membershipKey, mergeSlots, registerOf, slotState, type DataEntry, type EntryClock, type PartKind } from './entry.js'
 import { buildEntries, type Built, type WriteOp } from './entry-rule.js'
 import { buildEntryV1 } from './entry-rule-v1.js'
 import { keyChange, type KeyChange } from './commit.js'
@@ -97,7 +97,8 @@ export class OwnWrites {
         return list
       }
       const { stamp, clock } = this.issue()
-      const built = format === 1 ? this.buildV1(op, keySlots, own.key, stamp) : buildEntries(op, slotsOf, own.key, stamp)
+      const reg = op.type === 'sadd' || op.type === 'srem' ? registerOf(keySlots.get(kid) ?? view.getSlotsSync(op.key)) : null
+      const built = format === 1 ? this.buildV1(op, keySlots, own.key, stamp) : buildEntries(op, slotsOf, own.key, stamp, reg === null ? null : { stamp: reg.stamp, writer: reg.writer })
       for (const b of built) {
         const entry = encodeEntry(clock === undefined ? b.entry : { ...b.entry, clock })
         if (entry.byteLength > MAX_VALUE_BYTES + 64) throw tooLarge('An entry', entry.byteLength, MAX_VALUE_BYTES)

@@ -73,7 +73,8 @@ export class CatchUp {
    */
   resumeDownload (): void {
     if (this.w.local || this.w.core.writable || this.host.closing() || this.phase === 'downloading' || this.phase === 'fetching') return
-    this.download = this.w.core.download({ start: 0, end: -1, linear: true }) as { destroy: () => void }
+    // (from where this peer's compaction stopped clearing: the blocks below were cleared on purpose)
+    this.download = this.w.core.download({ start: this.w.clearedTo, end: -1, linear: true }) as { destroy: () => void }
     this.phase = 'downloading'
     if (this.watchdog === null) {
       this.watchdog = setInterval(() => { this.checkStall() }, STALL_CHECK)
@@ -92,7 +93,8 @@ export class CatchUp {
     const contiguous = w.contiguous
     const still = contiguous === this.lastContiguous
     this.lastContiguous = contiguous
-    if (!still || this.phase !== 'downloading' || contiguous >= w.core.length || this.stalled) return
+    // (a log that never takes the sparse path, an encrypted one, waits for its blocks)
+    if (!still || this.phase !== 'downloading' || contiguous >= w.core.length || this.stalled || this.host.sparseAfter === Infinity) return
     const peers = (w.core as unknown as { peers?: Array<{ remoteBitfield?: { get: (i: number) => boolean } }> }).peers ?? []
     if (peers.length === 0 || peers.some((p) => p.remoteBitfield?.get(contiguous) !== false)) return
     this.stalled = true

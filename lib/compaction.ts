@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import type Hypercore from 'hypercore'
 import type { Logger } from 'pino'
 import { treeLevels, type TreeLevel } from './blocks.js'
-import type { Member } from './membership.js'
+import { liveWriter, type Member } from './membership.js'
 import type { Stability } from './stability.js'
 import type { CompactProgress, CompactResult, DiskBytes, Stats } from './types.js'
 import { seqBytes, type ViewStore } from './view.js'
@@ -26,6 +26,8 @@ import type { WriterLog } from './writer-log.js'
 
 /** Where a log's horizon is kept, in its own store: it survives a lost view. */
 export const CLEARED = 'meshbee/cleared'
+/** Set while a log is being cleared: a run cut short is finished by the next. */
+const CLEARING = 'meshbee/clearing'
 
 /** The blocks of `w`'s tree at length `len`: its header, every node and every key's entry. Null if one is not held. */
 async function reachable (core: Hypercore, len: number): Promise<Set<number> | null> {
@@ -68,11 +70,14 @@ export async function loadCleared (core: Hypercore): Promise<number> {
 /**
  * Clears the blocks of `w` below `horizon` that its tree at `horizon` does not reference; the
  * blocks cleared. The horizon is stored first: a process killed midway has cleared only blocks no
- * read needs, and the next compaction clears the rest. Nothing is cleared if a block of the tree
+ * read needs, and the next compaction clears the rest (`CLEARING` marks a run not finished). Nothing is cleared if a block of the tree
  * is not held here (or cannot be read: an epoch this peer lacks).
  */
 export async function clearLog (w: WriterLog, horizon: number, progress?: (done: number, total: number) => void): Promise<number> {
-  if (horizon <= Math.max(w.clearedTo, 1)) return 0
+  // a run cut short (a crash) left its horizon stored and `CLEARING` set: it is finished now
+  const unfinished = (await w.core.getUserData(CLEARING)) !== null
+  if (horizon <= w.clearedTo && unfinished) horizon = w.clearedTo
+  else if (horizon <= Math.max(w.clearedTo, 1)) return 0
   let keep: Set<number> | null
   try {
     keep = await reachable(w.core, horizon)
@@ -82,6 +87,7 @@ export async function clearLog (w: WriterLog, horizon: number, progress?: (done:
   if (keep === null) return 0
   const raw = Buffer.alloc(8)
   raw.writeBigUInt64BE(BigInt(horizon))
+  await w.core.setUserData(CLEARING, raw)
   await w.core.setUserData(CLEARED, raw)
   w.clearedTo = horizon
   // the held blocks below the horizon that the tree no longer references, a run at a time (blocks
@@ -107,6 +113,7 @@ export async function clearLog (w: WriterLog, horizon: number, progress?: (done:
     progress?.(i, horizon)
   }
   progress?.(horizon, horizon)
+  await w.core.setUserData(CLEARING, null)
   return cleared
 }
 
@@ -264,7 +271,19 @@ export class Compactor {
       // An encrypted log's membership is read from all its clear blocks in order, by every peer
       // (lib/privacy.ts): a peer that never held its cleared blocks could not read it, so an
       // encrypted database's logs are never cleared; its tombstones still are.
-      const logs = [...this.h.writers.values()].filter((w) => members.has(w.id) && !w.encrypted)
+      // A removed member's log is kept whole: its entries below the cut count, and a peer that
+      // meets it only after every other peer cleared it could not read it (its catch-up fetches
+      // live logs only). A log with a malformed block is kept for the rule that caps it.
+      const logs = [...this.h.writers.values()].filter((w) => liveWriter(members.get(w.id)) && !w.encrypted && w.malformedAt === Infinity)
+      // the checkpoints the horizons come from must be in LevelDB before a block goes: a view that
+      // lost its newest commits (a crash in the write-behind window) folds again from the ones it has
+      if (logs.length > 0) {
+        try {
+          await this.h.view.settle()
+        } catch {
+          logs.length = 0 // (LevelDB refuses writes: nothing is cleared until it takes them again)
+        }
+      }
       let n = 0
       for (const w of logs) {
         const horizon = Math.min(this.h.checkpoints.get(w.id) ?? 0, frontier.get(w.id) ?? 0)

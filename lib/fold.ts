@@ -371,8 +371,12 @@ export class Fold {
       }
       const found: Array<{ beeKey: Buffer, seq: number, entry: Uint8Array | null }> = []
       let cuts: CutsRecord | undefined
+      // A checkpoint below where compaction cleared the log (a view that lost its newest commits)
+      // has no tree left to diff from: the step reads the whole tree at its end instead, every
+      // key with its entry there, which replaces whatever the view holds.
+      const base = to > from && from > 1 && from < w.clearedTo ? 0 : from
       const outcome = await readLog(w, from, to, async () => {
-        for (const c of await w.changedKeys(from, to, FOLD_RANGE, yieldTo)) {
+        for (const c of await w.changedKeys(base, to, FOLD_RANGE, yieldTo)) {
           if (c.key.equals(CUTS_KEY)) cuts = this.cutsRecord(w, c.seq, c.value)
           else found.push({ beeKey: c.key, seq: c.seq, entry: c.value === null ? null : this.validate(w, c.seq, c.key, c.value) })
         }

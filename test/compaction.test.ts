@@ -340,6 +340,74 @@ describe('compaction', function () {
     expect(await b2.get('from-c')).to.equal(1)
   })
 
+  it('a removal whose cut falls between a writer\'s entries re-merges from the logs: the older entry still loses to the dropped delete', async () => {
+    const peers = track(await createPeers(3, () => OPTS) as DB[])
+    const [a, y, x] = peers
+    await x.put('K', 1)
+    await meshSync(peers)
+    await y.del('K')
+    await meshSync(peers)
+    for (let i = 0; i < 2; i++) {
+      await compactAll(peers)
+      await meshSync(peers)
+    }
+    for (const p of peers) expect(p.stats().tombstonesCollected).to.equal(1)
+    await x.put('K', 5)
+    await meshSync([x, y])
+    expect(await y.get('K')).to.equal(5)
+    // a never saw K=5: its removal cuts x between its two puts
+    await a.removeWriter(x.writerKey)
+    await meshSync([a, y])
+    for (const p of [a, y]) expect(await p.get('K')).to.equal(undefined)
+    expect(a.hash().equals(y.hash())).to.equal(true)
+    expect((await y.verify()).problems).to.deep.equal([])
+  })
+
+  it('a delete stamped by a clock ahead stays in force: a later write by a member whose clock follows it only up to maxDrift still loses', async () => {
+    const peers = track(await createPeers(3, (i) => i === 2 ? { ...OPTS, wallClock: () => Date.now() + 600_000 } : OPTS) as DB[])
+    const [a, b, c] = peers
+    await a.put('k', 'v')
+    await meshSync(peers)
+    await c.del('k')
+    await meshSync(peers)
+    for (let i = 0; i < 2; i++) {
+      await compactAll(peers)
+      await meshSync(peers)
+    }
+    // the records' clocks (a's, b's) are behind the delete's stamp: it is not dropped yet
+    expect(peers.map((p) => p.stats().tombstones)).to.deep.equal([1, 1, 1])
+    await b.put('k', 'new')
+    await meshSync(peers)
+    for (const p of peers) expect(await p.get('k')).to.equal(undefined)
+    const fresh = track(new MeshDB<string, any>(await tempDir('fresh'), { ...OPTS, key: a.key }))
+    await fresh.open()
+    await syncAll([...peers, fresh], peers)
+    await sameEverywhere([...peers, fresh])
+  })
+
+  it('a set remove written on a peer that still holds a set\'s tombstone reads the same where it was dropped', async () => {
+    const peers = track(await createPeers(3, () => OPTS) as DB[])
+    const [a, y, w] = peers
+    await w.sadd('T', 'm')
+    await w.patch('D', { f1: 1 })
+    await meshSync(peers)
+    await y.del('T')
+    await y.patch('D', { f1: undefined })
+    await meshSync(peers)
+    await w.compact()
+    await meshSync(peers)
+    for (let i = 0; i < 2; i++) {
+      await compactAll([a, y])
+      await meshSync([a, y])
+    }
+    expect([a, y, w].map((p) => p.stats().tombstones)).to.deep.equal([0, 0, 1])
+    await w.srem('T', 'm')
+    await w.patch('D', { f2: 2 })
+    await meshSync(peers)
+    await sameEverywhere(peers)
+    expect(await a.get('T')).to.equal(undefined)
+  })
+
   it('diff and checkout of a cleared range fail with MESHBEE_HISTORY_CLEARED; a peer with full history serves them', async () => {
     const dir = await tempDir('a')
     const a = track(new MeshDB<string, any>(dir, OPTS))

@@ -4,8 +4,7 @@
  */
 import { CommanderError, InvalidArgumentError } from 'commander'
 import { once } from 'node:events'
-import { readFileSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { pino, type Logger } from 'pino'
 import type { MeshDB } from '../lib/meshdb.js'
 import { stampToString, type Stamp } from '../crdt/hlc.js'
@@ -188,7 +187,7 @@ export interface OpenOptions {
   encryptionKey?: string
   /**
    * What this peer keeps of the logs: every block (`full`), or what the view still needs (`live`,
-   * the library's default). Given, it is remembered for the directory; not given, the remembered one.
+   * the library's default). The library remembers it for the directory: not given, the last one.
    */
   history?: History
   /** Compact on its own as the logs become stable (`join --auto-compact`): true, or at most every this many ms. */
@@ -198,37 +197,9 @@ export interface OpenOptions {
 /** `full`: keep every block of every log (an archive); `live`: clear the blocks every member has folded. */
 export type History = 'full' | 'live'
 
-/**
- * The CLI's own settings of a database directory, beside the database: the history it keeps
- * (`init`/`join --history`, `seed`), so that every later command opens it the same way (the
- * library takes it as an option of each open and keeps nothing of it).
- */
-const SETTINGS = 'meshbee-cli.json'
-
-interface Settings { history?: History }
-
-function readSettings (location: string): Settings {
-  let text: string
-  try {
-    text = readFileSync(join(location, SETTINGS), 'utf8')
-  } catch {
-    return {}
-  }
-  const s = decodeStored(text)
-  const history = s !== null && typeof s === 'object' && !Array.isArray(s) ? s.history : undefined
-  return history === 'full' || history === 'live' ? { history } : {}
-}
-
-function writeSettings (location: string, settings: Settings): void {
-  writeFileSync(join(location, SETTINGS), JSON.stringify(settings) + '\n')
-}
-
-/** The history each database this process opened keeps. */
-const histories = new WeakMap<DB, History>()
-
-/** What `db` keeps of the logs (as the CLI opened it). */
+/** What `db` keeps of the logs (the library remembers it for the directory). */
 export function historyOf (db: DB): History {
-  return histories.get(db) ?? 'live'
+  return db.history
 }
 
 /**
@@ -238,7 +209,7 @@ export function historyOf (db: DB): History {
  */
 export async function openDb (dir: string, logger: Logger, opts: OpenOptions = {}, cwd = process.cwd()): Promise<DB> {
   const location = resolve(cwd, dir)
-  const history = opts.history ?? readSettings(location).history
+  const history = opts.history
   const { MeshDB } = await import('../lib/meshdb.js')
   const db = new MeshDB<string, Json>(location, {
     valueEncoding: 'json',
@@ -262,16 +233,7 @@ export async function openDb (dir: string, logger: Logger, opts: OpenOptions = {
     }
     throw err
   }
-  if (opts.history !== undefined && readSettings(location).history !== opts.history) {
-    try {
-      writeSettings(location, { ...readSettings(location), history: opts.history })
-    } catch (err) {
-      await db.close()
-      throw fileError(err, join(location, SETTINGS))
-    }
-  }
-  histories.set(db, history ?? 'live')
-  logger.debug({ dir: location, key: db.key.toString('hex'), writable: db.writable, history: history ?? 'live' }, 'opened')
+  logger.debug({ dir: location, key: db.key.toString('hex'), writable: db.writable, history: db.history }, 'opened')
   return db
 }
 

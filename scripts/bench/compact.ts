@@ -39,8 +39,10 @@
  * link): the anchor for "unchanged". The order rotates by round; lower medians. Target: unchanged
  * within noise.
  *
- * Each part runs in its own child process of this script (`--part <name> <params as JSON>`).
- * Markdown on stdout, progress on stderr.
+ * Each part runs in its own child process of this script (`--part <name> <params as JSON>`) and
+ * loads the library when it starts: in a tree someone is editing, run it from a snapshot
+ * (`git archive HEAD | tar -x -C DIR`, node_modules linked) so that every part runs one commit;
+ * the report says so when the tree changed during the run. Markdown on stdout, progress on stderr.
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, rmSync } from 'node:fs'
@@ -569,6 +571,8 @@ async function main (): Promise<void> {
     removeRunDir()
     process.exit(130)
   })
+  // the commit measured is the one at the start: every part loads the library when it starts
+  const startVersions = versions()
   const t0 = now()
   const loads = [os.loadavg()[0] as number]
   const limit = 3 * 3_600_000
@@ -628,7 +632,12 @@ async function main (): Promise<void> {
   const put = (s = ''): void => { out.push(s) }
   put('### Compaction')
   put()
-  put(`Command: \`${command}\`. Machine: ${machine()}. ${versions()}. ${minutes.toFixed(1)} min; load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}.`)
+  const endVersions = versions()
+  put(`Command: \`${command}\`. Machine: ${machine()}. ${startVersions}. ${minutes.toFixed(1)} min; load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}.`)
+  if (endVersions !== startVersions) {
+    put()
+    put(`**The tree changed during the run**: at its end, ${endVersions}. Parts that started after the change ran other code than the commit above.`)
+  }
   put()
   put(`Workload: ${WRITERS} writers × ${int(w.keys)} keys × ${int(w.overwrites)} overwrites (batches of ${int(w.keys)} puts, values ~100 B of JSON; ${int(WRITERS * w.keys * w.overwrites)} entries), then ${int(w.deleted)} keys deleted (split among the writers): ${int(live)} live keys. Bytes are apparent file sizes (like \`du -b\`), logs (the Corestore) + view (LevelDB).`)
   put()

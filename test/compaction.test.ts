@@ -56,27 +56,6 @@ async function all<T> (it: AsyncIterable<T>): Promise<T[]> {
   return out
 }
 
-/**
- * Links every pair of `peers` until each has folded every writer's own log (the writers among
- * them) to its length, then cuts the links: a peer that is no member (an archive) takes part.
- */
-async function syncAll (peers: DB[], writers: DB[], timeout = 20_000): Promise<void> {
-  const cuts: Array<() => void> = []
-  for (let i = 0; i < peers.length; i++) for (let j = i + 1; j < peers.length; j++) cuts.push(connect(peers[i], peers[j]))
-  try {
-    await until(peers, async () => {
-      for (const p of peers) await p.update()
-      return peers.every((p) => writers.every((q) => {
-        const w = p.writers().find((x) => x.key.equals(q.writerKey))
-        const own = q.writers().find((x) => x.local)?.length ?? 0
-        return w !== undefined && w.length === own && w.folded === own
-      }))
-    }, () => JSON.stringify(peers.map((p) => p.writers().map((w) => [w.key.toString('hex').slice(0, 6), w.length, w.folded]))), timeout)
-  } finally {
-    for (const cut of cuts) cut()
-  }
-}
-
 async function compactAll (peers: DB[]): Promise<Array<Awaited<ReturnType<DB['compact']>>>> {
   const out = []
   for (const p of peers) out.push(await p.compact())
@@ -108,7 +87,7 @@ describe('compaction', function () {
     const archive = track(new MeshDB<string, any>(await tempDir('archive'), { ...OPTS, key: peers[0].key, history: 'full' }))
     await archive.open()
     const all = [...peers, archive]
-    const sync = async (): Promise<void> => { await syncAll(all, peers) }
+    const sync = async (): Promise<void> => { await meshSync(all, { writers: peers }) }
     for (let round = 0; round < 8; round++) {
       for (let i = 0; i < 3; i++) await churn(peers[i], i, round)
       await sync()
@@ -143,7 +122,7 @@ describe('compaction', function () {
     await again.open()
     peers[0] = again
     await churn(again, 0, 12)
-    await syncAll([again, peers[1], peers[2], archive], [again, peers[1], peers[2]])
+    await meshSync([again, peers[1], peers[2], archive], { writers: [again, peers[1], peers[2]] })
     await sameEverywhere([again, peers[1], peers[2], archive])
     const v = await again.verify()
     expect(v.problems).to.deep.equal([])
@@ -197,12 +176,12 @@ describe('compaction', function () {
       for (let s = 0; s < keys.length; s += 1000) await peers[i].batch(keys.slice(s, s + 1000).map((key) => ({ type: 'del' as const, key })))
     }
     // (20,000 blocks a peer to download and fold)
-    await syncAll(peers, peers, 90_000)
+    await meshSync(peers, { timeout: 90_000 })
     for (const p of peers) expect(p.stats().tombstones).to.equal(10_000)
     await compactAll(peers) // each records; no peer holds the others' records yet
     for (const p of peers) expect(p.stats().tombstones, 'not before every member recorded').to.equal(10_000)
     // a fold that brings the last record collects them
-    await syncAll(peers, peers)
+    await meshSync(peers)
     await compactAll(peers)
     for (const p of peers) {
       expect(p.stats().tombstones).to.equal(0)
@@ -381,7 +360,7 @@ describe('compaction', function () {
     for (const p of peers) expect(await p.get('k')).to.equal(undefined)
     const fresh = track(new MeshDB<string, any>(await tempDir('fresh'), { ...OPTS, key: a.key }))
     await fresh.open()
-    await syncAll([...peers, fresh], peers)
+    await meshSync([...peers, fresh], { writers: peers })
     await sameEverywhere([...peers, fresh])
   })
 
@@ -415,7 +394,7 @@ describe('compaction', function () {
     for (let r = 0; r < 10; r++) await a.batch(Array.from({ length: 20 }, (_, i) => ({ type: 'put' as const, key: `k${i}`, value: r })))
     const archive = track(new MeshDB<string, any>(await tempDir('archive'), { ...OPTS, key: a.key, history: 'full' }))
     await archive.open()
-    await syncAll([a, archive], [a])
+    await meshSync([a, archive], { writers: [a] })
     const wanted: unknown[] = []
     for await (const ch of archive.diff(a.writerKey, { from: 21, to: 61 })) wanted.push(ch)
     const old = await archive.checkout([[a.writerKey, 61]]).iterator().all()

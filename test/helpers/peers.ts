@@ -115,20 +115,22 @@ export async function holdBlocks (from: MeshDB<any, any>, dir: string, start: nu
 }
 
 /**
- * Links every pair of `peers` until each holds every peer's own log at its full length and has
- * folded it to its cut (all of it, for a writer not removed), then cuts the links.
+ * Links every pair of `peers` until each holds the own log of every one of `writers` (all of
+ * `peers` unless said: a peer that is no member, an archive, takes part otherwise) at its full
+ * length and has folded it to its cut (all of it, for a writer not removed), then cuts the links.
  */
-export async function meshSync (peers: Array<MeshDB<any, any>>): Promise<void> {
+export async function meshSync (peers: Array<MeshDB<any, any>>, opts: { writers?: Array<MeshDB<any, any>>, timeout?: number } = {}): Promise<void> {
+  const writers = opts.writers ?? peers
   const cuts: Array<() => void> = []
   for (let i = 0; i < peers.length; i++) for (let j = i + 1; j < peers.length; j++) cuts.push(connect(peers[i], peers[j]))
   try {
     await until(peers, async () => {
       for (const p of peers) await p.update()
-      return peers.every((p) => peers.every((q) => {
+      return peers.every((p) => writers.every((q) => {
         const w = p.writers().find((x) => x.key.equals(q.writerKey))
         return w !== undefined && w.length === ownLength(q) && w.folded === w.cut
       }))
-    }, () => JSON.stringify(peers.map((p) => p.writers().map((w) => [w.key.toString('hex').slice(0, 6), w.length, w.folded]))))
+    }, () => JSON.stringify(peers.map((p) => p.writers().map((w) => [w.key.toString('hex').slice(0, 6), w.length, w.folded]))), opts.timeout)
   } finally {
     for (const cut of cuts) cut()
   }

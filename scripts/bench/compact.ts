@@ -1,7 +1,7 @@
 /**
  * Compaction (issue #21). Opt-in: `npm run bench -- --only compact`; also on its own:
  *
- *   npx tsx scripts/bench/compact.ts [--quick] [--overwrites R] [--rounds N] [--puts N] [--baseline DIR]
+ *   npx tsx scripts/bench/compact.ts [--quick] [--overwrites R] [--rounds N] [--puts N] [--baseline DIR] [--disk-only | --speed-only]
  *
  * --quick: R = 10, 3 speed rounds of 500 puts (a smoke run); otherwise R = 100, 5 rounds of 2,000.
  *
@@ -520,14 +520,16 @@ async function child (name: string, params: any): Promise<void> {
   }
 }
 
-interface Args { quick: boolean, overwrites: number, rounds: number, puts: number, baseline: string | null, argv: string[] }
+interface Args { quick: boolean, overwrites: number, rounds: number, puts: number, baseline: string | null, disk: boolean, speed: boolean, argv: string[] }
 
 function parseArgs (argv: string[]): Args {
   const quick = argv.includes('--quick')
-  const args: Args = { quick, overwrites: quick ? 10 : 100, rounds: quick ? 3 : 5, puts: quick ? 500 : 2000, baseline: null, argv }
+  const args: Args = { quick, overwrites: quick ? 10 : 100, rounds: quick ? 3 : 5, puts: quick ? 500 : 2000, baseline: null, disk: true, speed: true, argv }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--quick') continue
+    if (a === '--disk-only') { args.speed = false; continue }
+    if (a === '--speed-only') { args.disk = false; continue }
     const n = Number(argv[i + 1])
     if (a === '--overwrites' || a === '--rounds' || a === '--puts') {
       if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${a} takes a whole number >= 1`)
@@ -538,7 +540,7 @@ function parseArgs (argv: string[]): Args {
       if (dir === undefined || !existsSync(path.join(dir, 'index.ts'))) throw new Error('--baseline takes a directory holding a meshbee checkout (its index.ts)')
       args.baseline = path.resolve(dir)
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('npx tsx scripts/bench/compact.ts [--quick] [--overwrites R (100; 10 with --quick)] [--rounds N (5; 3)] [--puts N (2,000; 500)] [--baseline DIR (another meshbee checkout, e.g. the commit before compaction, with node_modules: its puts and folds beside)]\n')
+      process.stdout.write('npx tsx scripts/bench/compact.ts [--quick] [--overwrites R (100; 10 with --quick)] [--rounds N (5; 3)] [--puts N (2,000; 500)] [--baseline DIR (another meshbee checkout, e.g. the commit before compaction, with node_modules: its puts and folds beside)] [--disk-only | --speed-only]\n')
       process.exit(0)
     } else throw new Error(`unknown argument ${String(a)}`)
   }
@@ -590,11 +592,11 @@ async function main (): Promise<void> {
   }
 
   log(`compact: meshbee, ${WRITERS} writers × ${w.keys} keys × ${w.overwrites} overwrites, ${w.deleted} deleted`)
-  const mesh = await attempt('meshbee', async () => await runPart<MeshbeeOut>('meshbee', w, limit, env))
-  log('compact: autobase, the same workload')
-  const ab = await attempt('autobase', async () => await runPart<AutobaseOut>('autobase', w, limit, env))
+  const mesh = args.disk ? await attempt('meshbee', async () => await runPart<MeshbeeOut>('meshbee', w, limit, env)) : null
+  if (args.disk) log('compact: autobase, the same workload')
+  const ab = args.disk ? await attempt('autobase', async () => await runPart<AutobaseOut>('autobase', w, limit, env)) : null
 
-  const SETTINGS: Setting[] = ['cutsEvery0', 'shipped', ...(args.baseline !== null ? ['baseline' as const] : [])]
+  const SETTINGS: Setting[] = !args.speed ? [] : ['cutsEvery0', 'shipped', ...(args.baseline !== null ? ['baseline' as const] : [])]
   const speed = (setting: Setting): Speed => ({ setting, ...(setting === 'baseline' ? { baseline: args.baseline as string } : {}) })
   const setups: Partial<Record<Setting, Result>> = {}
   for (const s of SETTINGS) {
@@ -605,7 +607,7 @@ async function main (): Promise<void> {
   const putRate: Record<Setting, number[]> = { shipped: [], cutsEvery0: [], baseline: [] }
   const foldMs: Record<Setting, number[]> = { shipped: [], cutsEvery0: [], baseline: [] }
   const extraBlocks: Record<Setting, number[]> = { shipped: [], cutsEvery0: [], baseline: [] }
-  for (let round = 0; round < args.rounds; round++) {
+  for (let round = 0; round < (args.speed ? args.rounds : 0); round++) {
     // the order rotates by round
     const order = SETTINGS.map((_, i) => SETTINGS[(i + round) % SETTINGS.length] as Setting)
     for (const s of order) {
@@ -641,7 +643,8 @@ async function main (): Promise<void> {
   put()
   put(`Workload: ${WRITERS} writers × ${int(w.keys)} keys × ${int(w.overwrites)} overwrites (batches of ${int(w.keys)} puts, values ~100 B of JSON; ${int(WRITERS * w.keys * w.overwrites)} entries), then ${int(w.deleted)} keys deleted (split among the writers): ${int(live)} live keys. Bytes are apparent file sizes (like \`du -b\`), logs (the Corestore) + view (LevelDB).`)
   put()
-  if (mesh !== null) {
+  if (!args.disk) put('Disk: not run (--speed-only).')
+  else if (mesh !== null) {
     const rest = mesh.rest
     const fresh = total(rest.fresh as Bytes)
     const row = (what: string, b: Bytes, open: Bytes | undefined, vs: string, vsUncompacted: string): void =>
@@ -697,17 +700,23 @@ async function main (): Promise<void> {
     put(`meshbee's disk part failed: ${failures.filter((f) => f.startsWith('meshbee')).join('; ')}.`)
   }
   put()
-  const hasBase = args.baseline !== null
-  put(`Speed, as shipped against \`cutsEvery: 0\` (no automatic stability records; the tombstone bookkeeping after each fold still runs)${hasBase ? ` and against a baseline checkout (\`--baseline\`, ${versionAt(args.baseline as string)})` : ''}; every trial in its own process, ${args.rounds} rounds, the order rotating, lower medians:`)
-  put()
-  put(`| measure | \`cutsEvery: 0\` (anchor) | as shipped | shipped / anchor |${hasBase ? ' baseline | shipped / baseline |' : ''} target |`)
-  put(`|---|---:|---:|---|${hasBase ? '---:|---|' : ''}---|`)
-  const med = (xs: number[]): number => xs.length > 0 ? median(xs) : NaN
-  const vsBase = (xs: Record<Setting, number[]>, unit: string): string => hasBase ? ` ${int(med(xs.baseline))} | ${(med(xs.shipped) / med(xs.baseline)).toFixed(2)}×${unit} |` : ''
-  put(`| awaited put, one at a time (ops/s; ${int(args.puts)} puts into a fresh database) | ${int(med(putRate.cutsEvery0))} | ${int(med(putRate.shipped))} | ${(med(putRate.shipped) / med(putRate.cutsEvery0)).toFixed(2)}× |${vsBase(putRate, '')} unchanged within noise |`)
-  put(`| a fresh peer's fold of the ${WRITERS} writers' logs (ms; the workload above, in one Corestore) | ${int(med(foldMs.cutsEvery0))} | ${int(med(foldMs.shipped))} | ${(med(foldMs.shipped) / med(foldMs.cutsEvery0)).toFixed(2)}× the time |${vsBase(foldMs, ' the time')} unchanged within noise |`)
-  put()
-  put(`Rounds (${SETTINGS.map((s) => SETTING_NAME[s]).join(' / ')}): puts ${SETTINGS.map((s) => putRate[s].map(int).join(', ')).join(' / ')} ops/s; folds ${SETTINGS.map((s) => foldMs[s].map(int).join(', ')).join(' / ')} ms. Blocks a put trial's log held beyond its puts: ${SETTINGS.map((s) => extraBlocks[s].join(', ')).join(' / ')}. Fold logs: ${SETTINGS.map((s) => setups[s] !== undefined ? `${int(setups[s]?.metrics.entries as number)} entries, ${mb(setups[s]?.metrics.logBytes as number)}, built in ${((setups[s]?.metrics.setupMs as number) / 1000).toFixed(0)} s` : 'failed').join(' / ')}.`)
+  if (!args.speed) put('Speed: not run (--disk-only).')
+  else {
+    const hasBase = args.baseline !== null
+    put(`Speed, as shipped against \`cutsEvery: 0\` (no automatic stability records; the tombstone bookkeeping after each fold still runs)${hasBase ? ` and against a baseline checkout (\`--baseline\`, ${versionAt(args.baseline as string)})` : ''}; every trial in its own process, ${args.rounds} rounds, the order rotating, lower medians:`)
+    put()
+    put(`| measure | \`cutsEvery: 0\` (anchor) | as shipped | shipped / anchor |${hasBase ? ' baseline | shipped / baseline |' : ''} target |`)
+    put(`|---|---:|---:|---|${hasBase ? '---:|---|' : ''}---|`)
+    const med = (xs: number[]): number => xs.length > 0 ? median(xs) : NaN
+    const vsBase = (xs: Record<Setting, number[]>, unit: string): string => hasBase ? ` ${int(med(xs.baseline))} | ${(med(xs.shipped) / med(xs.baseline)).toFixed(2)}×${unit} |` : ''
+    put(`| awaited put, one at a time (ops/s; ${int(args.puts)} puts into a fresh database) | ${int(med(putRate.cutsEvery0))} | ${int(med(putRate.shipped))} | ${(med(putRate.shipped) / med(putRate.cutsEvery0)).toFixed(2)}× |${vsBase(putRate, '')} unchanged within noise |`)
+    put(`| a fresh peer's fold of the ${WRITERS} writers' logs (ms; the workload above, in one Corestore) | ${int(med(foldMs.cutsEvery0))} | ${int(med(foldMs.shipped))} | ${(med(foldMs.shipped) / med(foldMs.cutsEvery0)).toFixed(2)}× the time |${vsBase(foldMs, ' the time')} unchanged within noise |`)
+    put()
+    const byRound = (xs: Record<Setting, number[]>, a: Setting, b: Setting): string => xs[a].map((x, i) => (x / (xs[b][i] as number)).toFixed(2)).join(', ')
+    put(`Round by round, shipped / \`cutsEvery: 0\`: puts ${byRound(putRate, 'shipped', 'cutsEvery0')}; folds ${byRound(foldMs, 'shipped', 'cutsEvery0')} (the time)${hasBase ? `; shipped / baseline: puts ${byRound(putRate, 'shipped', 'baseline')}; folds ${byRound(foldMs, 'shipped', 'baseline')} (the time)` : ''}.`)
+    put()
+    put(`Rounds (${SETTINGS.map((s) => SETTING_NAME[s]).join(' / ')}): puts ${SETTINGS.map((s) => putRate[s].map(int).join(', ')).join(' / ')} ops/s; folds ${SETTINGS.map((s) => foldMs[s].map(int).join(', ')).join(' / ')} ms. Blocks a put trial's log held beyond its puts: ${SETTINGS.map((s) => extraBlocks[s].join(', ')).join(' / ')}. Fold logs: ${SETTINGS.map((s) => setups[s] !== undefined ? `${int(setups[s]?.metrics.entries as number)} entries, ${mb(setups[s]?.metrics.logBytes as number)}, built in ${((setups[s]?.metrics.setupMs as number) / 1000).toFixed(0)} s` : 'failed').join(' / ')}.`)
+  }
   if (failures.length > 0) {
     put()
     put(`Failures: ${failures.join('; ')}.`)

@@ -11,8 +11,11 @@ import { ViewStore } from '../../lib/view.js'
 
 export interface ViewDump {
   /**
-   * Every (key, value) of the view's LevelDB as hex, in order, except the persisted HLC stamp and
-   * the change feed (its seqs number this peer's commits, which a re-fold makes differently).
+   * Every (key, value) of the view's LevelDB as hex, in order, except the persisted HLC stamp,
+   * the change feed (its seqs number this peer's commits, which a re-fold makes differently), the
+   * compaction counters, and the tombstone bookkeeping (`graves`, `graveq`, `deaths` and their meta: each generation records
+   * how far this peer's view had read when a commit left a key as a tombstone, which a re-fold
+   * reads in other steps; {@link graveProblems} checks it on its own).
    */
   raw: Array<[string, string]>
   checkpoints: Map<string, number>
@@ -23,13 +26,19 @@ export interface ViewDump {
 /**
  * The view's LevelDB at `location` (not open elsewhere), read raw. `indexes: false` leaves the
  * secondary indexes and their declarations out (a view killed in an index rebuild holds part of it).
+ * `merge: false` leaves out the slots and parts (what later merges read): a view that dropped
+ * stable tombstones holds fewer of them than a re-fold, which has not yet (lib/stability.ts);
+ * what every key reads as (values, items), the checkpoints, the digest and the indexes stay.
  */
-export async function dumpView (location: string, opts: { indexes?: boolean } = {}): Promise<ViewDump> {
+export async function dumpView (location: string, opts: { indexes?: boolean, merge?: boolean } = {}): Promise<ViewDump> {
   const vs = new ViewStore(location)
   await vs.open()
   try {
-    const skip = ['hlc', 'seq', 'epoch', ...(opts.indexes === false ? ['indexes'] : [])].map((name) => Buffer.concat([Buffer.from(vs.meta.prefix), Buffer.from(name)]))
-    const local = [vs.changes.prefix, vs.seqs.prefix, ...(opts.indexes === false ? [vs.index.prefix, vs.indexed.prefix] : [])].map((p) => Buffer.from(p))
+    // (the compaction counters of stats() too: how much this peer collected and cleared)
+    const skip = ['hlc', 'seq', 'epoch', 'gen', 'graves', 'collected', 'collected-count', 'cleared-count', ...(opts.indexes === false ? ['indexes'] : [])].map((name) => Buffer.concat([Buffer.from(vs.meta.prefix), Buffer.from(name)]))
+    const local = [vs.changes.prefix, vs.seqs.prefix, vs.graves.prefix, vs.graveq.prefix, vs.deaths.prefix,
+      ...(opts.indexes === false ? [vs.index.prefix, vs.indexed.prefix] : []),
+      ...(opts.merge === false ? [vs.slots.prefix, vs.parts.prefix] : [])].map((p) => Buffer.from(p))
     const raw: Array<[string, string]> = []
     for await (const [k, v] of vs.db.iterator()) {
       if (skip.some((s) => s.equals(k)) || local.some((p) => k.subarray(0, p.byteLength).equals(p))) continue
@@ -39,6 +48,40 @@ export async function dumpView (location: string, opts: { indexes?: boolean } = 
   } finally {
     await vs.close()
   }
+}
+
+/**
+ * What is wrong with the tombstone bookkeeping of the view at `location` (not open elsewhere),
+ * read raw (lib/view.ts `graves`, `graveq`, `deaths`): a key held as a tombstone reads as absent
+ * and keeps slots or parts; `graves` and `graveq` list the same keys under the same generations,
+ * each generation listed in `deaths`; meta 'graves' counts them. (A key left absent with slots
+ * may be missing from it: such a key is only never dropped.)
+ */
+export async function graveProblems (location: string): Promise<string[]> {
+  const vs = new ViewStore(location)
+  await vs.open()
+  const problems: string[] = []
+  try {
+    const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+    const byKey = new Map<string, number>()
+    for await (const [k, v] of vs.graves.iterator()) byKey.set(hex(k), Number(Buffer.from(v).readBigUInt64BE(0)))
+    const byGen = new Map<string, number>()
+    for await (const [k] of vs.graveq.iterator()) byGen.set(hex(Buffer.from(k).subarray(8)), Number(Buffer.from(k).readBigUInt64BE(0)))
+    const deaths = new Set<number>()
+    for await (const [k] of vs.deaths.iterator()) deaths.add(Number(Buffer.from(k).readBigUInt64BE(0)))
+    const count = await vs.readSeq('graves') ?? 0
+    if (count !== byKey.size) problems.push(`meta 'graves' says ${count}, ${byKey.size} keys are held`)
+    for (const [key, gen] of byKey) {
+      const name = Buffer.from(key, 'hex').toString('latin1')
+      if (byGen.get(key) !== gen) problems.push(`${name}: held under generation ${gen}, listed under ${String(byGen.get(key))}`)
+      if (!deaths.has(gen)) problems.push(`${name}: generation ${gen} has no deaths record`)
+      if (await vs.values.get(Buffer.from(key, 'hex')) !== undefined) problems.push(`${name}: held as a tombstone, yet it reads as present`)
+    }
+    for (const key of byGen.keys()) if (!byKey.has(key)) problems.push(`${Buffer.from(key, 'hex').toString('latin1')}: listed by generation only`)
+  } finally {
+    await vs.close()
+  }
+  return problems
 }
 
 /**

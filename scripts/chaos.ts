@@ -76,7 +76,7 @@ async function run (schedule: Schedule, trace: boolean): Promise<string | null> 
       const r = await runInProcess(schedule, { onTrace, keep })
       uncounted += r.uncounted
       uncountedEarly += r.uncountedEarly
-      if (!quiet) console.log(`ok   seed ${schedule.seed} ${r.ms} ms, digest ${r.digest}, ${r.acked} acked, ${r.rejected} refused${r.uncounted > 0 ? `, ${r.uncounted} acked membership change(s) not counted by the replay` : ''}${r.handed > 0 ? `, ${r.handed} final-entry epoch(s) held by a non-member only through the key handed by hand` : ''} — ${r.summary}`)
+      if (!quiet) console.log(`ok   seed ${schedule.seed} ${r.ms} ms, digest ${r.digest}, ${r.acked} acked, ${r.rejected} refused${r.uncounted > 0 ? `, ${r.uncounted} acked membership change(s) not counted by the replay` : ''}${r.handed > 0 ? `, ${r.handed} final-entry epoch(s) held by a non-member only through the key handed by hand` : ''}${r.held > 0 ? `, ${r.held} tombstone(s) held after one compaction round` : ''} — ${r.summary}`)
     }
     return null
   } catch (err) {

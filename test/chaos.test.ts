@@ -6,10 +6,15 @@
  * large writes too (50–400 set adds and removes, or document fields, on one key in one append),
  * and in about half peers that write log format 1 until they upgrade to format 2; 30 % run an
  * encrypted database (only its live writers must read everything; the others hold every log, and
- * none holds the key of what the live writers write after the final sync). After each
- * schedule and a final full sync: every view is byte-identical and equals the reference model
- * computed from the logs, writers() agree, every acknowledged write is in its writer's log, and
- * no process crashed but those killed.
+ * none holds the key of what the live writers write after the final sync); 85 % have compaction
+ * (stability records every few ms, `db.compact()` steps often right after a delete or before a
+ * restart or kill, some peers keeping full history, some compacting on their own, and with
+ * processes kills inside `compact()`). After each schedule and a final full sync: every view is
+ * byte-identical and equals the reference model computed from the logs, writers() agree, every
+ * acknowledged write was in its writer's log (checked when acknowledged: compaction may clear it
+ * since), every member log is held whole but for blocks compaction cleared, and no process
+ * crashed but those killed; then every live writer compacts (twice, with a write in between): no
+ * view changes, and no peer holds a tombstone the stability records let it drop.
  *
  * The bounded set here: CHAOS_SCHEDULES in-process schedules (default 80) from seed CHAOS_BASE
  * (default 1; `random` for a random base) and CHAOS_PROCS multi-process ones (default 5) from the

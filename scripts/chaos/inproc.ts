@@ -20,6 +20,13 @@
  * and every other peer opens with its `encryptionKey`. Only the live writers at the end are held
  * to reading everything (checks.ts); after the final checks every live writer writes once more,
  * and no other peer may hold the key of those entries (`finalEntriesCheck`).
+ *
+ * Compaction (`schedule.compaction`): each peer opens with its options, a `compact` step must
+ * leave the peer's view and digest as they were, and each acknowledged write is checked in its
+ * writer's log when it is acknowledged (compaction may clear its blocks later). After the final
+ * checks comes `stabilityRound` (checks.ts). What compaction did (blocks cleared, tombstones
+ * collected) depends on when records landed, which depends on timing: the trace shows it without
+ * hashing it into the digest, and so for view damage (how much a file held).
  */
 import { createHash } from 'node:crypto'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
@@ -29,12 +36,13 @@ import type { Duplex } from 'node:stream'
 import Corestore from 'corestore'
 import { pino } from 'pino'
 import { MeshDB, type WriteOperation } from '../../index.js'
-import { ChaosFailure, describeGroup, dump, fail, showDump, finalChecks, finalEntriesCheck, inSync, settled, waitFor, type Ack } from './checks.js'
-import { EPOCH, describeSchedule, formatAt, replayCommand, type ChaosOp, type Schedule, type Step } from './schedule.js'
+import { ChaosFailure, RECORDS_SOON, checkAckNodes, recordsSoon, describeGroup, dump, entriesAt, fail, hasBlock, linkedBy, missingRuns, showDump, finalChecks, finalEntriesCheck, inSync, settled, stabilityRound, waitFor, type Ack } from './checks.js'
+import { EPOCH, compactionOptions, describeSchedule, formatAt, replayCommand, type ChaosOp, type Schedule, type Step } from './schedule.js'
 import { connect } from '../link.js'
 import { damageView, flipTarget } from './damage.js'
 import { encodeIndexKey, fieldKeys, type IndexKey } from '../../lib/collate.js'
 import { tokenize } from '../../lib/text.js'
+import type { WriterLog } from '../../lib/writer-log.js'
 import type { Json } from '../../crdt/json.js'
 
 
@@ -62,6 +70,11 @@ export interface RunResult {
    * the creator's key handed to them by hand, which no grant records (checks.ts `finalEntriesCheck`).
    */
   handed: number
+  /**
+   * Tombstones held, summed over the peers that read everything, after every live writer
+   * compacted once at the end (checks.ts `stabilityRound` says why some may be).
+   */
+  held: number
   summary: string
 }
 
@@ -150,6 +163,7 @@ export function describeStep (s: Step): string {
     case 'up': return `up p${s.peer}${s.relink ? ' relinked' : ''}`
     case 'kill': return `kill p${s.peer} ${s.when} +${s.delay}ms`
     case 'burst': return `burst p${s.peer} [${s.ops.map(opText).join(', ')}]`
+    case 'compact': return `compact p${s.peer}`
   }
 }
 
@@ -283,8 +297,10 @@ async function checkFeeds (peers: Peer[], final: Array<[Buffer, Buffer]>): Promi
     try {
       for await (const c of db.changes({ since: p.mark.seq })) named.add(c.key)
     } catch (err) {
-      // the view was folded anew since (damage): the feed says so rather than list part of it
-      if ((err as { code?: string }).code === 'MESHBEE_FEED_RESET') continue
+      // the view was folded anew since (damage), or deletions since were dropped with their
+      // tombstones (compaction): the feed says so rather than list part of it
+      const code = (err as { code?: string }).code
+      if (code === 'MESHBEE_FEED_RESET' || code === 'MESHBEE_FEED_COMPACTED') continue
       throw err
     }
     for (const k of new Set([...want.keys(), ...p.mark.view.keys()])) {
@@ -310,10 +326,13 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
   let encryptionKey: Buffer | undefined
   let failed = false
 
-  const note = (line: string): void => {
+  /** A trace line; `detail` is shown with it but not hashed into the digest (it depends on timing). */
+  const note = (line: string, detail?: string): void => {
     trace.push(line)
-    opts.onTrace?.(line)
+    opts.onTrace?.(detail === undefined ? line : `${line}: ${detail}`)
   }
+  /** The detail of the step being run (see `note`). */
+  let stepDetail: string | undefined
   const onUnhandled = (err: unknown): void => { problems.push(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`) }
   process.on('unhandledRejection', onUnhandled)
 
@@ -330,9 +349,10 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
 
   const open = async (p: Peer): Promise<void> => {
     const privacy = schedule.encrypted !== true ? {} : encryptionKey === undefined ? { encrypted: true } : { encryptionKey }
-    const db = new MeshDB<string, string>(p.dir, { key, wallClock: () => now + p.skew, logger: logger(p.index), sparseAfter: schedule.sparseAfter, indexes: INDEXES, ...privacy })
+    const db = new MeshDB<string, string>(p.dir, { key, wallClock: () => now + p.skew, logger: logger(p.index), sparseAfter: schedule.sparseAfter, indexes: INDEXES, ...privacy, ...compactionOptions(schedule, p.index) })
     await db.open()
     if (p.format === 1) db.engine.testHooks.format = 1
+    if ((compactionOptions(schedule, p.index).cutsEvery ?? Infinity) <= RECORDS_SOON) recordsSoon(db)
     p.db = db
     watch(p, db)
   }
@@ -417,19 +437,39 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
   const settle = async (what: string): Promise<void> => {
     for (const group of components()) {
       const dbs = group.map((p) => p.db as DB)
-      await waitFor(() => dbs, async () => await inSync(dbs), () => `${what}: group ${group.map((p) => 'p' + p.index).join(',')} (links ${[...links.keys()].join(' ')}) never synced\n  ${describeGroup(dbs, group.map((p) => 'p' + p.index))}${peerInfo(dbs, group.map((p) => 'p' + p.index))}`, timeout)
+      const linked = linkedBy(group.map((p) => p.index), [...links.keys()].map((id) => id.split(',').map(Number) as [number, number]))
+      await waitFor(() => dbs, async () => await inSync(dbs, linked), () => `${what}: group ${group.map((p) => 'p' + p.index).join(',')} (links ${[...links.keys()].join(' ')}) never synced\n  ${describeGroup(dbs, group.map((p) => 'p' + p.index))}${peerInfo(dbs, group.map((p) => 'p' + p.index))}`, timeout)
     }
     if (problems.length > 0) fail(problems.join('\n'))
   }
 
-  /** `to` catches up on every log `from` holds at least as far; `from` receives nothing. */
+  /**
+   * `to` catches up on every log `from` holds at least as far; `from` receives nothing. (Blocks
+   * `from` cleared it cannot send; blocks `to` cleared it does not want.)
+   */
   const oneway = async (from: Peer, to: Peer): Promise<string> => {
     const a = from.db as DB
     const b = to.db as DB
     const streams = new Map<string, () => void>()
-    let sent = 0
-    const group = componentOf(to.index).map((p) => p.db as DB)
-    const before = JSON.stringify([...a.engine.writers].map(([id, w]) => [id, w.core.contiguousLength]))
+    const peersOf = componentOf(to.index)
+    const group = peersOf.map((p) => p.db as DB)
+    const linked = linkedBy(peersOf.map((p) => p.index), [...links.keys()].map((id) => id.split(',').map(Number) as [number, number]))
+    // (its own log may grow by its stability record, on a timer: that is nothing it received)
+    const source = (): string => JSON.stringify([...a.engine.writers].filter(([, w]) => !w.local).map(([id, w]) => [id, w.core.length, missingRuns(w.core)]))
+    const before = source()
+    const longer = [...a.engine.members.keys()].filter((id) => (a.engine.writers.get(id)?.core.length ?? 0) > (b.engine.writers.get(id)?.core.length ?? 0)).length
+    /**
+     * Whether `to` lacks blocks of a log that `from` holds (past where `to` cleared it), on a log
+     * `from` holds at least as long (else `from` would learn of the longer one).
+     */
+    const behind = (wa: WriterLog, wb: WriterLog): boolean => {
+      if (wb.core.length > wa.core.length) return false
+      if (wb.core.length < wa.core.length) return true
+      for (const [x, y] of missingRuns(wb.core)) {
+        for (let i = Math.max(x, wb.clearedTo); i < Math.min(y, wa.core.length); i++) if (hasBlock(wa.core, i)) return true
+      }
+      return false
+    }
     try {
       await waitFor(() => [a, b], async () => {
         await b.update()
@@ -444,7 +484,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
             if (b.engine.members.has(id) || !await settled(b)) done = false
             continue
           }
-          if (wa.core.contiguousLength > wb.core.contiguousLength) {
+          if (behind(wa, wb)) {
             done = false
             if (!streams.has(id)) {
               const s1 = replicateCore(wa.core, true)
@@ -453,18 +493,18 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
               s2.on('error', () => {})
               s1.pipe(s2).pipe(s1)
               streams.set(id, () => { s1.destroy(); s2.destroy() })
-              sent++
             }
           }
         }
-        return done && await inSync(group)
+        return done && await inSync(group, linked)
       }, () => `one-way p${from.index}->p${to.index} never completed\n  ${describeGroup([a, b], ['p' + from.index, 'p' + to.index])}`, timeout)
     } finally {
       for (const cut of streams.values()) cut()
     }
-    const after = JSON.stringify([...a.engine.writers].map(([id, w]) => [id, w.core.contiguousLength]))
-    if (after !== before) fail(`one-way p${from.index}->p${to.index}: the source's logs changed`)
-    return `${sent} logs`
+    if (source() !== before) fail(`one-way p${from.index}->p${to.index}: the source's logs changed: ${before} -> ${source()}`)
+    // (how many logs were longer depends on whether a timer appended a stability record already)
+    stepDetail = `${longer} logs longer`
+    return 'caught up'
   }
 
   const runStep = async (s: Step): Promise<string> => {
@@ -492,11 +532,17 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
         const mine = db.writers().find((w) => w.local)
         if (mine === undefined || mine.folded !== Math.min(mine.cut, after)) fail(`read your writes: p${p.index}'s own log is folded to ${String(mine?.folded)} of ${after} (cut ${String(mine?.cut)}) after the write resolved`)
         const target = s.op.kind === 'add-writer' || s.op.kind === 'remove-writer' ? peers[s.op.target]?.writerKey : undefined
-        acks.push({ peer: p.index, writer: p.writerKey, before, after, op: s.op, target, format: p.format })
+        const ack: Ack = { peer: p.index, writer: p.writerKey, before, after, op: s.op, target, format: p.format }
+        // its entries, now (compaction may clear them once they are overwritten)
+        const where = `p${p.index}'s ${opText(s.op)} as acknowledged, log [${before}, ${after})`
+        checkAckNodes(ack, await entriesAt(db, p.writerKey, before === 0 && after > 0 ? 1 : before, after, where), 0, where)
+        acks.push(ack)
         counts.acked++
-        // (an encrypted database's logs also hold key grants, as many as the timing of folds made
-        // due: where a write lands is no function of the schedule there, only that it landed)
-        return `ok${schedule.encrypted === true ? '' : ` [${before},${after})`}${p.format === 1 ? ' in format 1' : ''}`
+        // (a log also holds stability records, and an encrypted database's key grants, as many as
+        // the timing of folds made due: where a write lands is no function of the schedule, only
+        // that it landed)
+        stepDetail = `[${before},${after})`
+        return `ok${p.format === 1 ? ' in format 1' : ''}`
       }
       case 'link': return link(s.a, s.b) ? 'linked' : 'no-op'
       case 'unlink': return unlink(s.a, s.b) ? 'cut' : 'no-op'
@@ -517,7 +563,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
         await p.db.close()
         if (s.damage !== undefined) {
           const target = s.damage === 'flip' ? flipTarget(view.map(([, v]) => v.toString())) : null
-          note(`  p${p.index}'s view damaged: ${await damageView(join(p.dir, 'view'), s.damage, target)}`)
+          note(`  p${p.index}'s view damaged (${s.damage})`, await damageView(join(p.dir, 'view'), s.damage, target))
           damaged = p.index
         }
         p.skew = s.skew
@@ -525,7 +571,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
         if (damaged === p.index) {
           // what open does not check (slots and parts only feed later merges), verify does
           const report = await (p.db as unknown as DB).verify({ repair: true })
-          if (!report.ok) note(`  p${p.index}'s verify found and repaired: ${report.problems.slice(0, 3).join('; ')}`)
+          if (!report.ok) note(`  p${p.index}'s verify found and repaired problems`, report.problems.slice(0, 3).join('; '))
           damaged = -1
         }
         const again = await dump(p.db as unknown as DB)
@@ -553,6 +599,21 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
         await open(p)
         if (s.relink) relink(p.index)
         return 'up'
+      }
+      case 'compact': {
+        const p = peers[s.peer] as Peer
+        if (p.db === null) return 'peer down'
+        const db = p.db
+        const view = await dump(db)
+        const hash = db.hash()
+        const r = await db.compact()
+        const after = await dump(db)
+        if (JSON.stringify(after) !== JSON.stringify(view)) fail(`p${p.index}'s compact() changed its view: ${showDump(view)} -> ${showDump(after)}`)
+        if (!db.hash().equals(hash)) fail(`p${p.index}'s compact() changed its view digest`)
+        if (r.tombstones !== db.stats().tombstones) fail(`p${p.index}'s compact() says ${r.tombstones} tombstones are left, stats() ${db.stats().tombstones}`)
+        if (compactionOptions(schedule, p.index).history === 'full' && r.blocksCleared > 0) fail(`p${p.index} keeps full history, yet compact() cleared ${r.blocksCleared} blocks`)
+        stepDetail = `${r.blocksCleared} blocks cleared, ${r.tombstonesCollected} tombstones collected, ${r.tombstones} held${r.heldBackBy.length > 0 ? ` (held back by ${r.heldBackBy.map((k) => `p${peers.findIndex((x) => x.writerKey === k)}`).join(' ')})` : ''}`
+        return 'compacted'
       }
       case 'kill':
       case 'burst':
@@ -597,6 +658,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
         upgraded.push(`p${p.index}`)
       }
       let outcome: string
+      stepDetail = undefined
       try {
         outcome = await runStep(s)
         await settle(`step ${n}`)
@@ -604,7 +666,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
         note(`#${n} t+${now - EPOCH} ${describeStep(s)} -> FAILED`)
         throw err
       }
-      note(`#${n} t+${now - EPOCH} ${upgraded.length > 0 ? `[${upgraded.join(' ')} to format 2] ` : ''}${describeStep(s)} -> ${outcome} | ${live().map(traceDigest).join(' ')}`)
+      note(`#${n} t+${now - EPOCH} ${upgraded.length > 0 ? `[${upgraded.join(' ')} to format 2] ` : ''}${describeStep(s)} -> ${outcome} | ${live().map(traceDigest).join(' ')}`, stepDetail)
     }
 
     // the final full sync: everyone up, the final links, until every peer holds and folded everything
@@ -614,7 +676,8 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
     await settle('final sync')
     const dbs = peers.map((p) => p.db as DB)
     const names = peers.map((p) => 'p' + p.index)
-    const ref = await finalChecks(dbs, names, acks)
+    const history = peers.map((p) => compactionOptions(schedule, p.index).history)
+    const ref = await finalChecks(dbs, names, acks, { history, links: schedule.final })
     // the view every peer that reads everything holds (of an encrypted database: the live writers)
     const final = await dump(dbs[ref.source] as DB)
     const lost = acks.filter((a) => {
@@ -625,7 +688,8 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
     const uncounted = lost.length
     const uncountedEarly = lost.filter((a) => ref.members.get(a.writer)?.removed === false).length
     note(`final: ${final.length} keys, ${ref.members.size} members, ${counts.acked} acked, ${counts.rejected} refused, ${counts.skipped} skipped` +
-      (schedule.encrypted === true ? `; ${ref.full.length} live writer(s) read everything` : ''))
+      (schedule.encrypted === true ? `; ${ref.full.length} live writer(s) read everything` : ''),
+    ref.cleared > 0 ? `${ref.cleared} acknowledged writes cleared everywhere since (checked when acknowledged)` : undefined)
     await checkFeeds(ref.full.map((i) => peers[i] as Peer), final)
     let handed = 0
     if (schedule.encrypted === true && ref.full.length > 0) {
@@ -633,6 +697,10 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
       handed = r.handed
       note(r.line)
     }
+    // every live writer compacts; then tombstones (checks.ts), and the feeds again
+    const stability = await stabilityRound(dbs, names, ref, async () => { await settle('sync in the stability round') }, { history, clockAhead: schedule.dayAhead })
+    note('stability round', stability.line)
+    await checkFeeds(ref.full.map((i) => peers[i] as Peer), await dump(dbs[ref.source] as DB))
 
     // a reopened peer reads the same view without refolding
     const p = peers[seed % peers.length] as Peer
@@ -646,7 +714,7 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
     const h = createHash('sha256')
     for (const line of trace) h.update(line + '\n')
     for (const [k, v] of final) h.update(k).update(v)
-    return { seed, digest: h.digest('hex').slice(0, 16), ms: Date.now() - started, ...counts, uncounted, uncountedEarly, handed, summary: describeSchedule(schedule) }
+    return { seed, digest: h.digest('hex').slice(0, 16), ms: Date.now() - started, ...counts, uncounted, uncountedEarly, handed, held: stability.held, summary: describeSchedule(schedule) }
   } catch (err) {
     failed = true
     const e = err instanceof Error ? err : new Error(String(err))

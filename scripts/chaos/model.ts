@@ -51,7 +51,10 @@ const vid = (v: V): string => `${v.wall}.${v.counter}.${hex(v.writer)}`
 export interface LogSource {
   /** Hex key of the creator's log. */
   creator: string
-  /** Every log this peer holds: its bee and its length (all of it must be local). */
+  /**
+   * Every log this peer holds: its bee and its length (all of it must be local, but for blocks
+   * compaction cleared: no tree the model reads needs them).
+   */
   logs: Map<string, { bee: Hyperbee, length: number, core?: Hypercore }>
   /**
    * An encrypted database: membership is read from each log's clear blocks, one by one (its tree
@@ -64,7 +67,7 @@ export interface LogSource {
 /** The logs a MeshDB holds, as the model's input. */
 export function logsOf (db: MeshDB<any, any>): LogSource {
   const logs = new Map<string, { bee: Hyperbee, length: number, core?: Hypercore }>()
-  for (const [id, w] of db.engine.writers) logs.set(id, { bee: w.bee, length: w.core.contiguousLength, core: w.core })
+  for (const [id, w] of db.engine.writers) logs.set(id, { bee: w.bee, length: w.core.length, core: w.core })
   return { creator: hex(db.engine.key), logs, encrypted: db.privacy === 'encrypted' }
 }
 
@@ -102,13 +105,15 @@ async function readRange (bee: Hyperbee, length: number, first: number, last = f
 /**
  * The latest node of each key in the 'm' namespace of an encrypted log at `length`, from its clear
  * blocks alone (a block as stored: 16 bytes of padding, kind 0 for a clear one, then the node).
- * Membership nodes are never deleted, so the latest put of a key is its value.
+ * Membership nodes are never deleted, so the latest put of a key is its value. A block not held
+ * is skipped: compaction cleared it here or on every peer that held it (the final checks check
+ * that before the model runs), and compaction keeps each key's latest node.
  */
 async function clearMembership (core: Hypercore, length: number): Promise<Array<{ seq: number, key: Bytes, value: Bytes }>> {
   const latest = new Map<string, { seq: number, key: Bytes, value: Bytes }>()
   for (let i = 1; i < length; i++) {
     const raw = await core.get(i, { wait: false, raw: true } as never) as Uint8Array | null
-    if (raw === null) throw new Error(`model: block ${i} of log ${hex(core.key).slice(0, 8)} is not held`)
+    if (raw === null) continue
     if (raw[0] !== 0) continue // sealed: data, or the header
     const node = decodeNode(raw.subarray(16))
     if (node.key.byteLength === 0 || node.key[0] !== 0x6d) throw new Error(`model: a clear block ${i} outside the membership namespace`)

@@ -21,6 +21,13 @@
  * among the live writers only (checks.ts says why), and once the directories are reopened here,
  * linked in this process, each live writer writes once more: no other peer may hold the key of
  * those entries (`finalEntriesCheck`).
+ *
+ * Compaction (`schedule.compaction`): each process opens with its options; `compact` steps run
+ * `db.compact()` in it, and a 'mid-compact' kill lands `delay` ms into one. Since compaction may
+ * clear a write's blocks later, each acknowledged write is checked against the entries its
+ * process read back when it resolved, and the writes in flight at a kill against the log as the
+ * restarted process reads it at once. Once the directories are reopened here, linked, every live
+ * writer compacts (`stabilityRound`, checks.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -28,12 +35,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MeshDB } from '../../index.js'
-import { ChaosFailure, dump, entriesAt, entriesOf, fail, finalChecks, finalEntriesCheck, inSync, liveIn, matchWrite, waitFor, type Ack } from './checks.js'
+import { ChaosFailure, agree, checkAckNodes, linkedBy, dump, entriesAt, entriesOf, fail, finalChecks, finalEntriesCheck, holdsAll, inSync, liveIn, matchWrite, stabilityRound, waitFor, type Ack, type Holding } from './checks.js'
 import type { MemberModel } from './model.js'
 import { connect } from '../link.js'
 import { describeStep, replayCommand, seedStore } from './inproc.js'
 import { damageView, flipTarget } from './damage.js'
-import { describeSchedule, formatAt, type ChaosOp, type Schedule, type Step } from './schedule.js'
+import { compactionOptions, describeSchedule, formatAt, type ChaosOp, type Schedule, type Step } from './schedule.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const CHILD = fileURLToPath(new URL('./peer.ts', import.meta.url))
@@ -163,7 +170,7 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
   const trace: string[] = []
   const acks: Ack[] = []
   const inflight: InFlight[] = []
-  const counts = { acked: 0, rejected: 0, kills: 0, inflight: 0 }
+  const counts = { acked: 0, rejected: 0, kills: 0, inflight: 0, unchecked: 0 }
   const root = await mkdtemp(join(tmpdir(), `meshbee-chaosp-${seed}-`))
   const skews = [...schedule.skews]
   const dirs = skews.map((_, i) => join(root, `p${i}`))
@@ -197,6 +204,7 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
     const env: Record<string, string> = {}
     if (damaged) env.MESHBEE_CHAOS_DAMAGE = '1'
     if (schedule.dayAhead === i) env.MESHBEE_CHAOS_AHEAD = '1'
+    if (schedule.compaction !== undefined) env.MESHBEE_CHAOS_COMPACTION = JSON.stringify(compactionOptions(schedule, i))
     if (schedule.encrypted === true) {
       if (encryptionKey !== undefined) env.MESHBEE_CHAOS_ENCRYPTION_KEY = encryptionKey
       else if (i === 0) env.MESHBEE_CHAOS_ENCRYPTED = '1'
@@ -290,8 +298,9 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
           for (const [j, s] of last.entries()) {
             if ((s.problems as string[]).length > 0) fail(`p${group[j] as number} logged: ${(s.problems as string[]).join('\n')}`)
           }
-          if (last.every((s) => s.settled === true && s.holdings === last[0]?.holdings)) break
-          if (Date.now() > deadline) fail(`${what}: group ${group.map((i) => 'p' + i).join(',')} never synced: ${JSON.stringify(last.map((s) => [s.settled, s.holdings]))}`)
+          const why = agree(last.map((s) => s.holdings as Holding[]), group.map((i) => 'p' + i), linkedBy(group, [...links].map((id) => id.split(',').map(Number) as [number, number])))
+          if (last.every((s) => s.settled === true) && why === null) break
+          if (Date.now() > deadline) fail(`${what}: group ${group.map((i) => 'p' + i).join(',')} never synced: settled ${JSON.stringify(last.map((s) => s.settled))}; ${why ?? 'they hold the same'}: ${JSON.stringify(last.map((s) => s.holdings)).slice(0, 3000)}`)
           let timer: NodeJS.Timeout | undefined
           await Promise.race([woke, new Promise<void>((resolve) => { timer = setTimeout(resolve, 100) })])
           clearTimeout(timer)
@@ -316,7 +325,9 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
       return `refused ${m.code as string}`
     }
     if (m.folded !== Math.min(m.cut as number, m.after as number)) fail(`read your writes: p${i}'s own log is folded to ${String(m.folded)} of ${String(m.after)} after the write resolved`)
-    acks.push({ peer: i, writer: writerKeys[i] as string, before: m.before as number, after: m.after as number, op: o, target, format })
+    const ack: Ack = { peer: i, writer: writerKeys[i] as string, before: m.before as number, after: m.after as number, op: o, target, format }
+    checkAckNodes(ack, unhex(m.nodes), 0, `p${i}'s op ${n} as acknowledged, log [${ack.before}, ${ack.after})`)
+    acks.push(ack)
     counts.acked++
     return `ok [${m.before as number},${m.after as number})${format === 1 ? ' in format 1' : ''}`
   }
@@ -336,6 +347,12 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
         const off = c.on((m) => { if (m.t === 'event') done() })
         function done (): void { clearTimeout(timer); off(); resolve() }
       })
+    }
+    if (s.when === 'mid-compact') {
+      // once the compaction has started (or after a bound, if the process is still busy)
+      const started = c.next((m) => m.t === 'compacting', 'compacting', 5_000).catch(() => {})
+      c.send({ c: 'compact' })
+      await started
     }
     await new Promise<void>((resolve) => setTimeout(resolve, s.delay))
     await c.kill()
@@ -360,7 +377,12 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
     if (flight !== null) {
       if (length < flight.start) fail(`p${i}'s log shrank across a kill: ${length} < ${flight.start}`)
       flight.end = length
-      inflight.push(flight)
+      // checked now, as the restarted process reads its log (compaction may clear it later); what
+      // it cannot read now (sealed, or cleared already), at the end
+      const start = flight.start === 0 && flight.end > 0 ? 1 : flight.start
+      const got = await again.request({ c: 'entries', from: start, to: flight.end }, 'entries')
+      if (got.sealed === 0 && got.cleared === 0) fitInFlight(flight, unhex(got.nodes), start)
+      else inflight.push(flight)
     }
     return `killed ${s.when}${flight !== null ? `, ${flight.ops.length} in flight, log ${flight.start}->${length}` : ''}`
   }
@@ -379,7 +401,13 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
           if (m.t !== 'ack') return
           b.acked.add(m.n as number)
           const x = b.sent.find((y) => y.n === m.n) as { op: ChaosOp, target?: string, format: 1 | 2 }
-          acks.push({ peer: s.peer, writer: writerKeys[s.peer] as string, before: m.before as number, after: m.after as number, op: x.op, target: x.target, format: x.format })
+          const ack: Ack = { peer: s.peer, writer: writerKeys[s.peer] as string, before: m.before as number, after: m.after as number, op: x.op, target: x.target, format: x.format }
+          try {
+            checkAckNodes(ack, unhex(m.nodes), 0, `p${s.peer}'s op ${m.n as number} as acknowledged, log [${ack.before}, ${ack.after})`)
+          } catch (err) {
+            burstProblems.push((err as Error).message)
+          }
+          acks.push(ack)
           counts.acked++
           if (m.folded !== Math.min(m.cut as number, m.after as number)) burstProblems.push(`read your writes: p${s.peer}'s own log is folded to ${String(m.folded)} of ${String(m.after)} after a write resolved`)
         })
@@ -393,6 +421,13 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
         return `${s.ops.length} sent`
       }
       case 'kill': return await kill(s.peer, s)
+      case 'compact': {
+        const c = children[s.peer]
+        if (c == null || !c.running) return 'peer down'
+        const r = await c.request({ c: 'compact' }, 'compacted', timeout)
+        if (compactionOptions(schedule, s.peer).history === 'full' && (r.blocksCleared as number) > 0) fail(`p${s.peer} keeps full history, yet compact() cleared ${r.blocksCleared as number} blocks`)
+        return `compacted: ${r.blocksCleared as number} blocks cleared, ${r.tombstonesCollected as number} tombstones collected, ${r.tombstones as number} held`
+      }
       case 'link': return await link(s.a, s.b) ? 'linked' : 'no-op'
       case 'unlink': return await unlink(s.a, s.b) ? 'cut' : 'no-op'
       case 'oneway': {
@@ -402,8 +437,7 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
         const deadline = Date.now() + timeout
         while (true) {
           const [a, b] = await Promise.all([child(s.from).request({ c: 'state' }, 'state'), child(s.to).request({ c: 'state' }, 'state')])
-          const have = new Map((JSON.parse(b.holdings as string) as Array<[string, number, boolean, number]>).map((h) => [h[0], h[3]]))
-          const caught = b.settled === true && (JSON.parse(a.holdings as string) as Array<[string, number, boolean, number]>).every((h) => (have.get(h[0]) ?? -1) >= h[3])
+          const caught = b.settled === true && holdsAll(a.holdings as Holding[], b.holdings as Holding[])
           if (caught) break
           if (Date.now() > deadline) fail(`one-way p${s.from}->p${s.to} never caught up`)
           await new Promise<void>((resolve) => {
@@ -502,20 +536,29 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
       if ((closed.problems as string[]).length > 0) fail(`p${i} logged: ${(closed.problems as string[]).join('\n')}`)
     }
 
-    // every directory, reopened here: the same view, and the checks against the logs
+    // every directory, reopened here: the same view; linked, and synced (a process may have
+    // appended a stability record on its timer after the final sync, which the others did not
+    // get before they closed); the checks against the logs. Here records come from compact() alone.
     const dbs: Array<MeshDB<string, string>> = []
     const cuts: Array<() => void> = []
     let full: number[] = []
+    let cleared = 0
     try {
       for (let i = 0; i < dirs.length; i++) {
-        const db = new MeshDB<string, string>(dirs[i] as string, { key, ...(encryptionKey !== undefined ? { encryptionKey: Buffer.from(encryptionKey, 'hex') } : {}) })
+        const db = new MeshDB<string, string>(dirs[i] as string, { key, ...(encryptionKey !== undefined ? { encryptionKey: Buffer.from(encryptionKey, 'hex') } : {}), ...compactionOptions(schedule, i), cutsEvery: 0, autoCompact: false })
         await db.open()
         dbs.push(db)
         const view = (await dump(db)).map(([k, v]) => [k.toString('hex'), v.toString('hex')])
         if (JSON.stringify(view) !== JSON.stringify(finals[i]?.view)) fail(`p${i}'s view changed when it reopened`)
       }
+      for (const [a, b] of schedule.final) cuts.push(connect(dbs[a] as MeshDB<string, string>, dbs[b] as MeshDB<string, string>))
+      const sync = async (): Promise<void> => {
+        await waitFor(() => dbs, async () => await inSync(dbs, linkedBy(dbs.map((_, i) => i), schedule.final)), () => 'the reopened peers never synced', timeout)
+      }
+      await sync()
       const names = dbs.map((_, i) => 'p' + i)
-      const ref = await finalChecks(dbs, names, acks)
+      const history = dbs.map((_, i) => compactionOptions(schedule, i).history)
+      const ref = await finalChecks(dbs, names, acks, { history, links: schedule.final })
       full = ref.full
       // the views the processes reported: the same on every peer that reads everything
       const first = finals[ref.source]
@@ -524,20 +567,21 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
         if (JSON.stringify(f.view) !== JSON.stringify(first?.view)) fail(`p${i}'s view differs from p${ref.source}'s: ${JSON.stringify(f.view).slice(0, 600)} vs ${JSON.stringify(first?.view).slice(0, 600)}`)
         if (f.hash !== first?.hash) fail(`p${i}'s view digest differs from p${ref.source}'s`)
       }
-      for (const f of inflight) await checkInFlight(dbs, f, schedule.encrypted === true ? ref.members : null)
+      for (const f of inflight) counts.unchecked += await checkInFlight(dbs, f, schedule.encrypted === true ? ref.members : null)
       if (schedule.encrypted === true && full.length > 0) {
-        for (const [a, b] of schedule.final) cuts.push(connect(dbs[a] as MeshDB<string, string>, dbs[b] as MeshDB<string, string>))
-        const r = await finalEntriesCheck(dbs, names, full, async () => {
-          await waitFor(() => dbs, async () => await inSync(dbs), () => 'the reopened peers never synced after the final entries', timeout)
-        })
+        const r = await finalEntriesCheck(dbs, names, full, sync)
         note(r.line)
       }
+      note((await stabilityRound(dbs, names, ref, sync, { history, clockAhead: schedule.dayAhead })).line)
+      cleared = ref.cleared
     } finally {
       for (const cut of cuts) cut()
       for (const db of dbs) await db.close().catch(() => {})
     }
     note(`final: ${(finals[full[0] ?? 0]?.view as unknown[]).length} keys, ${counts.acked} acked, ${counts.rejected} refused, ${counts.kills} kills, ${counts.inflight} ops in flight at kills` +
-      (schedule.encrypted === true ? `; ${full.length} live writer(s) read everything` : ''))
+      (schedule.encrypted === true ? `; ${full.length} live writer(s) read everything` : '') +
+      (cleared > 0 ? `; ${cleared} acknowledged writes cleared everywhere since (checked when acknowledged)` : '') +
+      (counts.unchecked > 0 ? `; ${counts.unchecked} kills' writes in flight cleared before they could be read` : ''))
     return { seed, ms: Date.now() - started, ...counts, summary: describeSchedule(schedule) }
   } catch (err) {
     failed = true
@@ -554,20 +598,41 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
   }
 }
 
+/** Nodes sent as hex pairs (peer.ts), as buffers. */
+function unhex (nodes: unknown): Array<{ key: Buffer, value: Buffer }> {
+  if (!Array.isArray(nodes)) fail('a message without its entries')
+  return (nodes as Array<[string, string]>).map(([k, v]) => ({ key: Buffer.from(k, 'hex'), value: Buffer.from(v, 'hex') }))
+}
+
 /**
- * The log between `start` and `end` holds a prefix of the in-flight ops, each whole, and nothing
- * else. How many entries an op appended is found by trying each count its kind allows (a set
- * remove may append none, a membership change that was a no-op none) until the rest fits.
+ * At the end, the writes in flight at a kill that the restarted process could not read at once
+ * (sealed, or cleared already): the log, as its writer's copy holds it now, is checked as
+ * {@link fitInFlight} says, if it can be read whole. Returns 1 if it cannot (compaction cleared
+ * some of it), else 0.
  */
-async function checkInFlight (dbs: Array<MeshDB<string, string>>, f: InFlight, members: Map<string, MemberModel> | null): Promise<void> {
+async function checkInFlight (dbs: Array<MeshDB<string, string>>, f: InFlight, members: Map<string, MemberModel> | null): Promise<number> {
   const db = dbs[f.peer] as MeshDB<string, string>
   const where = `p${f.peer}: the writes in flight at a kill`
   const start = f.start === 0 && f.end > 0 ? 1 : f.start // a log's first write also appends the header
   // an encrypted database's writer that is no live member may have lost the key of an epoch it
   // made past its cut (its grants there do not count): such entries cannot be matched
   const sealed = members !== null && !liveIn(members, f.writer) ? { count: 0 } : undefined
-  const nodes = await entriesAt(db, f.writer, start, f.end, where, sealed)
-  if ((sealed?.count ?? 0) > 0) return
+  const cleared = { count: 0 }
+  const nodes = await entriesAt(db, f.writer, start, f.end, where, sealed, cleared)
+  if ((sealed?.count ?? 0) > 0) return 0
+  if (cleared.count > 0) return 1
+  fitInFlight(f, nodes, start)
+  return 0
+}
+
+/**
+ * The log between `start` and `end` holds a prefix of the in-flight ops, each whole, and nothing
+ * else (`nodes`: its entries from `start`, key bookkeeping left out). How many entries an op
+ * appended is found by trying each count its kind allows (a set remove may append none, a
+ * membership change that was a no-op none) until the rest fits.
+ */
+function fitInFlight (f: InFlight, nodes: Array<{ key: Buffer, value: Buffer }>, start: number): void {
+  const where = `p${f.peer}: the writes in flight at a kill`
   const reasons: string[] = []
   const fits = (i: number, at: number): boolean => {
     if (at === nodes.length) return true // the rest never landed (or appended nothing)

@@ -19,6 +19,12 @@
  * its encryption key (handed over by hand); the checks then expect the views, indexes and feeds
  * of the live writers only, and of the other peers (never added, or removed) that they hold every
  * member log whole and cannot read the entries written after the final sync (scripts/chaos/checks.ts).
+ * Drawn after all of those: 85 % get compaction (`compaction`): every peer appends its stability
+ * record every 1 to 50 ms (of real time) once its view read new data, some keep every log
+ * block (`history: 'full'`), some compact on their own after folds (`autoCompact`), and `compact`
+ * steps call `db.compact()` on a peer: at random, right before a peer restarts, goes down or is
+ * killed, and right after a link or a one-way catch-up, often right after a delete by the same
+ * peer (a tombstone to collect); with processes, some kills land inside a `compact()` (`mid-compact`).
  * `--classic` gives the earlier generator's schedule
  * for any seed, byte for byte (the schedule records it, and its replay command says so).
  */
@@ -71,10 +77,15 @@ export type Step = { dt: number } & (
   | { t: 'kill', peer: number, when: KillPoint, delay: number }
   /** Multi-process only: several ops of one peer sent without waiting, so a kill can land among them. */
   | { t: 'burst', peer: number, ops: ChaosOp[] }
+  /** `db.compact()` on a peer (schedules with `compaction`). */
+  | { t: 'compact', peer: number }
 )
 
-/** Where a kill lands in the multi-process variant. */
-export type KillPoint = 'mid-write' | 'mid-fold' | 'mid-open' | 'idle'
+/**
+ * Where a kill lands in the multi-process variant. 'mid-compact': `delay` ms after the peer
+ * started a `db.compact()` (schedules with `compaction`).
+ */
+export type KillPoint = 'mid-write' | 'mid-fold' | 'mid-open' | 'idle' | 'mid-compact'
 
 export type Style = 'random' | 'chain' | 'partition' | 'star' | 'ring'
 
@@ -122,6 +133,29 @@ export interface Schedule {
    * its `encryptionKey`. Older saved schedules lack it: a plain database.
    */
   encrypted?: true
+  /**
+   * Compaction: each peer's options (the `compact` steps are among `steps`). Older saved
+   * schedules lack it: every peer opens with the defaults (a record every 30 s of its clock).
+   */
+  compaction?: Compaction
+}
+
+/** Per peer (by index): the compaction options it opens with. */
+export interface Compaction {
+  /** ms between its automatic stability records (the `cutsEvery` option). */
+  cutsEvery: number[]
+  /** 'full': it never clears a log block; 'live': `compact()` may. */
+  history: Array<'full' | 'live'>
+  /** ms between its automatic compactions after folds (`autoCompact`); 0: none. */
+  autoCompact: number[]
+}
+
+/** The options a peer opens with in a schedule with compaction (none: the defaults). */
+export function compactionOptions (s: Schedule, peer: number): { cutsEvery?: number, history?: 'full' | 'live', autoCompact?: number | false } {
+  const c = s.compaction
+  if (c === undefined) return {}
+  const auto = c.autoCompact[peer] ?? 0
+  return { cutsEvery: c.cutsEvery[peer], history: c.history[peer], autoCompact: auto > 0 ? auto : false }
 }
 
 /** The log format `peer` writes during step `step` (see {@link Schedule.legacyUntil}). */
@@ -407,6 +441,8 @@ const AHEAD_P = 0.25
 const DAMAGE_P = 0.3
 /** How often a schedule runs an encrypted database. */
 const ENCRYPTED_P = 0.3
+/** How often a schedule has compaction. */
+const COMPACT_P = 0.85
 export const DAY = 24 * 60 * 60 * 1000
 
 /** A member of the large sets: mostly strings, some numbers and objects, now and then a small op's member. */
@@ -545,6 +581,75 @@ function addExtras (s: Schedule): void {
   }
   // drawn after every extra above, so a seed's other extras stay what they were
   if (x() < ENCRYPTED_P) s.encrypted = true
+  // drawn after every extra above too
+  if (x() < COMPACT_P) addCompaction(s, x)
+}
+
+/**
+ * Compaction (see the top of the file): each peer's options, then `compact` steps — about one in
+ * eight to one in four steps — and with processes one or two kills inside a `compact()`.
+ */
+function addCompaction (s: Schedule, x: Rng): void {
+  const peers = [...Array(s.peers).keys()]
+  s.compaction = {
+    cutsEvery: peers.map(() => 1 + int(x, 50)),
+    history: peers.map(() => chance(x, 0.25) ? 'full' : 'live'),
+    // (the database counts both intervals in real time, whatever its wall clock)
+    autoCompact: peers.map(() => chance(x, 0.3) ? 20 + int(x, 1000) : 0)
+  }
+  const insert = (pos: number, step: Step): void => {
+    s.steps.splice(pos, 0, step)
+    shiftIndexes(s, pos, 1)
+  }
+  /** A `compact` step, often right after a delete by the same peer: a tombstone to collect. */
+  const compactAt = (pos: number, peer: number, dt: number): void => {
+    if (chance(x, 0.4)) {
+      insert(pos, { dt, t: 'op', peer, op: { kind: 'del', key: pick(x, s.keys) } })
+      insert(pos + 1, { dt: 0, t: 'compact', peer })
+    } else insert(pos, { dt, t: 'compact', peer })
+  }
+  const n = Math.max(1, Math.round(s.steps.length * (0.12 + 0.13 * x())))
+  for (let i = 0; i < n; i++) {
+    const r = x()
+    const down = downBefore(s)
+    const up = (pos: number): number[] => peers.filter((p) => !(down[pos] as Set<number>).has(p))
+    if (r < 0.35) {
+      // right before a peer restarts, goes down or is killed: the compaction's state must survive it
+      const at = s.steps.flatMap((st, j) => st.t === 'restart' || st.t === 'down' || st.t === 'kill' ? [j] : [])
+      if (at.length > 0) {
+        const j = pick(x, at)
+        const st = s.steps[j] as Extract<Step, { peer: number }>
+        // (a kill after a burst: before the burst, so the kill still follows its burst)
+        const pos = st.t === 'kill' && j > 0 && s.steps[j - 1]?.t === 'burst' ? j - 1 : j
+        compactAt(pos, st.peer, int(x, 3000))
+        continue
+      }
+    } else if (r < 0.55) {
+      // right after a link or a one-way catch-up: between syncs, with what it just brought in
+      const at = s.steps.flatMap((st, j) => st.t === 'link' || st.t === 'oneway' ? [j] : [])
+      if (at.length > 0) {
+        const j = pick(x, at)
+        const st = s.steps[j] as Extract<Step, { t: 'link' | 'oneway' }>
+        const peer = st.t === 'link' ? (chance(x, 0.5) ? st.a : st.b) : (chance(x, 0.5) ? st.from : st.to)
+        compactAt(j + 1, peer, chance(x, 0.5) ? 0 : int(x, 3000))
+        continue
+      }
+    }
+    const pos = int(x, s.steps.length + 1)
+    // (not between a burst and its kill)
+    if (pos > 0 && s.steps[pos - 1]?.t === 'burst') continue
+    compactAt(pos, pick(x, up(pos)), chance(x, 0.3) ? 0 : int(x, 3000))
+  }
+  if (s.variant === 'procs') {
+    const kills = chance(x, 0.7) ? 1 + int(x, 2) : 0
+    for (let i = 0; i < kills; i++) {
+      const down = downBefore(s)
+      let pos = int(x, s.steps.length + 1)
+      if (pos > 0 && s.steps[pos - 1]?.t === 'burst') pos--
+      const up = peers.filter((p) => !(down[pos] as Set<number>).has(p))
+      insert(pos, { dt: int(x, 3000), t: 'kill', peer: pick(x, up), when: 'mid-compact', delay: int(x, 40) })
+    }
+  }
 }
 
 /** Moves the step indexes a schedule records (large writes, format switches) past an insertion. */
@@ -566,7 +671,12 @@ export function describeSchedule (s: Schedule): string {
     (s.legacyUntil !== undefined ? `, format 1 until steps [${s.legacyUntil.join(' ')}]` : '') +
     (s.dayAhead !== undefined ? `, p${s.dayAhead} a day ahead until restarted` : '') +
     (s.steps.some((x) => x.t === 'restart' && x.damage !== undefined) ? `, view damage [${s.steps.flatMap((x) => x.t === 'restart' && x.damage !== undefined ? [x.damage] : []).join(' ')}]` : '') +
-    (s.encrypted === true ? ', encrypted' : '')
+    (s.encrypted === true ? ', encrypted' : '') +
+    (s.compaction !== undefined ? `, compaction: ${count('compact')} compacts, records every [${s.compaction.cutsEvery.join(' ')}] ms` +
+      `${s.compaction.history.includes('full') ? `, full history on [${s.compaction.history.flatMap((h, i) => h === 'full' ? [`p${i}`] : []).join(' ')}]` : ''}` +
+      `${s.compaction.autoCompact.some((a) => a > 0) ? `, auto-compact [${s.compaction.autoCompact.flatMap((a, i) => a > 0 ? [`p${i}=${a}ms`] : []).join(' ')}]` : ''}` +
+      `${s.steps.some((x) => x.t === 'kill' && x.when === 'mid-compact') ? `, ${s.steps.filter((x) => x.t === 'kill' && x.when === 'mid-compact').length} kills mid-compact` : ''}`
+      : '')
 }
 
 /** A schedule as JSON, one step a line (the form test/regressions/chaos/ keeps them in). */

@@ -8,6 +8,9 @@
  * del), `s*` keys hold sets (sadd/srem). Batches mix `v*` and `d*` puts and dels. Now and then a
  * `write` is bulk: hundreds of members of one set or fields of one document in one append, so sets
  * and documents grow large and kills land inside large appends and their commits.
+ *
+ * The compaction runs (test/helpers/compact-child.ts) write {@link genCompactOp}: the same, with
+ * many more deletes, of every kind of key, so that tombstones are there to collect.
  */
 import type { Json } from '../../crdt/json.js'
 import { prng } from '../../scripts/prng.js'
@@ -57,6 +60,9 @@ export type ChildMessage =
   | { t: 'issue', n: number, op: Op }
   /** `seq`: the change feed's last seq once the write resolved (a reader may have read it). */
   | { t: 'ack', n: number, seq?: number }
+  /** The compaction runs: its `n`th `db.compact()` starts, and resolved (what it did). */
+  | { t: 'compacting', n: number }
+  | { t: 'compacted', n: number, cleared: number, collected: number, tombstones: number }
 
 function filler (rng: () => number): string {
   const len = rng() < 0.05 ? 2000 + int(rng, 3000) : int(rng, 120)
@@ -133,6 +139,15 @@ function bulkWrite (rng: () => number, tag: string): Op {
   return { kind: 'write', ops: [{ kind: 'patch', key: pick(rng, DOC_KEYS), fields }] }
 }
 
+/** A key of any kind: a value, a document or a set. */
+const ANY_KEYS = [...VALUE_KEYS, ...DOC_KEYS, ...SET_KEYS]
+
+/** An op of the compaction runs: a delete of any key one time in three, else {@link genOp}. */
+export function genCompactOp (rng: () => number, tag: string): Op {
+  if (rng() < 0.33) return { kind: 'del', key: pick(rng, ANY_KEYS) }
+  return genOp(rng, tag)
+}
+
 function genDataOp (rng: () => number, tag: string): DataOp {
   while (true) {
     const op = genOp(rng, tag)
@@ -169,6 +184,8 @@ export class Model {
       case 'del': {
         const value = op.kind === 'put' ? op.value : null
         if (op.key.startsWith('d')) this.docs.set(op.key, { reg: value, fields: new Map() })
+        // a set's delete: its adds so far are older than it (later ones are not)
+        else if (op.key.startsWith('s')) this.sets.set(op.key, { touched: false, members: new Set() })
         else this.values.set(op.key, value)
         break
       }

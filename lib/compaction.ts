@@ -163,9 +163,14 @@ export interface CompactorHost {
   members: () => ReadonlyMap<string, Member>
   /** Whether this peer may append (its stability record). */
   writable: () => boolean
+  /** Compacts the logs' store (RocksDB) after blocks were cleared. */
+  compactLogs: () => Promise<unknown>
   /** Appends the own stability record and folds it. */
   record: (vector: Array<[Buffer, number]>) => Promise<void>
 }
+
+/** How long a measure of the bytes on disk is reused (ms). */
+const DISK_TTL = 1000
 
 /** Elapsed time for the intervals (monotonic: not the HLC's wall clock, which an app may set). */
 const now = (): number => performance.now()
@@ -188,8 +193,19 @@ export class Compactor {
     this.lastRecord = this.lastAuto = now()
   }
 
+  /** The last walk of the directories, and when it was made: `stats()` may be called often. */
+  private measured: { at: number, bytes: DiskBytes } | null = null
+
+  /** Bytes on disk: a walk of the directories, at most one a second (compaction measures afresh). */
   get disk (): DiskBytes {
-    return { logs: this.h.dirs.logs === null ? null : diskBytes(this.h.dirs.logs), view: diskBytes(this.h.dirs.view) }
+    if (this.measured !== null && now() - this.measured.at < DISK_TTL) return this.measured.bytes
+    return this.measure()
+  }
+
+  private measure (): DiskBytes {
+    const bytes = { logs: this.h.dirs.logs === null ? null : diskBytes(this.h.dirs.logs), view: diskBytes(this.h.dirs.view) }
+    this.measured = { at: now(), bytes }
+    return bytes
   }
 
   /**
@@ -236,7 +252,7 @@ export class Compactor {
   /** `db.compact()`: the caller holds the engine's queue and has folded. */
   async compact (progress?: (p: CompactProgress) => void): Promise<CompactResult> {
     const started = Date.now()
-    const bytesBefore = this.disk
+    const bytesBefore = this.measure()
     progress?.({ phase: 'record', done: 0, total: 1 })
     if (this.h.writable() && (this.h.stability.due() || !this.h.stability.records.has(this.ownId()))) await this.record()
     progress?.({ phase: 'record', done: 1, total: 1 })
@@ -247,7 +263,7 @@ export class Compactor {
       tombstones: this.graves(),
       heldBackBy: this.h.stability.heldBackBy(),
       bytesBefore,
-      bytesAfter: this.disk,
+      bytesAfter: this.measure(),
       ms: Date.now() - started
     }
   }
@@ -287,9 +303,7 @@ export class Compactor {
       let n = 0
       for (const w of logs) {
         const horizon = Math.min(this.h.checkpoints.get(w.id) ?? 0, frontier.get(w.id) ?? 0)
-        const got = await clearLog(w, horizon)
-        cleared += got
-        if (got > 0 && storage) await w.core.compact().catch(() => {})
+        cleared += await clearLog(w, horizon)
         progress?.({ phase: 'clear', done: ++n, total: logs.length })
       }
       if (cleared > 0) {
@@ -299,9 +313,12 @@ export class Compactor {
       }
     }
     if (storage && (collected > 0 || cleared > 0)) {
-      progress?.({ phase: 'storage', done: 0, total: 1 })
+      progress?.({ phase: 'storage', done: 0, total: 2 })
+      // the logs' store once, whole (a core's own compact() covers the rest of the store anyway)
+      if (cleared > 0) await this.h.compactLogs().catch((err: unknown) => { this.h.log.debug({ err }, 'the log store did not compact') })
+      progress?.({ phase: 'storage', done: 1, total: 2 })
       await this.h.view.compact()
-      progress?.({ phase: 'storage', done: 1, total: 1 })
+      progress?.({ phase: 'storage', done: 2, total: 2 })
     }
     if (collected > 0 || cleared > 0) this.h.compacted({ blocksCleared: cleared, tombstonesCollected: collected })
     return { collected, cleared }

@@ -248,6 +248,7 @@ export class Engine extends EventEmitter {
       compacted: (done) => { this.emit('compact', done) },
       members,
       writable: () => this.writes.writable(),
+      compactLogs: async () => await (this.store as unknown as { storage: { compact: () => Promise<unknown> } }).storage.compact(),
       record: async (vector) => {
         await this.writes.appendCuts(vector)
         await this.folder.run()

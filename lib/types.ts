@@ -195,7 +195,7 @@ export interface DiskBytes {
 export interface DbStats extends Stats {
   /** Keys the view holds as tombstones (absent, with slots or parts), waiting for stability. */
   tombstones: number
-  /** Bytes on disk now (a walk of the directories). */
+  /** Bytes on disk (a walk of the directories, reused for a second). */
   disk: DiskBytes
 }
 
@@ -213,7 +213,10 @@ export interface CompactProgress {
 export interface CompactResult {
   /** Log blocks cleared by this call. */
   blocksCleared: number
-  /** Tombstones dropped by this call. */
+  /**
+   * Tombstones dropped by this call. Folds drop what becomes stable as records arrive, so this
+   * counts only what became stable with this call (`stats().tombstonesCollected` counts them all).
+   */
   tombstonesCollected: number
   /** Tombstones the view still holds: live writers have not all recorded folding past them. */
   tombstones: number

@@ -18,8 +18,6 @@ declare module 'hypercore' {
     setUserData (key: string, value: Uint8Array | null): Promise<void>
     /** Clears stored blocks [start, end) (the Merkle tree stays); with diff, how many were held. */
     clear (start: number, end?: number, opts?: { diff?: boolean }): Promise<{ blocks: number } | null>
-    /** Compacts the storage of this core (its blocks and tree ranges). */
-    compact (): Promise<unknown>
     getUserData (key: string): Promise<Buffer | null>
     get (index: number, opts?: { wait?: boolean, timeout?: number }): Promise<Buffer | null>
     has (start: number, end?: number): Promise<boolean>

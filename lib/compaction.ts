@@ -184,6 +184,7 @@ export class Compactor {
   private lastRecord: number
   private lastAuto: number
   private timer: NodeJS.Timeout | null = null
+  private timerAt = 0
 
   /**
    * @param cutsEvery - ms between automatic records (0: only `compact()` records)
@@ -219,10 +220,7 @@ export class Compactor {
     if (this.cutsEvery > 0 && this.h.writable() && s.due()) {
       const wait = this.lastRecord + this.cutsEvery - now()
       if (wait <= 0) await this.record()
-      else if (this.timer === null) {
-        this.timer = setTimeout(() => { this.timer = null; schedule() }, wait)
-        this.timer.unref()
-      }
+      else this.wake(wait, schedule)
     }
     if (this.autoEvery > 0 && now() - this.lastAuto >= this.autoEvery) {
       this.lastAuto = now()
@@ -233,6 +231,28 @@ export class Compactor {
       const collected = await s.collect()
       if (collected > 0) this.h.compacted({ blocksCleared: 0, tombstonesCollected: collected })
     }
+  }
+
+  /**
+   * After an own write (outside the queue): a write folds nothing, so when a record or an
+   * automatic run is due, a fold is asked for (now, or by a timer when the interval passes) and
+   * `afterFold` does the work.
+   */
+  poke (schedule: () => void): void {
+    const recordIn = this.cutsEvery > 0 && this.h.stability.due() ? this.lastRecord + this.cutsEvery - now() : Infinity
+    const autoIn = this.autoEvery > 0 ? this.lastAuto + this.autoEvery - now() : Infinity
+    this.wake(Math.min(recordIn, autoIn), schedule)
+  }
+
+  /** Asks for a fold in `wait` ms (one timer: the earliest wanted). */
+  private wake (wait: number, schedule: () => void): void {
+    if (wait === Infinity) return
+    const at = now() + Math.max(0, wait)
+    if (this.timer !== null && this.timerAt <= at) return
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timerAt = at
+    this.timer = setTimeout(() => { this.timer = null; schedule() }, Math.max(0, wait))
+    this.timer.unref()
   }
 
   /** Appends the own record now (tolerating a log that refuses: it stays due). */

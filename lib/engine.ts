@@ -573,6 +573,8 @@ export class Engine extends EventEmitter {
       this.unwait(w)
       w.cancel(err)
     })
+    // a stability record or an automatic compaction may be due once it lands (lib/compaction.ts)
+    w.done.then(() => { if (!this.closing) this.compactor.poke(() => { this.schedule() }) }, () => {})
     return w.done
   }
 

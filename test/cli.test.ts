@@ -783,12 +783,12 @@ describe('cli online', function () {
         await json(dir, '--dir', d, 'del', 'gone')
       }
       const pa = new Online(dir, ['--dir', a, 'join', '--no-request', '--auto-compact', '1s'])
-      const pf = new Online(dir, ['--dir', f, 'join', '--no-request', '--auto-compact'])
+      const pf = new Online(dir, ['--dir', f, 'join', '--no-request', '--auto-compact', '1s'])
       peers.push(pa, pf)
       expect(await pa.waitFor('a listening', (e) => e.event === 'joining')).to.include({ history: 'live', autoCompact: 1000 })
-      expect(await pf.waitFor('f listening', (e) => e.event === 'joining')).to.include({ history: 'full', autoCompact: 60_000 })
-      // a write after open: the fold after it makes this writer's stability record due (lib: cutsEvery,
-      // 30 s after open); the fold after the record compacts
+      expect(await pf.waitFor('f listening', (e) => e.event === 'joining')).to.include({ history: 'full', autoCompact: 1000 })
+      // a write after open: the fold after it makes this writer's stability record due, and the
+      // next automatic run records it and compacts
       await json(dir, '--dir', a, 'put', 'k', '4')
       const auto = await pa.waitFor('a compacting on its own', (e) => e.event === 'compacted' && e.blocksCleared > 0, 90_000)
       expect(auto).to.include({ tombstones: 0 })

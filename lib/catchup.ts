@@ -95,10 +95,15 @@ export class CatchUp {
     this.lastContiguous = contiguous
     // (a log that never takes the sparse path, an encrypted one, waits for its blocks)
     if (!still || this.phase !== 'downloading' || contiguous >= w.core.length || this.stalled || this.host.sparseAfter === Infinity) return
-    const peers = (w.core as unknown as { peers?: Array<{ remoteBitfield?: { get: (i: number) => boolean } }> }).peers ?? []
-    if (peers.length === 0 || peers.some((p) => p.remoteBitfield?.get(contiguous) !== false)) return
+    if (!this.unheld(contiguous)) return
     this.stalled = true
     this.host.schedule()
+  }
+
+  /** Whether no connected peer holds block `i` (by what each has announced): a download waits for it in vain. */
+  private unheld (i: number): boolean {
+    const peers = (this.w.core as unknown as { peers?: Array<{ remoteBitfield?: { get: (i: number) => boolean } }> }).peers ?? []
+    return peers.length > 0 && peers.every((p) => p.remoteBitfield?.get(i) === false)
   }
 
   private pauseDownload (): void {
@@ -130,7 +135,8 @@ export class CatchUp {
     const from = checkpoint
     const to = w.core.length
     const contiguous = w.contiguous
-    const stalled = this.stalled
+    // a download stopped at a block no connected peer holds: seen at once here, or by the watchdog
+    const stalled = this.stalled || (this.phase === 'downloading' && this.host.sparseAfter !== Infinity && contiguous < to && this.unheld(contiguous))
     // after a failure or a miss, wait for the whole-log download to pass that length
     if (to <= w.fetchedEnd || (contiguous < this.noFetchUntil && !stalled)) return
     // A checkpoint past the contiguous length was reached sparsely: the fold cannot move on from

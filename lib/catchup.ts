@@ -127,18 +127,22 @@ export class CatchUp {
    * both `checkpoint` and its contiguous length (or any amount, once the checkpoint itself lies
    * past the contiguous length): fetch only the blocks the fold's diff will read, with the
    * whole-log download paused so they come first, then fold. Any failure (a peer gone, a
-   * malformed block) falls back to downloading the log whole. `member`: the log counts now.
+   * malformed block) falls back to downloading the log whole. `limit`: how far the log counts
+   * (Infinity for a live member, a removed member's cut, 0 for a log that does not count).
    */
-  maybeFetch (checkpoint: number, member: boolean): void {
+  maybeFetch (checkpoint: number, limit: number): void {
     const w = this.w
-    if (this.fetching || this.host.closing() || w.local || w.core.writable || !member || w.malformedAt !== Infinity) return
+    if (this.fetching || this.host.closing() || w.local || w.core.writable || limit === 0 || w.malformedAt !== Infinity) return
     const from = checkpoint
-    const to = w.core.length
     const contiguous = w.contiguous
     // a download stopped at a block no connected peer holds: seen at once here, or by the watchdog
-    const stalled = this.stalled || (this.phase === 'downloading' && this.host.sparseAfter !== Infinity && contiguous < to && this.unheld(contiguous))
+    const stalled = this.stalled || (this.phase === 'downloading' && this.host.sparseAfter !== Infinity && contiguous < w.core.length && this.unheld(contiguous))
+    // a removed member's log counts up to its cut: only a stalled download makes that worth a fetch
+    if (limit !== Infinity && !stalled) return
+    const to = Math.min(w.core.length, limit)
     // after a failure or a miss, wait for the whole-log download to pass that length
-    if (to <= w.fetchedEnd || (contiguous < this.noFetchUntil && !stalled)) return
+    // (a removal's cut: the tree at exactly that length, not one fetched past it before)
+    if ((limit === Infinity ? to <= w.fetchedEnd : to === w.fetchedEnd) || (contiguous < this.noFetchUntil && !stalled)) return
     // A checkpoint past the contiguous length was reached sparsely: the fold cannot move on from
     // it until the download reaches it, so any later append is fetched the same way.
     const threshold = from > contiguous || stalled ? 1 : this.host.sparseAfter
@@ -155,7 +159,7 @@ export class CatchUp {
         return
       }
       this.host.counted('fetched', fetched)
-      if (to > w.fetchedEnd) w.fetchedEnd = to
+      if (to > w.fetchedEnd || limit !== Infinity) w.fetchedEnd = to
     }, (err: unknown) => {
       this.noFetchUntil = to
       if (!this.host.closing()) this.host.log.debug({ writer: w.id, err }, 'sparse catch-up failed; downloading the whole log')

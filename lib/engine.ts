@@ -27,7 +27,7 @@ import { blind, closed, invalidArgument, keyMismatch } from './errors.js'
 import { Fold } from './fold.js'
 import { Indexes, type IndexSpec, type RawMap, type RawText } from './indexes.js'
 import { Inspection, type KeyEntryVersion, type WriterChange } from './inspect.js'
-import { live, type Member } from './membership.js'
+import { countsTo, live, type Member } from './membership.js'
 import { OwnWrites } from './own-writes.js'
 import type { CompactProgress, CompactResult, KeyType, Stats, WriterInfo } from './types.js'
 import { AUTO_COMPACT_EVERY, CUTS_EVERY, Compactor, loadCleared } from './compaction.js'
@@ -486,7 +486,7 @@ export class Engine extends EventEmitter {
       if (!core.writable) catchUp.resumeDownload()
       core.on('append', () => {
         w.appended()
-        catchUp.maybeFetch(this.checkpoints.get(id) ?? 0, live(this.members.get(id)))
+        catchUp.maybeFetch(this.checkpoints.get(id) ?? 0, countsTo(this.members.get(id)))
         this.schedule()
       })
       // during a sparse fetch the fetch itself schedules the fold, once, when all its blocks are in

@@ -10,7 +10,7 @@ import type { CatchUp } from './catchup.js'
 import type { ViewCommit } from './commit.js'
 import { keyChange, type KeyChange } from './commit.js'
 import { CUTS_KEY, FOLD_RANGE, FIELD, FIELD_NS, MEMBER_NS, dataKey, partBeeKey, MEMBERSHIP_RANGE, MEMBER, type DataEntry, type EntryClock, decodeCuts, decodeData, decodeMembership, fieldState, memberState, parseDataKey, slotState } from './entry.js'
-import { live, resolveMembers, type Member } from './membership.js'
+import { countsTo, resolveMembers, type Member } from './membership.js'
 import type { Stats } from './types.js'
 import { partKey, type ViewStore } from './view.js'
 import { prefixEnd } from './collate.js'
@@ -306,7 +306,7 @@ export class Fold {
     const { view, commit, checkpoints, stats } = this.h
     stats.folds++
     await this.refreshMembership(pause)
-    for (const [id, c] of this.h.catchUps) c.maybeFetch(checkpoints.get(id) ?? 0, live(this.members.get(id)))
+    for (const [id, c] of this.h.catchUps) c.maybeFetch(checkpoints.get(id) ?? 0, countsTo(this.members.get(id)))
     const changed = new Map<string, KeyChange>()
     let entries = 0
     /** The writers whose diffs are staged: the checkpoint each was read from, and its target. */

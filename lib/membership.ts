@@ -44,6 +44,12 @@ export function liveWriter (m: Member | undefined): m is Member {
   return live(m) && m.reader !== true
 }
 
+/** How far a log counts: Infinity for a live writer, a removed one's cut, 0 for a reader or a log that is no member. */
+export function countsTo (m: Member | undefined): number {
+  if (m === undefined || m.reader === true) return 0
+  return m.removed ? m.cut : Infinity
+}
+
 export function compareRecords (a: MembershipRecord, b: MembershipRecord): number {
   return compareStamps(a.entry.stamp, b.entry.stamp) || compareKeys(a.author, b.author) || a.seq - b.seq
 }

@@ -228,7 +228,8 @@ export class WriterLog {
   async readableEnd (limit: number, floor: number): Promise<number> {
     const fixed = Math.min(limit, this.malformedAt)
     const contiguous = this.contiguous
-    if (fixed <= contiguous) return await this.batchEnd(fixed)
+    // (or a sparse fetch brought the tree at a removal's cut)
+    if (fixed <= contiguous || this.fetchedEnd === fixed) return await this.batchEnd(fixed)
     const held = this.fetchedEnd <= fixed && this.fetchedEnd > contiguous ? this.fetchedEnd : contiguous
     return this.signedAtMost(held, floor)
   }

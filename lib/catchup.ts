@@ -100,10 +100,14 @@ export class CatchUp {
     this.host.schedule()
   }
 
-  /** Whether no connected peer holds block `i` (by what each has announced): a download waits for it in vain. */
+  /**
+   * Whether no connected peer holds block `i`, by what each has announced: its contiguous length
+   * stops at or before it (a peer announces it on connecting, and a clear lowers it) and its
+   * bitfield does not have it. A download waits for such a block in vain.
+   */
   private unheld (i: number): boolean {
-    const peers = (this.w.core as unknown as { peers?: Array<{ remoteBitfield?: { get: (i: number) => boolean } }> }).peers ?? []
-    return peers.length > 0 && peers.every((p) => p.remoteBitfield?.get(i) === false)
+    const peers = (this.w.core as unknown as { peers?: Array<{ remoteContiguousLength?: number, remoteBitfield?: { get: (i: number) => boolean } }> }).peers ?? []
+    return peers.length > 0 && peers.every((p) => (p.remoteContiguousLength ?? Infinity) <= i && p.remoteBitfield?.get(i) === false)
   }
 
   private pauseDownload (): void {

@@ -61,6 +61,38 @@ async function reachable (core: Hypercore, len: number): Promise<Set<number> | n
   return keep
 }
 
+/** What `clearKeepingTree` reaches of a Hypercore session's state (hypercore 11). */
+interface StateLike { createWriteBatch?: () => { deleteTreeNode?: (index: number) => void } }
+
+/**
+ * Clears blocks [start, end) of `core` and keeps their Merkle tree nodes. Hypercore's `clear`
+ * also deletes the nodes of every aligned range it leaves without a block; a peer holding an older
+ * length of the log whose roots lay there could then never be proven the new length by this peer
+ * (chaos seed 9700094). The nodes cost ~40 bytes a block (BENCHMARKS.md, "Compaction"). The clear's
+ * write batch is made to skip node deletions while it runs (the engine's queue holds own appends
+ * back meanwhile; other batches never delete nodes but to truncate).
+ */
+async function clearKeepingTree (core: Hypercore, start: number, end: number): Promise<void> {
+  const state = (core as unknown as { state?: StateLike }).state
+  const make = state?.createWriteBatch
+  if (state === undefined || typeof make !== 'function') {
+    await core.clear(start, end)
+    return
+  }
+  const own = Object.hasOwn(state, 'createWriteBatch')
+  state.createWriteBatch = function (this: StateLike) {
+    const tx = make.call(this)
+    tx.deleteTreeNode = () => {}
+    return tx
+  }
+  try {
+    await core.clear(start, end)
+  } finally {
+    if (own) state.createWriteBatch = make
+    else delete state.createWriteBatch
+  }
+}
+
 /** The horizon kept in `core`'s store (0: never compacted). */
 export async function loadCleared (core: Hypercore): Promise<number> {
   const raw = await core.getUserData(CLEARED) as Buffer | null
@@ -107,7 +139,7 @@ export async function clearLog (w: WriterLog, horizon: number, progress?: (done:
     let j = i + 1
     while (j < horizon && !keep.has(j) && held(j)) j++
     // (every block of the run is held: Hypercore's own count, `diff`, reads 0 on this storage)
-    await w.core.clear(i, j)
+    await clearKeepingTree(w.core, i, j)
     cleared += j - i
     i = j
     progress?.(i, horizon)

@@ -388,7 +388,7 @@ function holds (p: Producer, e: ReturnType<typeof decodeEntry>, format: 1 | 2, w
       if (format === 2) {
         if (e.type !== MEMBER) return `type ${e.type}`
         const own = e.state.adds.get(writer)
-        return own !== undefined && sameStamp(own, e.stamp) === 0 ? null : 'no add of this entry'
+        return own !== undefined && sameStamp(own, e.stamp) === 0 ? null : `no add of this entry (stamped ${JSON.stringify(e.stamp)}, its writer's add ${JSON.stringify(own ?? null)})`
       }
       if (e.type !== STATE) return `type ${e.type}`
       const adds = state()[3] as unknown[][]
@@ -664,7 +664,7 @@ export async function finalChecks (dbs: DB[], names: string[], acks: Ack[], opts
     const diff = firstDifference(mine, expected)
     if (diff !== null) {
       const keys = [...ref.why].map(([k, w]) => `${k}: ${w}`).join('; ')
-      fail(`${name}'s view differs from the reference model at ${diff}\n  view:  ${showDump(mine)}\n  model: ${showDump(expected)}\n  rules: ${keys}`)
+      fail(`${name}'s view differs from the reference model at ${diff}\n  view:  ${showDump(mine)}\n  model: ${showDump(expected)}\n  rules: ${keys}\n  ${describeGroup(dbs, names)}\n  ${name} holds: ${JSON.stringify(holdings(db))}`)
     }
     if (!db.hash().equals(src.hash())) fail(`${name}'s view digest differs from ${names[source] as string}'s`)
   }

@@ -233,6 +233,8 @@ export class OwnWrites {
   /** Appends this peer's stability record (lib/stability.ts), key bookkeeping; the caller folds it. */
   async appendCuts (vector: Array<[Buffer, number]>): Promise<void> {
     if (!this.writable()) throw notWritable()
+    // sealed like data (the record lies in the data range): under a clean epoch, made if need be
+    await this.h.seal?.()
     // its clock as it records: every stamp it issues later is greater (the clock's last stamp)
     await this.append([CUTS_KEY, encodeEntry({ type: CUTS, ...this.bookkeeping(), at: this.h.hlc.last, vector })])
   }

@@ -143,7 +143,12 @@ export class CatchUp {
     const stalled = this.stalled || (this.phase === 'downloading' && this.host.sparseAfter !== Infinity && contiguous < w.core.length && this.unheld(contiguous))
     // a removed member's log counts up to its cut: only a stalled download makes that worth a fetch
     if (limit !== Infinity && !stalled) return
-    const to = Math.min(w.core.length, limit)
+    let to = Math.min(w.core.length, limit)
+    // A removed member folded to its cut: its membership entries past the cut can still count (a
+    // removal of its remover stamped before that removal, lib/membership.ts), and the blocks that
+    // hold them are held by no connected peer: its latest tree is fetched, which the membership
+    // read reads through (the data fold stays at the cut).
+    if (limit !== Infinity && from >= to && w.core.length > Math.max(contiguous, w.fetchedEnd)) to = w.core.length
     // after a failure or a miss, wait for the whole-log download to pass that length
     // (a removal's cut: the tree at exactly that length, not one fetched past it before)
     if ((limit === Infinity ? to <= w.fetchedEnd : to === w.fetchedEnd) || (contiguous < this.noFetchUntil && !stalled)) return

@@ -215,7 +215,8 @@ export class Engine extends EventEmitter {
       closing: () => this.closing,
       emit: (event, ...args) => this.emit(event, ...args),
       stepped: (w, to, data, cuts) => { this.stability.stepped(w, to, data, cuts) },
-      landed: (ok) => { this.stability.landed(ok) }
+      landed: (ok) => { this.stability.landed(ok) },
+      trusted: (id) => this.stability.trusted(id)
     })
     this.writes = new OwnWrites({
       view: this.view,
@@ -317,7 +318,7 @@ export class Engine extends EventEmitter {
     if (this.historyOption !== null && this.historyOption !== kept) await this.own.core.setUserData(HISTORY, Buffer.from(this.historyOption))
     this.history = this.historyOption ?? (kept === 'full' ? 'full' : 'live')
     if (rebuild !== null) await this.rebuild(rebuild)
-    this.stability.load()
+    await this.stability.load()
     if (logged === null) await this.own.core.setUserData(IDENTITY, this.key)
     if (stored === undefined || !stored.equals(this.key)) await this.view.write([this.view.putMeta('key', this.key)])
 
@@ -374,7 +375,7 @@ export class Engine extends EventEmitter {
     this.checkpoints.clear()
     this.commit.digest = 0n
     this.commit.gen = this.commit.graves = 0
-    this.stability.load()
+    await this.stability.load()
     await this.commit.feed.reset()
   }
 

@@ -59,6 +59,11 @@ export interface FoldHost {
   stepped?: (w: WriterLog, to: number, dataEnd: number, cuts: CutsRecord | undefined) => void
   /** The commit the steps told of landed (true), or failed. */
   landed?: (ok: boolean) => void
+  /**
+   * Whether a writer's entries past its checkpoint are all stamped after every tombstone the view
+   * dropped (`Stability.trusted`); the keys a step of one that is not are merged from the logs.
+   */
+  trusted?: (id: string) => boolean
 }
 
 /**
@@ -320,6 +325,7 @@ export class Fold {
         // read from a checkpoint that has moved since: read again in another pass
         this.again = true
       } else {
+        await this.fromLogs(changed, done)
         const staged = commit.begin()
         const base = staged.digest
         let rendered = false
@@ -382,6 +388,9 @@ export class Fold {
         }
       }, this.h.closing)
       if (!this.settle(w, from, to, outcome)) continue
+      // a cut moving back, or entries that may be older than a dropped tombstone: the keys are
+      // merged from every member's log
+      const full = to < from || this.h.trusted?.(w.id) === false
       for (const { beeKey, seq, entry } of found) {
         let dk
         try {
@@ -394,7 +403,7 @@ export class Fold {
         const kid = dk.key.toString('hex')
         let c = changed.get(kid)
         if (c === undefined) changed.set(kid, c = keyChange(Buffer.from(dk.key)))
-        if (to < from) c.full = true
+        if (full) c.full = true
         if (dk.part === null) c.slots.set(w.id, entry)
         else {
           const part = partKey(dk.key, dk.part.kind, dk.part.name)
@@ -410,17 +419,17 @@ export class Fold {
       done.set(w.id, { from, to, dataEnd: found.reduce((n, f) => Math.max(n, f.seq + 1), 0), cuts })
       if (chunked && entries >= FOLD_CHUNK) await flush()
     }
-    if (!chunked) await this.fromLogs(changed, done)
     if (changed.size > 0 || done.size > 0) await flush()
     return viewChanged
   }
 
   /**
-   * A key whose cut moved back (a removal) is re-merged from every member's entries for it at its
+   * A key whose cut moved back (a removal), or that a writer not trusted past a dropped tombstone
+   * wrote (`FoldHost.trusted`), is re-merged from every member's entries for it at its
    * checkpoint, read from the logs, not from the view's slots: compaction may have dropped the
-   * key's tombstone (lib/stability.ts), and the entry the removed writer falls back to can be
-   * older than that tombstone, which must still beat it. The entries a step of this fold read
-   * are laid over. The trees at the checkpoints are held (compaction keeps them).
+   * key's tombstone (lib/stability.ts), and the entry the removed writer falls back to, or the
+   * late writer's, can be older than that tombstone, which must still beat it. The entries a step
+   * of this fold read are laid over. The trees at the checkpoints are held (compaction keeps them).
    */
   private async fromLogs (changed: Map<string, KeyChange>, steps: ReadonlyMap<string, { to: number }>): Promise<void> {
     const full = [...changed.values()].filter((c) => c.full)

@@ -57,6 +57,8 @@ export class Stability {
   private recorded: Map<string, number> | null = null
   /** The frontier last collected at (its fingerprint). */
   private collectedAt = ''
+  /** The newest stamp among the tombstones this view collected (null: none). */
+  private dropped: Stamp | null = null
 
   constructor (private readonly h: StabilityHost) {}
 
@@ -64,11 +66,12 @@ export class Stability {
   private readonly tried = new Set<string>()
 
   /** After open or a rebuild: data read as far as the checkpoints; the records are read by `refresh`. */
-  load (): void {
+  async load (): Promise<void> {
     this.records.clear()
     this.dataEnd.clear()
     this.tried.clear()
     this.collectedAt = ''
+    this.dropped = await this.h.view.readStamp('dropped')
     for (const [id, len] of this.h.checkpoints) this.dataEnd.set(id, len)
   }
 
@@ -169,6 +172,21 @@ export class Stability {
     return new Map(this.dataEnd)
   }
 
+  /**
+   * Whether every entry of `id` past this peer's checkpoint of it is stamped after every tombstone
+   * this view collected: its record there says its clock had passed them. A live writer's is, once
+   * anything was collected (`collect` waits for it). A writer this peer did not count then is not:
+   * one added by an entry it had not read yet (a removed member's add, stamped before its removal,
+   * still counts), or one whose removal a later entry undid. Its entries may be older than a delete
+   * whose tombstone is gone, so the fold merges the keys they touch from every member's log
+   * (`Fold.fromLogs`), where that delete still is.
+   */
+  trusted (id: string): boolean {
+    if (this.dropped === null) return true
+    const at = this.records.get(id)?.at ?? null
+    return at !== null && compareStamps(at, this.dropped) >= 0
+  }
+
   /** The live writers whose records count. */
   private recorders (): string[] {
     return [...this.h.members()].filter(([, m]) => liveWriter(m)).map(([id]) => id)
@@ -220,13 +238,13 @@ export class Stability {
       const m = members.get(hex(w))
       return m !== undefined && m.removed ? Math.min(n, m.cut) : n
     }
-    const gens: Array<{ gen: number, covered: boolean }> = []
+    const gens: Array<{ gen: number, covered: boolean, newest: Stamp }> = []
     for await (const [genKey, raw] of view.scan('deaths', Buffer.alloc(0))) {
       const [[wall, counter], vector] = unpack(raw) as [[number, number], Array<[Uint8Array, number]>]
       const covered = settled && clock !== null && compareStamps(clock, { wall, counter }) >= 0 &&
         vector.every(([w, n]) => (frontier.get(hex(w)) ?? 0) >= need(w, n))
       const gen = Number(genKey.readBigUInt64BE(0))
-      gens.push({ gen, covered })
+      gens.push({ gen, covered, newest: { wall, counter } })
       if (covered) continue
       // an uncovered generation holds back every later one, unless no key is left in it (all
       // written again): it is dropped below whatever it says
@@ -234,11 +252,16 @@ export class Stability {
       for await (const _ of view.scan('graveq', seqBytes(gen))) { empty = false; break } // eslint-disable-line no-unreachable-loop
       if (!empty) break
     }
-    for (const { gen, covered } of gens) {
+    for (const { gen, covered, newest } of gens) {
       const keys: Buffer[] = []
       for await (const [k] of view.scan('graveq', seqBytes(gen))) keys.push(k.subarray(8))
       // a generation whose tombstones were all revived or moved on holds nothing back
       if (keys.length > 0 && !covered) break
+      // (stored before any of its keys goes: see `trusted`)
+      if (keys.length > 0 && (this.dropped === null || compareStamps(newest, this.dropped) > 0)) {
+        await view.write([view.putStamp(newest, 'dropped')])
+        this.dropped = newest
+      }
       for (let i = 0; i < keys.length; i += COLLECT_BATCH) {
         const ops: BatchOp[] = []
         let dropped = 0

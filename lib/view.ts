@@ -35,7 +35,8 @@
  *               the first seq after the view was last emptied or created anew (lib/changes.ts),
  *               'collected' → the newest seq whose deletion was dropped with its tombstone,
  *               'gen' → the last tombstone generation, 'graves' → how many keys `graves` holds,
- *               'collected-count', 'cleared-count' → the compaction counters of `db.stats()`
+ *               'collected-count', 'cleared-count' → the compaction counters of `db.stats()`,
+ *               'dropped' → the newest stamp among the tombstones collected
  *
  * A part key is uint len ‖ user key ‖ kind ('e' member, 'f' field) ‖ name, so a key's members and
  * fields are each one range, members in the order of their canonical JSON bytes.
@@ -448,8 +449,11 @@ export class ViewStore {
     return raw === undefined || raw.byteLength !== 8 ? null : Number(raw.readBigUInt64BE(0))
   }
 
-  /** A stamp kept in meta: 'hlc' (the clock's last stamp) or 'seen' (the newest remote stamp it observed). */
-  async readStamp (name: 'hlc' | 'seen' = 'hlc'): Promise<Stamp | null> {
+  /**
+   * A stamp kept in meta: 'hlc' (the clock's last stamp), 'seen' (the newest remote stamp it
+   * observed) or 'dropped' (the newest stamp among the tombstones collected).
+   */
+  async readStamp (name: 'hlc' | 'seen' | 'dropped' = 'hlc'): Promise<Stamp | null> {
     const raw = await this.getMeta(name)
     return raw === undefined ? null : c.decode(stampEncoding, raw)
   }
@@ -482,7 +486,7 @@ export class ViewStore {
   async clearDerived (): Promise<void> {
     await this.settle()
     for (const t of [this.values, this.slots, this.parts, this.items, this.changes, this.seqs, this.index, this.indexed, this.checkpoints, this.graves, this.graveq, this.deaths]) await t.clear()
-    for (const name of ['hlc', 'seen', 'hash', 'format', 'gen', 'graves']) await this.meta.del(Buffer.from(name))
+    for (const name of ['hlc', 'seen', 'hash', 'format', 'gen', 'graves', 'dropped']) await this.meta.del(Buffer.from(name))
     // the change feed starts a new epoch: what it listed before (deletions among it) is gone
     await this.meta.put(Buffer.from('epoch'), seqBytes((await this.readSeq('seq') ?? 0) + 1))
   }
@@ -572,7 +576,7 @@ export class ViewStore {
     return { type: 'put', key: ViewStore.at(this.pm, Buffer.from(name)), value: Buffer.from(value) }
   }
 
-  putStamp (s: Stamp, name: 'hlc' | 'seen' = 'hlc'): BatchOp {
+  putStamp (s: Stamp, name: 'hlc' | 'seen' | 'dropped' = 'hlc'): BatchOp {
     return this.putMeta(name, c.encode(stampEncoding, s) as Uint8Array)
   }
 

@@ -32,6 +32,16 @@
  *   up to a length that a removal cut then put out of the fold's reach; the whole-log download
  *   resumed only once a fold read the fetched length, so it never did and the log stayed partly
  *   held (fixed in the fold, now lib/fold.ts: every fold resumes the download of logs not being fetched).
+ * - inproc-seed-9400111 (compaction): a peer dropped a tombstone, then read an add stamped before
+ *   its adder's removal (so it counts) of a writer whose put of that key was older than the
+ *   delete; with the tombstone gone the put read as the key's value there only (fixed: a writer
+ *   not trusted past the dropped tombstones has its keys merged from every member's log,
+ *   `Stability.trusted` in lib/stability.ts and `Fold.fromLogs`).
+ * - inproc-seed-9400255 (compaction, mutual removals): two peers counted a removal of p0, whose
+ *   later removal of their own side, stamped first, lay in blocks every peer they met had
+ *   cleared; they never read it and disagreed on the members for good (fixed: a removed member's
+ *   stalled download fetches its latest tree, which the membership read reads through,
+ *   `CatchUp.maybeFetch` in lib/catchup.ts).
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'

@@ -182,17 +182,23 @@ function replay (creator: string, records: MRecord[]): Map<string, MemberModel> 
  */
 export async function membership (src: LogSource): Promise<{ read: Set<string>, members: Map<string, MemberModel> }> {
   const read = new Set<string>()
+  const tried = new Set<string>()
   const records: MRecord[] = []
   let members = replay(src.creator, records)
   while (true) {
-    const fresh = [...members.keys()].filter((id) => !read.has(id))
+    const fresh = [...members.keys()].filter((id) => !tried.has(id))
     if (fresh.length === 0) break
     for (const id of fresh) {
+      tried.add(id)
+      // a log an intermediate replay names may be one no final replay counts (an add past its
+      // adder's cut, read before the removal that cuts it): the peer need not hold it
+      if (!src.logs.has(id)) continue
       read.add(id)
       records.push(...await recordsOf(src, id))
     }
     members = replay(src.creator, records)
   }
+  for (const id of members.keys()) if (!src.logs.has(id)) throw new Error(`model: member log ${id.slice(0, 8)} is not held`)
   return { read, members }
 }
 

@@ -42,6 +42,10 @@
  *   cleared; they never read it and disagreed on the members for good (fixed: a removed member's
  *   stalled download fetches its latest tree, which the membership read reads through,
  *   `CatchUp.maybeFetch` in lib/catchup.ts).
+ * - inproc-seed-9800003 (encrypted): the model's membership fixpoint named, in a first replay, a
+ *   writer added past its adder's cut (the removal that cuts it was read next) and failed because
+ *   the peer does not hold that log. Not a bug of meshbee but of the model, which now reads only
+ *   the logs held and requires only the final members' (scripts/chaos/model.ts `membership`).
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'

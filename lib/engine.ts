@@ -326,12 +326,7 @@ export class Engine extends EventEmitter {
     if (saved !== null) this.hlc.restore(saved)
     const seen = await this.view.readStamp('seen')
     if (seen !== null) this.hlc.restoreSeen(seen)
-    const last = await this.lastOwnEntry()
-    if (last !== null) {
-      this.hlc.restore(last.stamp)
-      // what the newest own entry had seen, should the view have lost it (its wall is all it keeps)
-      if (last.clock !== undefined && last.clock.seen > 0) this.hlc.restoreSeen(mkStamp(last.clock.seen, 0))
-    }
+    await this.restoreClock()
     // the functions of the declared map and text indexes, before the open's fold: it keeps them
     const code = new Map<string, RawMap | RawText>()
     for (const [name, spec] of Object.entries(this.indexOptions ?? {})) {
@@ -340,6 +335,9 @@ export class Engine extends EventEmitter {
     }
     await this.indexes.open(code)
     await this.update()
+    // an encrypted log's own entries are sealed: readable once the fold has read this peer's
+    // epoch keys, so a view that lost its clock (a rebuild) restores it from them only now
+    if (this.own.encrypted) await this.restoreClock()
     await this.locked(async () => {
       const want = this.indexOptions
       if (want !== null) {
@@ -419,6 +417,15 @@ export class Engine extends EventEmitter {
     for (const w of this.writers.values()) await w.bee.close().catch(() => {})
     await this.store.close()
     await this.view.close()
+  }
+
+  /** Raises the clock to the newest own entry's stamp, and what it had seen. */
+  private async restoreClock (): Promise<void> {
+    const last = await this.lastOwnEntry()
+    if (last === null) return
+    this.hlc.restore(last.stamp)
+    // what the newest own entry had seen, should the view have lost it (its wall is all it keeps)
+    if (last.clock !== undefined && last.clock.seen > 0) this.hlc.restoreSeen(mkStamp(last.clock.seen, 0))
   }
 
   private async lastOwnEntry (): Promise<Entry | null> {

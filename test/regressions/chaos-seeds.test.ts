@@ -46,6 +46,11 @@
  *   writer added past its adder's cut (the removal that cuts it was read next) and failed because
  *   the peer does not hold that log. Not a bug of meshbee but of the model, which now reads only
  *   the logs held and requires only the final members' (scripts/chaos/model.ts `membership`).
+ * - inproc-seed-9400004 (encrypted, a peer a day ahead, view damage): the damaged view was
+ *   rebuilt without its clock, and the open restored it from the newest own entry it could read,
+ *   but the own data entries are sealed and the epoch keys are read by the fold: the clock went
+ *   back a day and a set add was stamped before the writer's own earlier remove (fixed: an
+ *   encrypted log's clock is restored again after the open's fold, lib/engine.ts `restoreClock`).
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'

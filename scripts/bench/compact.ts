@@ -53,8 +53,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { ClassicLevel } from 'classic-level'
 // types only: meshbee is loaded by meshbee's parts alone (importing it patches Hypercore)
 import type { CompactResult, DbStats, MeshDBOptions } from '../../index.js'
-import { Corestore, Hyperbee, du, lowerMedian as median, machine, now, progress as log, randomKeys, removeTempDirs, require, tempDir, until, valueOf, versions, type Value } from './common.js'
-import { baseChecker, link, linkBases, meshConverged, meshState, ownLengths, type Base, type Mesh } from './peers.js'
+import { Corestore, du, lowerMedian as median, machine, now, progress as log, randomKeys, removeTempDirs, tempDir, until, valueOf, versions, type Value } from './common.js'
+import { baseChecker, link, linkBases, makeBase, meshConverged, meshState, ownLengths, type Base, type Mesh } from './peers.js'
 import { namespaced } from './scale.js'
 import { RESULT_TAG, type Result } from './types.js'
 
@@ -325,37 +325,16 @@ async function partMeshbee (w: Workload): Promise<MeshbeeOut> {
 
 // ---------------------------------------------------------------- part: autobase's disk
 
-/* eslint-disable-next-line @typescript-eslint/no-var-requires */
-const loadAutobase = (): any => require('autobase')
-
-function makeBase (Autobase: any, store: any, bootstrap: Buffer | null): Base {
-  const b: Base = { base: null, store, applied: 0 }
-  b.base = new Autobase(store, bootstrap, {
-    valueEncoding: 'json',
-    open: (s: any) => new Hyperbee(s.get('view'), { extension: false, keyEncoding: 'utf-8', valueEncoding: 'json' }),
-    apply: async (nodes: Array<{ value: any }>, view: any, host: any) => {
-      for (const { value } of nodes) {
-        b.applied++
-        if (value.addWriter !== undefined) await host.addWriter(Buffer.from(value.addWriter, 'hex'), { indexer: true })
-        else if (value.del !== undefined) await view.del(value.del)
-        else await view.put(value.key, value.value)
-      }
-    }
-  })
-  return b
-}
-
 interface AutobaseOut { metrics: Record<string, number>, open: Bytes[], rest: Bytes[], anatomy: Anatomy, files: Record<string, number> }
 
 async function partAutobase (w: Workload): Promise<AutobaseOut> {
-  const Autobase = loadAutobase()
   const dirs: string[] = []
   for (let i = 0; i < WRITERS; i++) dirs.push(await tempDir(`compact-ab-${i}`))
-  const first = makeBase(Autobase, new Corestore(dirs[0]), null)
+  const first = makeBase(new Corestore(dirs[0]), null)
   await first.base.ready()
   const bases = [first]
   for (let i = 1; i < WRITERS; i++) {
-    const b = makeBase(Autobase, new Corestore(dirs[i]), first.base.key)
+    const b = makeBase(new Corestore(dirs[i]), first.base.key)
     await b.base.ready()
     bases.push(b)
   }

@@ -82,7 +82,11 @@ export interface Base {
   applied: number
 }
 
-function makeBase (store: any, bootstrap: Buffer | null): Base {
+/**
+ * An autobase peer with a Hyperbee view: its apply adds the writers named by `{ addWriter }` as
+ * indexers, deletes `{ del }` and puts `{ key, value }`.
+ */
+export function makeBase (store: any, bootstrap: Buffer | null): Base {
   const b: Base = { base: null, store, applied: 0 }
   b.base = new Autobase(store, bootstrap, {
     valueEncoding: 'json',
@@ -90,11 +94,9 @@ function makeBase (store: any, bootstrap: Buffer | null): Base {
     apply: async (nodes: Array<{ value: any }>, view: any, host: any) => {
       for (const { value } of nodes) {
         b.applied++
-        if (value.addWriter !== undefined) {
-          await host.addWriter(Buffer.from(value.addWriter, 'hex'), { indexer: true })
-          continue
-        }
-        await view.put(value.key, value.value)
+        if (value.addWriter !== undefined) await host.addWriter(Buffer.from(value.addWriter, 'hex'), { indexer: true })
+        else if (value.del !== undefined) await view.del(value.del)
+        else await view.put(value.key, value.value)
       }
     }
   })

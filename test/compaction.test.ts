@@ -224,6 +224,31 @@ describe('compaction', function () {
     await sameEverywhere([a, b, c])
   })
 
+  it('a writer added concurrently with its adder\'s removal, learnt after a collection, cannot resurrect the delete', async () => {
+    const [a, b] = track(await createPeers(2, () => OPTS) as DB[])
+    const c = track(new MeshDB<string, any>(await tempDir('c'), { ...OPTS, key: a.key }))
+    await c.open()
+    await a.put('k', 'first')
+    await meshSync([a, b])
+    // offline from a: b adds c, and c writes k (before a's delete, by its stamp)
+    await b.addWriter(c.writerKey)
+    await meshSync([b, c], { writers: [b] })
+    await until([c], () => c.writable, () => 'c never became writable')
+    await c.put('k', 'late')
+    // a deletes k, removes b (its cut: what a holds of b, before the add of c) and collects
+    await a.del('k')
+    await a.removeWriter(b.writerKey)
+    const done = await a.compact()
+    expect(done.tombstonesCollected, 'a alone counts now').to.equal(1)
+    expect(a.stats().tombstones).to.equal(0)
+    // a then reads b's add (stamped before b's removal, so c is a member) and c's older put
+    await meshSync([a, b, c])
+    expect(a.writers().some((w) => w.key.equals(c.writerKey) && !w.removed), 'c counts').to.equal(true)
+    for (const p of [a, b, c]) expect(await p.get('k')).to.equal(undefined)
+    await sameEverywhere([a, b, c])
+    expect((await a.verify()).ok).to.equal(true)
+  })
+
   it('a member back from offline records, and only then is a delete it missed collected', async () => {
     const [a, b, c] = track(await createPeers(3, () => OPTS) as DB[])
     await a.put('k', 1)

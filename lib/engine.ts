@@ -196,7 +196,10 @@ export class Engine extends EventEmitter {
       stats: this.stats,
       log: this.log,
       members,
-      own: () => this.own
+      own: () => this.own,
+      // a peer writing format 1 (the test hook) is an older release: it has no compaction, and a
+      // format-1 write restates the writer's contribution from its slot, which must stay
+      collects: () => this.testHooks.format !== 1
     })
     this.commit.dataRead = () => this.stability.dataRead()
     this.folder = new Fold({

@@ -42,6 +42,8 @@ export interface StabilityHost {
   readonly log: Logger
   members: () => ReadonlyMap<string, Member>
   own: () => WriterLog
+  /** Whether this peer drops tombstones at all (default: yes). */
+  collects?: () => boolean
 }
 
 export class Stability {
@@ -224,7 +226,7 @@ export class Stability {
    */
   async collect (progress?: (done: number, total: number) => void): Promise<number> {
     const { view, commit } = this.h
-    if (commit.graves === 0) return 0
+    if (commit.graves === 0 || this.h.collects?.() === false) return 0
     const frontier = this.frontier()
     const clock = this.recordersClock()
     const settled = await this.removedSettled()

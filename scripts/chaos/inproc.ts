@@ -604,12 +604,18 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
         const p = peers[s.peer] as Peer
         if (p.db === null) return 'peer down'
         const db = p.db
+        const folded = (): string => JSON.stringify(db.writers().map((w) => [w.key.toString('hex'), w.folded]))
         const view = await dump(db)
         const hash = db.hash()
+        const before = folded()
         const r = await db.compact()
         const after = await dump(db)
-        if (JSON.stringify(after) !== JSON.stringify(view)) fail(`p${p.index}'s compact() changed its view: ${showDump(view)} -> ${showDump(after)}`)
-        if (!db.hash().equals(hash)) fail(`p${p.index}'s compact() changed its view digest`)
+        // (a fold that ran meanwhile, of blocks a link brought, changes the view by itself: the
+        // final checks hold that view to the model)
+        if (folded() === before) {
+          if (JSON.stringify(after) !== JSON.stringify(view)) fail(`p${p.index}'s compact() changed its view: ${showDump(view)} -> ${showDump(after)}`)
+          if (!db.hash().equals(hash)) fail(`p${p.index}'s compact() changed its view digest`)
+        }
         if (r.tombstones !== db.stats().tombstones) fail(`p${p.index}'s compact() says ${r.tombstones} tombstones are left, stats() ${db.stats().tombstones}`)
         if (compactionOptions(schedule, p.index).history === 'full' && r.blocksCleared > 0) fail(`p${p.index} keeps full history, yet compact() cleared ${r.blocksCleared} blocks`)
         stepDetail = `${r.blocksCleared} blocks cleared, ${r.tombstonesCollected} tombstones collected, ${r.tombstones} held${r.heldBackBy.length > 0 ? ` (held back by ${r.heldBackBy.map((k) => `p${peers.findIndex((x) => x.writerKey === k)}`).join(' ')})` : ''}`

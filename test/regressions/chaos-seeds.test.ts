@@ -51,6 +51,14 @@
  *   but the own data entries are sealed and the epoch keys are read by the fold: the clock went
  *   back a day and a set add was stamped before the writer's own earlier remove (fixed: an
  *   encrypted log's clock is restored again after the open's fold, lib/engine.ts `restoreClock`).
+ * - inproc-seed-9500250 (a peer writing format 1, compaction): the peer dropped a key's tombstone,
+ *   and its next format-1 write, which restates its contribution from its own slot, no longer
+ *   held the delete: an older add came back in what the logs say (fixed: a peer writing format 1
+ *   plays an older release and drops nothing, `StabilityHost.collects`).
+ * - inproc-seed-9500266 (a peer that is no member, compaction): the checks took the peer for
+ *   settled while a sparse fetch, started by its fold on a download stalled at cleared blocks,
+ *   was under way. Not a bug of meshbee but of the checks (scripts/chaos/checks.ts
+ *   `settledHoldings` waits for fetches).
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'

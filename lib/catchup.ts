@@ -132,7 +132,9 @@ export class CatchUp {
    * past the contiguous length): fetch only the blocks the fold's diff will read, with the
    * whole-log download paused so they come first, then fold. Any failure (a peer gone, a
    * malformed block) falls back to downloading the log whole. `limit`: how far the log counts
-   * (Infinity for a live member, a removed member's cut, 0 for a log that does not count).
+   * (Infinity for a live member, a removed member's cut, 0 for a log that does not count). A
+   * removed member's log is fetched at its cut, and once folded there, at its latest length for
+   * the membership entries past the cut (both only when its download stalled).
    */
   maybeFetch (checkpoint: number, limit: number): void {
     const w = this.w
@@ -148,9 +150,13 @@ export class CatchUp {
     // removal of its remover stamped before that removal, lib/membership.ts), and the blocks that
     // hold them are held by no connected peer: its latest tree is fetched, which the membership
     // read reads through (the data fold stays at the cut).
-    if (limit !== Infinity && from >= to && w.core.length > Math.max(contiguous, w.fetchedEnd)) to = w.core.length
+    if (limit !== Infinity && from === to && w.core.length > Math.max(contiguous, w.fetchedEnd)) {
+      // (not again after it failed for this length)
+      if (w.core.length <= this.noFetchUntil) return
+      to = w.core.length
+    }
     // after a failure or a miss, wait for the whole-log download to pass that length
-    // (a removal's cut: the tree at exactly that length, not one fetched past it before)
+    // (a removal's cut: the tree at exactly that length, unless the one past it for membership)
     if ((limit === Infinity ? to <= w.fetchedEnd : to === w.fetchedEnd) || (contiguous < this.noFetchUntil && !stalled)) return
     // A checkpoint past the contiguous length was reached sparsely: the fold cannot move on from
     // it until the download reaches it, so any later append is fetched the same way.

@@ -31,7 +31,7 @@ import { countsTo, live, type Member } from './membership.js'
 import { OwnWrites } from './own-writes.js'
 import type { CompactProgress, CompactResult, KeyType, Stats, WriterInfo } from './types.js'
 import { AUTO_COMPACT_EVERY, CUTS_EVERY, Compactor, loadCleared } from './compaction.js'
-import { Stability } from './stability.js'
+import { readRecord, Stability } from './stability.js'
 import { decodeNode } from './blocks.js'
 import { VIEW_FORMAT, ViewStore, seqBytes } from './view.js'
 import { recomputeDigest, verifyView, type VerifyReport } from './verify.js'
@@ -219,7 +219,9 @@ export class Engine extends EventEmitter {
       emit: (event, ...args) => this.emit(event, ...args),
       stepped: (w, to, data, cuts) => { this.stability.stepped(w, to, data, cuts) },
       landed: (ok) => { this.stability.landed(ok) },
-      trusted: (id) => this.stability.trusted(id)
+      trusted: (id) => this.stability.trusted(id),
+      dropped: () => this.stability.hasDropped,
+      records: async () => { await this.stability.refresh() }
     })
     this.writes = new OwnWrites({
       view: this.view,
@@ -251,7 +253,8 @@ export class Engine extends EventEmitter {
       history: () => this.history,
       compacted: (done) => { this.emit('compact', done) },
       members,
-      writable: () => this.writes.writable(),
+      // (a peer writing format 1, the test hook, plays an older release: it writes no record)
+      writable: () => this.writes.writable() && this.testHooks.format !== 1,
       compactLogs: async () => await (this.store as unknown as { storage: { compact: () => Promise<unknown> } }).storage.compact(),
       record: async (vector) => {
         await this.writes.appendCuts(vector)
@@ -424,6 +427,10 @@ export class Engine extends EventEmitter {
 
   /** Raises the clock to the newest own entry's stamp, and what it had seen. */
   private async restoreClock (): Promise<void> {
+    // the own stability record carries the clock it had (its own stamp is zero): every peer that
+    // read it trusts this writer's later entries to be stamped past it (lib/stability.ts)
+    const record = this.own.core.length > 1 ? await readRecord(this.own, this.own.core.length) : null
+    if (record?.at != null) this.hlc.restore(record.at)
     const last = await this.lastOwnEntry()
     if (last === null) return
     this.hlc.restore(last.stamp)

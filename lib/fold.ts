@@ -64,6 +64,10 @@ export interface FoldHost {
    * dropped (`Stability.trusted`); the keys a step of one that is not are merged from the logs.
    */
   trusted?: (id: string) => boolean
+  /** Whether the view dropped tombstones: its slots then no longer stand for every entry. */
+  dropped?: () => boolean
+  /** Reads the stability records of logs opened since (before the steps ask `trusted`). */
+  records?: () => Promise<void>
 }
 
 /**
@@ -311,6 +315,7 @@ export class Fold {
     const { view, commit, checkpoints, stats } = this.h
     stats.folds++
     await this.refreshMembership(pause)
+    await this.h.records?.()
     for (const [id, c] of this.h.catchUps) c.maybeFetch(checkpoints.get(id) ?? 0, countsTo(this.members.get(id)))
     const changed = new Map<string, KeyChange>()
     let entries = 0
@@ -324,8 +329,11 @@ export class Fold {
       if (stale) {
         // read from a checkpoint that has moved since: read again in another pass
         this.again = true
+      } else if (!await this.fromLogs(changed, done)) {
+        // a tree this peer cannot read, where the view's slots no longer stand for its entries:
+        // nothing of these steps is committed, a later pass (once the blocks arrive) reads again
+        this.again = true
       } else {
-        await this.fromLogs(changed, done)
         const staged = commit.begin()
         const base = staged.digest
         let rendered = false
@@ -431,9 +439,9 @@ export class Fold {
    * late writer's, can be older than that tombstone, which must still beat it. The entries a step
    * of this fold read are laid over. The trees at the checkpoints are held (compaction keeps them).
    */
-  private async fromLogs (changed: Map<string, KeyChange>, steps: ReadonlyMap<string, { to: number }>): Promise<void> {
+  private async fromLogs (changed: Map<string, KeyChange>, steps: ReadonlyMap<string, { to: number }>): Promise<boolean> {
     const full = [...changed.values()].filter((c) => c.full)
-    if (full.length === 0) return
+    if (full.length === 0) return true
     for (const [id, m] of this.members) {
       const w = this.h.writers.get(id)
       const len = steps.get(id)?.to ?? this.h.checkpoints.get(id) ?? 0
@@ -458,12 +466,15 @@ export class Fold {
           }
         }
       } catch (err) {
-        // (a block this peer cannot read: the view's slots stand for that writer's entries)
-        this.h.log.debug({ writer: id, err }, 'a re-merge read the view for a writer whose log it could not read')
+        // a block this peer cannot read: the view's slots stand for that writer's entries, unless
+        // the view dropped tombstones (then the step waits for the blocks)
+        this.h.log.debug({ writer: id, err }, 'a re-merge could not read a writer\'s log')
+        if (this.h.dropped?.() === true) return false
       } finally {
         await snap.close()
       }
     }
+    return true
   }
 
   /** A stability record read from `w` (an empty one if it is bad: counted, and it records nothing). */

@@ -183,6 +183,11 @@ export class Stability {
    * whose tombstone is gone, so the fold merges the keys they touch from every member's log
    * (`Fold.fromLogs`), where that delete still is.
    */
+  /** Whether this view ever dropped a tombstone (its slots then no longer stand for every entry). */
+  get hasDropped (): boolean {
+    return this.dropped !== null
+  }
+
   trusted (id: string): boolean {
     if (this.dropped === null) return true
     const at = this.records.get(id)?.at ?? null

@@ -85,7 +85,7 @@ export interface Head { readonly field: Version | null, readonly tag: Version | 
 export interface KeyRecord { readonly slots: Slot[], readonly head: Head | null }
 
 /** The layout of the view this code writes; a view of another layout is rebuilt from the logs. */
-export const VIEW_FORMAT = 4
+export const VIEW_FORMAT = 5
 
 /** Row kinds in the values table. */
 export const ROW_VALUE = 0

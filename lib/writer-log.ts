@@ -111,7 +111,9 @@ export class WriterLog {
   malformedAt = Infinity
   /**
    * A signed length past the contiguous one whose diff from the checkpoint reads only local
-   * blocks, after a sparse fetch (0: none). Set by the catch-up, read by `readableEnd`.
+   * blocks, after a sparse fetch (0: none): for a removed member its cut, or past the cut its
+   * latest length, which only the membership read reaches. Set by the catch-up, read by
+   * `readableEnd`.
    */
   fetchedEnd = 0
   /**

@@ -21,6 +21,8 @@ import { isNoReadKey } from './crypt.js'
 export const FOLD_CHUNK = 1024
 /** A commit of more keys than this yields after each this many keys staged (see `foldOnce`). */
 const STAGE_SLICE = 256
+/** How long a re-merge waits for a tree block this peer lacks, once the view dropped tombstones (ms). */
+const REMERGE_TIMEOUT = 5_000
 /** The view digest's modulus (lib/digest.ts). */
 const DIGEST_MOD = 1n << 256n
 
@@ -247,8 +249,12 @@ export class Fold {
     if (good > w.membershipTree) {
       const from = w.membershipTree
       if (good > w.membershipLength) {
+        // (from below where compaction cleared the log, e.g. a checkpoint a late removal moved
+        // back: no tree is left there, the tree at `good` is read whole; membership keys are
+        // never deleted, so it names every record)
+        const base = from > 1 && from < w.clearedTo ? 0 : from
         const outcome = await readLog(w, from, good, async () => {
-          this.applyMembership(w, await w.changedKeys(from, good, MEMBERSHIP_RANGE, pause))
+          this.applyMembership(w, await w.changedKeys(base, good, MEMBERSHIP_RANGE, pause))
         }, this.h.closing)
         if (!this.settle(w, from, good, outcome)) return
         w.membershipLength = good
@@ -442,6 +448,9 @@ export class Fold {
   private async fromLogs (changed: Map<string, KeyChange>, steps: ReadonlyMap<string, { to: number }>): Promise<boolean> {
     const full = [...changed.values()].filter((c) => c.full)
     if (full.length === 0) return true
+    // once tombstones were dropped, the view's slots no longer stand in for a block not held here:
+    // it is fetched from a peer that kept it (a full-history one)
+    const read = this.h.dropped?.() === true ? { wait: true, timeout: REMERGE_TIMEOUT } : { wait: false }
     for (const [id, m] of this.members) {
       const w = this.h.writers.get(id)
       const len = steps.get(id)?.to ?? this.h.checkpoints.get(id) ?? 0
@@ -450,12 +459,12 @@ export class Fold {
       try {
         for (const c of full) {
           if (!c.slots.has(id)) {
-            const node = await snap.get(dataKey(c.key), { wait: false })
+            const node = await snap.get(dataKey(c.key), read)
             c.slots.set(id, node === null ? null : this.validate(w, node.seq, node.key, node.value))
           }
           for (const kind of [FIELD_NS, MEMBER_NS] as const) {
             const gte = partBeeKey(kind, c.key, Buffer.alloc(0))
-            for await (const node of snap.createReadStream({ gte, lt: prefixEnd(gte) }, { wait: false })) {
+            for await (const node of snap.createReadStream({ gte, lt: prefixEnd(gte) }, read)) {
               const dk = parseDataKey(node.key)
               if (dk.part === null || !dk.key.equals(c.key)) continue
               const pid = partKey(c.key, dk.part.kind, dk.part.name).toString('hex')

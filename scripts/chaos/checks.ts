@@ -220,7 +220,8 @@ export async function settledHoldings (db: DB): Promise<Holding[] | null> {
   const before = progress(db)
   await db.update()
   if (progress(db) !== before) return null
-  if (soon.has(db) && db.status === 'open' && db.writable && db.engine.stability.due()) return null
+  // (a peer writing format 1, the test hook, plays an older release: it writes no record)
+  if (soon.has(db) && db.status === 'open' && db.writable && db.engine.testHooks.format !== 1 && db.engine.stability.due()) return null
   // a sparse fetch under way (one a fold just started, on a download stalled at blocks no peer
   // holds) folds what it brings once it ends
   if ([...db.engine.catchUps.values()].some((c) => c.fetching)) return null
@@ -1006,7 +1007,9 @@ export async function stabilityRound (dbs: DB[], names: string[], ref: Final, sy
   const two = await collectedAll('after every live writer wrote and compacted')
   const { frontier } = await stableOf(src, live)
   const short = [...lengths].filter(([id, len]) => len > 1 && (frontier.get(id) ?? 0) < need(id, len))
-  if (short.length > 0 && refused.length === 0) {
+  // (a live writer still writing format 1 plays an older release: it records nothing)
+  const older = liveIdx.some((i) => (dbs[i] as DB).engine.testHooks.format === 1)
+  if (short.length > 0 && refused.length === 0 && !older) {
     fail(`every live writer wrote and compacted after the final sync, yet the records cover ${short.map(([id, len]) => `${id.slice(0, 8)}'s log to ${frontier.get(id) ?? 0} of ${len}`).join(', ')}`)
   }
   const collected = ref.full.reduce((n, i) => n + (dbs[i] as DB).stats().tombstonesCollected, 0)

@@ -59,6 +59,15 @@
  *   settled while a sparse fetch, started by its fold on a download stalled at cleared blocks,
  *   was under way. Not a bug of meshbee but of the checks (scripts/chaos/checks.ts
  *   `settledHoldings` waits for fetches).
+ * - inproc-seed-9601131 (peers writing format 1, compaction): a peer dropped the tombstone of a
+ *   key whose slot of a format-1 writer was a put from before the delete; that writer's next
+ *   format-1 write restated the put, which won where the delete was gone: the views' rows (not
+ *   what they read as) and digests differed (fixed: a peer writing format 1 writes no stability
+ *   record, as an older release, so nothing is dropped while it is a live writer).
+ * - inproc-seed-9600300 (compaction, auto-compacting every 20 ms): a late removal moved a
+ *   writer's checkpoint below where the peer had cleared its log; the membership read diffed from
+ *   the tree there, which was gone, and failed on every fold (fixed: from below the cleared
+ *   horizon the membership read reads the tree at its target whole, as the data fold does).
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'

@@ -132,13 +132,14 @@ export class CatchUp {
    * past the contiguous length): fetch only the blocks the fold's diff will read, with the
    * whole-log download paused so they come first, then fold. Any failure (a peer gone, a
    * malformed block) falls back to downloading the log whole. `limit`: how far the log counts
-   * (Infinity for a live member, a removed member's cut, 0 for a log that does not count). A
-   * removed member's log is fetched at its cut, and once folded there, at its latest length for
-   * the membership entries past the cut (both only when its download stalled).
+   * (Infinity for a live member, a removed member's cut, 0 for a log that does not count);
+   * `removed`: a removed member's, fetched at its cut, and once folded there, at its latest length
+   * for the membership entries past the cut (both only when its download stalled).
    */
-  maybeFetch (checkpoint: number, limit: number): void {
+  maybeFetch (checkpoint: number, limit: number, removed = false): void {
     const w = this.w
-    if (this.fetching || this.host.closing() || w.local || w.core.writable || limit === 0 || w.malformedAt !== Infinity) return
+    // (a removed member's log counts to its cut, 0 or more, and its membership entries past it)
+    if (this.fetching || this.host.closing() || w.local || w.core.writable || (limit === 0 && !removed) || w.malformedAt !== Infinity) return
     const from = checkpoint
     const contiguous = w.contiguous
     // a download stopped at a block no connected peer holds: seen at once here, or by the watchdog
@@ -150,7 +151,7 @@ export class CatchUp {
     // removal of its remover stamped before that removal, lib/membership.ts), and the blocks that
     // hold them are held by no connected peer: its latest tree is fetched, which the membership
     // read reads through (the data fold stays at the cut).
-    if (limit !== Infinity && from === to && w.core.length > Math.max(contiguous, w.fetchedEnd)) {
+    if (removed && from === to && w.core.length > Math.max(contiguous, w.fetchedEnd)) {
       // (not again after it failed for this length)
       if (w.core.length <= this.noFetchUntil) return
       to = w.core.length

@@ -322,7 +322,10 @@ export class Fold {
     stats.folds++
     await this.refreshMembership(pause)
     await this.h.records?.()
-    for (const [id, c] of this.h.catchUps) c.maybeFetch(checkpoints.get(id) ?? 0, countsTo(this.members.get(id)))
+    for (const [id, c] of this.h.catchUps) {
+      const m = this.members.get(id)
+      c.maybeFetch(checkpoints.get(id) ?? 0, countsTo(m), m !== undefined && m.removed && m.reader !== true)
+    }
     const changed = new Map<string, KeyChange>()
     let entries = 0
     /** The writers whose diffs are staged: the checkpoint each was read from, and its target. */

@@ -68,6 +68,10 @@
  *   writer's checkpoint below where the peer had cleared its log; the membership read diffed from
  *   the tree there, which was gone, and failed on every fold (fixed: from below the cleared
  *   horizon the membership read reads the tree at its target whole, as the data fold does).
+ * - inproc-seed-9600612 (compaction, mutual removals): a peer counted a removal of a member with
+ *   cut 0, whose removal of that peer, stamped first, lay in blocks its neighbours had cleared;
+ *   the catch-up took a cut of 0 for a log that does not count and never fetched its latest tree
+ *   (fixed: `CatchUp.maybeFetch` is told the log is a removed member's).
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'

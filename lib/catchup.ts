@@ -31,6 +31,19 @@ export interface CatchUpHost {
   counted: (outcome: 'fetched' | 'skipped', blocks: number) => void
 }
 
+/**
+ * Where a removed member's log keeps the length whose tree a sparse fetch brought (its own store):
+ * the membership read past the cut reads that tree again after a restart, as before it, when no
+ * peer is there to fetch it from.
+ */
+const FETCHED = 'meshbee/fetched'
+
+/** The length a removed member's sparse fetch brought the tree of, kept in its store (0: none). */
+export async function loadFetched (core: Hypercore): Promise<number> {
+  const raw = await core.getUserData(FETCHED) as Buffer | null
+  return raw === null || raw.byteLength !== 8 ? 0 : Number(raw.readBigUInt64BE(0))
+}
+
 /** Hypercore's default request window (lib/replicator.js DEFAULT_MAX_INFLIGHT). */
 export const INFLIGHT = [16, 512] as const
 /** Hyperbee's window, for a sparse fetch: its requests are few and latency-bound. */
@@ -49,6 +62,8 @@ export class CatchUp {
   private download: { destroy: () => void } | null = null
   /** After a failed or skipped sparse fetch: no other until the contiguous length reaches this. */
   private noFetchUntil = 0
+  /** How many peers were connected when a fetch last failed: a stalled log retries it only for another length, or other peers. */
+  private failedWith = -1
   /**
    * The download stopped at a block no connected peer holds (compaction cleared it everywhere it
    * was, lib/compaction.ts): the next `maybeFetch` fetches sparsely whatever the gap, since the
@@ -110,6 +125,10 @@ export class CatchUp {
     return peers.length > 0 && peers.every((p) => (p.remoteContiguousLength ?? Infinity) <= i && p.remoteBitfield?.get(i) === false)
   }
 
+  private peerCount (): number {
+    return ((this.w.core as unknown as { peers?: unknown[] }).peers ?? []).length
+  }
+
   private pauseDownload (): void {
     this.download?.destroy()
     this.download = null
@@ -153,12 +172,15 @@ export class CatchUp {
     // read reads through (the data fold stays at the cut).
     if (removed && from === to && w.core.length > Math.max(contiguous, w.fetchedEnd)) {
       // (not again after it failed for this length)
-      if (w.core.length <= this.noFetchUntil) return
+      if (w.core.length <= this.noFetchUntil && this.peerCount() === this.failedWith) return
       to = w.core.length
     }
     // after a failure or a miss, wait for the whole-log download to pass that length
     // (a removal's cut: the tree at exactly that length, unless the one past it for membership)
     if ((limit === Infinity ? to <= w.fetchedEnd : to === w.fetchedEnd) || (contiguous < this.noFetchUntil && !stalled)) return
+    // (a stalled log whose fetch failed waits for a longer log or a change of peers: the blocks
+    // it asked for are held by none of these, and each try waits out its timeout)
+    if (stalled && to <= this.noFetchUntil && this.peerCount() === this.failedWith) return
     // A checkpoint past the contiguous length was reached sparsely: the fold cannot move on from
     // it until the download reaches it, so any later append is fetched the same way.
     const threshold = from > contiguous || stalled ? 1 : this.host.sparseAfter
@@ -167,7 +189,7 @@ export class CatchUp {
     this.phase = 'fetching'
     this.pauseDownload()
     setWindow(w.core, SPARSE_INFLIGHT)
-    this.fetchDiff(from, to, from > contiguous || stalled ? Infinity : to - contiguous).then((fetched) => {
+    this.fetchDiff(from, to, from > contiguous || stalled ? Infinity : to - contiguous).then(async (fetched) => {
       if (fetched === null) {
         // most of the gap is needed anyway: the whole-log download brings it faster (see fetchDiff)
         this.noFetchUntil = to
@@ -176,8 +198,15 @@ export class CatchUp {
       }
       this.host.counted('fetched', fetched)
       if (to > w.fetchedEnd || limit !== Infinity) w.fetchedEnd = to
+      if (removed) {
+        const len = Buffer.alloc(8)
+        len.writeBigUInt64BE(BigInt(to))
+        // (a store that refuses, or closes: the fetch is made again after a restart)
+        await w.core.setUserData(FETCHED, len).catch(() => {})
+      }
     }, (err: unknown) => {
       this.noFetchUntil = to
+      this.failedWith = this.peerCount()
       if (!this.host.closing()) this.host.log.debug({ writer: w.id, err }, 'sparse catch-up failed; downloading the whole log')
     }).finally(() => {
       setWindow(w.core, INFLIGHT)

@@ -19,7 +19,7 @@ import Hyperbee from 'hyperbee'
 import type Hypercore from 'hypercore'
 import { type Logger, pino } from 'pino'
 import { HLC, stamp as mkStamp, type Stamp } from '../crdt/hlc.js'
-import { CatchUp, INFLIGHT, setWindow } from './catchup.js'
+import { CatchUp, INFLIGHT, loadFetched, setWindow } from './catchup.js'
 import { ViewCommit } from './commit.js'
 import { ADD_READER, ADD_WRITER, MAX_LEAD, REMOVE_WRITER, decodeEntry, type Entry } from './entry.js'
 import type { WriteOp } from './entry-rule.js'
@@ -479,6 +479,9 @@ export class Engine extends EventEmitter {
     setWindow(core, INFLIGHT)
     const w = new WriterLog(core, bee, local, () => this.checkpoints.get(id) ?? 0, (yes) => this.testHooks.runScan?.(yes) ?? yes)
     w.clearedTo = await loadCleared(core)
+    // (a removed member's tree a sparse fetch brought, past what is contiguous: still held)
+    const fetched = await loadFetched(core)
+    if (fetched > w.contiguous && fetched <= core.length) w.fetchedEnd = fetched
     w.encrypted = this.privacy.mode === 'encrypted' || this.privacy.mode === 'blind'
     const privacy = this.privacy
     const sparseAfter = this.sparseAfter

@@ -72,6 +72,10 @@
  *   cut 0, whose removal of that peer, stamped first, lay in blocks its neighbours had cleared;
  *   the catch-up took a cut of 0 for a log that does not count and never fetched its latest tree
  *   (fixed: `CatchUp.maybeFetch` is told the log is a removed member's).
+ * - inproc-seed-9600911 (the same fetch, then a restart alone): the peer had read its own add
+ *   (a removed member's, stamped before its removal) through the fetched tree; reopened with no
+ *   peer, it read that log only to the cut, was no member, and its own writes left its view
+ *   (fixed: the fetched length is kept in the log's store, `loadFetched` in lib/catchup.ts).
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'

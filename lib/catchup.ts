@@ -32,13 +32,13 @@ export interface CatchUpHost {
 }
 
 /**
- * Where a removed member's log keeps the length whose tree a sparse fetch brought (its own store):
- * the membership read past the cut reads that tree again after a restart, as before it, when no
- * peer is there to fetch it from.
+ * Where a log keeps the length whose tree its last sparse fetch brought (its own store): after a
+ * restart, or a view rebuilt from the logs, the folds read that tree again, as before, when no
+ * peer is there to fetch it from (a removed member's membership past its cut among it).
  */
 const FETCHED = 'meshbee/fetched'
 
-/** The length a removed member's sparse fetch brought the tree of, kept in its store (0: none). */
+/** The length a sparse fetch brought the tree of, kept in the log's store (0: none). */
 export async function loadFetched (core: Hypercore): Promise<number> {
   const raw = await core.getUserData(FETCHED) as Buffer | null
   return raw === null || raw.byteLength !== 8 ? 0 : Number(raw.readBigUInt64BE(0))
@@ -198,12 +198,10 @@ export class CatchUp {
       }
       this.host.counted('fetched', fetched)
       if (to > w.fetchedEnd || limit !== Infinity) w.fetchedEnd = to
-      if (removed) {
-        const len = Buffer.alloc(8)
-        len.writeBigUInt64BE(BigInt(to))
-        // (a store that refuses, or closes: the fetch is made again after a restart)
-        await w.core.setUserData(FETCHED, len).catch(() => {})
-      }
+      const len = Buffer.alloc(8)
+      len.writeBigUInt64BE(BigInt(w.fetchedEnd))
+      // (a store that refuses, or closes: the fetch is made again after a restart)
+      await w.core.setUserData(FETCHED, len).catch(() => {})
     }, (err: unknown) => {
       this.noFetchUntil = to
       this.failedWith = this.peerCount()

@@ -479,7 +479,7 @@ export class Engine extends EventEmitter {
     setWindow(core, INFLIGHT)
     const w = new WriterLog(core, bee, local, () => this.checkpoints.get(id) ?? 0, (yes) => this.testHooks.runScan?.(yes) ?? yes)
     w.clearedTo = await loadCleared(core)
-    // (a removed member's tree a sparse fetch brought, past what is contiguous: still held)
+    // (the tree a sparse fetch brought, past what is contiguous: still held)
     const fetched = await loadFetched(core)
     if (fetched > w.contiguous && fetched <= core.length) w.fetchedEnd = fetched
     w.encrypted = this.privacy.mode === 'encrypted' || this.privacy.mode === 'blind'

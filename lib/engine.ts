@@ -199,7 +199,8 @@ export class Engine extends EventEmitter {
       own: () => this.own,
       // a peer writing format 1 (the test hook) is an older release: it has no compaction, and a
       // format-1 write restates the writer's contribution from its slot, which must stay
-      collects: () => this.testHooks.format !== 1
+      collects: () => this.testHooks.format !== 1,
+      passed: (s) => { this.hlc.restore(s) }
     })
     this.commit.dataRead = () => this.stability.dataRead()
     this.folder = new Fold({

@@ -44,6 +44,12 @@ export interface StabilityHost {
   own: () => WriterLog
   /** Whether this peer drops tombstones at all (default: yes). */
   collects?: () => boolean
+  /**
+   * Tombstones stamped up to `s` are being dropped: the own clock passes it, so no own write can
+   * be stamped before a delete this view no longer holds (it would read here as if the delete
+   * were gone, and lose to it wherever the tombstone is kept).
+   */
+  passed?: (s: Stamp) => void
 }
 
 export class Stability {
@@ -74,6 +80,7 @@ export class Stability {
     this.tried.clear()
     this.collectedAt = ''
     this.dropped = await this.h.view.readStamp('dropped')
+    if (this.dropped !== null) this.h.passed?.(this.dropped)
     for (const [id, len] of this.h.checkpoints) this.dataEnd.set(id, len)
   }
 
@@ -266,6 +273,7 @@ export class Stability {
       if (keys.length > 0 && !covered) break
       // (stored before any of its keys goes: see `trusted`)
       if (keys.length > 0 && (this.dropped === null || compareStamps(newest, this.dropped) > 0)) {
+        this.h.passed?.(newest)
         await view.write([view.putStamp(newest, 'dropped')])
         this.dropped = newest
       }

@@ -34,8 +34,9 @@ export async function dumpView (location: string, opts: { indexes?: boolean, mer
   const vs = new ViewStore(location)
   await vs.open()
   try {
-    // (the compaction counters of stats() too: how much this peer collected and cleared)
-    const skip = ['hlc', 'seq', 'epoch', 'gen', 'graves', 'collected', 'collected-count', 'cleared-count', ...(opts.indexes === false ? ['indexes'] : [])].map((name) => Buffer.concat([Buffer.from(vs.meta.prefix), Buffer.from(name)]))
+    // (the compaction counters of stats() too: how much this peer collected and cleared; and the
+    // newest stamp it dropped)
+    const skip = ['hlc', 'seq', 'epoch', 'gen', 'graves', 'collected', 'collected-count', 'cleared-count', 'dropped', ...(opts.indexes === false ? ['indexes'] : [])].map((name) => Buffer.concat([Buffer.from(vs.meta.prefix), Buffer.from(name)]))
     const local = [vs.changes.prefix, vs.seqs.prefix, vs.graves.prefix, vs.graveq.prefix, vs.deaths.prefix,
       ...(opts.indexes === false ? [vs.index.prefix, vs.indexed.prefix] : []),
       ...(opts.merge === false ? [vs.slots.prefix, vs.parts.prefix] : [])].map((p) => Buffer.from(p))

@@ -16,8 +16,8 @@
  * crashed but those killed; then every live writer compacts (twice, with a write in between): no
  * view changes, and no peer holds a tombstone the stability records let it drop.
  *
- * The bounded set here: CHAOS_SCHEDULES in-process schedules (default 20) from seed CHAOS_BASE
- * (default 1; `random` for a random base) and CHAOS_PROCS multi-process ones (default 2) from the
+ * The bounded set here: CHAOS_SCHEDULES in-process schedules (default 12) from seed CHAOS_BASE
+ * (default 1; `random` for a random base) and CHAOS_PROCS multi-process ones (default 1) from the
  * same base (sized to keep the whole suite within its ten minutes; the 2,000-schedule runs of
  * `npm run chaos` are the wider net). A failure prints the command that replays it (`npm run chaos -- --seed S`); more
  * schedules: `npm run chaos -- --schedules N`.
@@ -27,8 +27,8 @@ import { runInProcess } from '../scripts/chaos/inproc.js'
 import { runProcs } from '../scripts/chaos/procs.js'
 import { generate } from '../scripts/chaos/schedule.js'
 
-const SCHEDULES = Number(process.env.CHAOS_SCHEDULES ?? 20)
-const PROCS = Number(process.env.CHAOS_PROCS ?? 2)
+const SCHEDULES = Number(process.env.CHAOS_SCHEDULES ?? 12)
+const PROCS = Number(process.env.CHAOS_PROCS ?? 1)
 const BASE = process.env.CHAOS_BASE === 'random' ? Math.floor(Math.random() * 2 ** 31) : Number(process.env.CHAOS_BASE ?? 1)
 
 async function many (n: number, run: (seed: number) => Promise<unknown>): Promise<void> {

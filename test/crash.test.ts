@@ -43,8 +43,8 @@
  * A failure prints its seed; CRASH_SEED=<seed> replays the same ops and kill plan (the moment a
  * kill lands still varies with timing):
  *   CRASH_SEED=<seed> npx mocha --no-config -n import=tsx test/crash.test.ts
- * CRASH_KILLS=<n> changes the number of kills (default 12; the compaction runs: CRASH_COMPACT_KILLS,
- * default 8), CRASH_VERBOSE=1 prints a summary.
+ * CRASH_KILLS=<n> changes the number of kills (default 8; the compaction runs: CRASH_COMPACT_KILLS,
+ * default 6), CRASH_VERBOSE=1 prints a summary.
  */
 import { expect } from 'chai'
 import { spawn } from 'node:child_process'
@@ -62,8 +62,8 @@ import { Model, indexesFor, int, normalizeView, prng, type ChildMessage, type Op
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const CHILD = fileURLToPath(new URL('./fixtures/crash-child.ts', import.meta.url))
 const COMPACT_CHILD = fileURLToPath(new URL('./helpers/compact-child.ts', import.meta.url))
-const KILLS = Number(process.env.CRASH_KILLS ?? 12)
-const COMPACT_KILLS = Number(process.env.CRASH_COMPACT_KILLS ?? 8)
+const KILLS = Number(process.env.CRASH_KILLS ?? 8)
+const COMPACT_KILLS = Number(process.env.CRASH_COMPACT_KILLS ?? 6)
 
 /** 'writes': the child writes (test/fixtures/crash-child.ts); 'compaction': it deletes and compacts too. */
 type Mode = 'writes' | 'compaction'

@@ -15,7 +15,8 @@ import type Hypercore from 'hypercore'
 import type { Logger } from 'pino'
 import { treeLevels, treeSizeEstimate, type TreeLevel } from './blocks.js'
 import { fetchFailed } from './errors.js'
-import { FETCH_TIMEOUT, type WriterLog } from './writer-log.js'
+import { seqBytes } from './view.js'
+import { FETCH_TIMEOUT, storedLength, type WriterLog } from './writer-log.js'
 
 export type CatchUpPhase = 'idle' | 'downloading' | 'fetching' | 'fetched'
 
@@ -40,8 +41,7 @@ const FETCHED = 'meshbee/fetched'
 
 /** The length a sparse fetch brought the tree of, kept in the log's store (0: none). */
 export async function loadFetched (core: Hypercore): Promise<number> {
-  const raw = await core.getUserData(FETCHED) as Buffer | null
-  return raw === null || raw.byteLength !== 8 ? 0 : Number(raw.readBigUInt64BE(0))
+  return await storedLength(core, FETCHED)
 }
 
 /** Hypercore's default request window (lib/replicator.js DEFAULT_MAX_INFLIGHT). */
@@ -198,10 +198,8 @@ export class CatchUp {
       }
       this.host.counted('fetched', fetched)
       if (to > w.fetchedEnd || limit !== Infinity) w.fetchedEnd = to
-      const len = Buffer.alloc(8)
-      len.writeBigUInt64BE(BigInt(w.fetchedEnd))
       // (a store that refuses, or closes: the fetch is made again after a restart)
-      await w.core.setUserData(FETCHED, len).catch(() => {})
+      await w.core.setUserData(FETCHED, seqBytes(w.fetchedEnd)).catch(() => {})
     }, (err: unknown) => {
       this.noFetchUntil = to
       this.failedWith = this.peerCount()

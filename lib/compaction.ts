@@ -22,7 +22,7 @@ import { liveWriter, type Member } from './membership.js'
 import type { Stability } from './stability.js'
 import type { CompactProgress, CompactResult, DiskBytes, Stats } from './types.js'
 import { seqBytes, type ViewStore } from './view.js'
-import type { WriterLog } from './writer-log.js'
+import { storedLength, type WriterLog } from './writer-log.js'
 
 /** Where a log's horizon is kept, in its own store: it survives a lost view. */
 export const CLEARED = 'meshbee/cleared'
@@ -95,8 +95,7 @@ async function clearKeepingTree (core: Hypercore, start: number, end: number): P
 
 /** The horizon kept in `core`'s store (0: never compacted). */
 export async function loadCleared (core: Hypercore): Promise<number> {
-  const raw = await core.getUserData(CLEARED) as Buffer | null
-  return raw === null || raw.byteLength !== 8 ? 0 : Number(raw.readBigUInt64BE(0))
+  return await storedLength(core, CLEARED)
 }
 
 /**
@@ -117,8 +116,7 @@ export async function clearLog (w: WriterLog, horizon: number, progress?: (done:
     keep = null
   }
   if (keep === null) return 0
-  const raw = Buffer.alloc(8)
-  raw.writeBigUInt64BE(BigInt(horizon))
+  const raw = seqBytes(horizon)
   await w.core.setUserData(CLEARING, raw)
   await w.core.setUserData(CLEARED, raw)
   w.clearedTo = horizon

@@ -50,6 +50,12 @@ interface BlockReader {
   core?: unknown
 }
 
+/** A length kept as 8 bytes in `core`'s user data under `name` (0: none, or not 8 bytes). */
+export async function storedLength (core: Hypercore, name: string): Promise<number> {
+  const raw = await core.getUserData(name) as Buffer | null
+  return raw === null || raw.byteLength !== 8 ? 0 : Number(raw.readBigUInt64BE(0))
+}
+
 /**
  * The held blocks [start, end) of a core (null for one not held), read in one storage batch: one
  * native RocksDB call for them all, where `core.get` makes one per block (a synchronous call on the

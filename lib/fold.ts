@@ -252,7 +252,7 @@ export class Fold {
         // (from below where compaction cleared the log, e.g. a checkpoint a late removal moved
         // back: no tree is left there, the tree at `good` is read whole; membership keys are
         // never deleted, so it names every record)
-        const base = from > 1 && from < w.clearedTo ? 0 : from
+        const base = w.diffBase(from)
         const outcome = await readLog(w, from, good, async () => {
           this.applyMembership(w, await w.changedKeys(base, good, MEMBERSHIP_RANGE, pause))
         }, this.h.closing)
@@ -397,7 +397,7 @@ export class Fold {
       // A checkpoint below where compaction cleared the log (a view that lost its newest commits)
       // has no tree left to diff from: the step reads the whole tree at its end instead, every
       // key with its entry there, which replaces whatever the view holds.
-      const base = to > from && from > 1 && from < w.clearedTo ? 0 : from
+      const base = to > from ? w.diffBase(from) : from
       const outcome = await readLog(w, from, to, async () => {
         for (const c of await w.changedKeys(base, to, FOLD_RANGE, yieldTo)) {
           if (c.key.equals(CUTS_KEY)) cuts = this.cutsRecord(w, c.seq, c.value)

@@ -227,6 +227,14 @@ export class WriterLog {
   }
 
   /**
+   * Where a diff forward from length `from` starts: `from`, or 0 when compaction cleared the log
+   * past it (no tree is left there; the diff reads the tree at its end whole).
+   */
+  diffBase (from: number): number {
+    return from > 1 && from < this.clearedTo ? 0 : from
+  }
+
+  /**
    * How far a fold may read this log, up to `limit` (a removal's cut, or Infinity), from `floor`
    * (a length already read): the one rule for both the data fold and the membership read. A cut
    * and a malformed block come from the logs' bytes, the same on every peer, and `batchEnd` keeps

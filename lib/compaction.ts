@@ -17,9 +17,10 @@ import { readdirSync, statSync, type Dirent } from 'node:fs'
 import { join } from 'node:path'
 import type Hypercore from 'hypercore'
 import type { Logger } from 'pino'
+import { compareStamps, type Stamp } from '../crdt/hlc.js'
 import { treeLevels, type TreeLevel } from './blocks.js'
 import { liveWriter, type Member } from './membership.js'
-import type { Stability } from './stability.js'
+import { readRecord, type Stability } from './stability.js'
 import type { CompactProgress, CompactResult, DiskBytes, Stats } from './types.js'
 import { seqBytes, type ViewStore } from './view.js'
 import { storedLength, type WriterLog } from './writer-log.js'
@@ -197,6 +198,14 @@ export interface CompactorHost {
   compactLogs: () => Promise<unknown>
   /** Appends the own stability record and folds it. */
   record: (vector: Array<[Buffer, number]>) => Promise<void>
+  /**
+   * A removed writer's last record (see `Stability.lateBound`): appends the own record although
+   * this peer may no longer write, and folds it. Absent: none is appended (an encrypted database,
+   * whose logs are never cleared; a peer playing an older release).
+   */
+  farewell?: (vector: Array<[Buffer, number]>) => Promise<void>
+  /** The clock's last stamp: every stamp this peer issues later is greater. */
+  clock: () => Stamp
 }
 
 /** How long a measure of the bytes on disk is reused (ms). */
@@ -247,6 +256,7 @@ export class Compactor {
   async afterFold (schedule: () => void): Promise<void> {
     const s = this.h.stability
     await s.refresh()
+    await this.farewell()
     if (this.cutsEvery > 0 && this.h.writable() && s.due()) {
       const wait = this.lastRecord + this.cutsEvery - now()
       if (wait <= 0) await this.record()
@@ -299,6 +309,34 @@ export class Compactor {
     }
   }
 
+  /** The removal a farewell record was appended for (or found), so it is appended once. */
+  private farewellFor: Stamp | null = null
+
+  /**
+   * This peer was removed: once its clock has passed the removal's stamp, it appends one last
+   * record, which tells every peer that nothing it appends later is stamped before its removal
+   * (nothing later counts but what lies below its cut), so the removed member no longer bounds
+   * how far the logs are cleared. A clock held back from the stamp (a remover far ahead, past
+   * maxDrift) appends none: the bound stays, which only keeps blocks.
+   */
+  private async farewell (): Promise<void> {
+    const m = this.h.members().get(this.ownId())
+    const at = m?.removedAt
+    if (this.h.farewell === undefined || m === undefined || !m.removed || m.reader === true || at === undefined) return
+    if (this.farewellFor !== null && compareStamps(this.farewellFor, at) >= 0) return
+    if (compareStamps(this.h.clock(), at) < 0) return
+    const own = this.h.writers.get(this.ownId())
+    const last = own === undefined ? null : await readRecord(own, own.core.length)
+    this.farewellFor = at
+    if (last?.at != null && compareStamps(last.at, at) >= 0) return
+    try {
+      await this.h.farewell(this.h.stability.vector())
+    } catch (err) {
+      this.farewellFor = null
+      this.h.log.debug({ err }, 'last stability record not appended now')
+    }
+  }
+
   /** `db.compact()`: the caller holds the engine's queue and has folded. */
   async compact (progress?: (p: CompactProgress) => void): Promise<CompactResult> {
     const started = Date.now()
@@ -311,7 +349,7 @@ export class Compactor {
       blocksCleared: cleared,
       tombstonesCollected: collected,
       tombstones: this.graves(),
-      heldBackBy: this.h.stability.heldBackBy(),
+      heldBackBy: [...new Set([...this.h.stability.heldBackBy(), ...(await this.h.stability.lateBound()).by])].sort(),
       bytesBefore,
       bytesAfter: this.measure(),
       ms: Date.now() - started
@@ -350,9 +388,11 @@ export class Compactor {
           logs.length = 0 // (LevelDB refuses writes: nothing is cleared until it takes them again)
         }
       }
+      // (and no lower than a removed member's entries not read here yet may cut it to)
+      const late = logs.length > 0 ? (await s.lateBound()).bound : new Map<string, number>()
       let n = 0
       for (const w of logs) {
-        const horizon = Math.min(this.h.checkpoints.get(w.id) ?? 0, frontier.get(w.id) ?? 0)
+        const horizon = Math.min(this.h.checkpoints.get(w.id) ?? 0, frontier.get(w.id) ?? 0, late.get(w.id) ?? Infinity)
         cleared += await clearLog(w, horizon)
         progress?.({ phase: 'clear', done: ++n, total: logs.length })
       }

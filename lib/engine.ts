@@ -260,7 +260,14 @@ export class Engine extends EventEmitter {
       record: async (vector) => {
         await this.writes.appendCuts(vector)
         await this.folder.run()
-      }
+      },
+      // (an encrypted database's logs are never cleared; a format-1 peer plays an older release)
+      farewell: async (vector) => {
+        if (this.privacy.mode !== 'plain' || this.testHooks.format === 1) return
+        await this.writes.appendCuts(vector, true)
+        await this.folder.run()
+      },
+      clock: () => this.hlc.last
     }, opts.cutsEvery ?? CUTS_EVERY, auto)
     this.inspection = new Inspection({ writers: this.writers, checkpoints: this.checkpoints, view: this.view, members, key: () => this.key })
   }
@@ -641,8 +648,9 @@ export class Engine extends EventEmitter {
         await this.writes.appendPrincipal(box)
         await this.folder.run()
       }
-      if (!this.writes.writable()) return
-      const due = this.privacy.epochs.due(this.folder.members)
+      const handing = !this.writes.writable()
+      if (handing && !this.writes.removedWriter()) return
+      const due = this.privacy.epochs.due(this.folder.members, handing)
       if (due.length > 0) await this.appendGrants(due)
     } catch (err) {
       // a clock whose log runs past the lead bound (or a log refusing appends) appends nothing

@@ -28,7 +28,7 @@
  * between peers for a while; every entry names its epoch, so any reader holding it reads it.
  */
 import { epochIdOf, newEpochKey, sealTo, unseal, type Keyring } from './crypt.js'
-import { ADD_READER, ADD_WRITER, EPOCH, KEY_GRANT, PRINCIPAL_KEY } from './entry.js'
+import { ADD_READER, ADD_WRITER, EPOCH, KEY_GRANT, PRINCIPAL_KEY, grantKey } from './entry.js'
 import { hex } from './keys.js'
 import { live, type Member } from './membership.js'
 import type { WriterLog } from './writer-log.js'
@@ -105,6 +105,11 @@ export class Epochs {
           t.holders.add(w.id)
           if (e.type === KEY_GRANT) t.holders.add(hex(e.writer))
         }
+        if (counts && author.removed && r.seq >= author.cut && e.type === KEY_GRANT && hex(e.writer) === own) {
+          // a removed writer's handover (see `due`): the key only, to read with; it counts for nothing
+          this.open(e.epoch, e.sealed, kp)
+          continue
+        }
         if (!counts || r.seq >= author.cut) continue
         if (e.type === EPOCH) {
           const t = entry(hex(e.epoch))
@@ -119,12 +124,18 @@ export class Epochs {
         t.authors.add(w.id)
         const to = hex(e.writer)
         t.recipients.add(to)
-        if (to !== own || this.keyring.has(id) || kp === null) continue
-        const key = unseal(e.sealed, kp)
-        if (key !== null && hex(epochIdOf(key)) === id) this.keyring.add(key)
+        if (to === own) this.open(e.epoch, e.sealed, kp)
       }
     }
     this.table = table
+  }
+
+  /** Opens a grant sealed to this peer: a key that does not hash to the id it is granted under is refused. */
+  private open (epoch: Uint8Array, sealed: Uint8Array, kp: { publicKey: Uint8Array, secretKey: Uint8Array } | null): void {
+    const id = hex(epoch)
+    if (this.keyring.has(id) || kp === null) return
+    const key = unseal(sealed, kp)
+    if (key !== null && hex(epochIdOf(key)) === id) this.keyring.add(key)
   }
 
   /**
@@ -149,15 +160,24 @@ export class Epochs {
     return best === null ? null : Buffer.from(best, 'hex')
   }
 
-  /** The grants due from this writer: every epoch it holds, to every live member and reader without one. */
-  due (members: ReadonlyMap<string, Member>): DueGrant[] {
+  /**
+   * The grants due from this writer: every epoch it holds, to every live member and reader without
+   * one. `removed`: this writer was removed, and hands over what it holds. Its grants past its cut
+   * count for nothing (no recipient is recorded by them, no epoch becomes clean), but they give
+   * the key, to read with: a member added concurrently with an epoch's making, which only the
+   * removed device still holds (it removed itself, say, before granting it), could otherwise never
+   * read what was sealed under it, entries that count among them. It hands each over once.
+   */
+  due (members: ReadonlyMap<string, Member>, removed = false): DueGrant[] {
     const out: DueGrant[] = []
+    const mine = this.writers.get(this.own().id)?.records
     for (const id of this.keyring.ids()) {
       const key = this.keyring.get(id) as Buffer
       const t = this.table.get(id)
       const have = t?.recipients
       for (const [to, m] of members) {
         if (!live(m) || have?.has(to) === true) continue
+        if (removed && mine?.has(hex(grantKey(Buffer.from(id, 'hex'), Buffer.from(to, 'hex')))) === true) continue
         if (t?.vector != null && this.knownToMaker(t.vector, to)) continue
         const grant = this.grant(Buffer.from(id, 'hex'), key, to)
         if (grant !== null) out.push(grant)

@@ -31,6 +31,11 @@ export interface Member {
   since: Stamp | null
   /** A reader: receives the keys of an encrypted database, never writes (its cut is 0). */
   reader?: boolean
+  /**
+   * The stamp of its first counted removal: its entries stamped before it count wherever they
+   * lie in its log, so until its log shows its clock past it, more of them may arrive.
+   */
+  removedAt?: Stamp
 }
 
 
@@ -73,6 +78,7 @@ export function resolveMembers (creator: Uint8Array, records: Iterable<Membershi
     const m = members.get(target)
     if (m !== undefined) {
       m.cut = Math.min(m.cut, e.length)
+      if (!m.removed) m.removedAt = e.stamp
       m.removed = true
     }
   }

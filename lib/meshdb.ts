@@ -363,7 +363,8 @@ export class MeshDB<K = string, V = string> extends MeshLevel<K, V> {
    * with `history: 'full'`, clears the log blocks below each log's stable horizon that its B-tree
    * no longer references. The logs stay verifiable and keep replicating; `diff` and `checkout`
    * of a cleared range fail with `MESHBEE_HISTORY_CLEARED` unless a peer that kept it is online.
-   * A live writer that has not recorded lately (offline) holds both back: `heldBackBy` names it.
+   * A live writer that has not recorded lately (offline) holds both back, and a removed one that
+   * has not folded its removal holds the blocks back: `heldBackBy` names them.
    *
    * @throws MeshError `MESHBEE_BLIND` on a blind seeder
    * @throws MeshTypeError `MESHBEE_INVALID_ARGUMENT` when `opts` is not an object or `onProgress` not a function

@@ -62,6 +62,15 @@ export class OwnWrites {
     return (this.h.canWrite?.() ?? 'yes') === 'yes' && liveWriter(this.h.members().get(this.h.own().id))
   }
 
+  /**
+   * Whether this peer is a writer that was removed, and may still append what speaks for others,
+   * never for itself: its last stability record, and the epoch keys it holds handed to members.
+   */
+  removedWriter (): boolean {
+    const m = this.h.members().get(this.h.own().id)
+    return (this.h.canWrite?.() ?? 'yes') === 'yes' && m !== undefined && m.removed && m.reader !== true
+  }
+
   /** Appends own writes as one atomic batch and commits them to the view before resolving. */
   async write (ops: WriteOp[]): Promise<void> {
     const { view, commit } = this.h
@@ -231,8 +240,9 @@ export class OwnWrites {
   }
 
   /** Appends this peer's stability record (lib/stability.ts), key bookkeeping; the caller folds it. */
-  async appendCuts (vector: Array<[Buffer, number]>): Promise<void> {
-    if (!this.writable()) throw notWritable()
+  async appendCuts (vector: Array<[Buffer, number]>, removed = false): Promise<void> {
+    // (a removed writer's last record: see Compactor.farewell)
+    if (!(removed ? this.removedWriter() : this.writable())) throw notWritable()
     // sealed like data (the record lies in the data range): under a clean epoch, made if need be
     await this.h.seal?.()
     // its clock as it records: every stamp it issues later is greater (the clock's last stamp)
@@ -256,7 +266,8 @@ export class OwnWrites {
 
   /** Appends key grants (an encrypted database's epoch keys sealed to members) in one batch; the caller folds them. */
   async appendGrants (grants: ReadonlyArray<{ epoch: Buffer, recipient: Buffer, sealed: Buffer }>, made?: { epoch: Buffer, vector: Array<[Buffer, number]> }): Promise<void> {
-    if (!this.writable()) throw notWritable()
+    // (a removed writer hands over the epochs it holds: see Epochs.due)
+    if (!this.writable() && (made !== undefined || !this.removedWriter())) throw notWritable()
     const b = this.bookkeeping()
     const entries = grants.map((g): [Buffer, Buffer] =>
       [grantKey(g.epoch, g.recipient), encodeEntry({ type: KEY_GRANT, ...b, epoch: g.epoch, writer: g.recipient, sealed: g.sealed })])

@@ -219,6 +219,32 @@ export class Stability {
   }
 
   /**
+   * How far each log may be cleared for the removed members' sake, and the removed members that
+   * bound it. A removed member's membership entries stamped before its removal count wherever
+   * they lie in its log (mutual removals are settled by stamp order), so one not read here yet
+   * can remove a writer with a cut below what every live record covers. Such an entry comes after
+   * what this peer read of that log, so the cut it records (its author's checkpoint then) is at
+   * least what the author's latest record read here says: that bounds every log's horizon, until
+   * the log shows its author's clock at or past its removal (a record it appends once it folded
+   * it, see `farewellDue`): later entries of it count only below its cut, and those are read.
+   * A removed member whose log is not held, or has no record, bounds every log at 0.
+   */
+  async lateBound (): Promise<{ bound: Map<string, number>, by: string[] }> {
+    const bound = new Map<string, number>()
+    const by: string[] = []
+    for (const [id, m] of this.h.members()) {
+      if (!m.removed || m.reader === true) continue
+      const w = this.h.writers.get(id)
+      const record = w === undefined || w.membershipTree === 0 ? null : await readRecord(w, w.membershipTree)
+      if (w !== undefined && record !== null && record.at !== null && m.removedAt !== undefined &&
+        compareStamps(record.at, m.removedAt) >= 0 && w.membershipLength >= Math.min(m.cut, w.malformedAt)) continue
+      by.push(id)
+      for (const log of this.h.writers.keys()) bound.set(log, Math.min(bound.get(log) ?? Infinity, record?.cuts.get(log) ?? 0))
+    }
+    return { bound, by: by.sort() }
+  }
+
+  /**
    * The live writers (hex) whose records do not yet cover the data this view reads: until they
    * record again (they must come online and fold), what this peer deleted since stays.
    */

@@ -220,7 +220,11 @@ export interface CompactResult {
   tombstonesCollected: number
   /** Tombstones the view still holds: live writers have not all recorded folding past them. */
   tombstones: number
-  /** The live writers (hex) whose records hold stability back: they must come online and fold (or be removed). */
+  /**
+   * The writers (hex) that hold compaction back: live ones whose records do not cover what this
+   * peer folded (they must come online and fold, or be removed), and removed ones that have not
+   * recorded folding their removal (their last record bounds how far the logs are cleared).
+   */
   heldBackBy: string[]
   /** Bytes on disk before the call. */
   bytesBefore: DiskBytes

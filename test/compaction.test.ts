@@ -297,6 +297,35 @@ describe('compaction', function () {
     await sameEverywhere(peers)
   })
 
+  it('a removed member bounds every log\'s horizon at its last record until it records past its removal', async () => {
+    const peers = track(await createPeers(3, () => OPTS) as DB[])
+    const [a, b, c] = peers
+    const aId = a.writerKey.toString('hex')
+    for (let round = 0; round < 3; round++) for (let i = 0; i < 3; i++) await churn(peers[i], i, round)
+    await meshSync(peers)
+    await compactAll(peers)
+    await meshSync(peers)
+    // c's last record before it goes away: how far it had folded a's log
+    const recorded = c.engine.checkpoints.get(aId) as number
+    // a removes c, which may still hold removals stamped before that, not read here: one could
+    // cut a's log down to what c had seen of it
+    await a.removeWriter(c.writerKey)
+    for (let round = 3; round < 9; round++) {
+      for (let i = 0; i < 2; i++) await churn(peers[i], i, round)
+      await meshSync([a, b])
+      const [ra] = await compactAll([a, b])
+      expect(ra.heldBackBy).to.include(c.writerKey.toString('hex'))
+    }
+    expect(a.engine.writers.get(aId)?.clearedTo, 'a\'s horizon at c\'s record').to.be.at.most(recorded)
+    expect(a.engine.checkpoints.get(aId)).to.be.above(recorded + 20)
+    // c comes back, folds its removal and appends a last record: nothing it appends later counts
+    await meshSync(peers, { writers: [a, b] })
+    await until([a], async () => (await a.compact()).heldBackBy.length === 0, () => 'c still bounds the horizon')
+    expect(a.engine.writers.get(aId)?.clearedTo).to.be.above(recorded + 20)
+    expect(c.writable).to.equal(false)
+    await sameEverywhere(peers)
+  })
+
   it('automatic records and compaction: tombstones and blocks go without a compact() call', async () => {
     const peers = track(await createPeers(2, () => ({ ...OPTS, cutsEvery: 1, autoCompact: 1 })) as DB[])
     for (let round = 0; round < 4; round++) for (let i = 0; i < 2; i++) await churn(peers[i], i, round)

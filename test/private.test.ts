@@ -260,6 +260,34 @@ describe('private databases', function () {
     }
   })
 
+  it('a device that removed itself hands the epoch only it held to a member added concurrently: its entries below the cut stay readable', async () => {
+    const [a, b] = await privatePeers(2)
+    const c = new MeshDB<string, string>(await tempDir('c'), { key: a.key, encryptionKey: a.encryptionKey as Buffer })
+    await c.open()
+    // offline from a: b adds c (stamped before a's removal of b, so it counts)
+    await b.addWriter(c.writerKey)
+    await meshSync([b, c])
+    await until([c], () => c.writable, () => 'c never became writable')
+    // a removes b, writes under a new epoch granted to itself alone (it does not know c), and
+    // removes itself: no live member holds that epoch
+    await a.removeWriter(b.writerKey)
+    await a.put('a-last', 'sealed under the epoch a made')
+    const before = [...a.engine.privacy.keyring.ids()]
+    await a.removeWriter(a.writerKey)
+    expect(a.writable).to.equal(false)
+    // (b, removed, never reads a's last entry: c carries b's log)
+    await meshSync([a, c])
+    expect(c.writable).to.equal(true)
+    expect(a.writers().find((w) => w.key.equals(a.writerKey))?.removed).to.equal(true)
+    // a's entry lies below its cut: it counts, and c reads it with the key a handed over
+    expect(await c.get('a-last')).to.equal('sealed under the epoch a made')
+    for (const id of before) expect(c.engine.privacy.keyring.has(id), `c holds epoch ${id}`).to.equal(true)
+    // the handed-over epoch counts for nothing: c never seals under it
+    await c.put('c-next', 'under an epoch of its own')
+    expect(before).to.not.include(c.engine.privacy.keyring.current?.toString('hex'))
+    expect(await c.get('c-next')).to.equal('under an epoch of its own')
+  })
+
   it('reopens and reads; refuses encrypted: true on an existing plain database and a malformed encryptionKey', async () => {
     const dir = await tempDir('a')
     let a = new MeshDB<string, string>(dir, { encrypted: true })

@@ -76,6 +76,17 @@
  *   (a removed member's, stamped before its removal) through the fetched tree; reopened with no
  *   peer, it read that log only to the cut, was no member, and its own writes left its view
  *   (fixed: the fetched length is kept in the log's store, `loadFetched` in lib/catchup.ts).
+ * - inproc-seed-9620342, inproc-seed-9620331 (compaction, mutual removals): p1 removed p0, and
+ *   p0's removal of p1, stamped first (p0's clock behind), arrived after peers had cleared p1's
+ *   log past what p0 had seen of it: p1's cut moved below the cleared range, where no peer held
+ *   the tree, and the fold failed on every step (fixed: `Stability.lateBound` keeps every log's
+ *   horizon at or below what an unsettled removed member's last record says it folded, and a
+ *   removed writer appends a last record once its clock passes its removal).
+ * - inproc-seed-9610100 (encrypted): p1 removed p0 and made a new epoch, while p0's add of p2,
+ *   stamped before that removal, still counted; p1 then removed itself before it knew p2, so the
+ *   one device holding that epoch granted it to no live writer, and p2 could not read p1's
+ *   entries below its cut (fixed: a removed writer hands the epochs it holds to live members;
+ *   those grants give the key, and count for nothing else: `Epochs.due`).
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'

@@ -349,11 +349,16 @@ export class Compactor {
       blocksCleared: cleared,
       tombstonesCollected: collected,
       tombstones: this.graves(),
-      heldBackBy: [...new Set([...this.h.stability.heldBackBy(), ...(await this.h.stability.lateBound()).by])].sort(),
+      heldBackBy: [...new Set([...this.h.stability.heldBackBy(), ...(this.clears() ? (await this.h.stability.lateBound()).by : [])])].sort(),
       bytesBefore,
       bytesAfter: this.measure(),
       ms: Date.now() - started
     }
+  }
+
+  /** Whether this peer clears log blocks at all (history 'live', logs in clear): else no removed member holds it back. */
+  private clears (): boolean {
+    return this.h.history() === 'live' && [...this.h.writers.values()].some((w) => !w.encrypted)
   }
 
   private ownId (): string {

@@ -28,7 +28,7 @@
  * between peers for a while; every entry names its epoch, so any reader holding it reads it.
  */
 import { epochIdOf, newEpochKey, sealTo, unseal, type Keyring } from './crypt.js'
-import { ADD_READER, ADD_WRITER, EPOCH, KEY_GRANT, PRINCIPAL_KEY, grantKey } from './entry.js'
+import { ADD_READER, ADD_WRITER, EPOCH, KEY_GRANT, PRINCIPAL_KEY, REMOVE_WRITER, grantKey } from './entry.js'
 import { hex } from './keys.js'
 import { live, type Member } from './membership.js'
 import type { WriterLog } from './writer-log.js'
@@ -84,6 +84,22 @@ export class Epochs {
   }
 
   /**
+   * Whether the maker of an epoch left a live member out for a removal that no longer counts: a
+   * removal of `id` lies within the maker's EPOCH vector and is held here, and yet `id` is live
+   * here (its author was removed first, say, which the maker had not read). A member that has not
+   * folded the removal holds no such record, so it still grants nothing to the removed device.
+   */
+  private undone (vector: ReadonlyMap<string, number>, id: string): boolean {
+    for (const w of this.writers.values()) {
+      const read = vector.get(w.id) ?? 0
+      for (const r of w.records.values()) {
+        if (r.entry.type === REMOVE_WRITER && hex(r.entry.writer) === id && r.seq < read) return true
+      }
+    }
+    return false
+  }
+
+  /**
    * Reads the counted grants of every log's membership records, and opens those sealed to this
    * peer (a key that does not hash to the id it is granted under is refused).
    */
@@ -95,6 +111,7 @@ export class Epochs {
       return t
     }
     const { id: own, keyPair: kp } = this.own()
+    const handed: Array<{ from: string, epoch: Uint8Array, sealed: Uint8Array }> = []
     for (const w of writers) {
       const author = members.get(w.id)
       const counts = author !== undefined && author.reader !== true
@@ -106,8 +123,8 @@ export class Epochs {
           if (e.type === KEY_GRANT) t.holders.add(hex(e.writer))
         }
         if (counts && author.removed && r.seq >= author.cut && e.type === KEY_GRANT && hex(e.writer) === own) {
-          // a removed writer's handover (see `due`): the key only, to read with; it counts for nothing
-          this.open(e.epoch, e.sealed, kp)
+          // a removed writer's handover (see `due`): opened below, once the counted grants are known
+          handed.push({ from: w.id, epoch: e.epoch, sealed: e.sealed })
           continue
         }
         if (!counts || r.seq >= author.cut) continue
@@ -128,6 +145,14 @@ export class Epochs {
       }
     }
     this.table = table
+    // A handover counts for nothing, and gives only an epoch its author held by a counted record
+    // (it made or was granted it while a member): entries that count may be sealed under that one,
+    // and every peer that read those records takes it for unclean. One it took only past its cut
+    // seals nothing that counts, and a live member granting it on would hand it a clean look.
+    for (const h of handed) {
+      const t = table.get(hex(h.epoch))
+      if (t !== undefined && (t.authors.has(h.from) || t.recipients.has(h.from))) this.open(h.epoch, h.sealed, kp)
+    }
   }
 
   /** Opens a grant sealed to this peer: a key that does not hash to the id it is granted under is refused. */
@@ -162,23 +187,27 @@ export class Epochs {
 
   /**
    * The grants due from this writer: every epoch it holds, to every live member and reader without
-   * one. `removed`: this writer was removed, and hands over what it holds. Its grants past its cut
-   * count for nothing (no recipient is recorded by them, no epoch becomes clean), but they give
-   * the key, to read with: a member added concurrently with an epoch's making, which only the
-   * removed device still holds (it removed itself, say, before granting it), could otherwise never
-   * read what was sealed under it, entries that count among them. It hands each over once.
+   * one. `removed`: this writer was removed, and hands over the epochs it held by a counted record
+   * (see `refresh`), each to each member once. Its grants past its cut count for nothing (no
+   * recipient is recorded by them), but they give the key: a member added concurrently with an
+   * epoch's making, which only the removed device still holds (it removed itself, say, before
+   * granting it), could otherwise never read what was sealed under it, entries that count among
+   * them. The epoch stays unclean (the removed device is a counted holder of it).
    */
   due (members: ReadonlyMap<string, Member>, removed = false): DueGrant[] {
     const out: DueGrant[] = []
-    const mine = this.writers.get(this.own().id)?.records
+    const me = this.own().id
+    const mine = this.writers.get(me)?.records
     for (const id of this.keyring.ids()) {
       const key = this.keyring.get(id) as Buffer
       const t = this.table.get(id)
+      // (a removed writer hands over only what it held by a counted record: see `refresh`)
+      if (removed && t?.authors.has(me) !== true && t?.recipients.has(me) !== true) continue
       const have = t?.recipients
       for (const [to, m] of members) {
         if (!live(m) || have?.has(to) === true) continue
         if (removed && mine?.has(hex(grantKey(Buffer.from(id, 'hex'), Buffer.from(to, 'hex')))) === true) continue
-        if (t?.vector != null && this.knownToMaker(t.vector, to)) continue
+        if (t?.vector != null && this.knownToMaker(t.vector, to) && !this.undone(t.vector, to)) continue
         const grant = this.grant(Buffer.from(id, 'hex'), key, to)
         if (grant !== null) out.push(grant)
       }

@@ -36,6 +36,8 @@ export interface Member {
    * lie in its log, so until its log shows its clock past it, more of them may arrive.
    */
   removedAt?: Stamp
+  /** Where that removal lies: its author (hex) and its index in the author's log. */
+  removedBy?: { author: string, seq: number }
 }
 
 
@@ -78,7 +80,10 @@ export function resolveMembers (creator: Uint8Array, records: Iterable<Membershi
     const m = members.get(target)
     if (m !== undefined) {
       m.cut = Math.min(m.cut, e.length)
-      if (!m.removed) m.removedAt = e.stamp
+      if (!m.removed) {
+        m.removedAt = e.stamp
+        m.removedBy = { author: hex(r.author), seq: r.seq }
+      }
       m.removed = true
     }
   }

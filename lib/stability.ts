@@ -226,22 +226,44 @@ export class Stability {
    * what this peer read of that log, so the cut it records (its author's checkpoint then) is at
    * least what the author's latest record read here says: that bounds every log's horizon, until
    * the log shows its author's clock at or past its removal (a record it appends once it folded
-   * it, see `farewellDue`): later entries of it count only below its cut, and those are read.
-   * A removed member whose log is not held, or has no record, bounds every log at 0.
+   * it, see `Compactor.farewell`): later entries of it count only below its cut, and those are
+   * read. A removed member whose log is not held, or has no record, bounds every log at 0.
+   *
+   * A removal can still be undone: a removal of its author stamped before it, with a cut at or
+   * below it, makes it count for nothing, and the member is live again, its record no longer past
+   * anything. So a member settles only once the entry that removed it lies below what every live
+   * writer recorded folding (a live writer's later removal of the author cuts past it) and below
+   * the bound of every member not settled (a late one's cuts past it too).
    */
   async lateBound (): Promise<{ bound: Map<string, number>, by: string[] }> {
     const bound = new Map<string, number>()
-    const by: string[] = []
+    const by = new Set<string>()
+    const lower = (id: string, record: CutsRecord | null): void => {
+      by.add(id)
+      for (const log of this.h.writers.keys()) bound.set(log, Math.min(bound.get(log) ?? Infinity, record?.cuts.get(log) ?? 0))
+    }
+    const settled: Array<{ id: string, m: Member, record: CutsRecord | null }> = []
     for (const [id, m] of this.h.members()) {
       if (!m.removed || m.reader === true) continue
       const w = this.h.writers.get(id)
       const record = w === undefined || w.membershipTree === 0 ? null : await readRecord(w, w.membershipTree)
       if (w !== undefined && record !== null && record.at !== null && m.removedAt !== undefined &&
-        compareStamps(record.at, m.removedAt) >= 0 && w.membershipLength >= Math.min(m.cut, w.malformedAt)) continue
-      by.push(id)
-      for (const log of this.h.writers.keys()) bound.set(log, Math.min(bound.get(log) ?? Infinity, record?.cuts.get(log) ?? 0))
+        compareStamps(record.at, m.removedAt) >= 0 && w.membershipLength >= Math.min(m.cut, w.malformedAt)) settled.push({ id, m, record })
+      else lower(id, record)
     }
-    return { bound, by: by.sort() }
+    // a bound lowered may leave another removal undoable: to a fixpoint (each pass lowers or ends)
+    const frontier = this.frontier()
+    for (let changed = true; changed;) {
+      changed = false
+      for (const { id, m, record } of settled) {
+        if (by.has(id)) continue
+        const r = m.removedBy
+        if (r !== undefined && r.seq < Math.min(frontier.get(r.author) ?? 0, bound.get(r.author) ?? Infinity)) continue
+        lower(id, record)
+        changed = true
+      }
+    }
+    return { bound, by: [...by].sort() }
   }
 
   /**

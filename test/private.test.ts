@@ -282,6 +282,14 @@ describe('private databases', function () {
     // a's entry lies below its cut: it counts, and c reads it with the key a handed over
     expect(await c.get('a-last')).to.equal('sealed under the epoch a made')
     for (const id of before) expect(c.engine.privacy.keyring.has(id), `c holds epoch ${id}`).to.equal(true)
+    // the handover is written once
+    const handedAt = ownLength(a)
+    await c.put('c-first', 'sealed under an epoch a never gets')
+    const cut = connect(a, c)
+    await until([a], () => a.writers().find((w) => w.key.equals(c.writerKey))?.length === ownLength(c), () => 'a never held c\'s write')
+    await a.update()
+    cut()
+    expect(ownLength(a)).to.equal(handedAt)
     // the handed-over epoch counts for nothing: c never seals under it
     await c.put('c-next', 'under an epoch of its own')
     expect(before).to.not.include(c.engine.privacy.keyring.current?.toString('hex'))

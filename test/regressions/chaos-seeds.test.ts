@@ -87,6 +87,11 @@
  *   one device holding that epoch granted it to no live writer, and p2 could not read p1's
  *   entries below its cut (fixed: a removed writer hands the epochs it holds to live members;
  *   those grants give the key, and count for nothing else: `Epochs.due`).
+ * - inproc-seed-9631391 (encrypted, older than compaction): p1 made an epoch leaving out p3, which
+ *   p0 had removed; but p5 had removed p0 first (p1 had not read it), so that removal never
+ *   counted and p3 stayed a member. Every holder took p3 for one its maker left out on purpose
+ *   and granted it nothing, and p3 never read p1's entries sealed under it (fixed: a member
+ *   left out for a removal that is held here and no longer counts is granted: `Epochs.undone`).
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'

@@ -42,7 +42,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
  */
 function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { engineOptions: EngineOptions, swarm: SwarmOptions['swarm'], indexes: Record<string, IndexDeclaration<K, V>> | undefined, rest: object } {
   if (!isObject(options)) throw invalidArgument('options must be an object')
-  const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, indexes, encrypted, encryptionKey, history, autoCompact, cutsEvery, ...rest } = options as Record<string, unknown>
+  const { key, viewPath, logger, maxDrift, wallClock, sparseAfter, swarm, indexes, encrypted, encryptionKey, history, autoCompact, cutsEvery, testFormat, ...rest } = options as Record<string, unknown>
   if (typeof storage === 'string') {
     if (storage === '') throw invalidArgument('storage must be a directory path or a Corestore (got an empty path)')
   } else if (!isObject(storage) || !CORESTORE_METHODS.every((m) => typeof storage[m] === 'function')) {
@@ -88,6 +88,7 @@ function checkOptions<K, V> (storage: unknown, options: MeshDBOptions<K, V>): { 
       history: history as 'full' | 'live' | undefined,
       autoCompact: autoCompact as boolean | number | undefined,
       cutsEvery: cutsEvery as number | undefined,
+      testFormat: testFormat === 1 ? 1 : undefined,
       encryptionKey: encryptionKey === undefined ? undefined : toKey(encryptionKey as Uint8Array | string, 'encryptionKey')
     },
     swarm: swarm as SwarmOptions['swarm'],

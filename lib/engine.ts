@@ -52,6 +52,11 @@ const HISTORY = 'meshbee/history'
 
 export interface EngineOptions {
   key?: Uint8Array
+  /**
+   * @internal The test hook `testHooks.format` set from the start, before the open's own fold (a
+   * peer that plays an older release must not append a stability record while it opens).
+   */
+  testFormat?: 1
   /** Where the view lives when `storage` is a Corestore. */
   viewPath?: string
   logger?: Logger
@@ -162,6 +167,7 @@ export class Engine extends EventEmitter {
     this.log = opts.logger ?? pino({ level: 'silent' })
     this.wallClock = opts.wallClock ?? Date.now
     this.sparseAfter = opts.sparseAfter ?? 256
+    if (opts.testFormat === 1) this.testHooks.format = 1
     this.hlc = new HLC({ maxDrift: opts.maxDrift, wallClock: this.wallClock, maxLead: MAX_LEAD })
     this.givenKey = opts.key === undefined ? null : Buffer.from(opts.key)
     this.privacy = new Privacy({ encrypted: opts.encrypted, encryptionKey: opts.encryptionKey }, () => this.own.core, this.writers)

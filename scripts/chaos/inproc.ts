@@ -35,7 +35,7 @@ import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import Corestore from 'corestore'
 import { pino } from 'pino'
-import { MeshDB, type WriteOperation } from '../../index.js'
+import { MeshDB, type MeshDBOptions, type WriteOperation } from '../../index.js'
 import { ChaosFailure, RECORDS_SOON, checkAckNodes, recordsSoon, describeGroup, dump, entriesAt, fail, hasBlock, linkedBy, missingRuns, showDump, finalChecks, finalEntriesCheck, inSync, settled, stabilityRound, waitFor, type Ack } from './checks.js'
 import { EPOCH, compactionOptions, describeSchedule, formatAt, replayCommand, type ChaosOp, type Schedule, type Step } from './schedule.js'
 import { connect } from '../link.js'
@@ -349,9 +349,9 @@ export async function runInProcess (schedule: Schedule, opts: RunOptions = {}): 
 
   const open = async (p: Peer): Promise<void> => {
     const privacy = schedule.encrypted !== true ? {} : encryptionKey === undefined ? { encrypted: true } : { encryptionKey }
-    const db = new MeshDB<string, string>(p.dir, { key, wallClock: () => now + p.skew, logger: logger(p.index), sparseAfter: schedule.sparseAfter, indexes: INDEXES, ...privacy, ...compactionOptions(schedule, p.index) })
+    // (the format hook from the start: the open's own fold may append a stability record, which an older release never writes)
+    const db = new MeshDB<string, string>(p.dir, { key, wallClock: () => now + p.skew, logger: logger(p.index), sparseAfter: schedule.sparseAfter, indexes: INDEXES, ...privacy, ...compactionOptions(schedule, p.index), ...(p.format === 1 ? { testFormat: 1 } : {}) } as MeshDBOptions<string, string>)
     await db.open()
-    if (p.format === 1) db.engine.testHooks.format = 1
     if ((compactionOptions(schedule, p.index).cutsEvery ?? Infinity) <= RECORDS_SOON) recordsSoon(db)
     p.db = db
     watch(p, db)

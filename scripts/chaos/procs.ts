@@ -205,6 +205,8 @@ export async function runProcs (schedule: Schedule, opts: ProcsOptions = {}): Pr
     if (damaged) env.MESHBEE_CHAOS_DAMAGE = '1'
     if (schedule.dayAhead === i) env.MESHBEE_CHAOS_AHEAD = '1'
     if (schedule.compaction !== undefined) env.MESHBEE_CHAOS_COMPACTION = JSON.stringify(compactionOptions(schedule, i))
+    // (the format from the start: the open's own fold may append a stability record, which an older release never writes)
+    if (formatAt(schedule, i, stepIndex) === 1) env.MESHBEE_CHAOS_FORMAT = '1'
     if (schedule.encrypted === true) {
       if (encryptionKey !== undefined) env.MESHBEE_CHAOS_ENCRYPTION_KEY = encryptionKey
       else if (i === 0) env.MESHBEE_CHAOS_ENCRYPTED = '1'

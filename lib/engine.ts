@@ -524,6 +524,12 @@ export class Engine extends EventEmitter {
         catchUp.maybeFetch(this.checkpoints.get(id) ?? 0, countsTo(this.members.get(id)))
         this.schedule()
       })
+      // an append while the log's stored lengths were read above fired before that listener: its
+      // length is a signed length too (else the fold waits for the next append, maybe for ever)
+      if (core.length > w.signedAtMost(core.length, 0)) {
+        w.appended()
+        this.schedule()
+      }
       // during a sparse fetch the fetch itself schedules the fold, once, when all its blocks are in
       core.on('download', (index: number) => {
         if (catchUp.fetching) return

@@ -320,6 +320,8 @@ Compact first records how far this peer has folded every log. Only what every li
 recorded folding is stable: a member that has been offline since holds the rest back (listed as
 "held back by"). It must come online and catch up (a running "meshbee join" records how far it has
 folded), or be removed ("meshbee remove-writer <key>"), before a later compact reclaims more. A
+removed member still holds the log blocks back (not the tombstones) until it comes online once and
+folds its removal: a membership change it wrote before its removal could still arrive. A
 database kept with --history full (and a seeder's) clears no block; its tombstones still go.
 Inside a running join, the join prints what was reclaimed.`)
     .action(async (_o: unknown, cmd: Command) => {
@@ -354,7 +356,8 @@ Inside a running join, the join prints what was reclaimed.`)
           ...(held.length === 0
             ? []
             : ['  each member held back by must come online and catch up (a running "meshbee join" records how far it has folded), ' +
-                'or be removed ("meshbee remove-writer <key>"), before compact reclaims more'])
+                'or be removed ("meshbee remove-writer <key>"), before compact reclaims more; ' +
+                'a removed member holds the log blocks back until it comes online once (it may hold a membership change written before its removal)'])
         ].join('\n'))
       })
     })

@@ -656,7 +656,7 @@ describe('cli online', function () {
       await peer.stop('SIGKILL')
       expect(lstatSync(socket).isSocket()).to.equal(true)
       expect(await json(dir, 'get', 'note')).to.deep.equal({ key: 'note', value: 'from stdin\n' })
-      const next = new Online(dir, ['join', '--no-request'])
+      const next = new Online(dir, ['join', '--no-request', ...bootstrap.flatMap((n) => ['--bootstrap', n])])
       try {
         await next.waitFor('the new peer listening', (e) => e.event === 'joining')
         expect(lstatSync(socket).isSocket()).to.equal(true)
@@ -799,8 +799,10 @@ describe('cli online', function () {
         await json(dir, '--dir', d, 'put', 'gone', 'x')
         await json(dir, '--dir', d, 'del', 'gone')
       }
-      const pa = new Online(dir, ['--dir', a, 'join', '--no-request', '--auto-compact', '1s'])
-      const pf = new Online(dir, ['--dir', f, 'join', '--no-request', '--auto-compact', '1s'])
+      // (the local testnet: with no bootstrap the DHT looks for the public one, and leaving waits on it)
+      const args = bootstrap.flatMap((n) => ['--bootstrap', n])
+      const pa = new Online(dir, ['--dir', a, 'join', '--no-request', '--auto-compact', '1s', ...args])
+      const pf = new Online(dir, ['--dir', f, 'join', '--no-request', '--auto-compact', '1s', ...args])
       peers.push(pa, pf)
       expect(await pa.waitFor('a listening', (e) => e.event === 'joining')).to.include({ history: 'live', autoCompact: 1000 })
       expect(await pf.waitFor('f listening', (e) => e.event === 'joining')).to.include({ history: 'full', autoCompact: 1000 })

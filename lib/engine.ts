@@ -491,10 +491,14 @@ export class Engine extends EventEmitter {
     // link's round-trip time) cuts a whole-log download's CPU time by a third (BENCHMARKS.md);
     // a sparse fetch, whose requests are few and latency-bound, gets the wide window back.
     setWindow(core, INFLIGHT)
-    const w = new WriterLog(core, bee, local, () => this.checkpoints.get(id) ?? 0, (yes) => this.testHooks.runScan?.(yes) ?? yes)
-    w.clearedTo = await loadCleared(core)
-    // (the tree a sparse fetch brought, past what is contiguous: still held)
+    // (the lengths kept in the log's store, read first: from the WriterLog on, which takes the log's
+    // length as a signed one, nothing waits until the append listener is on, or an append between
+    // would be missed and the fold would wait for the next one, maybe for ever)
+    const cleared = await loadCleared(core)
     const fetched = await loadFetched(core)
+    const w = new WriterLog(core, bee, local, () => this.checkpoints.get(id) ?? 0, (yes) => this.testHooks.runScan?.(yes) ?? yes)
+    w.clearedTo = cleared
+    // (the tree a sparse fetch brought, past what is contiguous: still held)
     if (fetched > w.contiguous && fetched <= core.length) w.fetchedEnd = fetched
     w.encrypted = this.privacy.mode === 'encrypted' || this.privacy.mode === 'blind'
     const privacy = this.privacy
@@ -524,12 +528,6 @@ export class Engine extends EventEmitter {
         catchUp.maybeFetch(this.checkpoints.get(id) ?? 0, countsTo(this.members.get(id)))
         this.schedule()
       })
-      // an append while the log's stored lengths were read above fired before that listener: its
-      // length is a signed length too (else the fold waits for the next append, maybe for ever)
-      if (core.length > w.signedAtMost(core.length, 0)) {
-        w.appended()
-        this.schedule()
-      }
       // during a sparse fetch the fetch itself schedules the fold, once, when all its blocks are in
       core.on('download', (index: number) => {
         if (catchUp.fetching) return

@@ -344,21 +344,16 @@ export class Compactor {
     progress?.({ phase: 'record', done: 0, total: 1 })
     if (this.h.writable() && (this.h.stability.due() || !this.h.stability.records.has(this.ownId()))) await this.record()
     progress?.({ phase: 'record', done: 1, total: 1 })
-    const { collected, cleared } = await this.run(true, progress)
+    const { collected, cleared, lateBy } = await this.run(true, progress)
     return {
       blocksCleared: cleared,
       tombstonesCollected: collected,
       tombstones: this.graves(),
-      heldBackBy: [...new Set([...this.h.stability.heldBackBy(), ...(this.clears() ? (await this.h.stability.lateBound()).by : [])])].sort(),
+      heldBackBy: [...new Set([...this.h.stability.heldBackBy(), ...lateBy])].sort(),
       bytesBefore,
       bytesAfter: this.measure(),
       ms: Date.now() - started
     }
-  }
-
-  /** Whether this peer clears log blocks at all (history 'live', logs in clear): else no removed member holds it back. */
-  private clears (): boolean {
-    return this.h.history() === 'live' && [...this.h.writers.values()].some((w) => !w.encrypted)
   }
 
   private ownId (): string {
@@ -369,11 +364,15 @@ export class Compactor {
     return this.h.stability.graves
   }
 
-  /** Collects stable tombstones and clears the logs below their horizons; `storage`: compacts the storage after. */
-  private async run (storage: boolean, progress?: (p: CompactProgress) => void): Promise<{ collected: number, cleared: number }> {
+  /**
+   * Collects stable tombstones and clears the logs below their horizons; `storage`: compacts the
+   * storage after. `lateBy`: the removed members that bound the horizons (none where no log is cleared).
+   */
+  private async run (storage: boolean, progress?: (p: CompactProgress) => void): Promise<{ collected: number, cleared: number, lateBy: string[] }> {
     const s = this.h.stability
     const collected = await s.collect((done, total) => progress?.({ phase: 'collect', done, total }))
     let cleared = 0
+    let lateBy: string[] = []
     if (this.h.history() === 'live') {
       const frontier = s.frontier()
       const members = this.h.members()
@@ -384,6 +383,9 @@ export class Compactor {
       // meets it only after every other peer cleared it could not read it (its catch-up fetches
       // live logs only). A log with a malformed block is kept for the rule that caps it.
       const logs = [...this.h.writers.values()].filter((w) => liveWriter(members.get(w.id)) && !w.encrypted && w.malformedAt === Infinity)
+      // (and no lower than a removed member's entries not read here yet may cut it to)
+      const late = logs.length > 0 ? await s.lateBound() : { bound: new Map<string, number>(), by: [] }
+      lateBy = late.by
       // the checkpoints the horizons come from must be in LevelDB before a block goes: a view that
       // lost its newest commits (a crash in the write-behind window) folds again from the ones it has
       if (logs.length > 0) {
@@ -393,11 +395,9 @@ export class Compactor {
           logs.length = 0 // (LevelDB refuses writes: nothing is cleared until it takes them again)
         }
       }
-      // (and no lower than a removed member's entries not read here yet may cut it to)
-      const late = logs.length > 0 ? (await s.lateBound()).bound : new Map<string, number>()
       let n = 0
       for (const w of logs) {
-        const horizon = Math.min(this.h.checkpoints.get(w.id) ?? 0, frontier.get(w.id) ?? 0, late.get(w.id) ?? Infinity)
+        const horizon = Math.min(this.h.checkpoints.get(w.id) ?? 0, frontier.get(w.id) ?? 0, late.bound.get(w.id) ?? Infinity)
         cleared += await clearLog(w, horizon)
         progress?.({ phase: 'clear', done: ++n, total: logs.length })
       }
@@ -416,7 +416,7 @@ export class Compactor {
       progress?.({ phase: 'storage', done: 2, total: 2 })
     }
     if (collected > 0 || cleared > 0) this.h.compacted({ blocksCleared: cleared, tombstonesCollected: collected })
-    return { collected, cleared }
+    return { collected, cleared, lateBy }
   }
 
   close (): void {
